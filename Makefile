@@ -1,0 +1,36 @@
+# yunbang — the two commands a new machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test bench lint install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test,lint]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(VENV)/bin/yunbang migrate
+	$(VENV)/bin/yunbang seed --demo
+	$(VENV)/bin/yunbang serve
+
+test: install
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/lint-imports
+	$(PY) -m server.check_migrations
+	$(VENV)/bin/mypy server/domain
+
+bench: install
+	$(PY) bench/queue.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

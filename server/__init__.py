@@ -1,0 +1,1 @@
+"""yunbang (云帮办) — the application: settings, domain, persistence, HTTP API, CLI."""

@@ -1,0 +1,1 @@
+"""HTTP API: thin handlers (parse → domain → respond), one module per resource."""

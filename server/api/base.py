@@ -1,0 +1,147 @@
+"""Route registry (feeds the OpenAPI document), request parsing and the error middleware."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from server.domain.context import Actor
+from server.domain.errors import DomainError, Unauthorized
+from server.keys import DOMAIN, TOKENS
+
+log = logging.getLogger("yunbang.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=BaseModel)
+MAX_JSON = 64 * 1024
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None = None
+    auth: bool = True
+    roles: tuple[str, ...] = ()
+    query: dict[str, str] = field(default_factory=dict)
+    tag: str = ""
+
+
+ROUTES: list[Route] = []
+
+
+def route(
+    method: str,
+    path: str,
+    summary: str,
+    *,
+    body: type[BaseModel] | None = None,
+    auth: bool = True,
+    roles: tuple[str, ...] = (),
+    query: dict[str, str] | None = None,
+    tag: str = "",
+) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        ROUTES.append(Route(method, path, handler, summary, body, auth, roles, query or {}, tag))
+        return handler
+
+    return register
+
+
+def error_body(code: str, message: str, **detail: Any) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if detail:
+        error["detail"] = detail
+    return {"error": error}
+
+
+def error_response(status: int, code: str, message: str, **detail: Any) -> web.Response:
+    return web.json_response(error_body(code, message, **detail), status=status,
+                             dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+async def parse(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > MAX_JSON:
+        raise DomainError("body_too_large", "请求内容过大")
+    raw = await request.content.read(MAX_JSON + 1)
+    if len(raw) > MAX_JSON:
+        raise DomainError("body_too_large", "请求内容过大")
+    try:
+        data = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DomainError("malformed_json", "请求内容不是合法的 JSON") from exc
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+        ]
+        raise InvalidInput(problems) from exc
+
+
+class InvalidInput(DomainError):
+    status = 422
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        fields = "、".join(p["field"] or "请求" for p in problems)
+        super().__init__("invalid_input", f"输入有误：{fields}", problems=problems)
+
+
+def int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info.get(name) or request.query.get(name, "")
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise InvalidInput([{"field": name, "problem": "must be an integer"}]) from exc
+
+
+def optional_int(request: web.Request, name: str) -> int | None:
+    return int_param(request, name) if request.query.get(name) else None
+
+
+def client_ip(request: web.Request) -> str:
+    return request.remote or ""
+
+
+async def actor(request: web.Request) -> Actor:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise Unauthorized("auth_required", "请先登录")
+    user_id = request.app[TOKENS].user_id(header[7:].strip())
+    return await request.app[DOMAIN].actor(user_id, client_ip(request))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors become HTTP responses here and only here."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        headers = {}
+        if "retry_after" in exc.detail:
+            headers["Retry-After"] = str(exc.detail["retry_after"])
+        response = error_response(exc.status, exc.code, exc.message, **exc.detail)
+        response.headers.update(headers)
+        return response
+    except web.HTTPNotFound:
+        if not request.path.startswith("/api/"):
+            raise
+        return error_response(404, "not_found", "接口不存在", path=request.path)
+    except web.HTTPMethodNotAllowed as exc:
+        return error_response(405, "method_not_allowed", "不支持该请求方法", allowed=sorted(exc.allowed_methods))
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "服务器内部错误，请稍后重试")

@@ -1,0 +1,79 @@
+"""Organisation and the service-item catalogue."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.base import actor, int_param, ok, optional_int, parse, route
+from server.api.schemas import ItemIn, WindowIn
+from server.domain import catalog, org
+from server.domain.views import item_view, window_view
+from server.keys import DOMAIN
+from server.models import CentreLevel
+
+
+@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", tag="org")
+async def get_org(request: web.Request) -> web.Response:
+    await actor(request)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await org.org_tree(uow))
+
+
+@route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
+       query={"q": "string", "department_id": "integer", "level": "string"}, tag="catalog")
+async def list_items(request: web.Request) -> web.Response:
+    await actor(request)
+    level = request.query.get("level")
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        items = await catalog.list_items(
+            uow,
+            q=request.query.get("q"),
+            department_id=optional_int(request, "department_id"),
+            level=CentreLevel(level) if level in CentreLevel.__members__ else None,
+        )
+        return ok([item_view(i) for i in items])
+
+
+@route("GET", "/api/items/{item_id}", "事项详情", tag="catalog")
+async def get_item(request: web.Request) -> web.Response:
+    await actor(request)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id"))))
+
+
+@route("POST", "/api/items", "新建事项（管理员）", body=ItemIn, roles=("admin",), tag="catalog")
+async def create_item(request: web.Request) -> web.Response:
+    return await _save_item(request, None)
+
+
+@route("PUT", "/api/items/{item_id}", "修改事项及材料清单（管理员）", body=ItemIn, roles=("admin",), tag="catalog")
+async def update_item(request: web.Request) -> web.Response:
+    return await _save_item(request, int_param(request, "item_id"))
+
+
+async def _save_item(request: web.Request, item_id: int | None) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, ItemIn)
+    async with request.app[DOMAIN].unit() as uow:
+        item = await catalog.save_item(
+            uow, who, item_id=item_id, **{**body.model_dump(), "level": CentreLevel(body.level)}
+        )
+        return ok(item_view(item), status=201 if item_id is None else 200)
+
+
+@route("POST", "/api/windows", "新建云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org")
+async def create_window(request: web.Request) -> web.Response:
+    return await _save_window(request, None)
+
+
+@route("PUT", "/api/windows/{window_id}", "修改云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org")
+async def update_window(request: web.Request) -> web.Response:
+    return await _save_window(request, int_param(request, "window_id"))
+
+
+async def _save_window(request: web.Request, window_id: int | None) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, WindowIn)
+    async with request.app[DOMAIN].unit() as uow:
+        window = await org.save_window(uow, who, window_id=window_id, **body.model_dump())
+        return ok(window_view(window), status=201 if window_id is None else 200)

@@ -1,0 +1,103 @@
+"""Request bodies, validated with pydantic; their JSON Schemas go into the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Login(Body):
+    username: str = Field(min_length=1, max_length=50)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class Resident(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = Field(min_length=1, max_length=50, description="办事群众姓名")
+    id_number: str | None = Field(default=None, pattern=r"^[0-9]{17}[0-9Xx]$", description="身份证号")
+    phone: str | None = Field(default=None, pattern=r"^[0-9+\- ]{5,20}$")
+    note: str | None = Field(default=None, max_length=200)
+
+
+class TakeTicket(Body):
+    item_id: int
+    resident: Resident
+    priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
+
+
+class Transfer(Body):
+    department_id: int
+    centre_id: int | None = None
+    reason: str = Field(default="", max_length=200)
+
+
+class Complete(Body):
+    result: Literal["done", "materials_incomplete", "not_eligible", "consultation_only"] = "done"
+    note: str = Field(default="", max_length=2000)
+
+
+class Cancel(Body):
+    reason: str = Field(default="", max_length=200)
+
+
+class Rating(Body):
+    score: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=500)
+
+
+class OpenTidal(Body):
+    department_id: int
+    clerk_id: int
+    centre_id: int | None = None
+    minutes: int | None = Field(default=None, ge=5, le=720)
+    name: str | None = Field(default=None, max_length=100)
+
+
+class MaterialIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    required: bool = True
+    note: str = Field(default="", max_length=200)
+
+
+class ItemIn(Body):
+    code: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=100)
+    department_id: int
+    level: Literal["district", "town"]
+    materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
+    description: str = Field(default="", max_length=2000)
+    initials: str = Field(default="", max_length=40)
+    active: bool = True
+
+
+class WindowIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    centre_id: int
+    department_ids: list[int] = Field(min_length=1)
+    active: bool = True
+
+
+class UserIn(Body):
+    username: str = Field(min_length=2, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=200)
+    role: Literal["worker", "clerk", "expert", "supervisor", "admin"]
+    display_name: str = Field(default="", max_length=50)
+    extension_point_id: int | None = None
+    window_ids: list[int] | None = None
+    department_ids: list[int] | None = None
+    specialties: list[str] | None = None
+
+
+class UserPatch(Body):
+    display_name: str | None = Field(default=None, max_length=50)
+    password: str | None = Field(default=None, min_length=8, max_length=200)
+    active: bool | None = None
+    extension_point_id: int | None = None
+    window_ids: list[int] | None = None
+    department_ids: list[int] | None = None
+    specialties: list[str] | None = None

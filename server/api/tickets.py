@@ -1,0 +1,110 @@
+"""Tickets: take, read, list, the clerk's actions and the resident's rating."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.api.base import actor, int_param, ok, optional_int, parse, route, InvalidInput
+from server.api.schemas import Cancel, Complete, Rating, TakeTicket, Transfer
+from server.domain import queue
+from server.domain.views import ticket_view
+from server.keys import DOMAIN
+from server.models import TicketStatus
+
+
+@route("POST", "/api/tickets", "取号（社区工作人员）：返回号码、位置与预计等候", body=TakeTicket,
+       roles=("worker",), tag="tickets")
+async def take(request: web.Request) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, TakeTicket)
+    async with request.app[DOMAIN].unit() as uow:
+        ticket, placement = await queue.take_ticket(
+            uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
+            priority=body.priority,
+        )
+        return ok(ticket_view(ticket, **placement.as_dict()), status=201)
+
+
+@route("GET", "/api/tickets/{ticket_id}", "查看号（含当前位置与预计等候）", tag="tickets")
+async def read(request: web.Request) -> web.Response:
+    who = await actor(request)
+    async with request.app[DOMAIN].unit() as uow:
+        ticket, placement = await queue.get_ticket(uow, who, int_param(request, "ticket_id"))
+        return ok(ticket_view(ticket, **placement.as_dict()))
+
+
+@route("GET", "/api/tickets", "号列表（按角色限定范围）",
+       query={"status": "string", "department_id": "integer", "limit": "integer"}, tag="tickets")
+async def list_(request: web.Request) -> web.Response:
+    who = await actor(request)
+    status = request.query.get("status")
+    if status and status not in TicketStatus.__members__:
+        raise InvalidInput([{"field": "status", "problem": f"one of {', '.join(TicketStatus.__members__)}"}])
+    async with request.app[DOMAIN].unit() as uow:
+        tickets = await queue.list_tickets(
+            uow, who, status=TicketStatus(status) if status else None,
+            department_id=optional_int(request, "department_id"),
+            limit=optional_int(request, "limit") or 200,
+        )
+        return ok([ticket_view(t) for t in tickets])
+
+
+@route("POST", "/api/windows/{window_id}/call-next", "叫号：返回被叫的号；无人等候时 204",
+       roles=("clerk",), tag="queue")
+async def call_next(request: web.Request) -> web.Response:
+    who = await actor(request)
+    async with request.app[DOMAIN].unit() as uow:
+        ticket = await queue.call_next(uow, who, int_param(request, "window_id"))
+        if ticket is None:
+            return web.Response(status=204)
+        return ok(ticket_view(ticket))
+
+
+async def _act(request: web.Request, action: str, **kwargs: object) -> web.Response:
+    who = await actor(request)
+    ticket_id = int_param(request, "ticket_id")
+    async with request.app[DOMAIN].unit() as uow:
+        ticket = await getattr(queue, action)(uow, who, ticket_id, **kwargs)
+        return ok(ticket_view(ticket))
+
+
+@route("POST", "/api/tickets/{ticket_id}/start", "开始办理（已叫号 → 办理中）", roles=("clerk",), tag="queue")
+async def start(request: web.Request) -> web.Response:
+    return await _act(request, "start_service")
+
+
+@route("POST", "/api/tickets/{ticket_id}/recall", "重呼", roles=("clerk",), tag="queue")
+async def recall(request: web.Request) -> web.Response:
+    return await _act(request, "recall")
+
+
+@route("POST", "/api/tickets/{ticket_id}/no-show", "过号（须先重呼规定次数）", roles=("clerk",), tag="queue")
+async def no_show(request: web.Request) -> web.Response:
+    return await _act(request, "no_show")
+
+
+@route("POST", "/api/tickets/{ticket_id}/transfer", "转办到其他部门（保留原取号时间）", body=Transfer,
+       roles=("clerk",), tag="queue")
+async def transfer(request: web.Request) -> web.Response:
+    body = await parse(request, Transfer)
+    return await _act(request, "transfer", **body.model_dump())
+
+
+@route("POST", "/api/tickets/{ticket_id}/complete", "办结", body=Complete, roles=("clerk",), tag="queue")
+async def complete(request: web.Request) -> web.Response:
+    body = await parse(request, Complete)
+    return await _act(request, "complete", **body.model_dump())
+
+
+@route("POST", "/api/tickets/{ticket_id}/cancel", "取消（社区工作人员取消等候中的号；云窗口取消在办的号）",
+       body=Cancel, roles=("worker", "clerk"), tag="queue")
+async def cancel(request: web.Request) -> web.Response:
+    body = await parse(request, Cancel)
+    return await _act(request, "cancel", **body.model_dump())
+
+
+@route("POST", "/api/tickets/{ticket_id}/rating", "好差评（1–5 分，办结后一次）", body=Rating,
+       roles=("worker",), tag="tickets")
+async def rating(request: web.Request) -> web.Response:
+    body = await parse(request, Rating)
+    return await _act(request, "rate", **body.model_dump())

@@ -1,0 +1,71 @@
+"""create_app(settings): the one place where things are built and wired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+
+from server.api import accounts, catalog, openapi, supervision, tickets  # noqa: F401  (routes)
+from server.api.base import ROUTES, errors_middleware
+from server.auth import TokenSigner
+from server.config import Settings
+from server.db import Database
+from server.domain.clock import Clock, SystemClock
+from server.keys import DB, DOMAIN, MONITOR, SETTINGS, SIO, TOKENS
+from server.live import Monitor, SocketSink
+from server.runtime import Domain
+from signaling.namespace import LiveNamespace
+
+log = logging.getLogger("yunbang")
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    app[SETTINGS] = settings
+    db = Database(settings.effective_database_url)
+    app[DB] = db
+    tokens = TokenSigner(settings.resolved_secret_key(), settings.token_ttl_hours)
+    app[TOKENS] = tokens
+    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", cors_allowed_origins=[], client_manager=manager, logger=False, engineio_logger=False
+    )
+    sink = SocketSink(sio)
+    domain = Domain(db, clock or SystemClock(), settings, sink)
+    sink.domain = domain
+    app[DOMAIN] = domain
+    app[SIO] = sio
+    sio.register_namespace(LiveNamespace(domain, tokens))
+    sio.attach(app, socketio_path="socket.io")
+    monitor = Monitor(domain, settings.monitor_interval_seconds)
+    app[MONITOR] = monitor
+
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler)
+    app.router.add_get("/", index)
+    if settings.web_dist.is_dir():
+        app.router.add_static("/app/", settings.web_dist, show_index=False)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(monitor.run_forever()) if run_monitor else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await sink.drain()
+        await db.dispose()
+
+    app.cleanup_ctx.append(resources)
+    return app
+
+
+async def index(request: web.Request) -> web.Response:
+    return web.FileResponse(STATIC / "index.html")

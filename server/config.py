@@ -1,0 +1,201 @@
+"""One settings object, read from ``YUNBANG_*`` environment variables.
+
+Every setting has an embedded default (SQLite file and local data directory under ``./var``,
+in-process socket.io manager), so ``yunbang serve`` runs with nothing else installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import date, time
+from pathlib import Path
+from typing import Mapping
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SettingsError(ValueError):
+    """A ``YUNBANG_*`` variable has a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class ServiceHours:
+    """服务时间 — which weekdays and which hours a centre takes tickets live.
+
+    ``always`` means a 24×7 centre. ``mon-fri 09:00-17:00`` is the default.
+    Several spans are separated by commas: ``mon-fri 09:00-12:00,mon-fri 13:30-17:00``.
+    """
+
+    spans: tuple[tuple[frozenset[int], time, time], ...] = ()
+    always: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> "ServiceHours":
+        text = text.strip().lower()
+        if text in ("always", "24x7", "24/7"):
+            return cls(always=True)
+        spans = []
+        for part in text.split(","):
+            part = part.strip()
+            try:
+                days_text, hours_text = part.split()
+                days = _parse_days(days_text)
+                start_text, end_text = hours_text.split("-")
+                start, end = time.fromisoformat(start_text), time.fromisoformat(end_text)
+            except ValueError as exc:
+                raise SettingsError(
+                    f"YUNBANG_SERVICE_HOURS: cannot read {part!r} "
+                    "(expected e.g. 'mon-fri 09:00-17:00' or 'always')"
+                ) from exc
+            if end <= start:
+                raise SettingsError(f"YUNBANG_SERVICE_HOURS: {part!r} ends before it starts")
+            spans.append((days, start, end))
+        if not spans:
+            raise SettingsError("YUNBANG_SERVICE_HOURS is empty")
+        return cls(spans=tuple(spans))
+
+
+def _parse_days(text: str) -> frozenset[int]:
+    days: set[int] = set()
+    for chunk in text.split("+"):
+        if "-" in chunk:
+            first, last = chunk.split("-")
+            a, b = WEEKDAYS.index(first), WEEKDAYS.index(last)
+            if b < a:
+                raise ValueError(chunk)
+            days.update(range(a, b + 1))
+        else:
+            days.add(WEEKDAYS.index(chunk))
+    return frozenset(days)
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """Thresholds the queue and the supervisors' alerts run on."""
+
+    wait_alert_minutes: float = 15
+    yellow_waiting: int = 10
+    red_waiting: int = 20
+    yellow_wait_minutes: float = 10
+    red_wait_minutes: float = 20
+    no_show_after_recalls: int = 2
+    default_service_minutes: float = 8
+    service_hours: ServiceHours = field(default_factory=lambda: ServiceHours.parse("mon-fri 09:00-17:00"))
+    holidays: frozenset[date] = frozenset()
+    timezone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str = ""
+    secret_key: str = ""
+    token_ttl_hours: float = 12
+    login_max_failures: int = 5
+    login_lockout_seconds: float = 300
+    s3_endpoint: str = ""
+    s3_public_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "yunbang"
+    s3_secure: bool = False
+    turn_urls: tuple[str, ...] = ()
+    stun_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 3600
+    monitor_interval_seconds: float = 20
+    web_dist: Path = Path("web-client/dist")
+    queue: QueueRules = field(default_factory=QueueRules)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'yunbang.db').resolve()}"
+
+    def with_changes(self, **changes: object) -> "Settings":
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(f"YUNBANG_{name}", default).strip()
+
+        def number(name: str, default: float, kind: type = float) -> float:
+            raw = get(name)
+            if not raw:
+                return default
+            try:
+                return kind(raw)
+            except ValueError as exc:
+                raise SettingsError(f"YUNBANG_{name}={raw!r} is not a number") from exc
+
+        def csv(name: str) -> tuple[str, ...]:
+            return tuple(p.strip() for p in get(name).split(",") if p.strip())
+
+        try:
+            holidays = frozenset(date.fromisoformat(d) for d in csv("HOLIDAYS"))
+        except ValueError as exc:
+            raise SettingsError("YUNBANG_HOLIDAYS: dates as YYYY-MM-DD, comma separated") from exc
+        rules = QueueRules(
+            wait_alert_minutes=number("WAIT_ALERT_MINUTES", 15),
+            yellow_waiting=int(number("YELLOW_WAITING", 10, int)),
+            red_waiting=int(number("RED_WAITING", 20, int)),
+            yellow_wait_minutes=number("YELLOW_WAIT_MINUTES", 10),
+            red_wait_minutes=number("RED_WAIT_MINUTES", 20),
+            no_show_after_recalls=int(number("NO_SHOW_AFTER_RECALLS", 2, int)),
+            default_service_minutes=number("DEFAULT_SERVICE_MINUTES", 8),
+            service_hours=ServiceHours.parse(get("SERVICE_HOURS", "mon-fri 09:00-17:00")),
+            holidays=holidays,
+            timezone=get("TIMEZONE", "Asia/Shanghai"),
+        )
+        if rules.yellow_waiting > rules.red_waiting or rules.yellow_wait_minutes > rules.red_wait_minutes:
+            raise SettingsError("yellow thresholds must not exceed red thresholds")
+        return cls(
+            host=get("HOST", "127.0.0.1"),
+            port=int(number("PORT", 8080, int)),
+            data_dir=Path(get("DATA_DIR", "var")),
+            database_url=get("DATABASE_URL"),
+            redis_url=get("REDIS_URL"),
+            secret_key=get("SECRET_KEY"),
+            token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
+            login_max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),
+            login_lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", 300),
+            s3_endpoint=get("S3_ENDPOINT"),
+            s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),
+            s3_access_key=get("S3_ACCESS_KEY"),
+            s3_secret_key=get("S3_SECRET_KEY"),
+            s3_bucket=get("S3_BUCKET", "yunbang"),
+            s3_secure=get("S3_SECURE", "false").lower() in ("1", "true", "yes"),
+            turn_urls=csv("TURN_URLS"),
+            stun_urls=csv("STUN_URLS"),
+            turn_secret=get("TURN_SECRET"),
+            turn_ttl_seconds=int(number("TURN_TTL_SECONDS", 3600, int)),
+            monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
+            web_dist=Path(get("WEB_DIST", "web-client/dist")),
+            queue=rules,
+        )
+
+    def resolved_secret_key(self) -> str:
+        """The token signing key: from the environment, or one generated once per data dir.
+
+        Generated keys are kept in ``<data_dir>/secret_key`` (mode 0600) so a restart keeps
+        every issued token valid; nothing secret ever lives in the repository.
+        """
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key

@@ -1,0 +1,57 @@
+"""Who acts (Actor) and the unit of work a domain call runs in (Uow)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.config import QueueRules
+from server.domain.clock import Clock
+from server.domain.errors import Forbidden
+from server.events import Audience, Event, QueueTouched
+from server.models import Role
+
+
+@dataclass(frozen=True)
+class Actor:
+    user_id: int
+    username: str
+    role: Role
+    extension_point_id: int | None = None
+    window_ids: frozenset[int] = frozenset()
+    department_ids: frozenset[int] = frozenset()
+    ip: str = ""
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            raise Forbidden(
+                "role_forbidden",
+                "您的角色无权执行此操作",
+                role=self.role.value,
+                allowed=[r.value for r in roles],
+            )
+
+
+SYSTEM = Actor(user_id=0, username="system", role=Role.admin)
+
+
+@dataclass
+class Uow:
+    """One transaction's worth of domain work: the session, the clock, the rules, the events."""
+
+    session: AsyncSession
+    clock: Clock
+    rules: QueueRules
+    dialect: str = "sqlite"
+    login_limits: tuple[int, float] = (5, 300.0)
+    events: list[Event | QueueTouched] = field(default_factory=list)
+
+    def emit(self, name: str, payload: dict[str, Any], audience: Audience) -> None:
+        self.events.append(Event(name, payload, audience))
+
+    def touch_queue(self, centre_id: int, department_id: int) -> None:
+        touched = QueueTouched(centre_id, department_id)
+        if touched not in self.events:
+            self.events.append(touched)

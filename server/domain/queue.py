@@ -1,0 +1,570 @@
+"""云窗口排队 — taking tickets, calling next and the ticket state machine.
+
+Order of service at a window: priority tickets (elderly, disabled …) first, then call-backs
+left after hours, then first come first served by the original take time, across every
+department the window serves. Call-next is atomic: on PostgreSQL the window row is locked
+and candidates are taken ``FOR UPDATE SKIP LOCKED``; on SQLite one writer runs at a time.
+Every UPDATE is also guarded by the state it expects, so a lost race changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from server.domain import alerts, audit, hours, org, stats
+from server.domain.context import Actor, Uow
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.views import ticket_view
+from server.events import Audience
+from server.models import (
+    Centre,
+    CentreLevel,
+    CloudWindow,
+    Department,
+    ExtensionPoint,
+    Role,
+    ServiceItem,
+    Ticket,
+    TicketCounter,
+    TicketStatus,
+    UTCDateTime,
+    window_departments as wd,
+)
+
+PRIORITIES = {
+    "elderly": "老年人",
+    "disabled": "残疾人",
+    "pregnant": "孕妇",
+    "military": "军人及优抚对象",
+}
+RESULTS = {
+    "done": "当场办结",
+    "materials_incomplete": "材料不全",
+    "not_eligible": "不符合条件",
+    "consultation_only": "仅咨询",
+}
+LIVE = (TicketStatus.waiting, TicketStatus.called, TicketStatus.in_service)
+ACTIVE = (TicketStatus.called, TicketStatus.in_service)
+S = TicketStatus
+TRANSITIONS: dict[str, tuple[frozenset[TicketStatus], TicketStatus]] = {
+    "start": (frozenset({S.called}), S.in_service),
+    "recall": (frozenset({S.called}), S.called),
+    "no_show": (frozenset({S.called}), S.no_show),
+    "transfer": (frozenset({S.called, S.in_service}), S.waiting),
+    "complete": (frozenset({S.in_service}), S.completed),
+    "cancel": (frozenset({S.waiting, S.called, S.in_service}), S.cancelled),
+}
+STATUS_NAMES = {
+    S.waiting: "等待中",
+    S.called: "已叫号",
+    S.in_service: "办理中",
+    S.completed: "已办结",
+    S.no_show: "过号",
+    S.cancelled: "已取消",
+}
+RECENT_FOR_ESTIMATE = 20
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a waiting ticket stands: 1 = next to be called."""
+
+    position: int
+    estimated_wait_s: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"position": self.position, "estimated_wait_s": self.estimated_wait_s}
+
+
+def _order_key() -> tuple[Any, ...]:
+    return (
+        case((Ticket.priority.is_not(None), 0), else_=1),
+        case((Ticket.callback.is_(True), 0), else_=1),
+        Ticket.taken_at,
+        Ticket.id,
+    )
+
+
+def ticket_audience(t: Ticket, *users: int | None) -> Audience:
+    ids = tuple(sorted({u for u in (t.worker_id, t.clerk_id, *users) if u}))
+    return Audience(users=ids, department_clerks=(t.department_id,), department_supervisors=(t.department_id,))
+
+
+async def _queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> int:
+    if item.level is CentreLevel.town:
+        return point.centre_id
+    root = await uow.session.scalar(
+        select(Centre.id).where(Centre.level == CentreLevel.district).order_by(Centre.id).limit(1)
+    )
+    if root is None:
+        raise NotFound("centre_not_found", "没有区级云办中心")
+    return root
+
+
+async def _next_number(uow: Uow, centre_id: int, department: Department, day: Any) -> str:
+    """Atomic per-queue, per-day counter: one upsert ... RETURNING on both backends."""
+    insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(TicketCounter)
+        .values(centre_id=centre_id, department_id=department.id, day=day, last=1)
+        .on_conflict_do_update(
+            index_elements=["centre_id", "department_id", "day"],
+            set_={"last": TicketCounter.last + 1},
+        )
+        .returning(TicketCounter.last)
+    )
+    seq = (await uow.session.execute(stmt)).scalar_one()
+    return f"{department.code}{seq:03d}"
+
+
+async def take_ticket(
+    uow: Uow,
+    actor: Actor,
+    *,
+    item_id: int,
+    resident: dict[str, Any],
+    priority: str | None = None,
+) -> tuple[Ticket, Placement]:
+    """取号 — a community worker takes a ticket for a resident in the item's cloud queue."""
+    actor.require(Role.worker)
+    if actor.extension_point_id is None:
+        raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
+    name = str(resident.get("name", "")).strip()
+    if not name:
+        raise Invalid("resident_name_required", "请填写办事群众姓名")
+    if priority is not None and priority not in PRIORITIES:
+        raise Invalid("unknown_priority", "优先类型不正确", allowed=sorted(PRIORITIES))
+    item = await uow.session.get(ServiceItem, item_id)
+    if item is None or not item.active:
+        raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
+    point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
+    if point is None:
+        raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
+    department = await uow.session.get(Department, item.department_id)
+    assert department is not None
+    centre_id = await _queue_centre(uow, item, point)
+    if await org.windows_serving(uow, centre_id, department.id) == 0:
+        raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
+    resident = {**resident, "name": name}
+    id_number = str(resident.get("id_number") or "").strip().upper()
+    live_for_item = select(Ticket).where(
+        Ticket.item_id == item.id,
+        Ticket.extension_point_id == point.id,
+        Ticket.status.in_(LIVE),
+    )
+    existing = [
+        t
+        for t in (await uow.session.scalars(live_for_item)).all()
+        if str(t.resident.get("id_number") or "").upper() == id_number and t.resident.get("name") == name
+    ]
+    if existing:
+        raise Conflict(
+            "duplicate_ticket",
+            f"{name} 已有该事项的号 {existing[0].number}，无需重复取号",
+            ticket_id=existing[0].id,
+        )
+    now = uow.clock.now()
+    open_now = hours.is_open(uow.rules, now)
+    day = hours.local_day(uow.rules, now) if open_now else hours.next_service_day(uow.rules, now)
+    ticket = Ticket(
+        number=await _next_number(uow, centre_id, department, day),
+        service_day=day,
+        centre_id=centre_id,
+        department_id=department.id,
+        item_id=item.id,
+        extension_point_id=point.id,
+        worker_id=actor.user_id,
+        resident=resident,
+        priority=priority,
+        callback=not open_now,
+        status=TicketStatus.waiting,
+        taken_at=now,
+        recalls=0,
+        transfers=0,
+    )
+    uow.session.add(ticket)
+    await uow.session.flush()
+    placement = await placement_of(uow, ticket)
+    audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
+                 callback=ticket.callback, priority=priority)
+    uow.emit("ticket.created", ticket_view(ticket, **placement.as_dict()), ticket_audience(ticket))
+    uow.touch_queue(centre_id, department.id)
+    await alerts.evaluate_queue(uow, centre_id, department.id)
+    return ticket, placement
+
+
+async def placement_of(uow: Uow, ticket: Ticket) -> Placement:
+    if ticket.status is not TicketStatus.waiting:
+        return Placement(0, 0)
+    mine = (
+        literal(0 if ticket.priority is not None else 1),
+        literal(0 if ticket.callback else 1),
+        literal(ticket.taken_at, type_=UTCDateTime()),
+        literal(ticket.id),
+    )
+    ahead = await uow.session.scalar(
+        select(func.count(Ticket.id)).where(
+            Ticket.status == TicketStatus.waiting,
+            Ticket.centre_id == ticket.centre_id,
+            Ticket.department_id == ticket.department_id,
+            Ticket.service_day <= ticket.service_day,
+            tuple_(*_order_key()) < tuple_(*mine),
+        )
+    )
+    position = int(ahead or 0) + 1
+    return Placement(position, await _estimate(uow, ticket.centre_id, ticket.department_id, position))
+
+
+async def _estimate(uow: Uow, centre_id: int, department_id: int, position: int) -> int:
+    """Estimated wait from the recent handling times of this queue and its open windows."""
+    rows = (
+        await uow.session.execute(
+            select(Ticket.called_at, Ticket.finished_at)
+            .where(
+                Ticket.centre_id == centre_id,
+                Ticket.department_id == department_id,
+                Ticket.status == TicketStatus.completed,
+                Ticket.called_at.is_not(None),
+            )
+            .order_by(Ticket.finished_at.desc())
+            .limit(RECENT_FOR_ESTIMATE)
+        )
+    ).all()
+    durations = [(f - c).total_seconds() for c, f in rows if c and f and f > c]
+    average = sum(durations) / len(durations) if durations else uow.rules.default_service_minutes * 60
+    windows = max(1, await org.windows_serving(uow, centre_id, department_id, staffed=True))
+    return int(position * average / windows)
+
+
+async def waiting_placements(uow: Uow, centre_id: int, department_id: int) -> list[dict[str, Any]]:
+    """Every waiting ticket of a queue with its position, for the live position push."""
+    stmt = (
+        select(Ticket.id, Ticket.worker_id, Ticket.number)
+        .where(
+            Ticket.status == TicketStatus.waiting,
+            Ticket.centre_id == centre_id,
+            Ticket.department_id == department_id,
+        )
+        .order_by(Ticket.service_day, *_order_key())
+    )
+    rows = (await uow.session.execute(stmt)).all()
+    if not rows:
+        return []
+    per_position = await _estimate(uow, centre_id, department_id, 1)
+    return [
+        {"ticket_id": tid, "worker_id": wid, "number": number, "position": i + 1,
+         "estimated_wait_s": per_position * (i + 1)}
+        for i, (tid, wid, number) in enumerate(rows)
+    ]
+
+
+def _candidates(uow: Uow, window: CloudWindow) -> Select[tuple[int]]:
+    today = hours.local_day(uow.rules, uow.clock.now())
+    stmt = (
+        select(Ticket.id)
+        .where(
+            Ticket.status == TicketStatus.waiting,
+            Ticket.centre_id == window.centre_id,
+            Ticket.department_id.in_([d.id for d in window.departments]),
+            Ticket.service_day <= today,
+        )
+        .order_by(*_order_key())
+        .limit(1)
+    )
+    if uow.dialect == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return stmt
+
+
+async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
+    """叫号 — the next ticket for this window, or None when nobody waits."""
+    actor.require(Role.clerk)
+    if window_id not in actor.window_ids:
+        raise Forbidden("not_your_window", "您不在该窗口值守", window_id=window_id)
+    window = await org.get_window(uow, window_id, lock=True)
+    if not window.active:
+        raise Conflict("window_closed", "该窗口已关闭")
+    current = (
+        await uow.session.scalars(
+            select(Ticket).where(Ticket.window_id == window.id, Ticket.status.in_(ACTIVE)).limit(1)
+        )
+    ).first()
+    if current is not None:
+        raise Conflict(
+            "window_busy",
+            f"窗口正在办理 {current.number} 号，请先办结、过号或转办后再叫号",
+            ticket_id=current.id,
+            ticket_number=current.number,
+        )
+    now = uow.clock.now()
+    for _ in range(20):
+        ticket_id = (await uow.session.execute(_candidates(uow, window))).scalar()
+        if ticket_id is None:
+            return None
+        claimed = await uow.session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.waiting)
+            .values(status=TicketStatus.called, window_id=window.id, clerk_id=actor.user_id,
+                    called_at=now, recalls=0)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            break
+    else:
+        raise Conflict("queue_busy", "叫号繁忙，请重试")
+    ticket = await _load(uow, ticket_id, refresh=True)
+    audit.record(uow, actor, "ticket.call", "ticket", ticket.id, number=ticket.number, window_id=window.id)
+    uow.emit("ticket.called", ticket_view(ticket, window_name=window.name), ticket_audience(ticket))
+    uow.touch_queue(ticket.centre_id, ticket.department_id)
+    return ticket
+
+
+async def _load(uow: Uow, ticket_id: int, *, lock: bool = False, refresh: bool = False) -> Ticket:
+    stmt = select(Ticket).where(Ticket.id == ticket_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    if refresh or lock:
+        stmt = stmt.execution_options(populate_existing=True)
+    ticket = (await uow.session.scalars(stmt)).first()
+    if ticket is None:
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    return ticket
+
+
+def can_see(actor: Actor, ticket: Ticket) -> bool:
+    if actor.role is Role.admin:
+        return True
+    if actor.role is Role.worker:
+        return ticket.extension_point_id == actor.extension_point_id
+    if actor.role is Role.clerk:
+        return ticket.window_id in actor.window_ids or (
+            ticket.status is TicketStatus.waiting and ticket.department_id in actor.department_ids
+        ) or ticket.clerk_id == actor.user_id
+    if actor.role is Role.supervisor:
+        return ticket.department_id in actor.department_ids
+    return False
+
+
+async def get_ticket(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, Placement]:
+    ticket = await _load(uow, ticket_id)
+    if not can_see(actor, ticket):
+        # Same answer as an unknown id: a stranger learns nothing about other points' residents.
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    if actor.role is not Role.worker:
+        audit.record(uow, actor, "ticket.read", "ticket", ticket.id)
+    return ticket, await placement_of(uow, ticket)
+
+
+async def list_tickets(
+    uow: Uow,
+    actor: Actor,
+    *,
+    status: TicketStatus | None = None,
+    department_id: int | None = None,
+    limit: int = 200,
+) -> list[Ticket]:
+    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(max(1, min(limit, 500)))
+    if actor.role is Role.worker:
+        stmt = stmt.where(Ticket.extension_point_id == actor.extension_point_id)
+    elif actor.role is Role.clerk:
+        stmt = stmt.where(
+            (Ticket.department_id.in_(actor.department_ids)) | (Ticket.window_id.in_(actor.window_ids))
+        )
+    elif actor.role is Role.supervisor:
+        stmt = stmt.where(Ticket.department_id.in_(actor.department_ids))
+    elif actor.role is not Role.admin:
+        raise Forbidden("role_forbidden", "您的角色无权查看排队信息")
+    if status is not None:
+        stmt = stmt.where(Ticket.status == status)
+    if department_id is not None:
+        stmt = stmt.where(Ticket.department_id == department_id)
+    tickets = list((await uow.session.scalars(stmt)).all())
+    if actor.role is not Role.worker:
+        audit.record(uow, actor, "ticket.list", "ticket", "", status=status.value if status else None,
+                     department_id=department_id, count=len(tickets))
+    return tickets
+
+
+async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ticket:
+    """Load and lock a ticket, check the actor may do ``action`` to it and that it is legal."""
+    ticket = await _load(uow, ticket_id, lock=True)
+    if not can_see(actor, ticket):
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    allowed, _ = TRANSITIONS[action]
+    if action == "cancel" and actor.role is Role.worker:
+        if ticket.status is not TicketStatus.waiting:
+            raise Conflict("illegal_transition", "已叫号的业务请由云窗口取消", action=action,
+                           status=ticket.status.value)
+        return ticket
+    if actor.role not in (Role.clerk, Role.admin) or (
+        actor.role is Role.clerk and ticket.window_id not in actor.window_ids
+    ):
+        raise Forbidden("not_your_ticket", "该号不在您的窗口办理", ticket_id=ticket_id)
+    if ticket.status not in allowed:
+        raise Conflict(
+            "illegal_transition",
+            f"当前状态“{STATUS_NAMES[ticket.status]}”不能执行此操作",
+            action=action,
+            status=ticket.status.value,
+        )
+    return ticket
+
+
+def _changed(uow: Uow, actor: Actor, ticket: Ticket, action: str, **detail: Any) -> None:
+    audit.record(uow, actor, f"ticket.{action}", "ticket", ticket.id, number=ticket.number, **detail)
+    uow.emit(f"ticket.{action.replace('_', '-')}", ticket_view(ticket), ticket_audience(ticket))
+    uow.emit("ticket.updated", ticket_view(ticket), ticket_audience(ticket))
+
+
+async def start_service(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
+    """开始办理 — the call is up; the clerk is serving this resident."""
+    ticket = await _for_action(uow, actor, ticket_id, "start")
+    ticket.status = TicketStatus.in_service
+    ticket.started_at = uow.clock.now()
+    _changed(uow, actor, ticket, "start")
+    return ticket
+
+
+async def recall(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
+    """重呼 — call the same ticket again."""
+    ticket = await _for_action(uow, actor, ticket_id, "recall")
+    ticket.recalls += 1
+    _changed(uow, actor, ticket, "recall", recalls=ticket.recalls)
+    return ticket
+
+
+async def no_show(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
+    """过号 — after N recalls nobody answered at the extension point."""
+    ticket = await _for_action(uow, actor, ticket_id, "no_show")
+    needed = uow.rules.no_show_after_recalls
+    if ticket.recalls < needed:
+        raise Conflict("recall_first", f"请先重呼 {needed} 次（已重呼 {ticket.recalls} 次）再标记过号",
+                       recalls=ticket.recalls, needed=needed)
+    ticket.status = TicketStatus.no_show
+    ticket.finished_at = uow.clock.now()
+    _changed(uow, actor, ticket, "no_show")
+    return ticket
+
+
+async def transfer(
+    uow: Uow, actor: Actor, ticket_id: int, *, department_id: int, centre_id: int | None = None,
+    reason: str = "",
+) -> Ticket:
+    """转办 — hand the case to another department's queue, keeping the original take time."""
+    ticket = await _for_action(uow, actor, ticket_id, "transfer")
+    target = await uow.session.get(Department, department_id)
+    if target is None:
+        raise NotFound("department_not_found", "部门不存在", department_id=department_id)
+    target_centre = centre_id if centre_id is not None else ticket.centre_id
+    if (target_centre, department_id) == (ticket.centre_id, ticket.department_id):
+        raise Invalid("transfer_to_same_queue", "不能转办到同一部门")
+    if await org.windows_serving(uow, target_centre, department_id) == 0:
+        raise Conflict("no_window_for_department", f"{target.name} 暂无云窗口受理，无法转办")
+    origin = (ticket.centre_id, ticket.department_id, ticket.number)
+    today = hours.local_day(uow.rules, uow.clock.now())
+    ticket.number = await _next_number(uow, target_centre, target, today)
+    ticket.centre_id, ticket.department_id = target_centre, department_id
+    ticket.service_day = min(ticket.service_day, today)
+    ticket.status = TicketStatus.waiting
+    old_clerk = ticket.clerk_id
+    ticket.window_id = ticket.clerk_id = None
+    ticket.called_at = ticket.started_at = None
+    ticket.recalls = 0
+    ticket.transfers += 1
+    ticket.wait_alerted_at = None
+    audit.record(uow, actor, "ticket.transfer", "ticket", ticket.id, from_number=origin[2],
+                 to_number=ticket.number, department_id=department_id, reason=reason)
+    view = ticket_view(ticket, **(await placement_of(uow, ticket)).as_dict(), previous_number=origin[2])
+    uow.emit("ticket.transfer", view, ticket_audience(ticket, old_clerk))
+    uow.emit("ticket.updated", view, Audience(
+        users=(ticket.worker_id,) + ((old_clerk,) if old_clerk else ()),
+        department_clerks=(origin[1], department_id),
+        department_supervisors=(origin[1], department_id),
+    ))
+    uow.touch_queue(origin[0], origin[1])
+    uow.touch_queue(target_centre, department_id)
+    await alerts.evaluate_queue(uow, target_centre, department_id)
+    return ticket
+
+
+async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note: str = "") -> Ticket:
+    """办结 — the case is finished with a result."""
+    if result not in RESULTS:
+        raise Invalid("unknown_result", "办理结果不正确", allowed=sorted(RESULTS))
+    ticket = await _for_action(uow, actor, ticket_id, "complete")
+    ticket.status = TicketStatus.completed
+    ticket.result, ticket.result_note = result, note
+    ticket.finished_at = uow.clock.now()
+    _changed(uow, actor, ticket, "complete", result=result)
+    uow.touch_queue(ticket.centre_id, ticket.department_id)
+    return ticket
+
+
+async def cancel(uow: Uow, actor: Actor, ticket_id: int, *, reason: str = "") -> Ticket:
+    """取消 — the worker withdraws a waiting ticket, or the clerk cancels the one at the window."""
+    ticket = await _for_action(uow, actor, ticket_id, "cancel")
+    ticket.status = TicketStatus.cancelled
+    ticket.finished_at = uow.clock.now()
+    _changed(uow, actor, ticket, "cancel", reason=reason)
+    uow.touch_queue(ticket.centre_id, ticket.department_id)
+    return ticket
+
+
+async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: str = "") -> Ticket:
+    """好差评 — the resident rates the service on the worker's screen, once."""
+    actor.require(Role.worker)
+    if not 1 <= score <= 5:
+        raise Invalid("score_out_of_range", "评价须为 1 到 5 分")
+    ticket = await _load(uow, ticket_id, lock=True)
+    if not can_see(actor, ticket):
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    if ticket.status is not TicketStatus.completed:
+        raise Conflict("not_completed", "业务办结后才能评价")
+    if ticket.rating_score is not None:
+        raise Conflict("already_rated", "该业务已评价")
+    ticket.rating_score, ticket.rating_comment = score, comment
+    ticket.rated_at = uow.clock.now()
+    audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
+    uow.emit("ticket.rated", ticket_view(ticket), ticket_audience(ticket))
+    return ticket
+
+
+async def live_ticket_for_window(uow: Uow, window_id: int) -> Ticket | None:
+    return (
+        await uow.session.scalars(
+            select(Ticket).where(Ticket.window_id == window_id, Ticket.status.in_(ACTIVE)).limit(1)
+        )
+    ).first()
+
+
+async def queues(uow: Uow, *, centre_id: int | None = None, department_id: int | None = None) -> list[dict[str, Any]]:
+    """Every served queue (centre × department with a window) with its figures and level."""
+    served = select(CloudWindow.centre_id, wd.c.department_id).join(wd, wd.c.window_id == CloudWindow.id).where(
+        CloudWindow.active.is_(True)
+    )
+    if centre_id is not None:
+        served = served.where(CloudWindow.centre_id == centre_id)
+    if department_id is not None:
+        served = served.where(wd.c.department_id == department_id)
+    pairs: dict[tuple[int, int], int] = {}
+    for c, d in (await uow.session.execute(served)).all():
+        pairs[(c, d)] = pairs.get((c, d), 0) + 1
+    figures = await stats.queue_stats(uow, centre_id=centre_id, department_id=department_id)
+    result = []
+    for key in sorted(set(pairs) | set(figures)):
+        s = figures.get(key, stats.QueueStat(*key))
+        result.append({
+            "centre_id": key[0],
+            "department_id": key[1],
+            "windows_open": pairs.get(key, 0),
+            "waiting": s.waiting,
+            "serving": s.serving,
+            "longest_wait_s": int(s.longest_wait_s),
+            "warning_level": s.level(uow.rules),
+        })
+    return result

@@ -1,0 +1,80 @@
+"""One payload shape per thing, used by every handler and event that shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.models import CloudWindow, Department, ServiceItem, Ticket
+
+
+def department_view(d: Department) -> dict[str, Any]:
+    return {"id": d.id, "code": d.code, "name": d.name}
+
+
+def window_view(w: CloudWindow) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "name": w.name,
+        "centre_id": w.centre_id,
+        "active": w.active,
+        "tidal": w.tidal,
+        "opened_at": w.opened_at.isoformat() if w.opened_at else None,
+        "closes_at": w.closes_at.isoformat() if w.closes_at else None,
+        "closed_at": w.closed_at.isoformat() if w.closed_at else None,
+        "opened_by_id": w.opened_by_id,
+        "department_ids": sorted(d.id for d in w.departments),
+    }
+
+
+def item_view(item: ServiceItem) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "code": item.code,
+        "name": item.name,
+        "initials": item.initials,
+        "description": item.description,
+        "department_id": item.department_id,
+        "level": item.level.value,
+        "active": item.active,
+        "materials": [
+            {"id": m.id, "name": m.name, "required": m.required, "note": m.note}
+            for m in item.materials
+        ],
+    }
+
+
+def ticket_view(t: Ticket, **extra: Any) -> dict[str, Any]:
+    def iso(v: Any) -> str | None:
+        return v.isoformat() if v is not None else None
+
+    view: dict[str, Any] = {
+        "id": t.id,
+        "number": t.number,
+        "service_day": t.service_day.isoformat(),
+        "status": t.status.value,
+        "centre_id": t.centre_id,
+        "department_id": t.department_id,
+        "item_id": t.item_id,
+        "extension_point_id": t.extension_point_id,
+        "worker_id": t.worker_id,
+        "resident": t.resident,
+        "priority": t.priority,
+        "callback": t.callback,
+        "taken_at": iso(t.taken_at),
+        "called_at": iso(t.called_at),
+        "started_at": iso(t.started_at),
+        "finished_at": iso(t.finished_at),
+        "window_id": t.window_id,
+        "clerk_id": t.clerk_id,
+        "recalls": t.recalls,
+        "transfers": t.transfers,
+        "result": t.result,
+        "result_note": t.result_note,
+        "rating": (
+            {"score": t.rating_score, "comment": t.rating_comment, "at": iso(t.rated_at)}
+            if t.rating_score is not None
+            else None
+        ),
+    }
+    view.update(extra)
+    return view

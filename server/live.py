@@ -1,0 +1,92 @@
+"""Live delivery: domain events to socket.io rooms, coalesced position pushes, the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from server.domain import alerts, org, queue
+from server.domain.context import SYSTEM
+from server.domain.errors import DomainError
+from server.events import Audience, Event, QueueTouched
+from server.runtime import Domain
+from signaling.audience import rooms_for_audience, user_room
+
+log = logging.getLogger("yunbang.live")
+
+
+class SocketSink:
+    """Publishes committed domain events to socket.io rooms."""
+
+    def __init__(self, sio: Any, coalesce_seconds: float = 0.2) -> None:
+        self.sio = sio
+        self.domain: Domain | None = None
+        self._pending: set[tuple[int, int]] = set()
+        self._flush: asyncio.Task[None] | None = None
+        self._delay = coalesce_seconds
+
+    async def publish(self, events: list[Event | QueueTouched]) -> None:
+        for event in events:
+            if isinstance(event, QueueTouched):
+                self._pending.add((event.centre_id, event.department_id))
+            else:
+                rooms = rooms_for_audience(event.audience)
+                if rooms:
+                    await self.sio.emit(event.name, event.payload, to=rooms)
+        if self._pending and (self._flush is None or self._flush.done()):
+            self._flush = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._delay)
+        pending, self._pending = self._pending, set()
+        assert self.domain is not None
+        for centre_id, department_id in sorted(pending):
+            try:
+                async with self.domain.unit(write=False) as uow:
+                    figures = await queue.queues(uow, centre_id=centre_id, department_id=department_id)
+                    placements = await queue.waiting_placements(uow, centre_id, department_id)
+            except Exception:
+                log.exception("position push for queue %s/%s failed", centre_id, department_id)
+                continue
+            for figure in figures:
+                await self.sio.emit("queue.updated", figure, to=rooms_for_audience(
+                    Audience(department_clerks=(department_id,), department_supervisors=(department_id,))
+                ))
+            for p in placements:
+                await self.sio.emit("ticket.position", {k: v for k, v in p.items() if k != "worker_id"},
+                                    to=user_room(p["worker_id"]))
+
+    async def drain(self) -> None:
+        while self._flush is not None and not self._flush.done():
+            await self._flush
+
+
+class Monitor:
+    """Runs the alert checks and closes tidal windows whose time is up, every few seconds."""
+
+    def __init__(self, domain: Domain, interval: float) -> None:
+        self.domain = domain
+        self.interval = interval
+
+    async def run_once(self) -> list[dict[str, Any]]:
+        async with self.domain.unit() as uow:
+            raised = [alerts.alert_view(a) for a in await alerts.check(uow)]
+            due = await org.due_tidal_windows(uow)
+        for window_id in due:
+            try:
+                async with self.domain.unit() as uow:
+                    await org.close_tidal_window(uow, SYSTEM, window_id, reason="expired")
+            except DomainError as exc:  # a clerk called a ticket meanwhile: next pass
+                log.info("tidal window %s not closed yet: %s", window_id, exc.code)
+        return raised
+
+    async def run_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("monitor pass failed; next pass in %ss", self.interval)

@@ -1,0 +1,305 @@
+"""SQLAlchemy 2.0 typed models. Ticket state lives here, never only in memory."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Role(str, enum.Enum):
+    worker = "worker"
+    clerk = "clerk"
+    expert = "expert"
+    supervisor = "supervisor"
+    admin = "admin"
+
+
+class CentreLevel(str, enum.Enum):
+    district = "district"
+    town = "town"
+
+
+class TicketStatus(str, enum.Enum):
+    waiting = "waiting"
+    called = "called"
+    in_service = "in_service"
+    completed = "completed"
+    no_show = "no_show"
+    cancelled = "cancelled"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=20, validate_strings=True)
+
+
+window_departments = Table(
+    "window_departments",
+    Base.metadata,
+    Column("window_id", ForeignKey("cloud_windows.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+clerk_windows = Table(
+    "clerk_windows",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("window_id", ForeignKey("cloud_windows.id", ondelete="CASCADE"), primary_key=True),
+)
+
+supervisor_departments = Table(
+    "supervisor_departments",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Centre(Base):
+    """便民服务中心 — the district cloud centre or a town centre."""
+
+    __tablename__ = "centres"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    level: Mapped[CentreLevel] = mapped_column(_enum(CentreLevel, "centre_level"))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id"))
+
+
+class ExtensionPoint(Base):
+    """延伸点 — a community office, park or mall where a worker helps residents."""
+
+    __tablename__ = "extension_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), index=True)
+
+
+class Department(Base):
+    """部门 — handles a set of items; its code prefixes ticket numbers (MZ012)."""
+
+    __tablename__ = "departments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+
+
+class CloudWindow(Base):
+    """云窗口 — a cloud window at a centre, serving one or more departments."""
+
+    __tablename__ = "cloud_windows"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    tidal: Mapped[bool] = mapped_column(Boolean, default=False)
+    opened_at: Mapped[datetime | None]
+    closes_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", use_alter=True))
+    departments: Mapped[list[Department]] = relationship(secondary=window_departments, lazy="raise")
+
+
+class ServiceItem(Base):
+    """事项 — a service item with its materials checklist (一次性告知清单)."""
+
+    __tablename__ = "service_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    initials: Mapped[str] = mapped_column(String(40), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    level: Mapped[CentreLevel] = mapped_column(_enum(CentreLevel, "item_level"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    materials: Mapped[list[Material]] = relationship(
+        lazy="raise", order_by="Material.position", cascade="all, delete-orphan"
+    )
+
+
+class Material(Base):
+    """材料 — one line of an item's materials checklist."""
+
+    __tablename__ = "materials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(50))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    extension_point_id: Mapped[int | None] = mapped_column(ForeignKey("extension_points.id"))
+    specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime]
+    windows: Mapped[list[CloudWindow]] = relationship(secondary=clerk_windows, lazy="raise")
+    departments: Mapped[list[Department]] = relationship(
+        secondary=supervisor_departments, lazy="raise"
+    )
+
+
+class LoginAttempt(Base):
+    """Failed logins per username, for slowing guessing down across restarts and nodes."""
+
+    __tablename__ = "login_attempts"
+    username: Mapped[str] = mapped_column(String(50), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+
+class TicketCounter(Base):
+    """Next ticket number per queue (centre × department) per service day."""
+
+    __tablename__ = "ticket_counters"
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    """号 — a resident's place in a department's cloud-window queue, and then their case."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        Index("ix_tickets_queue", "status", "centre_id", "department_id", "service_day"),
+        Index("ix_tickets_window_status", "window_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(12))
+    service_day: Mapped[date] = mapped_column(Date)
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    extension_point_id: Mapped[int] = mapped_column(ForeignKey("extension_points.id"), index=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    resident: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[str | None] = mapped_column(String(20))
+    callback: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"))
+    taken_at: Mapped[datetime]
+    called_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("cloud_windows.id"))
+    clerk_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    recalls: Mapped[int] = mapped_column(Integer, default=0)
+    transfers: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[str | None] = mapped_column(String(30))
+    result_note: Mapped[str | None] = mapped_column(Text)
+    wait_alerted_at: Mapped[datetime | None]
+    rating_score: Mapped[int | None] = mapped_column(Integer)
+    rating_comment: Mapped[str | None] = mapped_column(Text)
+    rated_at: Mapped[datetime | None]
+
+
+class QueueState(Base):
+    """The warning level last raised for a queue, so each crossing alerts once."""
+
+    __tablename__ = "queue_states"
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), primary_key=True)
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), primary_key=True)
+    level: Mapped[str] = mapped_column(String(10), default="green")
+    changed_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    """提醒 / 预警 — a wait-timeout alert or a yellow/red warning, sent to supervisors."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    level: Mapped[str] = mapped_column(String(10))
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    message: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    acknowledged_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """审计日志 — every state change and every privileged read: who, what, when, from where."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    actor_name: Mapped[str] = mapped_column(String(50), default="")
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target_type: Mapped[str] = mapped_column(String(30), default="")
+    target_id: Mapped[str] = mapped_column(String(40), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+__all__ = [
+    "Alert", "AuditEntry", "Base", "Centre", "CentreLevel", "CloudWindow", "Department",
+    "ExtensionPoint", "LoginAttempt", "Material", "QueueState", "Role", "ServiceItem",
+    "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
+    "supervisor_departments", "window_departments",
+]

@@ -1,0 +1,158 @@
+"""``yunbang seed --demo``: a district shaped like Haishu's, its catalogue and demo accounts.
+
+Idempotent: everything is looked up by its unique name, code or username first, so seeding
+twice changes nothing. The demo password exists only here and is printed by ``make run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from server import demo_data
+from server.db import Database
+from server.domain.accounts import hash_password
+from server.models import (
+    Centre,
+    CentreLevel,
+    CloudWindow,
+    Department,
+    ExtensionPoint,
+    Material,
+    Role,
+    ServiceItem,
+    User,
+)
+
+DEMO_PASSWORD = "demo12345"
+GAOQIAO = "高桥镇便民服务中心"
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    username: str
+    role: Role
+    display_name: str
+    where: str
+
+
+async def seed_demo(db: Database) -> dict[str, int]:
+    """Create what is missing; return how many rows of each kind were added."""
+    added: dict[str, int] = {}
+
+    def count(kind: str) -> None:
+        added[kind] = added.get(kind, 0) + 1
+
+    async with db.write() as s:
+        district = await _get_or_add(s, Centre, count, name=demo_data.DISTRICT_CENTRE,
+                                     defaults={"level": CentreLevel.district})
+        towns: dict[str, Centre] = {}
+        for name in demo_data.TOWN_CENTRES:
+            towns[name] = await _get_or_add(s, Centre, count, name=name,
+                                            defaults={"level": CentreLevel.town, "parent_id": district.id})
+        points: dict[str, ExtensionPoint] = {}
+        for town, names in demo_data.EXTENSION_POINTS.items():
+            for name in names:
+                points[name] = await _get_or_add(s, ExtensionPoint, count, name=name,
+                                                 defaults={"centre_id": towns[town].id})
+        departments: dict[str, Department] = {}
+        for code, name in demo_data.DEPARTMENTS:
+            departments[code] = await _get_or_add(s, Department, count, code=code, defaults={"name": name})
+        for spec in demo_data.ITEMS:
+            existing = await s.scalar(select(ServiceItem).where(ServiceItem.code == spec["code"]))
+            if existing is None:
+                s.add(ServiceItem(
+                    code=spec["code"], name=spec["name"], initials=spec.get("initials", ""),
+                    description=spec.get("description", ""), department_id=departments[spec["department"]].id,
+                    level=CentreLevel(spec["level"]), active=True,
+                    materials=[Material(position=i, name=m["name"], required=m["required"], note=m.get("note", ""))
+                               for i, m in enumerate(spec["materials"])],
+                ))
+                count("items")
+        await s.flush()
+
+        async def window(name: str, centre: Centre, codes: list[str]) -> CloudWindow:
+            found = await s.scalar(
+                select(CloudWindow).options(selectinload(CloudWindow.departments))
+                .where(CloudWindow.name == name, CloudWindow.centre_id == centre.id)
+            )
+            if found is None:
+                found = CloudWindow(name=name, centre_id=centre.id, active=True, tidal=False,
+                                    departments=[departments[c] for c in codes])
+                s.add(found)
+                count("windows")
+            return found
+
+        all_codes = [code for code, _ in demo_data.DEPARTMENTS]
+        short = {code: name for code, name in demo_data.DEPARTMENTS}
+        w1 = await window("区级综合云窗口1（民政·社保）", district, ["MZ", "SB"])
+        w2 = await window("区级综合云窗口2（公安·市场监管）", district, ["GA", "SC"])
+        rest = [c for c in all_codes if c not in ("MZ", "SB", "GA", "SC")]
+        w3 = await window("区级综合云窗口3（" + "·".join(short[c] for c in rest) + "）", district, rest)
+        for code in all_codes:
+            await window(f"区级{short[code]}云窗口", district, [code])
+        town_windows: dict[tuple[str, str], CloudWindow] = {}
+        for town_name, town in towns.items():
+            for code in all_codes:
+                town_windows[(town_name, code)] = await window(
+                    f"{town_name.removesuffix('便民服务中心')}{short[code]}云窗口", town, [code]
+                )
+        await s.flush()
+
+        point_names = list(points)
+        gaoqiao_points = demo_data.EXTENSION_POINTS.get(GAOQIAO) or point_names
+        worker1_point = next((p for p in gaoqiao_points if "梁祝" in p), gaoqiao_points[0])
+        other_towns = [t for t in demo_data.EXTENSION_POINTS if t != GAOQIAO]
+        accounts = [
+            ("worker1", Role.worker, "梁祝村便民服务点 王芳", {"point": worker1_point}),
+            ("worker2", Role.worker, "社区工作人员 李强", {"point": demo_data.EXTENSION_POINTS[other_towns[0]][0]}),
+            ("worker3", Role.worker, "社区工作人员 陈静", {"point": demo_data.EXTENSION_POINTS[other_towns[-1]][0]}),
+            ("clerk1", Role.clerk, "区云窗口 张敏", {"windows": [w1]}),
+            ("clerk2", Role.clerk, "区云窗口 刘洋", {"windows": [w2]}),
+            ("clerk3", Role.clerk, "区云窗口 赵磊", {"windows": [w3]}),
+            ("clerk4", Role.clerk, "高桥镇云窗口 周婷",
+             {"windows": [town_windows[(GAOQIAO, "MZ")], town_windows[(GAOQIAO, "SB")]]}),
+            ("expert1", Role.expert, "专家 孙建国", {"specialties": ["民政", "社会救助", "养老服务"]}),
+            ("expert2", Role.expert, "专家 吴晓燕", {"specialties": ["社保", "医保", "退休审批"]}),
+            ("expert3", Role.expert, "专家 郑伟", {"specialties": ["市场监管", "个体工商户", "食品经营"]}),
+            ("supervisor1", Role.supervisor, "大厅管理 钱主任", {"departments": list(departments.values())}),
+            ("admin", Role.admin, "系统管理员", {}),
+        ]
+        for username, role, display, binding in accounts:
+            if await s.scalar(select(User.id).where(User.username == username)) is not None:
+                continue
+            point = points[binding["point"]].id if "point" in binding else None
+            s.add(User(
+                username=username, display_name=display, password_hash=await hash_password(DEMO_PASSWORD),
+                role=role, active=True, extension_point_id=point, specialties=binding.get("specialties", []),
+                created_at=datetime.now(timezone.utc), windows=binding.get("windows", []),
+                departments=binding.get("departments", []),
+            ))
+            count("users")
+    return added
+
+
+async def _get_or_add(session, model, count, *, defaults, **unique):  # type: ignore[no-untyped-def]
+    found = await session.scalar(select(model).filter_by(**unique))
+    if found is None:
+        found = model(**unique, **defaults)
+        session.add(found)
+        await session.flush()
+        count(model.__tablename__)
+    return found
+
+
+def demo_accounts_text() -> str:
+    return (
+        "演示账号（密码均为 demo12345）/ demo accounts, password demo12345:\n"
+        "  worker1–worker3   社区工作人员 community workers (worker1 at 高桥镇梁祝村)\n"
+        "  clerk1            区级云窗口（民政·社保） district window for 民政 + 社保\n"
+        "  clerk2, clerk3    区级综合云窗口 other district windows\n"
+        "  clerk4            高桥镇民政/社保云窗口 town windows at 高桥镇\n"
+        "  expert1–expert3   专家库 experts\n"
+        "  supervisor1       大厅管理（全部部门） supervisor of every department\n"
+        "  admin             系统管理员 administrator"
+    )

@@ -1,0 +1,1 @@
+"""Real time: socket.io namespaces and (later) the WebRTC media relay."""

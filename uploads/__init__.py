@@ -1,0 +1,1 @@
+"""Documents: upload flow, image processing and object storage backends."""
