@@ -55,15 +55,11 @@ def route(
     return register
 
 
-def error_body(code: str, message: str, **detail: Any) -> dict[str, Any]:
+def error_response(http_status: int, code: str, message: str, detail: dict[str, Any] | None = None) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if detail:
         error["detail"] = detail
-    return {"error": error}
-
-
-def error_response(status: int, code: str, message: str, **detail: Any) -> web.Response:
-    return web.json_response(error_body(code, message, **detail), status=status,
+    return web.json_response({"error": error}, status=http_status,
                              dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
@@ -131,15 +127,15 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         headers = {}
         if "retry_after" in exc.detail:
             headers["Retry-After"] = str(exc.detail["retry_after"])
-        response = error_response(exc.status, exc.code, exc.message, **exc.detail)
+        response = error_response(exc.status, exc.code, exc.message, exc.detail)
         response.headers.update(headers)
         return response
     except web.HTTPNotFound:
         if not request.path.startswith("/api/"):
             raise
-        return error_response(404, "not_found", "接口不存在", path=request.path)
+        return error_response(404, "not_found", "接口不存在", {"path": request.path})
     except web.HTTPMethodNotAllowed as exc:
-        return error_response(405, "method_not_allowed", "不支持该请求方法", allowed=sorted(exc.allowed_methods))
+        return error_response(405, "method_not_allowed", "不支持该请求方法", {"allowed": sorted(exc.allowed_methods)})
     except web.HTTPException:
         raise
     except Exception:
