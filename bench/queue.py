@@ -265,9 +265,10 @@ async def run_backend(backend: str, url: str, tickets: int, clerks: int) -> dict
         take_latencies, take_wall = await take_phase(domain, fixture, tickets)
         stats, call_wall = await call_phase(domain, fixture)
         async with domain.unit(write=False) as uow:
-            by_status = dict((await uow.session.execute(
+            rows = await uow.session.execute(
                 select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status)
-            )).tuples().all())
+            )
+            by_status = {status: count for status, count in rows.all()}
     finally:
         await db.dispose()
     calls = len(stats.latencies)

@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,9 +74,10 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     asyncio.run(drop())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
+@asynccontextmanager
+async def cloned_database(kind: str, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """A private copy of the migrated, seeded template database; dropped afterwards."""
+    if kind == "sqlite":
         target = tmp_path / "yunbang.db"
         shutil.copy(templates["sqlite"], target)
         yield f"sqlite+aiosqlite:///{target}"
@@ -86,6 +88,18 @@ async def database_url(request: pytest.FixtureRequest, templates: dict[str, str]
         yield pg_url(name)
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database(request.param, templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def postgresql_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database("postgresql", templates, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,115 @@
+"""Live events over the real socket.io endpoint, authenticated with the same token."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import socketio
+
+from server.keys import MONITOR
+from tests.conftest import Api, Platform
+from tests.helpers import district_item, take, window_of
+
+
+class Listener:
+    """A socket.io client that keeps every event it receives."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.client.on("*", self._record)
+
+    async def _record(self, name: str, data: Any) -> None:
+        self.events.append((name, data))
+
+    async def connect(self, platform: Platform, api: Api) -> "Listener":
+        await self.client.connect(platform.base, auth={"token": api.token}, socketio_path="socket.io",
+                                  transports=["websocket"], wait_timeout=5)
+        return self
+
+    def named(self, name: str) -> list[Any]:
+        return [d for n, d in self.events if n == name]
+
+    async def wait_for(self, name: str, predicate: Any = lambda d: True, timeout: float = 5) -> Any:
+        async def poll() -> Any:
+            while True:
+                for d in self.named(name):
+                    if predicate(d):
+                        return d
+                await asyncio.sleep(0.02)
+
+        return await asyncio.wait_for(poll(), timeout)
+
+
+@pytest.fixture
+async def listeners():
+    made: list[Listener] = []
+
+    def make() -> Listener:
+        made.append(Listener())
+        return made[-1]
+
+    yield make
+    for listener in made:
+        await listener.client.disconnect()
+
+
+async def test_socket_without_valid_token_is_refused(platform: Platform) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(platform.base, auth={"token": "forged"}, transports=["websocket"], wait_timeout=5)
+
+
+async def test_queue_changes_reach_the_worker_clerks_and_supervisors(platform: Platform, listeners) -> None:
+    worker = await platform.login("worker1")
+    other_worker = await platform.login("worker2")
+    clerk = await platform.login("clerk1")
+    clerk2 = await platform.login("clerk2")
+    supervisor = await platform.login("supervisor1")
+    w = await listeners().connect(platform, worker)
+    ow = await listeners().connect(platform, other_worker)
+    c = await listeners().connect(platform, clerk)
+    c2 = await listeners().connect(platform, clerk2)
+    s = await listeners().connect(platform, supervisor)
+    item = await district_item(worker, "MZ")
+    first = await take(worker, item["id"], "甲")
+    second = await take(worker, item["id"], "乙")
+    await c.wait_for("ticket.created", lambda d: d["id"] == second["id"])
+    await s.wait_for("ticket.created", lambda d: d["id"] == second["id"])
+    await w.wait_for("ticket.position", lambda d: d["ticket_id"] == second["id"] and d["position"] == 2)
+    await c.wait_for("queue.updated", lambda d: d["department_id"] == item["department_id"] and d["waiting"] == 2)
+
+    await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
+    called = await w.wait_for("ticket.called", lambda d: d["id"] == first["id"])
+    assert called["window_name"]
+    await w.wait_for("ticket.position", lambda d: d["ticket_id"] == second["id"] and d["position"] == 1)
+    await asyncio.sleep(0.3)
+    assert ow.events == [], "another extension point hears nothing of this resident"
+    assert c2.named("ticket.created") == [], "clerks of other departments hear nothing"
+
+
+async def test_wait_alert_is_pushed_to_the_department_supervisor(platform: Platform, listeners) -> None:
+    worker = await platform.login("worker1")
+    supervisor = await platform.login("supervisor1")
+    s = await listeners().connect(platform, supervisor)
+    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "等太久的群众")
+    platform.clock.advance(minutes=16)
+    await platform.app[MONITOR].run_once()
+    alert = await s.wait_for("alert.raised", lambda d: d["kind"] == "wait_timeout")
+    assert alert["ticket_id"] == ticket["id"]
+
+
+async def test_clerk_hears_of_a_tidal_window_and_refreshes_its_rooms(platform: Platform, listeners) -> None:
+    worker = await platform.login("worker1")
+    clerk2 = await platform.login("clerk2")
+    supervisor = await platform.login("supervisor1")
+    c2 = await listeners().connect(platform, clerk2)
+    item = await district_item(worker, "MZ")
+    await supervisor.post("/api/tidal-windows", {"department_id": item["department_id"], "clerk_id": clerk2.user["id"]})
+    await c2.wait_for("tidal.opened")
+    ack = await c2.client.call("refresh", {}, timeout=5)
+    assert f"dept:{item['department_id']}" in ack["rooms"]
+    ticket = await take(worker, item["id"], "潮汐")
+    await c2.wait_for("ticket.created", lambda d: d["id"] == ticket["id"])
