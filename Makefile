@@ -26,6 +26,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check --select F,E9,B server signaling uploads tests bench
 	$(PY) -m server.check_migrations
 	$(VENV)/bin/mypy server/domain
 

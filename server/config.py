@@ -132,7 +132,7 @@ class Settings:
             if not raw:
                 return default
             try:
-                return kind(raw)
+                return float(kind(raw))
             except ValueError as exc:
                 raise SettingsError(f"YUNBANG_{name}={raw!r} is not a number") from exc
 

@@ -12,9 +12,8 @@ from server.db import Database
 from server.runtime import Domain
 
 if TYPE_CHECKING:
-    import socketio
 
-    from server.live import Monitor
+    pass
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)

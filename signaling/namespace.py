@@ -40,7 +40,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             actor = await self._authenticate(environ, auth)
         except DomainError as exc:
-            raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message})
+            raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from exc
         rooms = rooms_for_actor(actor)
         await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms)})
         for room in rooms:

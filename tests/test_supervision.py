@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from server.config import QueueRules, Settings
+from server.config import Settings
 from server.keys import MONITOR
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of

@@ -125,11 +125,9 @@ async def _wait_timeouts(uow: Uow, limit: int) -> list[Alert]:
     threshold = timedelta(minutes=uow.rules.wait_alert_minutes)
     cutoff = now - threshold
     today = hours.local_day(uow.rules, now)
-    callbacks_due = stats.opening_time(uow.rules, today) <= cutoff
-    late = or_(
-        and_(Ticket.callback.is_(False), Ticket.taken_at <= cutoff),
-        and_(Ticket.callback.is_(True), callbacks_due),
-    )
+    late = and_(Ticket.callback.is_(False), Ticket.taken_at <= cutoff)
+    if stats.opening_time(uow.rules, today) <= cutoff:
+        late = or_(late, Ticket.callback.is_(True))
     tickets = (
         await uow.session.scalars(
             select(Ticket)

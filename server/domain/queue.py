@@ -263,7 +263,7 @@ async def waiting_placements(uow: Uow, centre_id: int, department_id: int) -> li
     ]
 
 
-def _candidates(uow: Uow, window: CloudWindow) -> Select[tuple[int]]:
+def _candidates(uow: Uow, window: CloudWindow) -> Select[int]:
     today = hours.local_day(uow.rules, uow.clock.now())
     stmt = (
         select(Ticket.id)
