@@ -33,7 +33,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[DB] = db
     tokens = TokenSigner(settings.resolved_secret_key(), settings.token_ttl_hours)
     app[TOKENS] = tokens
-    manager = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        if settings.redis_url
+        else None
+    )
     sio = socketio.AsyncServer(
         async_mode="aiohttp", cors_allowed_origins=[], client_manager=manager, logger=False, engineio_logger=False
     )

@@ -95,6 +95,7 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str = ""
+    redis_channel: str = "yunbang"
     secret_key: str = ""
     token_ttl_hours: float = 12
     login_max_failures: int = 5
@@ -163,6 +164,7 @@ class Settings:
             data_dir=Path(get("DATA_DIR", "var")),
             database_url=get("DATABASE_URL"),
             redis_url=get("REDIS_URL"),
+            redis_channel=get("REDIS_CHANNEL", "yunbang"),
             secret_key=get("SECRET_KEY"),
             token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
             login_max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),

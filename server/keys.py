@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+import socketio
 from aiohttp import web
 
 from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
+from server.live import Monitor
 from server.runtime import Domain
-
-if TYPE_CHECKING:
-
-    pass
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 DOMAIN = web.AppKey("domain", Domain)
 TOKENS = web.AppKey("tokens", TokenSigner)
-SIO = web.AppKey("sio", object)
-MONITOR = web.AppKey("monitor", object)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+MONITOR = web.AppKey("monitor", Monitor)

@@ -113,3 +113,32 @@ async def test_clerk_hears_of_a_tidal_window_and_refreshes_its_rooms(platform: P
     assert f"dept:{item['department_id']}" in ack["rooms"]
     ticket = await take(worker, item["id"], "潮汐")
     await c2.wait_for("ticket.created", lambda d: d["id"] == ticket["id"])
+
+
+async def test_events_cross_nodes_through_redis(settings, clock, listeners) -> None:
+    """Two app nodes share Redis: a ticket taken on node A reaches a clerk connected to node B."""
+    import uuid
+
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+
+    shared = settings.with_changes(redis_url="redis://127.0.0.1:6379/0", redis_channel=f"yb-test-{uuid.uuid4().hex}")
+    servers = [TestServer(create_app(shared, clock=clock, run_monitor=False)) for _ in range(2)]
+    for s in servers:
+        await s.start_server()
+    try:
+        async with ClientSession() as http:
+            node_a = Platform(servers[0], http, clock, servers[0].app)
+            node_b = Platform(servers[1], http, clock, servers[1].app)
+            clerk_on_b = await node_b.login("clerk1")
+            listener = await listeners().connect(node_b, clerk_on_b)
+            await asyncio.sleep(0.3)
+            worker_on_a = await node_a.login("worker1")
+            ticket = await take(worker_on_a, (await district_item(worker_on_a, "MZ"))["id"], "跨节点")
+            await listener.wait_for("ticket.created", lambda d: d["id"] == ticket["id"])
+            await listener.client.disconnect()
+    finally:
+        for s in servers:
+            await s.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 
 from server.api.base import InvalidInput, actor, int_param, ok, optional_int, parse, route
 from server.api.schemas import OpenTidal
@@ -16,8 +15,7 @@ from server.keys import DB, DOMAIN
 
 @route("GET", "/api/health", "健康检查（含数据库连通性）", auth=False, tag="ops")
 async def health(request: web.Request) -> web.Response:
-    async with request.app[DOMAIN].unit(write=False) as uow:
-        await uow.session.execute(text("SELECT 1"))
+    await request.app[DB].ping()
     return ok({"status": "ok", "database": request.app[DB].dialect})
 
 
