@@ -15,24 +15,28 @@ each with their own window at the district centre serving 民政 (MZ). Setup is 
 2. call: every clerk loops call_next on their window (one unit, timed), then start_service +
    complete in a following unit (untimed, frees the window), until call_next answers None
    while nothing is waiting. ``ops_per_s`` is call-next operations per second of wall time
-   over this phase.
+   over this phase; ``cpu_ms_per_call`` is this process's CPU time per call-next plus its
+   start + complete.
+3. solo: afterwards one clerk alone calls 50 freshly taken tickets (untimed takes), one after
+   the other: ``call_next_solo_*`` is call-next's own cost, with no one to queue behind.
 
 How to read it
 --------------
-Latencies are what a caller waits for, including the wait for a pooled connection and, on
-SQLite, for the process-wide writer lock; with 50 clerks most of a call-next on SQLite is
-spent queueing behind the other writers. ``double_assignments`` counts tickets that call_next
-handed to more than one window and must be 0; ``called`` must equal ``tickets``.
+Latencies are what a caller waits for: the domain call and its commit, plus every wait on the
+way: for the event loop (the clerks share one process), for a pooled connection (PostgreSQL
+pool: 20 + 20 overflow, fewer than 50 clerks), for the process-wide writer lock on SQLite and
+for row locks on PostgreSQL. The clerks call back to back with no pause, so phase 2 runs at
+saturation and by Little's law ``call_next_p50_ms`` is about ``clerks / ops_per_s``, of which
+the solo figure is the part spent working. ``double_assignments`` counts tickets that
+call_next handed to more than one window and must be 0; ``called`` must equal ``tickets``.
 ``false_empty`` counts call_next answers of None while tickets were still waiting (on
-PostgreSQL, every waiting row locked by another caller is skipped); the clerk then tries again.
+PostgreSQL, waiting rows locked by other callers are skipped); the clerk then tries again.
 The target is ``call_next_p99_ms`` under 20 ms on PostgreSQL.
 
 Usage: ``python bench/queue.py [--quick] [--backend sqlite|postgresql|both] [--tickets N]
 [--clerks N]``. The last line printed is one JSON object: ``{"sqlite": {...},
 "postgresql": {...}, "quick": bool}``. The exit status is 1 when a correctness check failed.
 """
-
-# ruff: noqa: E402
 
 from __future__ import annotations
 
@@ -57,7 +61,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -89,6 +93,7 @@ from server.seed import seed_demo
 PG_ADMIN = os.environ.get("YUNBANG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TAKE_TASKS = 10
 QUICK_TICKETS = 300
+SOLO_CALLS = 50
 TARGET_P99_MS = 20.0
 MAX_ERRORS_PER_CLERK = 100
 
@@ -173,7 +178,7 @@ async def prepare(db: Database, domain: Domain, clerks: int) -> Fixture:
             users.append(User(
                 username=f"bench_{run}_clerk{n:03d}", display_name=f"压测窗口 {n:03d}",
                 password_hash=password_hash, role=Role.clerk, active=True, specialties=[],
-                created_at=datetime.now(timezone.utc), windows=[window], departments=[],
+                created_at=datetime.now(UTC), windows=[window], departments=[],
             ))
         s.add_all(users)
         await s.flush()
@@ -193,10 +198,15 @@ async def prepare(db: Database, domain: Domain, clerks: int) -> Fixture:
     return Fixture(item_id=item_id, worker=worker, clerks=actors)
 
 
-async def take_phase(domain: Domain, fixture: Fixture, tickets: int) -> tuple[list[float], float]:
-    """Take ``tickets`` tickets from TAKE_TASKS concurrent tasks; latencies and wall time."""
+async def take_phase(
+    domain: Domain, fixture: Fixture, tickets: int, *, first: int = 1
+) -> tuple[list[float], float]:
+    """Take ``tickets`` tickets from TAKE_TASKS concurrent tasks; latencies and wall time.
+
+    Residents are numbered from ``first``: names and id numbers never repeat in a run.
+    """
     latencies: list[float] = []
-    numbers: Iterator[int] = iter(range(1, tickets + 1))
+    numbers: Iterator[int] = iter(range(first, first + tickets))
 
     async def taker() -> None:
         for n in numbers:
@@ -221,8 +231,18 @@ async def waiting_count(domain: Domain) -> int:
     return int(count or 0)
 
 
-async def call_phase(domain: Domain, fixture: Fixture) -> tuple[CallStats, float]:
-    """Every clerk calls, starts and completes tickets until nothing waits; stats and wall time."""
+async def serve(domain: Domain, actor: Actor, ticket_id: int) -> None:
+    """Start and complete a called ticket, so that its window may call again."""
+    async with domain.unit() as uow:
+        await ticket_queue.start_service(uow, actor, ticket_id)
+        await ticket_queue.complete(uow, actor, ticket_id, result="done")
+
+
+async def call_phase(domain: Domain, fixture: Fixture) -> tuple[CallStats, float, float]:
+    """Every clerk calls, starts and completes tickets until nothing waits.
+
+    Returns the stats, the wall time and the process CPU time of the phase.
+    """
     stats = CallStats()
 
     async def clerk(actor: Actor, window_id: int) -> None:
@@ -246,13 +266,27 @@ async def call_phase(domain: Domain, fixture: Fixture) -> tuple[CallStats, float
                 stats.false_empty += 1
                 continue
             stats.called[ticket_id] += 1
-            async with domain.unit() as uow:
-                await ticket_queue.start_service(uow, actor, ticket_id)
-                await ticket_queue.complete(uow, actor, ticket_id, result="done")
+            await serve(domain, actor, ticket_id)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(clerk(actor, window_id) for actor, window_id in fixture.clerks))
-    return stats, time.perf_counter() - started
+    return stats, time.perf_counter() - started, time.process_time() - cpu
+
+
+async def solo_phase(domain: Domain, fixture: Fixture, calls: int, *, first: int) -> list[float]:
+    """One clerk alone calls ``calls`` freshly taken tickets: call-next without contention."""
+    await take_phase(domain, fixture, calls, first=first)
+    actor, window_id = fixture.clerks[0]
+    latencies = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        async with domain.unit() as uow:
+            ticket = await ticket_queue.call_next(uow, actor, window_id)
+        latencies.append(time.perf_counter() - started)
+        if ticket is None:
+            raise RuntimeError("call_next found nothing although tickets were just taken")
+        await serve(domain, actor, ticket.id)
+    return latencies
 
 
 async def run_backend(backend: str, url: str, tickets: int, clerks: int) -> dict[str, Any]:
@@ -263,12 +297,13 @@ async def run_backend(backend: str, url: str, tickets: int, clerks: int) -> dict
     try:
         fixture = await prepare(db, domain, clerks)
         take_latencies, take_wall = await take_phase(domain, fixture, tickets)
-        stats, call_wall = await call_phase(domain, fixture)
+        stats, call_wall, call_cpu = await call_phase(domain, fixture)
         async with domain.unit(write=False) as uow:
             rows = await uow.session.execute(
                 select(Ticket.status, func.count(Ticket.id)).group_by(Ticket.status)
             )
             by_status = {status: count for status, count in rows.all()}
+        solo = await solo_phase(domain, fixture, min(SOLO_CALLS, tickets), first=tickets + 1)
     finally:
         await db.dispose()
     calls = len(stats.latencies)
@@ -281,6 +316,9 @@ async def run_backend(backend: str, url: str, tickets: int, clerks: int) -> dict
         "call_next_max_ms": percentile_ms(stats.latencies, 100),
         "ops_per_s": round(calls / call_wall, 1),
         "call_next_calls": calls,
+        "cpu_ms_per_call": round(call_cpu / calls * 1000, 2),
+        "call_next_solo_p50_ms": percentile_ms(solo, 50),
+        "call_next_solo_p99_ms": percentile_ms(solo, 99),
         "take_ticket_p50_ms": percentile_ms(take_latencies, 50),
         "take_ticket_p99_ms": percentile_ms(take_latencies, 99),
         "take_ticket_first_tenth_p50_ms": percentile_ms(take_latencies[:tenth], 50),
@@ -295,22 +333,31 @@ async def run_backend(backend: str, url: str, tickets: int, clerks: int) -> dict
 
 
 def report(backend: str, r: dict[str, Any]) -> list[str]:
-    lines = [
-        f"{backend}: take_ticket  {r['tickets']} tickets, {TAKE_TASKS} tasks: "
-        f"p50 {r['take_ticket_p50_ms']} ms, p99 {r['take_ticket_p99_ms']} ms, "
-        f"{r['take_ticket_ops_per_s']} ops/s (p50 first tenth {r['take_ticket_first_tenth_p50_ms']} ms, "
-        f"last tenth {r['take_ticket_last_tenth_p50_ms']} ms)",
-        f"{backend}: call_next    {r['clerks']} clerks: p50 {r['call_next_p50_ms']} ms, "
+    take = (
+        f"take_ticket  {r['tickets']} tickets, {TAKE_TASKS} tasks: p50 {r['take_ticket_p50_ms']} ms, "
+        f"p99 {r['take_ticket_p99_ms']} ms, {r['take_ticket_ops_per_s']} ops/s "
+        f"(p50 first tenth {r['take_ticket_first_tenth_p50_ms']} ms, "
+        f"last tenth {r['take_ticket_last_tenth_p50_ms']} ms)"
+    )
+    call = (
+        f"call_next    {r['clerks']} clerks: p50 {r['call_next_p50_ms']} ms, "
         f"p99 {r['call_next_p99_ms']} ms, max {r['call_next_max_ms']} ms, {r['ops_per_s']} ops/s "
-        f"({r['call_next_calls']} calls)",
-        f"{backend}: checks       called {r['called']}/{r['tickets']}, completed {r['completed']}, "
+        f"({r['call_next_calls']} calls, {r['cpu_ms_per_call']} ms process CPU per call + serve)"
+    )
+    solo = (
+        f"call_next    1 clerk alone: p50 {r['call_next_solo_p50_ms']} ms, "
+        f"p99 {r['call_next_solo_p99_ms']} ms"
+    )
+    checks = (
+        f"checks       called {r['called']}/{r['tickets']}, completed {r['completed']}, "
         f"double assignments {r['double_assignments']}, false empty {r['false_empty']}, "
-        f"errors {r['errors'] or 'none'}",
-    ]
+        f"errors {r['errors'] or 'none'}"
+    )
+    lines = [take, call, solo, checks]
     if backend == "postgresql":
         met = "met" if r["call_next_p99_ms"] < TARGET_P99_MS else "NOT met"
-        lines.append(f"{backend}: target       call_next p99 < {TARGET_P99_MS:g} ms: {met}")
-    return lines
+        lines.append(f"target       call_next p99 < {TARGET_P99_MS:g} ms: {met}")
+    return [f"{backend}: {line}" for line in lines]
 
 
 def problems(r: dict[str, Any]) -> list[str]:
