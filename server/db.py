@@ -26,8 +26,10 @@ class Database:
             )
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         else:
+            # No pre-ping: it costs a round trip per transaction on the call-next path. A
+            # connection the server dropped fails one transaction and the pool is invalidated.
             self.engine = create_async_engine(
-                url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True
+                url, echo=echo, pool_size=20, max_overflow=20, pool_recycle=1800
             )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None

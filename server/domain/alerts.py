@@ -60,6 +60,11 @@ async def evaluate_queue(uow: Uow, centre_id: int, department_id: int) -> Alert 
         (centre_id, department_id), stats.QueueStat(centre_id, department_id)
     )
     level = figure.level(uow.rules)
+    seen = await uow.session.scalar(
+        select(QueueState.level).where(QueueState.centre_id == centre_id, QueueState.department_id == department_id)
+    )
+    if seen == level or (seen is None and level == "green"):
+        return None  # the common case: no lock taken on the hot path of taking a ticket
     insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     await uow.session.execute(
         insert(QueueState)

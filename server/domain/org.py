@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -68,6 +69,33 @@ async def get_window(uow: Uow, window_id: int, *, lock: bool = False) -> CloudWi
     if window is None:
         raise NotFound("window_not_found", "窗口不存在", window_id=window_id)
     return window
+
+
+@dataclass(frozen=True)
+class LockedWindow:
+    """A window row locked for the rest of the transaction, with what call-next needs."""
+
+    id: int
+    name: str
+    centre_id: int
+    active: bool
+    department_ids: tuple[int, ...]
+
+
+async def lock_window(uow: Uow, window_id: int) -> LockedWindow:
+    """One statement: the window row locked (PostgreSQL) and the departments it serves."""
+    rows = (
+        await uow.session.execute(
+            select(CloudWindow.id, CloudWindow.name, CloudWindow.centre_id, CloudWindow.active, wd.c.department_id)
+            .join(wd, wd.c.window_id == CloudWindow.id)
+            .where(CloudWindow.id == window_id)
+            .with_for_update(of=CloudWindow)
+        )
+    ).all()
+    if not rows:
+        raise NotFound("window_not_found", "窗口不存在", window_id=window_id)
+    first = rows[0]
+    return LockedWindow(first.id, first.name, first.centre_id, first.active, tuple(r.department_id for r in rows))
 
 
 async def _departments(uow: Uow, ids: list[int]) -> list[Department]:

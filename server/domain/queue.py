@@ -152,21 +152,22 @@ async def take_ticket(
         raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
     resident = {**resident, "name": name}
     id_number = str(resident.get("id_number") or "").strip().upper()
-    live_for_item = select(Ticket).where(
-        Ticket.item_id == item.id,
-        Ticket.extension_point_id == point.id,
-        Ticket.status.in_(LIVE),
-    )
-    existing = [
-        t
-        for t in (await uow.session.scalars(live_for_item)).all()
-        if str(t.resident.get("id_number") or "").upper() == id_number and t.resident.get("name") == name
-    ]
-    if existing:
+    duplicate = (
+        await uow.session.execute(
+            select(Ticket.id, Ticket.number).where(
+                Ticket.item_id == item.id,
+                Ticket.extension_point_id == point.id,
+                Ticket.status.in_(LIVE),
+                Ticket.resident["name"].as_string() == name,
+                func.upper(func.coalesce(Ticket.resident["id_number"].as_string(), "")) == id_number,
+            ).limit(1)
+        )
+    ).first()
+    if duplicate is not None:
         raise Conflict(
             "duplicate_ticket",
-            f"{name} 已有该事项的号 {existing[0].number}，无需重复取号",
-            ticket_id=existing[0].id,
+            f"{name} 已有该事项的号 {duplicate.number}，无需重复取号",
+            ticket_id=duplicate.id,
         )
     now = uow.clock.now()
     open_now = hours.is_open(uow.rules, now)
@@ -263,21 +264,21 @@ async def waiting_placements(uow: Uow, centre_id: int, department_id: int) -> li
     ]
 
 
-def _candidates(uow: Uow, window: CloudWindow) -> Select[int]:
+def _candidates(uow: Uow, window: org.LockedWindow, *, skip_locked: bool) -> Select[int]:
     today = hours.local_day(uow.rules, uow.clock.now())
     stmt = (
         select(Ticket.id)
         .where(
             Ticket.status == TicketStatus.waiting,
             Ticket.centre_id == window.centre_id,
-            Ticket.department_id.in_([d.id for d in window.departments]),
+            Ticket.department_id.in_(window.department_ids),
             Ticket.service_day <= today,
         )
         .order_by(*_order_key())
         .limit(1)
     )
     if uow.dialect == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
     return stmt
 
 
@@ -286,7 +287,7 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
     actor.require(Role.clerk)
     if window_id not in actor.window_ids:
         raise Forbidden("not_your_window", "您不在该窗口值守", window_id=window_id)
-    window = await org.get_window(uow, window_id, lock=True)
+    window = await org.lock_window(uow, window_id)
     if not window.active:
         raise Conflict("window_closed", "该窗口已关闭")
     current = (
@@ -302,22 +303,32 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
             ticket_number=current.number,
         )
     now = uow.clock.now()
-    for _ in range(20):
-        ticket_id = (await uow.session.execute(_candidates(uow, window))).scalar()
+    for attempt in range(20):
+        # Skipping rows other callers hold keeps clerks from queueing behind each other; when
+        # that finds nothing, look once more waiting for the locks, so "nobody waits" is true.
+        ticket_id = (await uow.session.execute(_candidates(uow, window, skip_locked=attempt == 0))).scalar()
+        if ticket_id is None and attempt == 0 and uow.dialect == "postgresql":
+            ticket_id = (await uow.session.execute(_candidates(uow, window, skip_locked=False))).scalar()
         if ticket_id is None:
             return None
-        claimed = await uow.session.execute(
-            update(Ticket)
-            .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.waiting)
-            .values(status=TicketStatus.called, window_id=window.id, clerk_id=actor.user_id,
-                    called_at=now, recalls=0)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+        claimed: Ticket | None = (
+            await uow.session.scalars(
+                select(Ticket)
+                .from_statement(
+                    update(Ticket)
+                    .where(Ticket.id == ticket_id, Ticket.status == TicketStatus.waiting)
+                    .values(status=TicketStatus.called, window_id=window.id, clerk_id=actor.user_id,
+                            called_at=now, recalls=0)
+                    .returning(Ticket)
+                )
+                .execution_options(populate_existing=True)
+            )
+        ).first()
+        if claimed is not None:
             break
     else:
         raise Conflict("queue_busy", "叫号繁忙，请重试")
-    ticket = await _load(uow, ticket_id, refresh=True)
+    ticket = claimed
     audit.record(uow, actor, "ticket.call", "ticket", ticket.id, number=ticket.number, window_id=window.id)
     uow.emit("ticket.called", ticket_view(ticket, window_name=window.name), ticket_audience(ticket))
     uow.touch_queue(ticket.centre_id, ticket.department_id)
