@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain import alerts, audit, hours, org, stats
 from server.domain.context import Actor, Uow
@@ -107,7 +108,13 @@ async def _queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> i
 
 
 async def _next_number(uow: Uow, centre_id: int, department: Department, day: Any) -> str:
-    """Atomic per-queue, per-day counter: one upsert ... RETURNING on both backends."""
+    """Atomic per-queue, per-day counter: one upsert ... RETURNING on both backends.
+
+    On PostgreSQL it commits on a connection of its own, like a sequence: the counter row is
+    locked for one statement instead of for the rest of the take, so takers of a busy queue
+    do not wait on each other; a take that fails afterwards leaves a gap in the numbers, as a
+    torn-off paper ticket does. SQLite has one writer at a time anyway.
+    """
     insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     stmt = (
         insert(TicketCounter)
@@ -118,7 +125,13 @@ async def _next_number(uow: Uow, centre_id: int, department: Department, day: An
         )
         .returning(TicketCounter.last)
     )
-    seq = (await uow.session.execute(stmt)).scalar_one()
+    if uow.dialect == "postgresql":
+        engine = uow.session.bind
+        assert isinstance(engine, AsyncEngine)
+        async with engine.begin() as conn:
+            seq = (await conn.execute(stmt)).scalar_one()
+    else:
+        seq = (await uow.session.execute(stmt)).scalar_one()
     return f"{department.code}{seq:03d}"
 
 
