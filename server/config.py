@@ -112,6 +112,7 @@ class Settings:
     turn_ttl_seconds: int = 3600
     monitor_interval_seconds: float = 20
     web_dist: Path = Path("web-client/dist")
+    trusted_proxies: tuple[str, ...] = ()
     queue: QueueRules = field(default_factory=QueueRules)
 
     @property
@@ -181,6 +182,7 @@ class Settings:
             turn_ttl_seconds=int(number("TURN_TTL_SECONDS", 3600, int)),
             monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
             web_dist=Path(get("WEB_DIST", "web-client/dist")),
+            trusted_proxies=csv("TRUSTED_PROXIES"),
             queue=rules,
         )
 

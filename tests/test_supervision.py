@@ -149,3 +149,30 @@ async def test_admin_reads_the_audit_of_state_changes_and_privileged_reads(platf
     assert actions == ["ticket.take", "ticket.call", "ticket.read"]
     assert entries[0]["actor"] == "clerk1" and entries[0]["ip"] == "127.0.0.1"
     assert (await admin.get("/api/audit", action="auth.login")).body
+
+
+async def test_audit_names_the_forwarded_client_only_behind_a_trusted_proxy(settings: Settings, clock) -> None:
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+
+    async def login_from(trusted: tuple[str, ...], forwarded: str) -> str:
+        server = TestServer(create_app(settings.with_changes(trusted_proxies=trusted), clock=clock, run_monitor=False))
+        await server.start_server()
+        try:
+            async with ClientSession() as http:
+                platform = Platform(server, http, clock, server.app)
+                reply = await http.post(platform.base + "/api/auth/login",
+                                        json={"username": "worker1", "password": "demo12345"},
+                                        headers={"X-Forwarded-For": forwarded})
+                assert reply.status == 200
+                admin = await platform.login("admin")
+                (entry,) = [e for e in (await admin.get("/api/audit", action="auth.login", limit=2)).body
+                            if e["actor"] == "worker1"][:1]
+                return entry["ip"]
+        finally:
+            await server.close()
+
+    assert await login_from((), "10.9.8.7") == "127.0.0.1", "a forged header from a stranger is ignored"
+    assert await login_from(("127.0.0.0/8",), "203.0.113.5, 10.1.2.3") == "10.1.2.3"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.domain.context import Actor
 from server.domain.errors import DomainError, Unauthorized
-from server.keys import DOMAIN, TOKENS
+from server.keys import DOMAIN, SETTINGS, TOKENS
 
 log = logging.getLogger("yunbang.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -107,7 +108,13 @@ def optional_int(request: web.Request, name: str) -> int | None:
 
 
 def client_ip(request: web.Request) -> str:
-    return request.remote or ""
+    """The caller's address; behind a trusted reverse proxy, the one it forwarded for."""
+    remote = request.remote or ""
+    if _trusted(remote, request.app[SETTINGS].trusted_proxies):
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if forwarded:
+            return forwarded.split(",")[-1].strip()[:64]
+    return remote
 
 
 async def actor(request: web.Request) -> Actor:
@@ -116,6 +123,14 @@ async def actor(request: web.Request) -> Actor:
         raise Unauthorized("auth_required", "请先登录")
     user_id = request.app[TOKENS].user_id(header[7:].strip())
     return await request.app[DOMAIN].actor(user_id, client_ip(request))
+
+
+def _trusted(remote: str, networks: tuple[str, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(remote)
+        return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+    except ValueError:
+        return False
 
 
 @web.middleware
