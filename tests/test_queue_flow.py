@@ -187,3 +187,7 @@ async def test_ticket_numbers_count_per_department(platform: Platform) -> None:
         (await take(worker, mz["id"], "陈三"))["number"],
     ]
     assert numbers == ["MZ001", "SB001", "MZ002"]
+    supervisor = await platform.login("supervisor1")
+    only_sb = (await supervisor.get("/api/tickets", department_id=sb["department_id"], status="waiting")).body
+    assert [t["number"] for t in only_sb] == ["SB001"]
+    assert (await supervisor.get("/api/tickets", status="called")).body == []

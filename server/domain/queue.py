@@ -303,6 +303,8 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
     window = await org.lock_window(uow, window_id)
     if not window.active:
         raise Conflict("window_closed", "该窗口已关闭")
+    # A statement of its own after the lock: on PostgreSQL it sees what the previous holder
+    # of the window lock committed (a subquery in the locking statement would not).
     current = (
         await uow.session.scalars(
             select(Ticket).where(Ticket.window_id == window.id, Ticket.status.in_(ACTIVE)).limit(1)
