@@ -1,0 +1,1 @@
+"""The WebRTC media relay (SFU) on aiortc: forwards encoded media, never transcodes."""

@@ -1,0 +1,190 @@
+"""The one place that reaches inside aiortc: forward RTP packets without decoding them.
+
+aiortc always decodes what it receives and encodes what it sends; it has no API for
+encoded media. For a relay we take received packets right after SRTP, RTX unwrapping and NACK
+generation (before the jitter buffer and the decoder) and hand them to each subscriber's
+sender, which rewrites SSRC, payload type, sequence number and timestamp, stamps its own
+header extensions, keeps its RTP history (so the subscriber's NACKs are answered) and its
+sender-report counters. PLI/FIR from a subscriber become a keyframe request to the publisher.
+
+This touches aiortc's private, name-mangled attributes. It is written against, and pinned to,
+aiortc 1.16.0 (``pyproject.toml``); ``check_aiortc()`` runs at import and the relay tests
+fail loudly if an upgrade moves any of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import types
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiortc
+from aiortc.codecs import is_rtx
+from aiortc.rtcdtlstransport import State
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+
+log = logging.getLogger("yunbang.relay")
+
+AIORTC_VERSION = "1.16.0"
+NTP_EPOCH_OFFSET = 2208988800
+_R = "_RTCRtpReceiver__"
+_S = "_RTCRtpSender__"
+_RECEIVER_ATTRS = ("codecs", "remote_streams", "rtx_ssrc", "nack_generator", "active_ssrc", "decoder_queue")
+_SENDER_ATTRS = (
+    "rtp_history", "mid", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
+    "octet_count", "packet_count", "rtp_started", "rtp_exited", "encoder",
+)
+
+PacketSink = Callable[[RtpPacket], Awaitable[None]]
+
+
+class AiortcMismatch(RuntimeError):
+    """The installed aiortc is not the one this module was written against."""
+
+
+def check_aiortc() -> None:
+    if aiortc.__version__ != AIORTC_VERSION:
+        raise AiortcMismatch(f"relay passthrough is written for aiortc {AIORTC_VERSION}, found {aiortc.__version__}")
+    for name in ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack"):
+        if not hasattr(RTCRtpReceiver, name):
+            raise AiortcMismatch(f"RTCRtpReceiver.{name} is gone")
+    for name in ("_run_rtp", "_send_keyframe", "_retransmit"):
+        if not hasattr(RTCRtpSender, name):
+            raise AiortcMismatch(f"RTCRtpSender.{name} is gone")
+
+
+def ntp_now() -> int:
+    """64-bit NTP time from time.time(): aiortc's own goes through datetime, twice a packet."""
+    now = time.time() + NTP_EPOCH_OFFSET
+    return (int(now) << 32) | int((now % 1) * 4294967296)
+
+
+def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+    """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
+
+    Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept.
+    """
+    attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
+    codecs: dict[int, Any] = attrs["codecs"]
+    remote_streams: dict[int, Any] = attrs["remote_streams"]
+    rtx_ssrc: dict[int, int] = attrs["rtx_ssrc"]
+    nack = attrs["nack_generator"]
+
+    async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not self._enabled:
+            return
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = remote_streams.get(packet.ssrc)
+        if stream is None:
+            stream = remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if is_rtx(codec):
+            original = rtx_ssrc.get(packet.ssrc)
+            apt = codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or apt not in codecs:
+                return
+            packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
+        if nack is not None and nack.add(packet):
+            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
+        await sink(packet)
+
+    receiver._handle_rtp_packet = types.MethodType(handle, receiver)  # type: ignore[method-assign]
+
+
+async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
+    await receiver._send_rtcp_pli(media_ssrc)
+
+
+class PacketSender:
+    """Drives one subscriber's RTCRtpSender from forwarded packets instead of an encoder.
+
+    Sequence numbers and timestamps keep the publisher's spacing (so a loss upstream shows as
+    a gap and the subscriber asks for it again) shifted by an offset chosen when the source
+    (re)starts, so a re-publish continues the subscriber's numbering.
+    """
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+        self.keyframe_callback: Callable[[], None] = lambda: None
+        self._attrs = {name: getattr(sender, _S + name) for name in ("rtp_history", "rtp_started", "rtp_exited")}
+        self._history: dict[int, RtpPacket] = self._attrs["rtp_history"]
+        self._payload_type: int | None = None
+        self._source: int | None = None
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._last_seq = 0
+        self._last_ts = 0
+        self._started = False
+        self.forwarded = 0
+        sender._run_rtp = types.MethodType(_idle_rtp, sender)  # type: ignore[method-assign]
+        sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
+
+    def bind(self, payload_type: int) -> None:
+        self._payload_type = payload_type
+
+    async def forward(self, packet: RtpPacket, source_key: int) -> None:
+        sender = self.sender
+        transport = sender.transport
+        if self._payload_type is None or transport is None or transport._state is not State.CONNECTED:
+            return
+        if source_key != self._source:
+            self._source = source_key
+            self._seq_offset = (self._last_seq + 1 - packet.sequence_number) & 0xFFFF
+            self._ts_offset = (self._last_ts + 3000 - packet.timestamp) & 0xFFFFFFFF
+        out = RtpPacket(
+            payload_type=self._payload_type,
+            marker=packet.marker,
+            sequence_number=(packet.sequence_number + self._seq_offset) & 0xFFFF,
+            timestamp=(packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
+            ssrc=sender._ssrc,
+            payload=packet.payload,
+        )
+        ntp = ntp_now()
+        out.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        out.extensions.mid = getattr(sender, _S + "mid")
+        if packet.extensions.audio_level is not None:
+            out.extensions.audio_level = packet.extensions.audio_level
+        self._history[out.sequence_number % RTP_HISTORY_SIZE] = out
+        data = out.serialize(getattr(sender, _S + "rtp_header_extensions_map"))
+        try:
+            await transport._send_rtp(data)
+        except ConnectionError:
+            return
+        if ((out.sequence_number - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
+            self._last_seq, self._last_ts = out.sequence_number, out.timestamp
+        setattr(sender, _S + "ntp_timestamp", ntp)
+        setattr(sender, _S + "rtp_timestamp", out.timestamp)
+        setattr(sender, _S + "octet_count", getattr(sender, _S + "octet_count") + len(out.payload))
+        setattr(sender, _S + "packet_count", getattr(sender, _S + "packet_count") + 1)
+        self.forwarded += 1
+
+
+async def _idle_rtp(self: RTCRtpSender, codec: Any) -> None:
+    """Replaces the sender's encode loop: packets arrive through PacketSender.forward."""
+    getattr(self, _S + "rtp_started").set()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        getattr(self, _S + "rtp_exited").set()
+
+
+def never_decoded(receiver: RTCRtpReceiver) -> bool:
+    """True while nothing was queued for this receiver's decoder."""
+    queue = getattr(receiver, _R + "decoder_queue")
+    return bool(queue.qsize() == 0)
+
+
+def never_encoded(sender: RTCRtpSender) -> bool:
+    return getattr(sender, _S + "encoder") is None
+
+
+check_aiortc()

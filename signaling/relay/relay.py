@@ -1,0 +1,390 @@
+"""Rooms of peer connections: one publishing and one subscribing RTCPeerConnection per
+participant (the publisher offers, the relay answers; for subscriptions the relay offers,
+because aiortc is reliable as the offerer and can then add tracks as they come).
+
+The relay knows rooms and participants by opaque ids; it does not know tickets, users or
+the socket. It reaches clients only through a ``RelaySink``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription, candidate_from_sdp
+
+from signaling.relay.passthrough import PacketSender, request_keyframe, tap_receiver
+
+log = logging.getLogger("yunbang.relay")
+SOURCES = ("camera", "microphone", "screen")
+KEYFRAME_INTERVAL_S = 0.5
+H264_PROFILES = ("42001f", "42e01f")
+
+
+class RelayError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class RelaySink(Protocol):
+    async def subscribe_offer(self, room_id: str, participant_id: str, sdp: str, tracks: list[dict[str, Any]]) -> None: ...
+
+    async def peer_state(self, room_id: str, participant_id: str, which: str, state: str) -> None: ...
+
+
+def _capabilities(kind: str) -> list[RTCRtpCodecCapability]:
+    """What publishers may send: VP8 first, H.264 constrained baseline, RTX; Opus for audio."""
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    if kind == "audio":
+        return [c for c in caps if c.mimeType.lower() == "audio/opus"]
+    vp8 = [c for c in caps if c.mimeType.lower() == "video/vp8"]
+    h264 = [
+        c for c in caps
+        if c.mimeType.lower() == "video/h264" and c.parameters.get("profile-level-id") in H264_PROFILES
+        and c.parameters.get("packetization-mode") == "1"
+    ]
+    rtx = [c for c in caps if c.mimeType.lower() == "video/rtx"]
+    return vp8 + h264 + rtx
+
+
+def _matching(kind: str, codec: RTCRtpCodecParameters) -> list[RTCRtpCodecCapability]:
+    """The capability equal to a publisher's codec (plus RTX): what its subscribers must use."""
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    same = [c for c in caps if c.mimeType.lower() == codec.mimeType.lower() and c.parameters == codec.parameters]
+    if not same:
+        raise RelayError("codec_unsupported", f"无法转发编码 {codec.mimeType}")
+    return same + [c for c in caps if c.mimeType.lower() == "video/rtx"]
+
+
+class _Placeholder(MediaStreamTrack):
+    """A sender needs a track to be negotiated; packets come from the relay, never from here."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self) -> Any:
+        raise RuntimeError("the relay never pulls frames")
+
+
+@dataclass
+class Source:
+    """A track one participant publishes, forwarded to every outlet subscribed to it."""
+
+    track_id: str
+    participant_id: str
+    kind: str
+    source: str
+    codec: RTCRtpCodecParameters
+    receiver: RTCRtpReceiver
+    key: int
+    outlets: list["Outlet"] = field(default_factory=list)
+    media_ssrc: int | None = None
+    muted: bool = False
+    packets: int = 0
+    _last_keyframe_request: float = 0.0
+
+    async def on_packet(self, packet: RtpPacket) -> None:
+        self.media_ssrc = packet.ssrc
+        self.packets += 1
+        for outlet in self.outlets:
+            await outlet.sender.forward(packet, self.key)
+
+    def request_keyframe(self) -> None:
+        if self.kind != "video" or self.media_ssrc is None:
+            return
+        now = time.monotonic()
+        if now - self._last_keyframe_request < KEYFRAME_INTERVAL_S:
+            return
+        self._last_keyframe_request = now
+        asyncio.ensure_future(request_keyframe(self.receiver, self.media_ssrc))
+
+    def describe(self) -> dict[str, Any]:
+        return {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
+                "source": self.source, "muted": self.muted}
+
+
+@dataclass
+class Outlet:
+    """One subscriber's transceiver carrying one source (or idle, ready for reuse)."""
+
+    transceiver: RTCRtpTransceiver
+    sender: PacketSender
+    track_id: str | None
+    kind: str
+
+
+@dataclass
+class Participant:
+    participant_id: str
+    publish_pc: RTCPeerConnection | None = None
+    subscribe_pc: RTCPeerConnection | None = None
+    sources: dict[str, Source] = field(default_factory=dict)
+    outlets: list[Outlet] = field(default_factory=list)
+    offer_pending: bool = False
+    renegotiate: bool = False
+
+
+@dataclass
+class RelayRoom:
+    room_id: str
+    participants: dict[str, Participant] = field(default_factory=dict)
+
+
+class Relay:
+    """Add participant, publish, subscribe, close; nothing about tickets or sockets."""
+
+    def __init__(self, sink: RelaySink, ice_servers: list[RTCIceServer] | None = None) -> None:
+        self.sink = sink
+        self.ice_servers = ice_servers or []
+        self.rooms: dict[str, RelayRoom] = {}
+        self._keys = 0
+        self._lock: dict[str, asyncio.Lock] = {}
+
+    def _config(self) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+    def _room_lock(self, room_id: str) -> asyncio.Lock:
+        return self._lock.setdefault(room_id, asyncio.Lock())
+
+    def join(self, room_id: str, participant_id: str) -> list[dict[str, Any]]:
+        room = self.rooms.setdefault(room_id, RelayRoom(room_id))
+        room.participants.setdefault(participant_id, Participant(participant_id))
+        return [s.describe() for p in room.participants.values() for s in p.sources.values()]
+
+    def _participant(self, room_id: str, participant_id: str) -> tuple[RelayRoom, Participant]:
+        room = self.rooms.get(room_id)
+        participant = room.participants.get(participant_id) if room else None
+        if room is None or participant is None:
+            raise RelayError("not_in_room", "请先加入通话")
+        return room, participant
+
+    async def publish(self, room_id: str, participant_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
+        """Take a publisher's offer (``sources`` maps each m-line's mid to camera/microphone/
+        screen) and return the relay's answer. A new offer replaces the previous publishing
+        connection: that is also how a client recovers from a failed ICE connection."""
+        async with self._room_lock(room_id):
+            room, participant = self._participant(room_id, participant_id)
+            try:
+                parsed = SessionDescription.parse(offer_sdp)
+            except Exception as exc:  # aiortc raises assorted errors on garbage
+                raise RelayError("malformed_sdp", "SDP 无法解析") from exc
+            media = [m for m in parsed.media if m.kind in ("audio", "video")]
+            if not media:
+                raise RelayError("malformed_sdp", "SDP 中没有音视频")
+            for m in media:
+                if sources.get(m.rtp.muxId or "") not in SOURCES:
+                    raise RelayError("unknown_track_source", f"第 {m.rtp.muxId} 路媒体未说明来源（camera/microphone/screen）")
+            old_pc = participant.publish_pc
+            pc = RTCPeerConnection(self._config())
+            for m in media:
+                transceiver = pc.addTransceiver(m.kind, direction="recvonly")
+                transceiver.setCodecPreferences(_capabilities(m.kind))
+            self._watch(pc, room_id, participant_id, "publish")
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as exc:
+                await pc.close()
+                raise RelayError("negotiation_failed", f"媒体协商失败：{exc}") from exc
+            new_sources: dict[str, Source] = {}
+            for transceiver in pc.getTransceivers():
+                if not transceiver._codecs:
+                    continue
+                source_name = sources[transceiver.mid or ""]
+                self._keys += 1
+                source = Source(
+                    track_id=f"{participant_id}:{source_name}",
+                    participant_id=participant_id,
+                    kind=transceiver.kind,
+                    source=source_name,
+                    codec=transceiver._codecs[0],
+                    receiver=transceiver.receiver,
+                    key=self._keys,
+                )
+                tap_receiver(transceiver.receiver, source.on_packet)
+                new_sources[source.track_id] = source
+            for track_id, source in new_sources.items():
+                previous = participant.sources.get(track_id)
+                if previous is not None and previous.codec.mimeType == source.codec.mimeType:
+                    source.outlets = previous.outlets
+                    previous.outlets = []
+            participant.sources = new_sources
+            participant.publish_pc = pc
+            if old_pc is not None:
+                await old_pc.close()
+            answer = pc.localDescription.sdp
+        for other in list(room.participants.values()):
+            if other.participant_id != participant_id and other.subscribe_pc is not None:
+                await self._renegotiate(room, other)
+        for source in new_sources.values():
+            source.request_keyframe()
+        return answer
+
+    async def subscribe(self, room_id: str, participant_id: str) -> None:
+        """Start (or refresh) a participant's subscription: the relay sends an offer."""
+        room, participant = self._participant(room_id, participant_id)
+        await self._renegotiate(room, participant)
+
+    async def _renegotiate(self, room: RelayRoom, participant: Participant) -> None:
+        if participant.offer_pending:
+            participant.renegotiate = True
+            return
+        participant.renegotiate = False
+        wanted = {
+            s.track_id: s
+            for p in room.participants.values() if p.participant_id != participant.participant_id
+            for s in p.sources.values()
+        }
+        pc = participant.subscribe_pc
+        if pc is None:
+            pc = participant.subscribe_pc = RTCPeerConnection(self._config())
+            self._watch(pc, room.room_id, participant.participant_id, "subscribe")
+        for outlet in participant.outlets:
+            if outlet.track_id is not None and outlet.track_id not in wanted:
+                outlet.track_id = None
+                outlet.transceiver.direction = "inactive"
+        carried = {o.track_id for o in participant.outlets}
+        for track_id, source in wanted.items():
+            if track_id in carried:
+                continue
+            outlet = next((o for o in participant.outlets if o.track_id is None and o.kind == source.kind), None)
+            if outlet is None:
+                transceiver = pc.addTransceiver(_Placeholder(source.kind), direction="sendonly")
+                outlet = Outlet(transceiver, PacketSender(transceiver.sender), None, source.kind)
+                participant.outlets.append(outlet)
+            outlet.track_id = track_id
+            outlet.transceiver.direction = "sendonly"
+            outlet.transceiver.setCodecPreferences(_matching(source.kind, source.codec))
+            outlet.sender.keyframe_callback = source.request_keyframe
+        if not participant.outlets:
+            return
+        participant.offer_pending = True
+        await pc.setLocalDescription(await pc.createOffer())
+        tracks = []
+        for outlet in participant.outlets:
+            source = wanted.get(outlet.track_id or "")
+            entry = {"mid": outlet.transceiver.mid, "kind": outlet.kind, "active": source is not None}
+            if source is not None:
+                entry.update(source.describe())
+            tracks.append(entry)
+        await self.sink.subscribe_offer(room.room_id, participant.participant_id, pc.localDescription.sdp, tracks)
+
+    async def answer_subscription(self, room_id: str, participant_id: str, answer_sdp: str) -> None:
+        room, participant = self._participant(room_id, participant_id)
+        pc = participant.subscribe_pc
+        if pc is None or not participant.offer_pending:
+            raise RelayError("no_offer_pending", "没有待应答的订阅邀约")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except Exception as exc:
+            raise RelayError("malformed_sdp", f"订阅应答无效：{exc}") from exc
+        participant.offer_pending = False
+        sources = {s.track_id: s for p in room.participants.values() for s in p.sources.values()}
+        for outlet in participant.outlets:
+            source = sources.get(outlet.track_id or "")
+            for s in sources.values():
+                if outlet in s.outlets and s is not source:
+                    s.outlets.remove(outlet)
+            if source is None or not outlet.transceiver._codecs:
+                continue
+            outlet.sender.bind(outlet.transceiver._codecs[0].payloadType)
+            if outlet not in source.outlets:
+                source.outlets.append(outlet)
+            source.request_keyframe()
+        if participant.renegotiate:
+            await self._renegotiate(room, participant)
+
+    async def add_ice_candidate(self, room_id: str, participant_id: str, which: str, candidate: dict[str, Any]) -> None:
+        _, participant = self._participant(room_id, participant_id)
+        pc = participant.publish_pc if which == "publish" else participant.subscribe_pc
+        if pc is None:
+            raise RelayError("no_peer_connection", "该连接尚未建立")
+        text = str(candidate.get("candidate") or "")
+        if not text:
+            return
+        try:
+            parsed = candidate_from_sdp(text.split(":", 1)[1] if text.startswith("candidate:") else text)
+        except Exception as exc:
+            raise RelayError("malformed_candidate", "ICE 候选无效") from exc
+        parsed.sdpMid = candidate.get("sdpMid")
+        parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")
+        await pc.addIceCandidate(parsed)
+
+    def set_muted(self, room_id: str, participant_id: str, source: str, muted: bool) -> dict[str, Any]:
+        _, participant = self._participant(room_id, participant_id)
+        track = participant.sources.get(f"{participant_id}:{source}")
+        if track is None:
+            raise RelayError("track_not_found", "没有这一路媒体")
+        track.muted = muted
+        return track.describe()
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        room = self.rooms.get(room_id)
+        participant = room.participants.pop(participant_id, None) if room else None
+        if room is None or participant is None:
+            return
+        await self._close_participant(participant)
+        for other in list(room.participants.values()):
+            for s in other.sources.values():
+                s.outlets = [o for o in s.outlets if o not in participant.outlets]
+            if other.subscribe_pc is not None:
+                await self._renegotiate(room, other)
+
+    async def close_room(self, room_id: str) -> None:
+        room = self.rooms.pop(room_id, None)
+        self._lock.pop(room_id, None)
+        if room is None:
+            return
+        for participant in room.participants.values():
+            await self._close_participant(participant)
+
+    async def _close_participant(self, participant: Participant) -> None:
+        for source in participant.sources.values():
+            source.outlets = []
+        participant.sources = {}
+        participant.outlets = []
+        for pc in (participant.publish_pc, participant.subscribe_pc):
+            if pc is not None:
+                await pc.close()
+        participant.publish_pc = participant.subscribe_pc = None
+
+    def _watch(self, pc: RTCPeerConnection, room_id: str, participant_id: str, which: str) -> None:
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            await self.sink.peer_state(room_id, participant_id, which, pc.connectionState)
+
+    def counts(self) -> dict[str, int]:
+        pcs = sum(1 for r in self.rooms.values() for p in r.participants.values()
+                  for pc in (p.publish_pc, p.subscribe_pc) if pc is not None)
+        return {
+            "rooms": len(self.rooms),
+            "participants": sum(len(r.participants) for r in self.rooms.values()),
+            "peer_connections": pcs,
+        }
+
+    def source(self, room_id: str, track_id: str) -> Source | None:
+        room = self.rooms.get(room_id)
+        if room is None:
+            return None
+        for p in room.participants.values():
+            if track_id in p.sources:
+                return p.sources[track_id]
+        return None
