@@ -17,9 +17,10 @@ from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
-from server.keys import DB, DOMAIN, MONITOR, SETTINGS, SIO, TOKENS
+from server.keys import CALLS, DB, DOMAIN, MONITOR, SETTINGS, SIO, TOKENS
 from server.live import Monitor, SocketSink
 from server.runtime import Domain
+from signaling.calls import CallService
 from signaling.namespace import LiveNamespace
 
 log = logging.getLogger("yunbang")
@@ -46,7 +47,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     sink.domain = domain
     app[DOMAIN] = domain
     app[SIO] = sio
-    sio.register_namespace(LiveNamespace(domain, tokens))
+    calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds)
+    sink.observers.append(calls.on_event)
+    app[CALLS] = calls
+    sio.register_namespace(LiveNamespace(domain, tokens, calls))
     sio.attach(app, socketio_path="socket.io")
     monitor = Monitor(domain, settings.monitor_interval_seconds)
     app[MONITOR] = monitor
@@ -64,6 +68,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await calls.shutdown()
         await sink.drain()
         await db.dispose()
 

@@ -113,6 +113,7 @@ class Settings:
     monitor_interval_seconds: float = 20
     web_dist: Path = Path("web-client/dist")
     trusted_proxies: tuple[str, ...] = ()
+    call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
 
     @property
@@ -183,6 +184,7 @@ class Settings:
             monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
             web_dist=Path(get("WEB_DIST", "web-client/dist")),
             trusted_proxies=csv("TRUSTED_PROXIES"),
+            call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             queue=rules,
         )
 

@@ -10,6 +10,7 @@ from server.config import Settings
 from server.db import Database
 from server.live import Monitor
 from server.runtime import Domain
+from signaling.calls import CallService
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -17,3 +18,4 @@ DOMAIN = web.AppKey("domain", Domain)
 TOKENS = web.AppKey("tokens", TokenSigner)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 MONITOR = web.AppKey("monitor", Monitor)
+CALLS = web.AppKey("calls", CallService)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server.domain import alerts, org, queue
@@ -25,15 +26,21 @@ class SocketSink:
         self._pending: set[tuple[int, int]] = set()
         self._flush: asyncio.Task[None] | None = None
         self._delay = coalesce_seconds
+        self.observers: list[Callable[[Event], Awaitable[None]]] = []
 
     async def publish(self, events: list[Event | QueueTouched]) -> None:
         for event in events:
             if isinstance(event, QueueTouched):
                 self._pending.add((event.centre_id, event.department_id))
-            else:
-                rooms = rooms_for_audience(event.audience)
-                if rooms:
-                    await self.sio.emit(event.name, event.payload, to=rooms)
+                continue
+            rooms = rooms_for_audience(event.audience)
+            if rooms:
+                await self.sio.emit(event.name, event.payload, to=rooms)
+            for observer in self.observers:
+                try:
+                    await observer(event)
+                except Exception:
+                    log.exception("observer of %s failed", event.name)
         if self._pending and (self._flush is None or self._flush.done()):
             self._flush = asyncio.create_task(self._flush_later())
 

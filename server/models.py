@@ -281,6 +281,20 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None]
 
 
+class CaseMessage(Base):
+    """通话内文字消息 — in-call chat, stored on the case (the ticket)."""
+
+    __tablename__ = "case_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    author_name: Mapped[str] = mapped_column(String(50))
+    author_role: Mapped[str] = mapped_column(String(20))
+    channel: Mapped[str] = mapped_column(String(20), default="call")
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     """审计日志 — every state change and every privileged read: who, what, when, from where."""
 
@@ -297,7 +311,7 @@ class AuditEntry(Base):
 
 
 __all__ = [
-    "Alert", "AuditEntry", "Base", "Centre", "CentreLevel", "CloudWindow", "Department",
+    "Alert", "AuditEntry", "Base", "CaseMessage", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "LoginAttempt", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_departments", "window_departments",

@@ -7,24 +7,37 @@ acks; everything else it needs comes through the constructor.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 import socketio
+from pydantic import BaseModel, ValidationError
 
 from server.auth import TokenSigner
+from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor
+from signaling.calls import CallService
+from signaling.messages import Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
 
 log = logging.getLogger("yunbang.socket")
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def error_ack(exc: DomainError) -> dict[str, Any]:
+    return {"error": {"code": exc.code, "message": exc.message}}
+
+
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, domain: Domain, tokens: TokenSigner) -> None:
+    def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService) -> None:
         super().__init__("/")
         self.domain = domain
         self.tokens = tokens
+        self.calls = calls
 
     async def _authenticate(self, environ: dict[str, Any], auth: Any) -> Any:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -66,3 +79,47 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def on_ping_app(self, sid: str, data: Any = None) -> dict[str, Any]:
         session = await self.get_session(sid)
         return {"ok": True, "user_id": session["user_id"]}
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        await self.calls.socket_gone(sid)
+
+    # --- the call: every handler validates, checks who asks, and hands over ---------------
+    async def _call(self, sid: str, data: Any, model: type[M], act: Callable[[Actor, M], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        try:
+            message = model.model_validate(data if isinstance(data, dict) else {})
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "message" for e in exc.errors())
+            return {"error": {"code": "invalid_input", "message": f"消息格式不正确：{fields}"}}
+        try:
+            session = await self.get_session(sid)
+            actor = await self.domain.actor(session["user_id"])
+            return await act(actor, message)
+        except DomainError as exc:
+            return error_ack(exc)
+
+    async def on_join(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Join, lambda a, m: self.calls.join(sid, a, m.ticket_id))
+
+    async def on_publish(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Publish,
+                                lambda a, m: self.calls.publish(sid, a, m.ticket_id, m.sdp, m.sources))
+
+    async def on_subscribe_answer(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, SubscribeAnswer,
+                                lambda a, m: self.calls.subscribe_answer(sid, a, m.ticket_id, m.sdp))
+
+    async def on_resubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Join, lambda a, m: self.calls.resubscribe(sid, a, m.ticket_id))
+
+    async def on_ice_candidate(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, IceCandidate, lambda a, m: self.calls.ice_candidate(
+            sid, a, m.ticket_id, m.pc, m.candidate.model_dump() if m.candidate else {}))
+
+    async def on_mute(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Mute, lambda a, m: self.calls.mute(sid, a, m.ticket_id, m.source, m.muted))
+
+    async def on_chat(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Chat, lambda a, m: self.calls.chat(sid, a, m.ticket_id, m.text))
+
+    async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, Join, lambda a, m: self.calls.leave(sid, a, m.ticket_id))

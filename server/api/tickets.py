@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.api.base import actor, int_param, ok, optional_int, parse, route, InvalidInput
 from server.api.schemas import Cancel, Complete, Rating, TakeTicket, Transfer
-from server.domain import queue
+from server.domain import calls, queue
 from server.domain.views import ticket_view
 from server.keys import DOMAIN
 from server.models import TicketStatus
@@ -108,3 +108,10 @@ async def cancel(request: web.Request) -> web.Response:
 async def rating(request: web.Request) -> web.Response:
     body = await parse(request, Rating)
     return await _act(request, "rate", **body.model_dump())
+
+
+@route("GET", "/api/tickets/{ticket_id}/messages", "通话内文字消息（存于办件）", tag="call")
+async def messages(request: web.Request) -> web.Response:
+    who = await actor(request)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await calls.messages(uow, who, int_param(request, "ticket_id")))

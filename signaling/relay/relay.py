@@ -243,6 +243,22 @@ class Relay:
         room, participant = self._participant(room_id, participant_id)
         await self._renegotiate(room, participant)
 
+    async def resubscribe(self, room_id: str, participant_id: str) -> None:
+        """A client came back with a fresh page or connection: rebuild its subscription."""
+        room, participant = self._participant(room_id, participant_id)
+        await self._drop_subscription(room, participant)
+        await self._renegotiate(room, participant)
+
+    async def _drop_subscription(self, room: RelayRoom, participant: Participant) -> None:
+        for p in room.participants.values():
+            for s in p.sources.values():
+                s.outlets = [o for o in s.outlets if o not in participant.outlets]
+        participant.outlets = []
+        participant.offer_pending = participant.renegotiate = False
+        if participant.subscribe_pc is not None:
+            await participant.subscribe_pc.close()
+            participant.subscribe_pc = None
+
     async def _renegotiate(self, room: RelayRoom, participant: Participant) -> None:
         if participant.offer_pending:
             participant.renegotiate = True

@@ -1,0 +1,225 @@
+"""Calls: the bridge between socket.io clients, the domain's seats and the media relay.
+
+Room id ``t{ticket_id}``, participant id ``u{user_id}``: one place per user per call. A socket
+that drops keeps its place for a grace period; the same user joining again within it (a
+reloaded tab, a reconnected network) takes the place back and renegotiates its media.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from server.domain import calls
+from server.domain.context import Actor
+from server.domain.errors import Conflict, DomainError
+from server.events import Event
+from server.runtime import Domain
+from signaling.relay.relay import Relay, RelayError
+
+log = logging.getLogger("yunbang.calls")
+
+
+def room_id(ticket_id: int) -> str:
+    return f"t{ticket_id}"
+
+
+def participant_id(user_id: int) -> str:
+    return f"u{user_id}"
+
+
+def socket_room(ticket_id: int) -> str:
+    return f"call:{ticket_id}"
+
+
+@dataclass
+class Presence:
+    seat: calls.Seat
+    sid: str
+    leave_task: asyncio.Task[None] | None = None
+
+
+class CallService:
+    def __init__(self, domain: Domain, sio: Any, grace_seconds: float = 60.0) -> None:
+        self.domain = domain
+        self.sio = sio
+        self.grace = grace_seconds
+        self.relay = Relay(self)
+        self.present: dict[tuple[int, int], Presence] = {}
+
+    # --- RelaySink -------------------------------------------------------------------------
+    async def subscribe_offer(self, room: str, participant: str, sdp: str, tracks: list[dict[str, Any]]) -> None:
+        presence = self._by_ids(room, participant)
+        if presence is not None:
+            await self.sio.emit("subscribe_offer", {"ticket_id": presence.seat.ticket_id, "type": "offer",
+                                                    "sdp": sdp, "tracks": self._label(tracks)}, to=presence.sid)
+
+    async def peer_state(self, room: str, participant: str, which: str, state: str) -> None:
+        presence = self._by_ids(room, participant)
+        if presence is not None:
+            await self.sio.emit("peer_state", {"ticket_id": presence.seat.ticket_id, "pc": which, "state": state},
+                                to=presence.sid)
+
+    def _by_ids(self, room: str, participant: str) -> Presence | None:
+        return self.present.get((int(room[1:]), int(participant[1:])))
+
+    def _label(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Add who publishes each track (user id, role, name) to the relay's track list."""
+        people = {participant_id(k[1]): p.seat for k, p in self.present.items()}
+        labelled = []
+        for t in tracks:
+            seat = people.get(t.get("participant_id", ""))
+            extra = {"user_id": seat.user_id, "role": seat.role, "display_name": seat.display_name} if seat else {}
+            labelled.append({**t, **extra})
+        return labelled
+
+    # --- client requests -------------------------------------------------------------------
+    async def join(self, sid: str, actor: Actor, ticket_id: int) -> dict[str, Any]:
+        async with self.domain.unit() as uow:
+            seat = await calls.take_seat(uow, actor, ticket_id)
+        key = (ticket_id, actor.user_id)
+        presence = self.present.get(key)
+        rejoin = presence is not None
+        if presence is not None:
+            if presence.leave_task is not None:
+                presence.leave_task.cancel()
+                presence.leave_task = None
+            if presence.sid != sid:
+                await self.sio.leave_room(presence.sid, socket_room(ticket_id))
+                await self.sio.emit("call_replaced", {"ticket_id": ticket_id}, to=presence.sid)
+            presence.sid = sid
+        else:
+            presence = self.present[key] = Presence(seat, sid)
+        tracks = self.relay.join(room_id(ticket_id), participant_id(actor.user_id))
+        await self.sio.enter_room(sid, socket_room(ticket_id))
+        await self.sio.emit("participant_joined", self._participant_view(seat), to=socket_room(ticket_id), skip_sid=sid)
+        if rejoin:
+            asyncio.ensure_future(self._guard(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id))))
+        else:
+            asyncio.ensure_future(self._guard(self.relay.subscribe(room_id(ticket_id), participant_id(actor.user_id))))
+        return {
+            "ticket_id": ticket_id,
+            "participant_id": participant_id(actor.user_id),
+            "role": seat.role,
+            "rejoined": rejoin,
+            "participants": [self._participant_view(p.seat) for k, p in self.present.items() if k[0] == ticket_id],
+            "tracks": self._label([t for t in tracks if t["participant_id"] != participant_id(actor.user_id)]),
+        }
+
+    def _participant_view(self, seat: calls.Seat) -> dict[str, Any]:
+        return {"ticket_id": seat.ticket_id, "participant_id": participant_id(seat.user_id), "user_id": seat.user_id,
+                "role": seat.role, "display_name": seat.display_name}
+
+    def _seat(self, sid: str, actor: Actor, ticket_id: int) -> Presence:
+        presence = self.present.get((ticket_id, actor.user_id))
+        if presence is None or presence.sid != sid:
+            raise Conflict("not_in_call", "请先加入通话")
+        return presence
+
+    async def publish(self, sid: str, actor: Actor, ticket_id: int, sdp: str, sources: dict[str, str]) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        answer = await self._relay_call(self.relay.publish(room_id(ticket_id), participant_id(actor.user_id), sdp, sources))
+        return {"ticket_id": ticket_id, "type": "answer", "sdp": answer}
+
+    async def subscribe_answer(self, sid: str, actor: Actor, ticket_id: int, sdp: str) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        await self._relay_call(self.relay.answer_subscription(room_id(ticket_id), participant_id(actor.user_id), sdp))
+        return {"ok": True}
+
+    async def resubscribe(self, sid: str, actor: Actor, ticket_id: int) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        await self._relay_call(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id)))
+        return {"ok": True}
+
+    async def ice_candidate(self, sid: str, actor: Actor, ticket_id: int, pc: str, candidate: dict[str, Any]) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        await self._relay_call(self.relay.add_ice_candidate(room_id(ticket_id), participant_id(actor.user_id), pc, candidate))
+        return {"ok": True}
+
+    async def mute(self, sid: str, actor: Actor, ticket_id: int, source: str, muted: bool) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        try:
+            track = self.relay.set_muted(room_id(ticket_id), participant_id(actor.user_id), source, muted)
+        except RelayError as exc:
+            raise DomainError(exc.code, exc.message) from exc
+        await self.sio.emit("track_muted", {"ticket_id": ticket_id, **track}, to=socket_room(ticket_id))
+        return {"ok": True, "track": track}
+
+    async def chat(self, sid: str, actor: Actor, ticket_id: int, text: str) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        async with self.domain.unit() as uow:
+            message = await calls.post_message(uow, actor, ticket_id, text)
+        await self.sio.emit("chat_message", message, to=socket_room(ticket_id))
+        return {"ok": True, "message": message}
+
+    async def leave(self, sid: str, actor: Actor, ticket_id: int) -> dict[str, Any]:
+        self._seat(sid, actor, ticket_id)
+        await self._remove((ticket_id, actor.user_id))
+        return {"ok": True}
+
+    async def _relay_call(self, call: Any) -> Any:
+        try:
+            return await call
+        except RelayError as exc:
+            raise DomainError(exc.code, exc.message) from exc
+
+    async def _guard(self, call: Any) -> None:
+        try:
+            await call
+        except (RelayError, DomainError) as exc:
+            log.info("call negotiation step refused: %s", exc)
+        except Exception:
+            log.exception("call negotiation step failed")
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def socket_gone(self, sid: str) -> None:
+        """Keep the places of a dropped socket for the grace period."""
+        for key, presence in list(self.present.items()):
+            if presence.sid == sid and presence.leave_task is None:
+                presence.leave_task = asyncio.ensure_future(self._leave_later(key))
+
+    async def _leave_later(self, key: tuple[int, int]) -> None:
+        await asyncio.sleep(self.grace)
+        presence = self.present.get(key)
+        if presence is not None:
+            presence.leave_task = None
+            await self._remove(key)
+
+    async def _remove(self, key: tuple[int, int]) -> None:
+        presence = self.present.pop(key, None)
+        if presence is None:
+            return
+        if presence.leave_task is not None:
+            presence.leave_task.cancel()
+        ticket_id, user_id = key
+        await self.relay.leave(room_id(ticket_id), participant_id(user_id))
+        await self.sio.leave_room(presence.sid, socket_room(ticket_id))
+        await self.sio.emit("participant_left", self._participant_view(presence.seat), to=socket_room(ticket_id))
+
+    async def on_event(self, event: Event) -> None:
+        """A ticket that leaves service closes its call and frees everything it held."""
+        if not event.name.startswith("ticket.") or "status" not in event.payload:
+            return
+        if calls.call_is_open(event.payload["status"]):
+            return
+        await self.close(int(event.payload["id"]), event.payload["status"])
+
+    async def close(self, ticket_id: int, status: str) -> None:
+        for key in [k for k in self.present if k[0] == ticket_id]:
+            presence = self.present.pop(key)
+            if presence.leave_task is not None:
+                presence.leave_task.cancel()
+        if room_id(ticket_id) in self.relay.rooms:
+            await self.relay.close_room(room_id(ticket_id))
+        await self.sio.emit("call_closed", {"ticket_id": ticket_id, "status": status}, to=socket_room(ticket_id))
+        await self.sio.close_room(socket_room(ticket_id))
+
+    async def shutdown(self) -> None:
+        for rid in list(self.relay.rooms):
+            await self.relay.close_room(rid)
+        for presence in self.present.values():
+            if presence.leave_task is not None:
+                presence.leave_task.cancel()
+        self.present.clear()

@@ -1,0 +1,170 @@
+"""A call client written from docs/protocol.md: socket.io signalling + aiortc media.
+
+It publishes synthetic camera (noise, so every frame differs), microphone (a tone) and
+optionally a screen track, answers the relay's subscription offers, and records what it
+sends and receives so tests can compare bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import socketio
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc.mediastreams import AudioStreamTrack
+from av import VideoFrame
+
+
+class NoiseVideo(VideoStreamTrack):
+    def __init__(self, width: int = 320, height: int = 240) -> None:
+        super().__init__()
+        self.size = (height, width, 3)
+        self.rng = np.random.default_rng(1)
+
+    async def recv(self) -> VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = VideoFrame.from_ndarray(self.rng.integers(0, 255, self.size, dtype=np.uint8), format="bgr24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
+
+
+class CallClient:
+    def __init__(self, base: str, token: str, name: str = "") -> None:
+        self.base, self.token, self.name = base, token, name
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.publish_pc: RTCPeerConnection | None = None
+        self.subscribe_pc: RTCPeerConnection | None = None
+        self.sent_payloads: set[bytes] = set()
+        self.received: dict[str, int] = defaultdict(int)          # track_id -> decoded frames
+        self.received_payloads: dict[str, list[bytes]] = defaultdict(list)  # track_id -> RTP payloads
+        self.track_by_mid: dict[str, dict[str, Any]] = {}
+        self.keyframe_requests = 0
+        self.ticket_id: int | None = None
+        self._readers: list[asyncio.Task[None]] = []
+        self.sio.on("*", self._record)
+        self.sio.on("subscribe_offer", self._on_offer)
+
+    async def _record(self, name: str, data: Any) -> None:
+        self.events.append((name, data))
+
+    def named(self, name: str) -> list[Any]:
+        return [d for n, d in self.events if n == name]
+
+    async def connect(self) -> "CallClient":
+        await self.sio.connect(self.base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
+        return self
+
+    async def request(self, event: str, data: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = await self.sio.call(event, data, timeout=20)
+        return reply
+
+    async def join(self, ticket_id: int) -> dict[str, Any]:
+        self.ticket_id = ticket_id
+        return await self.request("join", {"ticket_id": ticket_id})
+
+    async def publish(self, *, screen: bool = False, audio: bool = True) -> dict[str, Any]:
+        if self.publish_pc is not None:
+            await self.publish_pc.close()
+        pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        sources: dict[str, str] = {}
+        tracks = [("camera", NoiseVideo())]
+        if audio:
+            tracks.append(("microphone", AudioStreamTrack()))
+        if screen:
+            tracks.append(("screen", NoiseVideo(640, 360)))
+        senders = [(name, pc.addTrack(track)) for name, track in tracks]
+        await pc.setLocalDescription(await pc.createOffer())
+        for (name, sender), transceiver in zip(senders, pc.getTransceivers(), strict=True):
+            sources[transceiver.mid] = name
+            self._record_sent(sender)
+        reply = await self.request("publish", {"ticket_id": self.ticket_id, "type": "offer",
+                                               "sdp": pc.localDescription.sdp, "sources": sources})
+        if "sdp" in reply:
+            await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+        return reply
+
+    def _record_sent(self, sender: Any) -> None:
+        original_next = sender._next_encoded_frame
+        original_keyframe = sender._send_keyframe
+
+        async def next_encoded(codec: Any) -> Any:
+            frame = await original_next(codec)
+            if frame is not None and sender.track and sender.track.kind == "video":
+                self.sent_payloads.update(frame.payloads)
+            return frame
+
+        def keyframe() -> None:
+            self.keyframe_requests += 1
+            original_keyframe()
+
+        sender._next_encoded_frame = next_encoded
+        sender._send_keyframe = keyframe
+
+    async def _on_offer(self, data: dict[str, Any]) -> None:
+        if self.subscribe_pc is None:
+            self.subscribe_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self.subscribe_pc.on("track", self._on_track)
+        for t in data["tracks"]:
+            self.track_by_mid[t["mid"]] = t
+        await self.subscribe_pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+        await self.subscribe_pc.setLocalDescription(await self.subscribe_pc.createAnswer())
+        await self.request("subscribe_answer", {"ticket_id": data["ticket_id"], "type": "answer",
+                                                "sdp": self.subscribe_pc.localDescription.sdp})
+
+    def _on_track(self, track: Any) -> None:
+        transceiver = next(t for t in self.subscribe_pc.getTransceivers() if t.receiver.track is track)
+        mid = transceiver.mid
+        receiver = transceiver.receiver
+        original = receiver._handle_rtp_packet
+
+        async def tap(packet: Any, arrival_time_ms: int) -> None:
+            info = self.track_by_mid.get(mid, {})
+            if info.get("kind") == "video" and packet.payload_type in {c.payloadType for c in transceiver._codecs[:1]}:
+                self.received_payloads[info.get("track_id", mid)].append(packet.payload)
+            await original(packet, arrival_time_ms)
+
+        receiver._handle_rtp_packet = tap
+
+        async def read() -> None:
+            try:
+                while True:
+                    await track.recv()
+                    info = self.track_by_mid.get(mid, {})
+                    self.received[info.get("track_id", mid)] += 1
+            except Exception:
+                return
+
+        self._readers.append(asyncio.ensure_future(read()))
+
+    async def request_keyframe(self) -> None:
+        """What a browser does when its decoder lost the picture: a PLI to the relay."""
+        assert self.subscribe_pc is not None
+        for t in self.subscribe_pc.getTransceivers():
+            if t.kind == "video" and t.receiver._RTCRtpReceiver__remote_streams:
+                ssrc = next(iter(t.receiver._RTCRtpReceiver__remote_streams))
+                await t.receiver._send_rtcp_pli(ssrc)
+
+    async def wait_frames(self, track_id: str, count: int, timeout: float = 15) -> int:
+        async def poll() -> int:
+            start = self.received.get(track_id, 0)
+            while self.received.get(track_id, 0) < start + count:
+                await asyncio.sleep(0.05)
+            return self.received[track_id]
+
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def close(self) -> None:
+        for task in self._readers:
+            task.cancel()
+        for pc in (self.publish_pc, self.subscribe_pc):
+            if pc is not None:
+                await pc.close()
+        self.publish_pc = self.subscribe_pc = None
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+

@@ -1,0 +1,194 @@
+"""The call through the relay, with real aiortc clients speaking docs/protocol.md."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from server.keys import CALLS
+from signaling.relay.passthrough import never_decoded, never_encoded
+from tests.conftest import Platform, cloned_database
+from tests.helpers import district_item, take, window_of
+from tests.rtc_client import CallClient
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """Media tests run on SQLite only: the database is not what they exercise."""
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def called(platform: Platform):
+    """worker1's ticket, called by clerk1: (ticket, worker api, clerk api)."""
+    worker = await platform.login("worker1")
+    clerk = await platform.login("clerk1")
+    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "视频群众")
+    reply = await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
+    assert reply.status == 200
+    return ticket, worker, clerk
+
+
+@pytest.fixture
+async def clients(platform: Platform):
+    made: list[CallClient] = []
+
+    async def make(api) -> CallClient:
+        made.append(await CallClient(platform.base, api.token).connect())
+        return made[-1]
+
+    yield make
+    for c in made:
+        await c.close()
+
+
+def relay_of(platform: Platform):
+    return platform.app[CALLS].relay
+
+
+async def test_worker_and_clerk_see_and_hear_each_other_through_the_relay(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    joined = await worker.join(ticket["id"])
+    assert joined["role"] == "worker" and joined["participant_id"] == f"u{worker_api.user['id']}"
+    assert (await clerk.join(ticket["id"]))["role"] == "clerk"
+    assert "sdp" in await worker.publish()
+    assert "sdp" in await clerk.publish()
+    w_cam, c_cam = f"u{worker_api.user['id']}:camera", f"u{clerk_api.user['id']}:camera"
+    await clerk.wait_frames(w_cam, 20)
+    await worker.wait_frames(c_cam, 20)
+    await clerk.wait_frames(f"u{worker_api.user['id']}:microphone", 20)
+    await worker.wait_frames(f"u{clerk_api.user['id']}:microphone", 20)
+
+    # Passthrough: every video payload the clerk received is one the worker's encoder produced.
+    received = clerk.received_payloads[w_cam]
+    assert len(received) > 20
+    assert all(p in worker.sent_payloads for p in received)
+    relay = relay_of(platform)
+    room = relay.rooms[f"t{ticket['id']}"]
+    for participant in room.participants.values():
+        for source in participant.sources.values():
+            assert never_decoded(source.receiver), "the relay never feeds a decoder"
+        for outlet in participant.outlets:
+            assert never_encoded(outlet.sender.sender), "the relay never creates an encoder"
+    labels = {t["track_id"]: t for t in worker.track_by_mid.values()}
+    assert labels[c_cam]["role"] == "clerk" and labels[c_cam]["source"] == "camera"
+
+
+async def test_a_subscriber_keyframe_request_reaches_the_publisher(called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(audio=False)
+    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10)
+    await asyncio.sleep(0.6)
+    before = worker.keyframe_requests
+    await clerk.request_keyframe()
+
+    async def arrived() -> None:
+        while worker.keyframe_requests == before:
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(arrived(), 5)
+
+
+async def test_screen_share_arrives_as_a_second_labelled_video_track(called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await clerk.publish()
+    clerk_id = clerk_api.user["id"]
+    await worker.wait_frames(f"u{clerk_id}:camera", 5)
+    await clerk.publish(screen=True)
+    await worker.wait_frames(f"u{clerk_id}:screen", 10)
+    await worker.wait_frames(f"u{clerk_id}:camera", 10)
+    screen = [t for t in worker.track_by_mid.values() if t.get("source") == "screen"]
+    assert screen and screen[0]["kind"] == "video" and screen[0]["role"] == "clerk"
+
+
+async def test_strangers_and_wrong_tickets_are_refused(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    stranger = await clients(await platform.login("worker2"))
+    other_clerk = await clients(await platform.login("clerk2"))
+    for client in (stranger, other_clerk):
+        reply = await client.join(ticket["id"])
+        assert reply["error"]["code"] == "ticket_not_found"
+    worker = await clients(worker_api)
+    assert (await worker.join(999999))["error"]["code"] == "ticket_not_found"
+    waiting = await take(worker_api, (await district_item(worker_api, "SB"))["id"], "还在排队")
+    assert (await worker.join(waiting["id"]))["error"]["code"] == "call_not_open"
+    worker.ticket_id = ticket["id"]
+    not_joined = await worker.request("publish", {"ticket_id": ticket["id"], "type": "offer",
+                                                  "sdp": "v=0 not joined", "sources": {"0": "camera"}})
+    assert not_joined["error"]["code"] == "not_in_call"
+    await worker.join(ticket["id"])
+    garbage = await worker.request("publish", {"ticket_id": ticket["id"], "type": "offer",
+                                               "sdp": "this is not sdp at all", "sources": {"0": "camera"}})
+    assert garbage["error"]["code"] in ("malformed_sdp", "negotiation_failed")
+    shapeless = await worker.request("publish", {"ticket_id": "x"})
+    assert shapeless["error"]["code"] == "invalid_input"
+    assert relay_of(platform).rooms[f"t{ticket['id']}"].participants[f"u{worker_api.user['id']}"].publish_pc is None
+
+
+async def test_call_chat_is_stored_on_the_case(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    sent = await clerk.request("chat", {"ticket_id": ticket["id"], "text": "请把身份证正面对准摄像头"})
+    assert sent["ok"] and sent["message"]["author_role"] == "clerk"
+
+    async def delivered() -> None:
+        while not worker.named("chat_message"):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(delivered(), 5)
+    history = await clerk_api.get(f"/api/tickets/{ticket['id']}/messages")
+    assert [m["text"] for m in history.body] == ["请把身份证正面对准摄像头"]
+
+
+async def test_a_dropped_socket_rejoins_its_place_and_media_flows_again(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish()
+    await clerk.publish()
+    w_cam = f"u{worker_api.user['id']}:camera"
+    await clerk.wait_frames(w_cam, 5)
+    await worker.close()  # the network went away: socket and peer connections gone
+    await asyncio.sleep(0.5)
+    assert f"u{worker_api.user['id']}" in relay_of(platform).rooms[f"t{ticket['id']}"].participants
+    again = await clients(worker_api)
+    reply = await again.join(ticket["id"])
+    assert reply["rejoined"] is True
+    await again.publish()
+    await clerk.wait_frames(w_cam, 20)
+    await again.wait_frames(f"u{clerk_api.user['id']}:camera", 20)
+    assert (await worker_api.get(f"/api/tickets/{ticket['id']}")).body["status"] == "called"
+
+
+async def test_completing_the_ticket_closes_the_call_and_frees_everything(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish()
+    await clerk.publish()
+    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 5)
+    await clerk_api.post(f"/api/tickets/{ticket['id']}/start")
+    await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done"})
+
+    async def closed() -> None:
+        while not worker.named("call_closed"):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(closed(), 5)
+    assert relay_of(platform).counts() == {"rooms": 0, "participants": 0, "peer_connections": 0}
+    assert (await worker.join(ticket["id"]))["error"]["code"] == "call_not_open"
