@@ -8,6 +8,7 @@ sends and receives so tests can compare bytes.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -15,6 +16,7 @@ import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
+from aiortc.rtp import RtpPacket
 from av import VideoFrame
 
 
@@ -40,6 +42,7 @@ class CallClient:
         self.subscribe_pc: RTCPeerConnection | None = None
         self.sent_payloads: set[bytes] = set()
         self.received: dict[str, int] = defaultdict(int)          # track_id -> decoded frames
+        self.frame_times: dict[str, list[float]] = defaultdict(list)  # track_id -> when decoded
         self.received_payloads: dict[str, list[bytes]] = defaultdict(list)  # track_id -> RTP payloads
         self.track_by_mid: dict[str, dict[str, Any]] = {}
         self.keyframe_requests = 0
@@ -135,10 +138,33 @@ class CallClient:
                     await track.recv()
                     info = self.track_by_mid.get(mid, {})
                     self.received[info.get("track_id", mid)] += 1
+                    self.frame_times[info.get("track_id", mid)].append(time.monotonic())
             except Exception:
                 return
 
         self._readers.append(asyncio.ensure_future(read()))
+
+    def drop_one_video_packet(self) -> dict[str, Any]:
+        """Lose the next camera packet on the way to the relay, and every retransmission of it."""
+        assert self.publish_pc is not None
+        video = next(t.sender for t in self.publish_pc.getTransceivers() if t.kind == "video")
+        transport = video.transport
+        original = transport._send_rtp
+        lost: dict[str, Any] = {}
+
+        async def send(data: bytes) -> None:
+            if len(data) > 12 and not 192 <= data[1] <= 223:  # RTP, not RTCP
+                packet = RtpPacket.parse(data)
+                if packet.ssrc == video._ssrc and "seq" not in lost:
+                    lost.update(seq=packet.sequence_number, at=time.monotonic())
+                    return
+                if packet.ssrc == video._rtx_ssrc and lost.get("seq") == int.from_bytes(packet.payload[:2], "big"):
+                    lost["retransmissions_dropped"] = lost.get("retransmissions_dropped", 0) + 1
+                    return
+            await original(data)
+
+        transport._send_rtp = send
+        return lost
 
     async def request_keyframe(self) -> None:
         """What a browser does when its decoder lost the picture: a PLI to the relay."""

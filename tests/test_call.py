@@ -192,3 +192,23 @@ async def test_completing_the_ticket_closes_the_call_and_frees_everything(platfo
     await asyncio.wait_for(closed(), 5)
     assert relay_of(platform).counts() == {"rooms": 0, "participants": 0, "peer_connections": 0}
     assert (await worker.join(ticket["id"]))["error"]["code"] == "call_not_open"
+
+
+async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(audio=False)
+    w_cam = f"u{worker_api.user['id']}:camera"
+    await clerk.wait_frames(w_cam, 30)
+    lost = worker.drop_one_video_packet()
+    await clerk.wait_frames(w_cam, 30)
+    assert "seq" in lost, "a packet was really dropped"
+    times = clerk.frame_times[w_cam]
+    after = [t for t in times if t >= lost["at"] - 0.1]
+    longest = max(b - a for a, b in zip(after, after[1:], strict=False))
+    assert longest < 0.3, f"video froze for {longest * 1000:.0f} ms after one lost packet"
+    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    assert lost.get("retransmissions_dropped", 0) >= 1, "the relay asked again, and that was lost too"
+    assert source.gaps_skipped >= 1

@@ -29,11 +29,14 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import PacketSender, request_keyframe, tap_receiver
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen")
 KEYFRAME_INTERVAL_S = 0.5
+GAP_WAIT_S = 0.08
+MAX_HELD = 256
 H264_PROFILES = ("42001f", "42e01f")
 
 
@@ -86,7 +89,14 @@ class _Placeholder(MediaStreamTrack):
 
 @dataclass
 class Source:
-    """A track one participant publishes, forwarded to every outlet subscribed to it."""
+    """A track one participant publishes, forwarded to every outlet subscribed to it.
+
+    Video is forwarded in sequence order. A gap waits up to ``GAP_WAIT_S`` for the relay's
+    NACK to bring the packet back; if it does not come, the relay asks the publisher for a
+    keyframe, drops what it held, and resumes at that keyframe with the numbering shifted so
+    subscribers see no hole. Their jitter buffers never stall on a packet that will not come
+    (aiortc's freezes for seconds on one), and the picture is back within a keyframe's trip.
+    """
 
     track_id: str
     participant_id: str
@@ -99,13 +109,93 @@ class Source:
     media_ssrc: int | None = None
     muted: bool = False
     packets: int = 0
+    gaps_recovered: int = 0
+    gaps_skipped: int = 0
     _last_keyframe_request: float = 0.0
+    _expected: int | None = None
+    _shift: int = 0
+    _held: dict[int, RtpPacket] = field(default_factory=dict)
+    _gap_timer: asyncio.TimerHandle | None = None
+    _awaiting_keyframe: bool = False
+
+    def __post_init__(self) -> None:
+        self._is_keyframe = detector(self.codec.mimeType)
 
     async def on_packet(self, packet: RtpPacket) -> None:
         self.media_ssrc = packet.ssrc
         self.packets += 1
+        if self.kind != "video":
+            await self._send(packet)
+            return
+        if self._awaiting_keyframe:
+            if not self._is_keyframe(packet.payload):
+                return
+            self._awaiting_keyframe = False
+            if self._expected is not None:
+                self._shift = (self._shift + (packet.sequence_number - self._expected)) & 0xFFFF
+            self._expected = packet.sequence_number
+        if self._expected is None:
+            self._expected = packet.sequence_number
+        ahead = (packet.sequence_number - self._expected) & 0xFFFF
+        if ahead == 0:
+            await self._send(packet)
+            self._expected = (self._expected + 1) & 0xFFFF
+            if self._held:
+                await self._flush()
+        elif ahead < 0x8000:
+            self._held[packet.sequence_number] = packet
+            if self._gap_timer is None:
+                self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._give_up)
+            if len(self._held) > MAX_HELD:
+                self._give_up()
+        # else: older than what was already forwarded or skipped: a late duplicate
+
+    async def _flush(self) -> None:
+        while self._expected in self._held:
+            await self._send(self._held.pop(self._expected))
+            self._expected = (self._expected + 1) & 0xFFFF  # type: ignore[operator]
+        if self._gap_timer is not None and not self._held:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+            self.gaps_recovered += 1
+        elif self._held and self._gap_timer is None:
+            self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._give_up)
+
+    def _give_up(self) -> None:
+        """The missing packet is not coming: resume at the next keyframe, shifted to close the gap."""
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+        if not self._held or self._expected is None:
+            return
+        self.gaps_skipped += 1
+        expected = self._expected
+        held = sorted(self._held.values(), key=lambda p: (p.sequence_number - expected) & 0xFFFF)
+        self._held.clear()
+        start = next((i for i, p in enumerate(held) if self._is_keyframe(p.payload)), None)
+        if start is None:
+            self._awaiting_keyframe = True
+            self._last_keyframe_request = 0.0
+            self.request_keyframe()
+            return
+        keyframe_seq = held[start].sequence_number
+        self._shift = (self._shift + (keyframe_seq - expected)) & 0xFFFF
+        self._expected = keyframe_seq
+        self._held = {p.sequence_number: p for p in held[start:]}
+        asyncio.ensure_future(self._flush())
+
+    async def _send(self, packet: RtpPacket) -> None:
+        if self._shift:
+            packet.sequence_number = (packet.sequence_number - self._shift) & 0xFFFF
         for outlet in self.outlets:
             await outlet.sender.forward(packet, self.key)
+
+    def close(self) -> None:
+        if self._gap_timer is not None:
+            self._gap_timer.cancel()
+            self._gap_timer = None
+        self._held.clear()
+        self.outlets = []
 
     def request_keyframe(self) -> None:
         if self.kind != "video" or self.media_ssrc is None:
@@ -226,6 +316,8 @@ class Relay:
                 if previous is not None and previous.codec.mimeType == source.codec.mimeType:
                     source.outlets = previous.outlets
                     previous.outlets = []
+            for old in participant.sources.values():
+                old.close()
             participant.sources = new_sources
             participant.publish_pc = pc
             if old_pc is not None:
@@ -374,7 +466,7 @@ class Relay:
 
     async def _close_participant(self, participant: Participant) -> None:
         for source in participant.sources.values():
-            source.outlets = []
+            source.close()
         participant.sources = {}
         participant.outlets = []
         for pc in (participant.publish_pc, participant.subscribe_pc):
