@@ -212,3 +212,45 @@ async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, 
     source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
     assert lost.get("retransmissions_dropped", 0) >= 1, "the relay asked again, and that was lost too"
     assert source.gaps_skipped >= 1
+
+
+async def test_fifty_calls_leave_no_peer_connection_task_or_track_behind(platform, clients) -> None:
+    import gc
+
+    from aiortc import RTCPeerConnection
+
+    worker_api = await platform.login("worker1")
+    clerk_api = await platform.login("clerk1")
+    item = await district_item(worker_api, "MZ")
+
+    async def one_call(n: int) -> None:
+        ticket = await take(worker_api, item["id"], f"群众{n}")
+        await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")
+        worker, clerk = await clients(worker_api), await clients(clerk_api)
+        await worker.join(ticket["id"])
+        await clerk.join(ticket["id"])
+        await worker.publish()
+        await clerk.publish()
+        await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 3)
+        await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 3)
+        await clerk_api.post(f"/api/tickets/{ticket['id']}/cancel", {"reason": "测试"})
+        for c in (worker, clerk):
+            await c.close()
+
+    def census() -> tuple[int, int]:
+        gc.collect()
+        pcs = sum(1 for o in gc.get_objects() if isinstance(o, RTCPeerConnection))
+        # Engine.IO keeps a ping task per closed socket until its next ping interval: not ours.
+        tasks = [t for t in asyncio.all_tasks() if "_send_ping" not in getattr(t.get_coro(), "__qualname__", "")]
+        return pcs, len(tasks)
+
+    await one_call(0)
+    await asyncio.sleep(1)
+    before = census()
+    for n in range(1, 51):
+        await one_call(n)
+    await asyncio.sleep(1)
+    after = census()
+    assert relay_of(platform).counts() == {"rooms": 0, "participants": 0, "peer_connections": 0}
+    assert after[0] <= before[0], f"peer connections grew from {before[0]} to {after[0]}"
+    assert after[1] <= before[1] + 2, f"tasks grew from {before[1]} to {after[1]}"
