@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,14 +14,23 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+WEB_STAMP := web-client/node_modules/.package-lock.json
+
+$(WEB_STAMP): web-client/package.json web-client/package-lock.json
+	cd web-client && npm ci --no-audit --no-fund
+
+install: $(STAMP) $(WEB_STAMP)
+
+# Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 run: install
 	$(VENV)/bin/yunbang migrate
 	$(VENV)/bin/yunbang seed --demo
 	$(VENV)/bin/yunbang serve
 
-test: install
+test: install chromium
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install
@@ -32,6 +41,7 @@ lint: install
 
 bench: install
 	$(PY) bench/queue.py $(BENCH_ARGS)
+	$(PY) bench/relay.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

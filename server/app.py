@@ -58,6 +58,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/", index)
+    app.router.add_get("/dev/call", dev_call)
+    socketio_js = settings.web_client_dir / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if socketio_js.is_file():
+
+        async def socketio_client(request: web.Request) -> web.FileResponse:
+            return web.FileResponse(socketio_js)
+
+        app.router.add_get("/dev/socket.io.min.js", socketio_client)
+    app.router.add_static("/dev/", STATIC / "dev", show_index=False)
     if settings.web_dist.is_dir():
         app.router.add_static("/app/", settings.web_dist, show_index=False)
 
@@ -76,5 +85,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     return app
 
 
-async def index(request: web.Request) -> web.Response:
+async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
+
+
+async def dev_call(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "dev" / "call.html")

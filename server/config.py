@@ -112,6 +112,7 @@ class Settings:
     turn_ttl_seconds: int = 3600
     monitor_interval_seconds: float = 20
     web_dist: Path = Path("web-client/dist")
+    web_client_dir: Path = Path(__file__).resolve().parent.parent / "web-client"
     trusted_proxies: tuple[str, ...] = ()
     call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
