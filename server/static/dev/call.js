@@ -64,8 +64,16 @@ async function publish() {
 
 async function onOffer(message) {
   if (!yb.sub) {
-    yb.sub = new RTCPeerConnection({ iceServers: yb.iceServers });
-    yb.sub.addEventListener("track", (event) => show(event.transceiver.mid, event.track));
+    const pc = new RTCPeerConnection({ iceServers: yb.iceServers });
+    yb.sub = pc;
+    pc.addEventListener("track", (event) => show(event.transceiver.mid, event.track));
+    pc.addEventListener("iceconnectionstatechange", () => {
+      if (pc !== yb.sub || pc.iceConnectionState !== "failed") return;
+      status("重新连接中…");
+      pc.close();
+      yb.sub = null;
+      request("resubscribe", { ticket_id: yb.ticketId }).catch(fail);
+    });
   }
   for (const t of message.tracks) yb.tracksByMid[t.mid] = t;
   await yb.sub.setRemoteDescription({ type: "offer", sdp: message.sdp });
@@ -134,6 +142,7 @@ async function join(event) {
   yb.socket.on("disconnect", () => status("重新连接中…"));
   yb.socket.on("connect", async () => {
     try {
+      if (yb.sub) { yb.sub.close(); yb.sub = null; }
       const joined = await request("join", { ticket_id: yb.ticketId });
       status(joined.rejoined ? "已重新加入通话" : "已加入通话");
       if (!yb.local) {
