@@ -11,7 +11,7 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from server.api import accounts, catalog, openapi, supervision, tickets  # noqa: F401  (routes)
+from server.api import accounts, catalog, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
 from server.api.base import ROUTES, errors_middleware
 from server.auth import TokenSigner
 from server.config import Settings

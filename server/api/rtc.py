@@ -1,0 +1,19 @@
+"""ICE servers for the call (STUN, TURN with short-lived credentials)."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from server.api.base import actor, ok, route
+from server.keys import SETTINGS
+from signaling.turn import ice_servers
+
+
+@route("GET", "/api/ice-servers", "通话用 ICE 服务器（STUN；TURN 附短期凭据）", tag="rtc")
+async def get_ice_servers(request: web.Request) -> web.Response:
+    who = await actor(request)
+    settings = request.app[SETTINGS]
+    return ok({"ice_servers": ice_servers(settings, f"u{who.user_id}", time.time()),
+               "ttl_seconds": settings.turn_ttl_seconds})

@@ -1,0 +1,39 @@
+"""ICE servers for browsers, with short-lived TURN credentials (TURN REST API).
+
+coturn's ``use-auth-secret`` mode accepts username ``"<expiry unix time>:<label>"`` with the
+password ``base64(HMAC-SHA1(shared secret, username))``. The server hands these out per user
+and per request, so no static TURN password ever reaches a browser, and a leaked one expires.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from server.config import Settings
+
+log = logging.getLogger("yunbang.turn")
+
+
+def turn_credentials(secret: str, label: str, ttl_seconds: int, now: float) -> tuple[str, str, int]:
+    expiry = int(now) + int(ttl_seconds)
+    username = f"{expiry}:{label}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode(), expiry
+
+
+def ice_servers(settings: Settings, label: str, now: float) -> list[dict[str, Any]]:
+    """RTCIceServer dictionaries; empty when nothing is configured (a LAN reaches the relay)."""
+    servers: list[dict[str, Any]] = []
+    if settings.stun_urls:
+        servers.append({"urls": list(settings.stun_urls)})
+    if settings.turn_urls and settings.turn_secret:
+        username, credential, _ = turn_credentials(settings.turn_secret, label, settings.turn_ttl_seconds, now)
+        servers.append({"urls": list(settings.turn_urls), "username": username, "credential": credential,
+                        "credentialType": "password"})
+    elif settings.turn_urls:
+        log.warning("YUNBANG_TURN_URLS is set without YUNBANG_TURN_SECRET: TURN is not offered")
+    return servers

@@ -1,0 +1,53 @@
+"""ICE servers: STUN, and TURN with coturn use-auth-secret credentials that expire."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+
+import pytest
+
+from server.config import Settings
+from signaling.turn import ice_servers, turn_credentials
+from tests.conftest import Platform
+
+SECRET = "test-turn-secret-0123456789"
+
+
+def expected_credential(username: str) -> str:
+    return base64.b64encode(hmac.new(SECRET.encode(), username.encode(), hashlib.sha1).digest()).decode()
+
+
+def test_turn_rest_credentials_match_what_coturn_computes() -> None:
+    username, credential, expiry = turn_credentials(SECRET, "u7", 600, now=1_700_000_000.5)
+    assert username == "1700000600:u7" and expiry == 1_700_000_600
+    assert credential == expected_credential(username)
+    assert ice_servers(Settings(), "u1", time.time()) == []
+    assert ice_servers(Settings(turn_urls=("turn:x:3478",)), "u1", time.time()) == [], "no secret, no TURN"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_changes(
+        stun_urls=("stun:turn.example.org:3478",),
+        turn_urls=("turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:443?transport=tcp"),
+        turn_secret=SECRET,
+    )
+
+
+async def test_logged_in_users_get_stun_and_short_lived_turn(platform: Platform) -> None:
+    assert (await platform.anonymous().get("/api/ice-servers")).code == "auth_required"
+    worker = await platform.login("worker1")
+    clerk = await platform.login("clerk1")
+    reply = await worker.get("/api/ice-servers")
+    assert reply.status == 200
+    stun, turn = reply.body["ice_servers"]
+    assert stun == {"urls": ["stun:turn.example.org:3478"]}
+    assert turn["urls"][1].startswith("turns:") and turn["credential"] == expected_credential(turn["username"])
+    expiry, label = turn["username"].split(":")
+    assert label == f"u{worker.user['id']}"
+    assert 0 < int(expiry) - time.time() <= reply.body["ttl_seconds"]
+    other = (await clerk.get("/api/ice-servers")).body["ice_servers"][1]
+    assert other["username"] != turn["username"]
