@@ -46,6 +46,7 @@ class CallClient:
         self.received_payloads: dict[str, list[bytes]] = defaultdict(list)  # track_id -> RTP payloads
         self.track_by_mid: dict[str, dict[str, Any]] = {}
         self.keyframe_requests = 0
+        self.drop_incoming: dict[str, Any] = {}  # {"armed": True} drops the next video packet
         self.ticket_id: int | None = None
         self._readers: list[asyncio.Task[None]] = []
         self.sio.on("*", self._record)
@@ -126,6 +127,13 @@ class CallClient:
 
         async def tap(packet: Any, arrival_time_ms: int) -> None:
             info = self.track_by_mid.get(mid, {})
+            if info.get("kind") == "video" and self.drop_incoming.get("armed"):
+                rtx = packet.payload_type not in {c.payloadType for c in transceiver._codecs[:1]}
+                if not rtx:
+                    self.drop_incoming.update(armed=False, seq=packet.sequence_number)
+                    return
+            if self.drop_incoming.get("seq") is not None and packet.payload_type != transceiver._codecs[0].payloadType:
+                self.drop_incoming["retransmitted"] = int.from_bytes(packet.payload[:2], "big")
             if info.get("kind") == "video" and packet.payload_type in {c.payloadType for c in transceiver._codecs[:1]}:
                 self.received_payloads[info.get("track_id", mid)].append(packet.payload)
             await original(packet, arrival_time_ms)

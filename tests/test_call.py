@@ -254,3 +254,19 @@ async def test_fifty_calls_leave_no_peer_connection_task_or_track_behind(platfor
     assert relay_of(platform).counts() == {"rooms": 0, "participants": 0, "peer_connections": 0}
     assert after[0] <= before[0], f"peer connections grew from {before[0]} to {after[0]}"
     assert after[1] <= before[1] + 2, f"tasks grew from {before[1]} to {after[1]}"
+
+
+async def test_a_subscriber_nack_is_answered_from_the_relay_history(called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(audio=False)
+    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10)
+    clerk.drop_incoming["armed"] = True
+
+    async def retransmitted() -> None:
+        while clerk.drop_incoming.get("retransmitted") != clerk.drop_incoming.get("seq"):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(retransmitted(), 5)
