@@ -61,6 +61,7 @@ VIDEO_BITRATE = 1_500_000
 TARGET_PPS = 20_000
 TARGET_RATIO = 20
 TARGET_LATENCY_MS = 20
+UVLOOP = True
 
 
 def config() -> RTCConfiguration:
@@ -352,9 +353,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_relay(kind: str) -> tuple[subprocess.Popen[bytes], str]:
+async def start_relay(kind: str, uvloop: bool = False) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port)])
+    extra = ["--uvloop"] if uvloop else []
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", kind, "--port", str(port), *extra])
     base = f"http://127.0.0.1:{port}"
     async with ClientSession() as http:
         for _ in range(100):
@@ -418,7 +420,7 @@ async def run(quick: bool, k: int) -> int:
     seconds = 2.5 if quick else 5.0
     plan = [2, 6, 12] if quick else [2, 4, 8, 12, 16, 20, 24, 32]
     results: list[dict[str, Any]] = []
-    proc, base = await start_relay("passthrough")
+    proc, base = await start_relay("passthrough", uvloop=UVLOOP)
     try:
         async with ClientSession() as http:
             for rooms in plan:
@@ -470,8 +472,13 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=2, help="subscribers per room (default 2)")
     parser.add_argument("--serve", choices=("passthrough", "mediarelay"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
+        if args.uvloop:
+            import uvloop
+
+            uvloop.install()
         asyncio.run(serve(args.serve, args.port))
         return 0
     return asyncio.run(run(args.quick, args.subscribers))

@@ -69,6 +69,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     )
     if not args.no_migrate:
         upgrade(settings.effective_database_url)
+    try:  # the media relay forwards noticeably more packets per core on uvloop
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
     app = create_app(settings)
     print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
           f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)

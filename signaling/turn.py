@@ -16,24 +16,28 @@ from typing import Any
 from server.config import Settings
 
 log = logging.getLogger("yunbang.turn")
+_warned_missing_secret = False
 
 
-def turn_credentials(secret: str, label: str, ttl_seconds: int, now: float) -> tuple[str, str, int]:
+def turn_credentials(secret: str, user_label: str, ttl_seconds: int, now: float) -> tuple[str, str, int]:
+    """``(username, credential, expiry)`` for coturn ``use-auth-secret``; expiry is ``now + ttl``."""
     expiry = int(now) + int(ttl_seconds)
-    username = f"{expiry}:{label}"
+    username = f"{expiry}:{user_label}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return username, base64.b64encode(digest).decode(), expiry
 
 
-def ice_servers(settings: Settings, label: str, now: float) -> list[dict[str, Any]]:
+def ice_servers(settings: Settings, user_label: str, now: float) -> list[dict[str, Any]]:
     """RTCIceServer dictionaries; empty when nothing is configured (a LAN reaches the relay)."""
+    global _warned_missing_secret
     servers: list[dict[str, Any]] = []
     if settings.stun_urls:
         servers.append({"urls": list(settings.stun_urls)})
     if settings.turn_urls and settings.turn_secret:
-        username, credential, _ = turn_credentials(settings.turn_secret, label, settings.turn_ttl_seconds, now)
+        username, credential, _ = turn_credentials(settings.turn_secret, user_label, settings.turn_ttl_seconds, now)
         servers.append({"urls": list(settings.turn_urls), "username": username, "credential": credential,
                         "credentialType": "password"})
-    elif settings.turn_urls:
+    elif settings.turn_urls and not _warned_missing_secret:
+        _warned_missing_secret = True
         log.warning("YUNBANG_TURN_URLS is set without YUNBANG_TURN_SECRET: TURN is not offered")
     return servers

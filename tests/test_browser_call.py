@@ -88,3 +88,19 @@ async def test_worker_and_clerk_pages_decode_each_other_and_the_screen_share(pla
     await decoding(worker, f"{c}:screen")
     screen = (await stats(worker))[f"{c}:screen"]
     assert screen["source"] == "screen" and screen["kind"] == "video"
+
+
+async def test_a_reloaded_worker_tab_rejoins_the_call_by_itself(platform: Platform, browser: Browser) -> None:
+    worker_api = await platform.login("worker1")
+    clerk_api = await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "刷新页面的群众")
+    await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")
+    worker = await open_call(browser, platform, "worker1", ticket["id"])
+    clerk = await open_call(browser, platform, "clerk1", ticket["id"])
+    w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+    await decoding(clerk, f"{w}:camera")
+    await worker.reload()
+    await worker.wait_for_function("window.yb && window.yb.joined === true", timeout=20000)
+    assert "重新加入" in await worker.text_content("#status")
+    await decoding(worker, f"{c}:camera")
+    await decoding(clerk, f"{w}:camera")

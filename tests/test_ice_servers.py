@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+import server.api.rtc  # noqa: F401  (registers GET /api/ice-servers in ROUTES before the app is built)
+import signaling.turn
 from server.config import Settings
 from signaling.turn import ice_servers, turn_credentials
 from tests.conftest import Platform
@@ -24,8 +26,18 @@ def test_turn_rest_credentials_match_what_coturn_computes() -> None:
     username, credential, expiry = turn_credentials(SECRET, "u7", 600, now=1_700_000_000.5)
     assert username == "1700000600:u7" and expiry == 1_700_000_600
     assert credential == expected_credential(username)
-    assert ice_servers(Settings(), "u1", time.time()) == []
-    assert ice_servers(Settings(turn_urls=("turn:x:3478",)), "u1", time.time()) == [], "no secret, no TURN"
+    assert ice_servers(Settings(), "u1", time.time()) == [], "nothing configured: a LAN reaches the relay"
+
+
+def test_turn_urls_without_a_secret_offer_no_turn_and_warn_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signaling.turn, "_warned_missing_secret", False)
+    half = Settings(turn_urls=("turn:x:3478",))
+    with caplog.at_level("WARNING", logger="yunbang.turn"):
+        assert ice_servers(half, "u1", time.time()) == [], "no secret, no TURN"
+        assert ice_servers(half, "u1", time.time()) == []
+    assert len([r for r in caplog.records if "TURN_SECRET" in r.getMessage()]) == 1
 
 
 @pytest.fixture
@@ -38,16 +50,18 @@ def settings(settings: Settings) -> Settings:
 
 
 async def test_logged_in_users_get_stun_and_short_lived_turn(platform: Platform) -> None:
-    assert (await platform.anonymous().get("/api/ice-servers")).code == "auth_required"
+    anonymous = await platform.anonymous().get("/api/ice-servers")
+    assert anonymous.status == 401 and anonymous.code == "auth_required"
     worker = await platform.login("worker1")
     clerk = await platform.login("clerk1")
     reply = await worker.get("/api/ice-servers")
     assert reply.status == 200
     stun, turn = reply.body["ice_servers"]
     assert stun == {"urls": ["stun:turn.example.org:3478"]}
-    assert turn["urls"][1].startswith("turns:") and turn["credential"] == expected_credential(turn["username"])
+    assert turn["urls"] == ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:443?transport=tcp"]
+    assert turn["credentialType"] == "password" and turn["credential"] == expected_credential(turn["username"])
     expiry, label = turn["username"].split(":")
-    assert label == f"u{worker.user['id']}"
+    assert label == f"u{worker.user['id']}" and "worker1" not in turn["username"]
     assert 0 < int(expiry) - time.time() <= reply.body["ttl_seconds"]
     other = (await clerk.get("/api/ice-servers")).body["ice_servers"][1]
     assert other["username"] != turn["username"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 import types
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ _SENDER_ATTRS = (
 )
 
 PacketSink = Callable[[RtpPacket], Awaitable[None]]
+_HEADER = struct.Struct("!BBHLLHH")
 
 
 class AiortcMismatch(RuntimeError):
@@ -107,62 +109,78 @@ class PacketSender:
 
     Sequence numbers and timestamps keep the publisher's spacing (so a loss upstream shows as
     a gap and the subscriber asks for it again) shifted by an offset chosen when the source
-    (re)starts, so a re-publish continues the subscriber's numbering.
+    (re)starts, so a re-publish continues the subscriber's numbering. The wire bytes are
+    packed here directly (header and one-byte header extensions), not through aiortc's
+    generic serializer: this is the per-packet path.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
         self.keyframe_callback: Callable[[], None] = lambda: None
-        self._attrs = {name: getattr(sender, _S + name) for name in ("rtp_history", "rtp_started", "rtp_exited")}
-        self._history: dict[int, RtpPacket] = self._attrs["rtp_history"]
+        self._history: dict[int, RtpPacket] = getattr(sender, _S + "rtp_history")
         self._payload_type: int | None = None
+        self._mid: str | None = None
+        self._mid_element = b""
+        self._abs_id = 0
+        self._level_id = 0
         self._source: int | None = None
         self._seq_offset = 0
         self._ts_offset = 0
         self._last_seq = 0
         self._last_ts = 0
-        self._started = False
         self.forwarded = 0
         sender._run_rtp = types.MethodType(_idle_rtp, sender)  # type: ignore[method-assign]
         sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
 
     def bind(self, payload_type: int) -> None:
+        """Called once negotiation is done: the payload type and extension ids are known."""
         self._payload_type = payload_type
+        ids = getattr(self.sender, _S + "rtp_header_extensions_map")._HeaderExtensionsMap__ids
+        self._mid = getattr(self.sender, _S + "mid")
+        self._abs_id = ids.abs_send_time or 0
+        self._level_id = ids.audio_level or 0
+        if ids.mid and self._mid:
+            mid = self._mid.encode()
+            self._mid_element = bytes([(ids.mid << 4) | (len(mid) - 1)]) + mid
 
     async def forward(self, packet: RtpPacket, source_key: int) -> None:
         sender = self.sender
         transport = sender.transport
-        if self._payload_type is None or transport is None or transport._state is not State.CONNECTED:
+        if self._payload_type is None or transport._state is not State.CONNECTED:
             return
         if source_key != self._source:
             self._source = source_key
             self._seq_offset = (self._last_seq + 1 - packet.sequence_number) & 0xFFFF
             self._ts_offset = (self._last_ts + 3000 - packet.timestamp) & 0xFFFFFFFF
-        out = RtpPacket(
-            payload_type=self._payload_type,
-            marker=packet.marker,
-            sequence_number=(packet.sequence_number + self._seq_offset) & 0xFFFF,
-            timestamp=(packet.timestamp + self._ts_offset) & 0xFFFFFFFF,
-            ssrc=sender._ssrc,
-            payload=packet.payload,
-        )
+        seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
+        timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
         ntp = ntp_now()
-        out.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        out.extensions.mid = getattr(sender, _S + "mid")
-        if packet.extensions.audio_level is not None:
-            out.extensions.audio_level = packet.extensions.audio_level
-        self._history[out.sequence_number % RTP_HISTORY_SIZE] = out
-        data = out.serialize(getattr(sender, _S + "rtp_header_extensions_map"))
+        extension = self._mid_element
+        if self._abs_id:
+            extension = extension + bytes([(self._abs_id << 4) | 2]) + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
+        level = packet.extensions.audio_level
+        if self._level_id and level is not None:
+            extension = extension + bytes([self._level_id << 4, (0x80 if level[0] else 0) | (level[1] & 0x7F)])
+        if len(extension) % 4:
+            extension = extension + bytes(4 - len(extension) % 4)
+        marker = packet.marker
+        payload = packet.payload
+        data = _HEADER.pack(0x90, (marker << 7) | self._payload_type, seq, timestamp, sender._ssrc,
+                            0xBEDE, len(extension) >> 2) + extension + payload
+        kept = RtpPacket(payload_type=self._payload_type, marker=marker, sequence_number=seq,
+                         timestamp=timestamp, ssrc=sender._ssrc, payload=payload)
+        kept.extensions.mid = self._mid
+        self._history[seq % RTP_HISTORY_SIZE] = kept
         try:
             await transport._send_rtp(data)
         except ConnectionError:
             return
-        if ((out.sequence_number - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
-            self._last_seq, self._last_ts = out.sequence_number, out.timestamp
-        setattr(sender, _S + "ntp_timestamp", ntp)
-        setattr(sender, _S + "rtp_timestamp", out.timestamp)
-        setattr(sender, _S + "octet_count", getattr(sender, _S + "octet_count") + len(out.payload))
-        setattr(sender, _S + "packet_count", getattr(sender, _S + "packet_count") + 1)
+        if ((seq - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
+            self._last_seq, self._last_ts = seq, timestamp
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         self.forwarded += 1
 
 

@@ -134,11 +134,32 @@ async function join(event) {
   const login = await api("/api/auth/login", { method: "POST", body: JSON.stringify({ username: $("username").value, password: $("password").value }) });
   yb.token = login.token;
   yb.ticketId = Number($("ticket").value);
+  sessionStorage.setItem("yb-call", JSON.stringify({ token: yb.token, ticketId: yb.ticketId }));
+  connect();
+}
+
+// A reloaded tab rejoins its call by itself while the ticket is in service.
+function resume() {
+  const saved = JSON.parse(sessionStorage.getItem("yb-call") || "null");
+  if (!saved) return;
+  yb.token = saved.token;
+  yb.ticketId = saved.ticketId;
+  $("ticket").value = saved.ticketId;
+  status("重新加入通话…");
+  connect();
+}
+
+async function connect() {
   try { yb.iceServers = (await api("/api/ice-servers")).ice_servers; } catch (e) { yb.iceServers = []; }
   yb.socket = io({ path: "/socket.io", auth: { token: yb.token }, transports: ["websocket"] });
   yb.socket.onAny((name, payload) => yb.events.push([name, payload]));
   yb.socket.on("subscribe_offer", (m) => onOffer(m).catch(fail));
-  yb.socket.on("call_closed", () => { status("通话已结束"); if (yb.pub) yb.pub.close(); if (yb.sub) yb.sub.close(); });
+  yb.socket.on("call_closed", () => {
+    status("通话已结束");
+    sessionStorage.removeItem("yb-call");
+    if (yb.pub) yb.pub.close();
+    if (yb.sub) yb.sub.close();
+  });
   yb.socket.on("disconnect", () => status("重新连接中…"));
   yb.socket.on("connect", async () => {
     try {
@@ -152,10 +173,14 @@ async function join(event) {
       await publish();
       $("share").disabled = false; $("leave").disabled = false;
       yb.joined = true;
-    } catch (error) { fail(error); }
+    } catch (error) {
+      if (/call_not_open|ticket_not_found|invalid_token|token_expired/.test(error.message)) sessionStorage.removeItem("yb-call");
+      fail(error);
+    }
   });
 }
 
 $("login").addEventListener("submit", (e) => join(e).catch(fail));
+resume();
 $("share").addEventListener("click", () => yb.shareScreen().catch(fail));
 $("leave").addEventListener("click", async () => { await request("leave", { ticket_id: yb.ticketId }); status("已离开"); });
