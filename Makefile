@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium
+.PHONY: run test bench lint install clean chromium fonts
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,16 @@ install: $(STAMP) $(WEB_STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-run: install
+# Watermarks are drawn in Chinese: Debian's Noto CJK fonts.
+fonts:
+	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
+
+run: install fonts
 	$(VENV)/bin/yunbang migrate
 	$(VENV)/bin/yunbang seed --demo
 	$(VENV)/bin/yunbang serve
 
-test: install chromium
+test: install chromium fonts
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install

@@ -244,7 +244,7 @@ async def serve(domain: Domain, actor: Actor, ticket_id: int) -> None:
     """Start and complete a called ticket, so that its window may call again."""
     async with domain.unit() as uow:
         await ticket_queue.start_service(uow, actor, ticket_id)
-        await ticket_queue.complete(uow, actor, ticket_id, result="done")
+        await ticket_queue.complete(uow, actor, ticket_id, result="consultation_only")
 
 
 async def paced_phase(domain: Domain, fixture: Fixture, calls: int, stats: CallStats) -> list[float]:

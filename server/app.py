@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,17 +12,21 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from server.api import accounts, catalog, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
+from server.api import accounts, catalog, documents, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
 from server.api.base import ROUTES, errors_middleware
+from server.api.documents import serve_object
 from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
-from server.keys import CALLS, DB, DOMAIN, MONITOR, SETTINGS, SIO, TOKENS
+from server.keys import CALLS, DB, DOMAIN, MONITOR, SETTINGS, SIO, STORE, TOKENS, UPLOADS
 from server.live import Monitor, SocketSink
 from server.runtime import Domain
+from server.uploading import DocumentUploads
 from signaling.calls import CallService
 from signaling.namespace import LiveNamespace
+from uploads.service import Limits, UploadPipeline
+from uploads.storage import LocalStore, ObjectStore, S3Store
 
 log = logging.getLogger("yunbang")
 STATIC = Path(__file__).parent / "static"
@@ -52,11 +57,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[CALLS] = calls
     sio.register_namespace(LiveNamespace(domain, tokens, calls))
     sio.attach(app, socketio_path="socket.io")
-    monitor = Monitor(domain, settings.monitor_interval_seconds)
+    store = object_store(settings)
+    pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(
+        max_file_bytes=settings.documents.max_file_bytes, max_pixels=settings.documents.max_pixels,
+        long_side=settings.documents.long_side, thumbnail_side=settings.documents.thumbnail_side,
+    ))
+    uploads = DocumentUploads(domain, pipeline, store)
+    app[STORE] = store
+    app[UPLOADS] = uploads
+    monitor = Monitor(domain, settings.monitor_interval_seconds, housekeeping=[uploads.sweep])
     app[MONITOR] = monitor
 
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
+    app.router.add_get("/api/objects/{key:.+}", serve_object)
     app.router.add_get("/", index)
     app.router.add_get("/dev/call", dev_call)
     socketio_js = settings.web_client_dir / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
@@ -71,6 +85,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
         app.router.add_static("/app/", settings.web_dist, show_index=False)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
+        await store.ensure_ready()
         task = asyncio.create_task(monitor.run_forever()) if run_monitor else None
         yield
         if task is not None:
@@ -78,11 +93,23 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await calls.shutdown()
+        pipeline.close()
         await sink.drain()
         await db.dispose()
 
     app.cleanup_ctx.append(resources)
     return app
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    """MinIO/S3 when an endpoint is configured, else a directory under the data dir."""
+    if settings.s3_endpoint:
+        return S3Store(
+            endpoint=settings.s3_endpoint, access_key=settings.s3_access_key, secret_key=settings.s3_secret_key,
+            bucket=settings.s3_bucket, secure=settings.s3_secure, public_endpoint=settings.s3_public_endpoint or None,
+        )
+    signing = hashlib.sha256(("objects:" + settings.resolved_secret_key()).encode()).digest()
+    return LocalStore(settings.data_dir / "objects", signing)
 
 
 async def index(request: web.Request) -> web.FileResponse:

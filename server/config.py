@@ -89,6 +89,20 @@ class QueueRules:
 
 
 @dataclass(frozen=True)
+class DocumentRules:
+    """Limits and processing of uploaded documents."""
+
+    max_file_bytes: int = 20 * 1024 * 1024
+    max_files_per_case: int = 50
+    max_pixels: int = 40_000_000
+    long_side: int = 4096
+    thumbnail_side: int = 320
+    watermark: str = "仅供“{item}”办理使用 {date}"
+    upload_ttl_hours: float = 24
+    chunk_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -116,6 +130,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
+    documents: DocumentRules = field(default_factory=DocumentRules)
 
     @property
     def effective_database_url(self) -> str:
@@ -161,6 +176,14 @@ class Settings:
         )
         if rules.yellow_waiting > rules.red_waiting or rules.yellow_wait_minutes > rules.red_wait_minutes:
             raise SettingsError("yellow thresholds must not exceed red thresholds")
+        documents = DocumentRules(
+            max_file_bytes=int(number("MAX_UPLOAD_MB", 20) * 1024 * 1024),
+            max_files_per_case=int(number("MAX_FILES_PER_CASE", 50, int)),
+            max_pixels=int(number("MAX_IMAGE_PIXELS", 40_000_000, int)),
+            long_side=int(number("IMAGE_LONG_SIDE", 4096, int)),
+            watermark=get("WATERMARK", "仅供“{item}”办理使用 {date}"),
+            upload_ttl_hours=number("UPLOAD_TTL_HOURS", 24),
+        )
         return cls(
             host=get("HOST", "127.0.0.1"),
             port=int(number("PORT", 8080, int)),
@@ -187,6 +210,7 @@ class Settings:
             trusted_proxies=csv("TRUSTED_PROXIES"),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             queue=rules,
+            documents=documents,
         )
 
     def resolved_secret_key(self) -> str:

@@ -16,6 +16,7 @@ class Audience:
     department_clerks: tuple[int, ...] = ()
     department_supervisors: tuple[int, ...] = ()
     admins: bool = False
+    call_of_ticket: int | None = None
 
 
 @dataclass(frozen=True)

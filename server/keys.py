@@ -10,6 +10,7 @@ from server.config import Settings
 from server.db import Database
 from server.live import Monitor
 from server.runtime import Domain
+from server.uploading import DocumentUploads
 from signaling.calls import CallService
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,3 +20,5 @@ TOKENS = web.AppKey("tokens", TokenSigner)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 MONITOR = web.AppKey("monitor", Monitor)
 CALLS = web.AppKey("calls", CallService)
+UPLOADS = web.AppKey("uploads", DocumentUploads)
+STORE = web.AppKey("store", object)

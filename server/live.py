@@ -72,9 +72,11 @@ class SocketSink:
 class Monitor:
     """Runs the alert checks and closes tidal windows whose time is up, every few seconds."""
 
-    def __init__(self, domain: Domain, interval: float) -> None:
+    def __init__(self, domain: Domain, interval: float,
+                 housekeeping: list[Callable[[], Awaitable[int]]] | None = None) -> None:
         self.domain = domain
         self.interval = interval
+        self.housekeeping = housekeeping or []
 
     async def run_once(self) -> list[dict[str, Any]]:
         async with self.domain.unit() as uow:
@@ -86,6 +88,8 @@ class Monitor:
                     await org.close_tidal_window(uow, SYSTEM, window_id, reason="expired")
             except DomainError as exc:  # a clerk called a ticket meanwhile: next pass
                 log.info("tidal window %s not closed yet: %s", window_id, exc.code)
+        for chore in self.housekeeping:
+            await chore()
         return raised
 
     async def run_forever(self) -> None:

@@ -295,6 +295,50 @@ class CaseMessage(Base):
     at: Mapped[datetime]
 
 
+class Document(Base):
+    """材料 — one uploaded document of a case, filed under a checklist line (or "other")."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    material_id: Mapped[int | None] = mapped_column(ForeignKey("materials.id"))
+    material_name: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(20), default="upload")
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[datetime]
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    original_key: Mapped[str] = mapped_column(String(200))
+    viewing_key: Mapped[str] = mapped_column(String(200))
+    thumbnail_key: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="provided")
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None]
+
+
+class UploadSession(Base):
+    """A resumable upload in progress: where it stands, so a broken link can carry on."""
+
+    __tablename__ = "upload_sessions"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    material_id: Mapped[int | None] = mapped_column(ForeignKey("materials.id"))
+    material_name: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(20), default="upload")
+    uploader_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    size: Mapped[int] = mapped_column(Integer)
+    received: Mapped[int] = mapped_column(Integer, default=0)
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
+
+
 class AuditEntry(Base):
     """审计日志 — every state change and every privileged read: who, what, when, from where."""
 
@@ -311,7 +355,7 @@ class AuditEntry(Base):
 
 
 __all__ = [
-    "Alert", "AuditEntry", "Base", "CaseMessage", "Centre", "CentreLevel", "CloudWindow", "Department",
+    "Alert", "AuditEntry", "Base", "CaseMessage", "Document", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "LoginAttempt", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_departments", "window_departments",

@@ -29,6 +29,7 @@ class Domain:
                 rules=self.settings.queue,
                 dialect=self.db.dialect,
                 login_limits=(self.settings.login_max_failures, self.settings.login_lockout_seconds),
+                documents=self.settings.documents,
             )
             yield uow
         if uow.events:

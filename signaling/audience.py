@@ -22,12 +22,18 @@ def supervisors_room(department_id: int) -> str:
 ADMINS = "admins"
 
 
+def call_room(ticket_id: int) -> str:
+    return f"call:{ticket_id}"
+
+
 def rooms_for_audience(audience: Audience) -> list[str]:
     rooms = [user_room(u) for u in audience.users]
     rooms += [clerks_room(d) for d in audience.department_clerks]
     rooms += [supervisors_room(d) for d in audience.department_supervisors]
     if audience.admins:
         rooms.append(ADMINS)
+    if audience.call_of_ticket is not None:
+        rooms.append(call_room(audience.call_of_ticket))
     return rooms
 
 

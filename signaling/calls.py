@@ -12,11 +12,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from server.domain import calls
+from server.domain import calls, documents
 from server.domain.context import Actor
 from server.domain.errors import Conflict, DomainError
 from server.events import Event
 from server.runtime import Domain
+from signaling.audience import call_room
 from signaling.relay.relay import Relay, RelayError
 
 log = logging.getLogger("yunbang.calls")
@@ -31,7 +32,7 @@ def participant_id(user_id: int) -> str:
 
 
 def socket_room(ticket_id: int) -> str:
-    return f"call:{ticket_id}"
+    return call_room(ticket_id)
 
 
 @dataclass
@@ -153,6 +154,14 @@ class CallService:
             message = await calls.post_message(uow, actor, ticket_id, text)
         await self.sio.emit("chat_message", message, to=socket_room(ticket_id))
         return {"ok": True, "message": message}
+
+    async def capture_request(self, sid: str, actor: Actor, ticket_id: int, material: str) -> dict[str, Any]:
+        """The clerk asks the worker's browser for a camera still of one checklist line."""
+        self._seat(sid, actor, ticket_id)
+        async with self.domain.unit() as uow:
+            request = await documents.request_capture(uow, actor, ticket_id, material)
+        await self.sio.emit("capture_requested", request, to=socket_room(ticket_id), skip_sid=sid)
+        return {"ok": True, **request}
 
     async def leave(self, sid: str, actor: Actor, ticket_id: int) -> dict[str, Any]:
         self._seat(sid, actor, ticket_id)

@@ -48,3 +48,7 @@ class Mute(Message):
 
 class Chat(Message):
     text: str = Field(min_length=1, max_length=2000)
+
+
+class CaptureRequest(Message):
+    material: str = Field(min_length=1, max_length=20)

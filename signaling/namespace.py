@@ -20,7 +20,7 @@ from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor
 from signaling.calls import CallService
-from signaling.messages import Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
+from signaling.messages import CaptureRequest, Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
 
 log = logging.getLogger("yunbang.socket")
 
@@ -120,6 +120,10 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_chat(self, sid: str, data: Any = None) -> dict[str, Any]:
         return await self._call(sid, data, Chat, lambda a, m: self.calls.chat(sid, a, m.ticket_id, m.text))
+
+    async def on_capture_request(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, CaptureRequest,
+                                lambda a, m: self.calls.capture_request(sid, a, m.ticket_id, m.material))
 
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         return await self._call(sid, data, Join, lambda a, m: self.calls.leave(sid, a, m.ticket_id))

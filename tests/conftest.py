@@ -133,8 +133,10 @@ class Api:
     def __init__(self, http: ClientSession, base: str, token: str | None = None, user: dict[str, Any] | None = None):
         self.http, self.base, self.token, self.user = http, base, token, user
 
-    async def call(self, method: str, path: str, json: Any = None, data: Any = None, **params: Any) -> Reply:
+    async def call(self, method: str, path: str, json: Any = None, data: Any = None,
+                   headers_extra: dict[str, str] | None = None, **params: Any) -> Reply:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers.update(headers_extra or {})
         query = {k: str(v) for k, v in params.items() if v is not None}
         async with self.http.request(method, self.base + path, json=json, data=data, headers=headers,
                                      params=query) as resp:

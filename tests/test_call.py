@@ -183,7 +183,7 @@ async def test_completing_the_ticket_closes_the_call_and_frees_everything(platfo
     await clerk.publish()
     await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 5)
     await clerk_api.post(f"/api/tickets/{ticket['id']}/start")
-    await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done"})
+    await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
 
     async def closed() -> None:
         while not worker.named("call_closed"):

@@ -95,7 +95,7 @@ async def clerk_loop(http: ClientSession, base: str, username: str) -> list[int]
             assert r.status == 200, await r.text()
             ticket = (await r.json())["id"]
         called.append(ticket)
-        for action, body in (("start", {}), ("complete", {"result": "done"})):
+        for action, body in (("start", {}), ("complete", {"result": "consultation_only"})):
             async with http.post(f"{base}/api/tickets/{ticket}/{action}", headers=headers, json=body) as r:
                 assert r.status == 200, await r.text()
 

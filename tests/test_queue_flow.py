@@ -25,8 +25,8 @@ async def test_worker1_ticket_for_district_minzheng_item_is_called_by_clerk1(pla
     started = await clerk.post(f"/api/tickets/{ticket['id']}/start")
     assert started.body["status"] == "in_service"
     platform.clock.advance(minutes=6)
-    done = await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done", "note": "当场办结"})
-    assert done.status == 200 and done.body["status"] == "completed" and done.body["result"] == "done"
+    done = await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only", "note": "政策咨询"})
+    assert done.status == 200 and done.body["status"] == "completed" and done.body["result"] == "consultation_only"
 
     rated = await worker.post(f"/api/tickets/{ticket['id']}/rating", {"score": 5, "comment": "很方便"})
     assert rated.status == 200 and rated.body["rating"]["score"] == 5
@@ -82,7 +82,7 @@ async def test_priority_first_then_first_come_first_served_across_departments(pl
         called = await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
         order.append(called.body["id"])
         await clerk.post(f"/api/tickets/{called.body['id']}/start")
-        await clerk.post(f"/api/tickets/{called.body['id']}/complete", {"result": "done"})
+        await clerk.post(f"/api/tickets/{called.body['id']}/complete", {"result": "consultation_only"})
     assert order == [elderly["id"], first["id"], second["id"]]
 
 
@@ -111,7 +111,7 @@ async def test_illegal_transition_is_409_and_changes_nothing(platform: Platform)
     after = (await clerk.get(f"/api/tickets/{ticket['id']}")).body
     assert after == before
     await clerk.post(f"/api/tickets/{ticket['id']}/start")
-    await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done"})
+    await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
     for action in ("start", "recall", "no-show", "complete"):
         late = await clerk.post(f"/api/tickets/{ticket['id']}/{action}")
         assert late.status == 409 and late.code == "illegal_transition", action

@@ -61,7 +61,7 @@ async def test_warning_levels_are_raised_once_per_crossing(platform: Platform) -
     for _ in range(4):
         called = await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
         await clerk.post(f"/api/tickets/{called.body['id']}/start")
-        await clerk.post(f"/api/tickets/{called.body['id']}/complete", {"result": "done"})
+        await clerk.post(f"/api/tickets/{called.body['id']}/complete", {"result": "consultation_only"})
     await platform.app[MONITOR].run_once()
     assert warnings((await supervisor.get("/api/alerts")).body) == ["red", "yellow"]
     for i in range(6, 9):
@@ -88,7 +88,7 @@ async def test_supervisor_opens_and_closes_a_tidal_window(platform: Platform) ->
     busy = await supervisor.post(f"/api/tidal-windows/{opened.body['id']}/close")
     assert busy.status == 409 and busy.code == "window_busy"
     await clerk2.post(f"/api/tickets/{ticket['id']}/start")
-    await clerk2.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done"})
+    await clerk2.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
     closed = await supervisor.post(f"/api/tidal-windows/{opened.body['id']}/close")
     assert closed.status == 200 and closed.body["active"] is False and closed.body["closed_at"]
     again = await clerk2.post(f"/api/windows/{opened.body['id']}/call-next")
@@ -127,7 +127,7 @@ async def test_dashboard_counts_served_wait_handling_and_rating(platform: Platfo
     await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
     await clerk.post(f"/api/tickets/{ticket['id']}/start")
     platform.clock.advance(minutes=10)
-    await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "done"})
+    await clerk.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
     await worker.post(f"/api/tickets/{ticket['id']}/rating", {"score": 4})
     after = (await supervisor.get("/api/dashboard")).body
     mz = next(d for d in after["departments"] if d["code"] == "MZ")

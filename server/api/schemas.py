@@ -101,3 +101,15 @@ class UserPatch(Body):
     window_ids: list[int] | None = None
     department_ids: list[int] | None = None
     specialties: list[str] | None = None
+
+
+class BeginUpload(Body):
+    material: str = Field(min_length=1, max_length=20, description="清单项 id 或 other")
+    size: int = Field(gt=0)
+    filename: str = Field(default="", max_length=200)
+    source: Literal["upload", "capture"] = "upload"
+
+
+class Review(Body):
+    decision: Literal["accepted", "rejected"]
+    reason: str = Field(default="", max_length=500)

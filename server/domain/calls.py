@@ -42,7 +42,7 @@ async def _ticket(uow: Uow, ticket_id: int) -> Ticket:
     return ticket
 
 
-def _role_in_call(actor: Actor, ticket: Ticket) -> str | None:
+def role_in_call(actor: Actor, ticket: Ticket) -> str | None:
     if actor.role is Role.worker and ticket.extension_point_id == actor.extension_point_id:
         return "worker"
     if actor.role is Role.clerk and ticket.window_id in actor.window_ids:
@@ -53,7 +53,7 @@ def _role_in_call(actor: Actor, ticket: Ticket) -> str | None:
 async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
     """加入通话 — check the actor belongs in this ticket's call and that the call is open."""
     ticket = await _ticket(uow, ticket_id)
-    role = _role_in_call(actor, ticket)
+    role = role_in_call(actor, ticket)
     if role is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     if not call_is_open(ticket.status):
@@ -81,7 +81,7 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str) -> dic
 
 async def messages(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
     ticket = await _ticket(uow, ticket_id)
-    if _role_in_call(actor, ticket) is None and actor.role is not Role.admin:
+    if role_in_call(actor, ticket) is None and actor.role is not Role.admin:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     rows = await uow.session.scalars(
         select(CaseMessage).where(CaseMessage.ticket_id == ticket_id).order_by(CaseMessage.id)

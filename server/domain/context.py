@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.config import QueueRules
+from server.config import DocumentRules, QueueRules
 from server.domain.clock import Clock
 from server.domain.errors import Forbidden
 from server.events import Audience, Event, QueueTouched
@@ -46,6 +46,7 @@ class Uow:
     rules: QueueRules
     dialect: str = "sqlite"
     login_limits: tuple[int, float] = (5, 300.0)
+    documents: DocumentRules = field(default_factory=DocumentRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
 
     def emit(self, name: str, payload: dict[str, Any], audience: Audience) -> None:

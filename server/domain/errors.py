@@ -38,3 +38,7 @@ class Conflict(DomainError):
 
 class TooManyAttempts(DomainError):
     status = 429
+
+
+class TooLarge(DomainError):
+    status = 413

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.domain import alerts, audit, hours, org, stats
+from server.domain import alerts, audit, documents, hours, org, stats
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.views import ticket_view
@@ -523,6 +523,15 @@ async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note:
     if result not in RESULTS:
         raise Invalid("unknown_result", "办理结果不正确", allowed=sorted(RESULTS))
     ticket = await _for_action(uow, actor, ticket_id, "complete")
+    if result == "done":
+        blocking = await documents.blocking_materials(uow, ticket.id)
+        if blocking:
+            names = "、".join(f"{m['name']}（{m['state_name']}）" for m in blocking)
+            raise Conflict(
+                "material_missing",
+                f"必需材料未齐：{names}。可退回补正，或以“材料不全”办结",
+                materials=[{"material_id": m["material_id"], "name": m["name"], "state": m["state"]} for m in blocking],
+            )
     ticket.status = TicketStatus.completed
     ticket.result, ticket.result_note = result, note
     ticket.finished_at = uow.clock.now()

@@ -1,0 +1,692 @@
+"""Object storage behind one async interface: a local directory or an S3-compatible bucket.
+
+Keys are opaque (``new_key``) and never built from names users type, so neither store has to
+trust a path. Every blocking call — file I/O, the ``minio`` client — runs in a worker thread;
+the ``minio`` client is always called with keyword arguments because its signatures have moved
+between releases. Browser links are short-lived: the local store signs an app URL with an HMAC
+key, the S3 store presigns for the endpoint the *browser* reaches (``public_endpoint``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import io
+import os
+import re
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import quote, urlsplit
+from uuid import uuid4
+
+import urllib3.exceptions
+from minio import Minio
+from minio.datatypes import Part
+from minio.error import MinioException, S3Error
+
+__all__ = [
+    "MIN_PART_SIZE",
+    "LocalStore",
+    "ObjectStore",
+    "S3Store",
+    "StorageError",
+    "content_disposition",
+    "new_key",
+    "validate_key",
+]
+
+ErrorCode = Literal[
+    "object_not_found", "invalid_key", "storage_unavailable", "upload_not_found", "invalid_part"
+]
+
+CHUNK_SIZE = 1024 * 1024
+# S3 refuses multipart parts under 5 MiB except the last; the local store enforces the same so
+# an upload flow that works on a laptop also works against the bucket.
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PART_NUMBER = 10_000
+MAX_URL_EXPIRY = 7 * 24 * 3600
+_KEY_RE = re.compile(r"[a-z0-9_-]+(?:/[a-z0-9_-]+)*")
+_MAX_KEY_LENGTH = 512
+_UPLOAD_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+T = TypeVar("T")
+
+
+class StorageError(Exception):
+    """A storage failure with a stable ``code`` for programs and a message for people."""
+
+    def __init__(self, code: ErrorCode, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else code)
+        self.code: ErrorCode = code
+        self.message = message
+
+
+def validate_key(key: str) -> str:
+    """Refuse anything but lower-case ``[a-z0-9_-]`` segments joined by single slashes."""
+    if not isinstance(key, str) or len(key) > _MAX_KEY_LENGTH or not _KEY_RE.fullmatch(key):
+        raise StorageError("invalid_key", f"invalid object key {key!r}")
+    return key
+
+
+def new_key(prefix: str) -> str:
+    """An opaque, unique key under ``prefix`` (itself a valid key, e.g. ``documents/original``)."""
+    return validate_key(f"{validate_key(prefix)}/{uuid4().hex}")
+
+
+def content_disposition(filename: str, *, inline: bool = False) -> str:
+    """A ``Content-Disposition`` value that survives Chinese file names (RFC 6266 / 5987)."""
+    fallback = re.sub(r"[^A-Za-z0-9._ -]", "_", filename).strip() or "download"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def _check_expires(expires: int) -> int:
+    if not 1 <= expires <= MAX_URL_EXPIRY:
+        raise ValueError(f"expires must be between 1 and {MAX_URL_EXPIRY} seconds")
+    return expires
+
+
+def _check_part_number(part_number: int) -> None:
+    if not 1 <= part_number <= MAX_PART_NUMBER:
+        raise StorageError("invalid_part", f"part number {part_number} outside 1..{MAX_PART_NUMBER}")
+
+
+def _ordered_parts(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Parts sorted by number (a resumed upload collects them out of order), etags unquoted."""
+    if not parts:
+        raise StorageError("invalid_part", "a multipart upload needs at least one part")
+    ordered = sorted((number, etag.strip('"')) for number, etag in parts)
+    numbers = [number for number, _ in ordered]
+    if len(set(numbers)) != len(numbers):
+        raise StorageError("invalid_part", "duplicate part numbers")
+    for number in numbers:
+        _check_part_number(number)
+    return ordered
+
+
+class ObjectStore(Protocol):
+    """What the upload flow needs from storage; ``LocalStore`` and ``S3Store`` implement it."""
+
+    async def ensure_ready(self) -> None: ...
+
+    async def put(self, key: str, stream: AsyncIterator[bytes] | bytes, *, length: int | None = None,
+                  content_type: str = "application/octet-stream") -> int: ...
+
+    async def get(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def read(self, key: str) -> bytes: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def url(self, key: str, *, expires: int = 300, filename: str | None = None) -> str: ...
+
+    async def begin_multipart(self, key: str, content_type: str) -> str: ...
+
+    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str: ...
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int: ...
+
+
+async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([chunk async for chunk in chunks])
+
+
+class _LengthCheck:
+    """Counts streamed bytes and refuses a stream that disagrees with its declared length."""
+
+    def __init__(self, length: int | None) -> None:
+        if length is not None and length < 0:
+            raise ValueError("length must not be negative")
+        self.length, self.total = length, 0
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.length is not None and self.total > self.length:
+            raise ValueError(f"stream is longer than the declared {self.length} bytes")
+
+    def finish(self) -> None:
+        if self.length is not None and self.total != self.length:
+            raise ValueError(f"stream ended after {self.total} of {self.length} bytes")
+
+
+# --------------------------------------------------------------------------- local directory
+
+
+class LocalStore:
+    """Objects as files under ``root``; links are app URLs signed with ``signing_key``.
+
+    Writes land in ``root/.tmp`` and are renamed into place, so a half-written upload is never
+    visible under its key; multipart parts wait in ``root/.multipart/<upload_id>/``. Keys cannot
+    contain dots, so neither folder can collide with an object. Content types are not kept here:
+    the app knows them from its own records.
+    """
+
+    def __init__(self, root: Path, signing_key: bytes, url_prefix: str = "/api/objects", *,
+                 clock: Callable[[], float] = time.time) -> None:
+        if not signing_key:
+            raise ValueError("LocalStore needs a non-empty signing key")
+        self.root = Path(root)
+        self._signing_key = bytes(signing_key)
+        self._url_prefix = url_prefix.rstrip("/")
+        self._clock = clock
+        self._tmp = self.root / ".tmp"
+        self._multipart = self.root / ".multipart"
+
+    async def ensure_ready(self) -> None:
+        def make() -> None:
+            for folder in (self.root, self._tmp, self._multipart):
+                folder.mkdir(parents=True, exist_ok=True)
+
+        await asyncio.to_thread(make)
+
+    def _path(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    # -- whole objects
+
+    async def put(self, key: str, stream: AsyncIterator[bytes] | bytes, *, length: int | None = None,
+                  content_type: str = "application/octet-stream") -> int:
+        final = self._path(key)
+        check = _LengthCheck(length)
+        tmp = await asyncio.to_thread(self._open_tmp)
+        try:
+            if isinstance(stream, (bytes, bytearray, memoryview)):
+                check.add(len(stream))
+                await asyncio.to_thread(tmp.write, stream)
+            else:
+                async for chunk in stream:
+                    check.add(len(chunk))
+                    await asyncio.to_thread(tmp.write, chunk)
+            check.finish()
+            await asyncio.to_thread(self._publish, tmp, final)
+        except BaseException:
+            await asyncio.to_thread(_discard, tmp)
+            raise
+        return check.total
+
+    def _open_tmp(self) -> io.BufferedWriter:
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        return open(self._tmp / f"{uuid4().hex}.tmp", "xb")
+
+    @staticmethod
+    def _publish(tmp: io.BufferedWriter, final: Path) -> None:
+        tmp.flush()
+        os.fsync(tmp.fileno())
+        tmp.close()
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp.name, final)
+        except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+            raise StorageError("invalid_key", "key collides with another key's folder") from exc
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(open, path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise StorageError("object_not_found", key) from exc
+        return self._chunks(handle)
+
+    @staticmethod
+    async def _chunks(handle: io.BufferedReader) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(handle.read, CHUNK_SIZE):
+                yield chunk
+        finally:
+            await asyncio.to_thread(handle.close)
+
+    async def read(self, key: str) -> bytes:
+        return await _read_all(await self.get(key))
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+
+        def unlink() -> None:
+            try:
+                path.unlink(missing_ok=True)
+            except (NotADirectoryError, IsADirectoryError):
+                pass  # a folder of other keys, or below a file: no object by this key
+
+        await asyncio.to_thread(unlink)
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    # -- signed app URLs
+
+    def _signature(self, key: str, expires: int, filename: str | None) -> str:
+        message = f"{key}\n{expires}\n{filename or ''}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+    async def url(self, key: str, *, expires: int = 300, filename: str | None = None) -> str:
+        validate_key(key)
+        until = int(self._clock()) + _check_expires(expires)
+        link = f"{self._url_prefix}/{key}?expires={until}&sig={self._signature(key, until, filename)}"
+        if filename:
+            link += f"&filename={quote(filename, safe='')}"
+        return link
+
+    def verify(self, key: str, expires: int | str, sig: str, now: float, *,
+               filename: str | None = None) -> bool:
+        """Whether a link from ``url()`` is genuine and unexpired (constant-time compare)."""
+        try:
+            validate_key(key)
+            until = int(expires)
+        except (StorageError, TypeError, ValueError):
+            return False
+        expected = self._signature(key, until, filename)
+        genuine = hmac.compare_digest(expected.encode(), str(sig).encode("utf-8", "replace"))
+        return genuine and now <= until
+
+    # -- multipart (resumable) uploads
+
+    def _upload_dir(self, key: str, upload_id: str) -> Path:
+        """The folder of a running upload; it must exist and belong to ``key``."""
+        validate_key(key)
+        if not isinstance(upload_id, str) or not _UPLOAD_ID_RE.fullmatch(upload_id):
+            raise StorageError("upload_not_found", "unknown upload id")
+        folder = self._multipart / upload_id
+        try:
+            owner = (folder / "key").read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise StorageError("upload_not_found", "unknown upload id") from exc
+        if owner != key:
+            raise StorageError("upload_not_found", "upload id belongs to another key")
+        return folder
+
+    async def begin_multipart(self, key: str, content_type: str) -> str:
+        validate_key(key)
+        upload_id = uuid4().hex
+
+        def begin() -> None:
+            folder = self._multipart / upload_id
+            folder.mkdir(parents=True)
+            (folder / "key").write_text(key, encoding="utf-8")
+
+        await asyncio.to_thread(begin)
+        return upload_id
+
+    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+        _check_part_number(part_number)
+
+        def write() -> str:
+            folder = self._upload_dir(key, upload_id)
+            partial = folder / f"{part_number}.{uuid4().hex}.tmp"
+            with open(partial, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, folder / f"{part_number}.part")  # a broken part is never "done"
+            return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+        return await asyncio.to_thread(write)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        ordered = _ordered_parts(parts)
+        final = self._path(key)
+
+        def complete() -> None:
+            folder = self._upload_dir(key, upload_id)
+            tmp = self._open_tmp()
+            try:
+                for index, (number, etag) in enumerate(ordered):
+                    digest = hashlib.md5(usedforsecurity=False)
+                    part = folder / f"{number}.part"
+                    if not part.is_file():
+                        raise StorageError("invalid_part", f"part {number} was never uploaded")
+                    with open(part, "rb") as source:
+                        size = 0
+                        while block := source.read(CHUNK_SIZE):
+                            digest.update(block)
+                            tmp.write(block)
+                            size += len(block)
+                    if digest.hexdigest() != etag:
+                        raise StorageError("invalid_part", f"etag of part {number} does not match")
+                    if size < MIN_PART_SIZE and index < len(ordered) - 1:
+                        raise StorageError("invalid_part", f"part {number} is under {MIN_PART_SIZE} bytes")
+                self._publish(tmp, final)
+            except BaseException:
+                _discard(tmp)
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+
+        await asyncio.to_thread(complete)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        def abort() -> None:
+            try:
+                folder = self._upload_dir(key, upload_id)
+            except StorageError as exc:
+                if exc.code == "upload_not_found":
+                    return  # already gone: aborting twice is fine
+                raise
+            shutil.rmtree(folder, ignore_errors=True)
+
+        await asyncio.to_thread(abort)
+
+    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int:
+        """Remove uploads idle for ``older_than_seconds`` (and temp files a crash left behind).
+
+        Idle means no part arrived since: a folder's mtime moves with every part written.
+        Returns how many uploads (folders and stale temp files) were removed.
+        """
+        cutoff = now - older_than_seconds
+
+        def sweep() -> int:
+            removed = 0
+            for parent in (self._multipart, self._tmp):
+                try:
+                    entries = list(parent.iterdir())
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    try:
+                        if entry.stat().st_mtime >= cutoff:
+                            continue
+                        if entry.is_dir():
+                            shutil.rmtree(entry)
+                        else:
+                            entry.unlink()
+                    except FileNotFoundError:
+                        continue  # finished or swept by someone else meanwhile
+                    removed += 1
+            return removed
+
+        return await asyncio.to_thread(sweep)
+
+
+def _discard(tmp: io.BufferedWriter) -> None:
+    tmp.close()
+    Path(tmp.name).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- S3 / MinIO
+
+
+class _StreamFailed(Exception):
+    """Carries an error raised by the caller's stream through minio's upload loop."""
+
+
+class _StreamReader:
+    """A blocking ``read()`` over an async iterator, for minio running in a worker thread.
+
+    Each ``read`` asks the event loop for the next chunks and waits, so only about one part
+    (``part_size``) of the stream is held at a time. Chunks are kept as they come and joined
+    once per read, so a part is not copied over and over while it fills.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop,
+                 check: _LengthCheck) -> None:
+        self._chunks = chunks.__aiter__()
+        self._loop = loop
+        self._check = check
+        self._pending: deque[bytes] = deque()
+        self._pending_size = 0
+        self._eof = False
+        self.cancelled = threading.Event()
+
+    async def _next(self) -> bytes | None:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+
+    def _pull(self) -> None:
+        if self.cancelled.is_set():
+            raise _StreamFailed("upload cancelled")
+        try:
+            chunk = asyncio.run_coroutine_threadsafe(self._next(), self._loop).result()
+            if chunk is None:
+                self._eof = True
+                self._check.finish()
+                return
+            self._check.add(len(chunk))
+            self._pending.append(bytes(chunk))
+            self._pending_size += len(chunk)
+            if self._check.length is not None and self._check.total >= self._check.length:
+                self._pull()  # confirm the end now: minio stops reading at `length`
+        except _StreamFailed:
+            raise
+        except BaseException as exc:
+            raise _StreamFailed(str(exc)) from exc
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or self._pending_size < size):
+            self._pull()
+        if size < 0 or size >= self._pending_size:
+            taken = list(self._pending)
+            self._pending.clear()
+        else:
+            taken, need = [], size
+            while need:
+                head = self._pending.popleft()
+                if len(head) > need:
+                    self._pending.appendleft(head[need:])
+                    head = head[:need]
+                taken.append(head)
+                need -= len(head)
+        data = b"".join(taken)
+        self._pending_size -= len(data)
+        return data
+
+
+def _endpoint(value: str, secure: bool) -> tuple[str, bool]:
+    """``host:port`` (TLS per ``secure``) or ``http(s)://host:port`` (TLS per scheme)."""
+    if "://" not in value:
+        return value, secure
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"S3 endpoint must be host[:port] or http(s)://host[:port], got {value!r}")
+    return parts.netloc, parts.scheme == "https"
+
+
+_S3_CODES: dict[str, ErrorCode] = {
+    "NoSuchKey": "object_not_found",
+    "NoSuchUpload": "upload_not_found",
+    "InvalidPart": "invalid_part",
+    "InvalidPartOrder": "invalid_part",
+    "EntityTooSmall": "invalid_part",
+}
+
+
+def _translate(exc: BaseException) -> StorageError:
+    if isinstance(exc, S3Error):
+        return StorageError(_S3_CODES.get(exc.code or "", "storage_unavailable"),
+                            f"{exc.code}: {exc.message}")
+    return StorageError("storage_unavailable", str(exc) or type(exc).__name__)
+
+
+class S3Store:
+    """Objects in an S3-compatible bucket (MinIO in the deployment), through ``minio.Minio``.
+
+    ``endpoint`` is what this server reaches (e.g. ``minio:9000`` inside compose);
+    ``public_endpoint`` is what browsers reach (e.g. ``https://files.example.gov.cn``).
+    Presigned links are signed by a second client for the public endpoint — signing needs no
+    network call because the region is given. The bucket is created private and never given a
+    policy; a lifecycle rule ``AbortIncompleteMultipartUpload`` on the bucket is a good
+    companion to ``sweep_multipart``.
+    """
+
+    def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
+                 secure: bool = False, public_endpoint: str | None = None,
+                 region: str = "us-east-1", part_size: int = 10 * 1024 * 1024) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE}")
+        host, tls = _endpoint(endpoint, secure)
+        self.bucket = bucket
+        self._region = region
+        self._part_size = part_size
+        self._client = Minio(endpoint=host, access_key=access_key, secret_key=secret_key,
+                             secure=tls, region=region)
+        if public_endpoint is None:
+            self._signer = self._client
+        else:
+            public_host, public_tls = _endpoint(public_endpoint, secure)
+            self._signer = Minio(endpoint=public_host, access_key=access_key, secret_key=secret_key,
+                                 secure=public_tls, region=region)
+
+    async def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, **kwargs)
+        except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            raise _translate(exc) from exc
+
+    async def ensure_ready(self) -> None:
+        if await self._call(self._client.bucket_exists, bucket_name=self.bucket):
+            return
+        try:
+            await self._call(self._client.make_bucket, bucket_name=self.bucket, location=self._region)
+        except StorageError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, S3Error) and cause.code == "BucketAlreadyOwnedByYou"):
+                raise
+
+    # -- whole objects
+
+    async def put(self, key: str, stream: AsyncIterator[bytes] | bytes, *, length: int | None = None,
+                  content_type: str = "application/octet-stream") -> int:
+        validate_key(key)
+        check = _LengthCheck(length)
+        if isinstance(stream, (bytes, bytearray, memoryview)):
+            check.add(len(stream))
+            check.finish()
+            await self._call(self._client.put_object, bucket_name=self.bucket, object_name=key,
+                             data=io.BytesIO(stream), length=check.total, content_type=content_type)
+            return check.total
+        reader = _StreamReader(stream, asyncio.get_running_loop(), check)
+        # Unknown length: minio buffers up to one part, then switches to multipart; with a known
+        # length it decides up front. One part in flight at a time bounds memory by the part
+        # size (about 3 x part_size measured: minio copies a part twice), not the object size.
+        try:
+            await self._call(self._client.put_object, bucket_name=self.bucket, object_name=key,
+                             data=reader, length=-1 if length is None else length,
+                             content_type=content_type, part_size=self._part_size,
+                             num_parallel_uploads=1)
+        except asyncio.CancelledError:
+            reader.cancelled.set()  # the worker thread stops at its next read; minio aborts
+            raise
+        except _StreamFailed as exc:
+            original = exc.__cause__
+            if original is None:
+                raise
+            # The caller's own error (or a length mismatch), unwrapped with its own cause.
+            raise original from original.__cause__
+        return check.total
+
+    async def get(self, key: str) -> AsyncIterator[bytes]:
+        validate_key(key)
+        response = await self._call(self._client.get_object, bucket_name=self.bucket, object_name=key)
+        return self._chunks(response)
+
+    async def _chunks(self, response: Any) -> AsyncIterator[bytes]:
+        try:
+            while chunk := await self._call(response.read, amt=CHUNK_SIZE):
+                yield chunk
+        finally:
+            await asyncio.to_thread(_release, response)
+
+    async def read(self, key: str) -> bytes:
+        return await _read_all(await self.get(key))
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await self._call(self._client.remove_object, bucket_name=self.bucket, object_name=key)
+
+    async def exists(self, key: str) -> bool:
+        validate_key(key)
+        try:
+            await self._call(self._client.stat_object, bucket_name=self.bucket, object_name=key)
+        except StorageError as exc:
+            if exc.code == "object_not_found":
+                return False
+            raise
+        return True
+
+    async def url(self, key: str, *, expires: int = 300, filename: str | None = None) -> str:
+        validate_key(key)
+        headers = {"response-content-disposition": content_disposition(filename)} if filename else None
+        return await self._call(self._signer.presigned_get_object, bucket_name=self.bucket,
+                                object_name=key, expires=timedelta(seconds=_check_expires(expires)),
+                                response_headers=headers)
+
+    # -- multipart (resumable) uploads
+    #
+    # minio 7.2 has no public API for a multipart upload that outlives one call, so these use
+    # the SDK's low-level multipart methods (_create_multipart_upload, _upload_part,
+    # _complete_multipart_upload, _abort_multipart_upload, _list_multipart_uploads). Keep
+    # their use inside this block; check the signatures when upgrading minio.
+
+    async def begin_multipart(self, key: str, content_type: str) -> str:
+        validate_key(key)
+        return await self._call(self._client._create_multipart_upload, bucket_name=self.bucket,
+                                object_name=key, headers={"Content-Type": content_type})
+
+    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
+        validate_key(key)
+        _check_part_number(part_number)
+        return await self._call(self._client._upload_part, bucket_name=self.bucket, object_name=key,
+                                data=bytes(data), headers=None, upload_id=upload_id,
+                                part_number=part_number)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        validate_key(key)
+        ordered = [Part(part_number=number, etag=etag) for number, etag in _ordered_parts(parts)]
+        await self._call(self._client._complete_multipart_upload, bucket_name=self.bucket,
+                         object_name=key, upload_id=upload_id, parts=ordered)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        validate_key(key)
+        try:
+            await self._call(self._client._abort_multipart_upload, bucket_name=self.bucket,
+                             object_name=key, upload_id=upload_id)
+        except StorageError as exc:
+            if exc.code != "upload_not_found":
+                raise  # already gone: aborting twice is fine
+
+    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int:
+        """Abort uploads *started* more than ``older_than_seconds`` before ``now``.
+
+        S3 reports when an upload began, not when its last part arrived, so pick an age well
+        beyond the longest upload you expect.
+        """
+        cutoff = now - older_than_seconds
+        removed = 0
+        key_marker: str | None = None
+        upload_marker: str | None = None
+        while True:
+            page = await self._call(self._client._list_multipart_uploads, bucket_name=self.bucket,
+                                    key_marker=key_marker, upload_id_marker=upload_marker)
+            for upload in page.uploads:
+                started = upload.initiated_time
+                if started is None or started.timestamp() >= cutoff:
+                    continue
+                try:
+                    await self._call(self._client._abort_multipart_upload, bucket_name=self.bucket,
+                                     object_name=upload.object_name, upload_id=upload.upload_id)
+                except StorageError as exc:
+                    if exc.code != "upload_not_found":
+                        raise
+                    continue
+                removed += 1
+            if not page.is_truncated or not page.uploads:
+                return removed
+            # minio 7.2 drops NextUploadIdMarker; the last entry of the page is the same marker.
+            key_marker, upload_marker = page.uploads[-1].object_name, page.uploads[-1].upload_id
+
+
+def _release(response: Any) -> None:
+    response.close()
+    response.release_conn()
