@@ -236,3 +236,46 @@ async def test_clerk_asks_for_a_capture_and_the_worker_client_answers(platform: 
     finally:
         await worker.close()
         await clerk.close()
+
+
+async def test_on_minio_s3_a_document_lands_in_the_bucket_and_opens_by_presigned_url(
+    settings: Settings, clock, moto_endpoint: str
+) -> None:
+    """The app on an S3 backend (a moto server process, spoken to by the real minio client)."""
+    from uuid import uuid4
+
+    from aiohttp import ClientSession
+    from aiohttp.test_utils import TestServer
+
+    from server.app import create_app
+    from server.keys import STORE
+
+    bucket = f"yb-app-{uuid4().hex[:10]}"
+    s3_settings = settings.with_changes(s3_endpoint=moto_endpoint, s3_public_endpoint=moto_endpoint,
+                                        s3_access_key="testing", s3_secret_key="testing", s3_bucket=bucket)
+    server = TestServer(create_app(s3_settings, clock=clock, run_monitor=False))
+    await server.start_server()
+    try:
+        async with ClientSession() as http:
+            platform = Platform(server, http, clock, server.app)
+            worker = await platform.login("worker1")
+            clerk = await platform.login("clerk1")
+            item = await district_item(worker, "MZ")
+            ticket = await take(worker, item["id"], "对象存储群众")
+            await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
+            photo = phone_photo()
+            stored = await upload(worker, ticket["id"], item["materials"][0]["id"], photo)
+            assert stored.status == 201, stored
+            shown = (await clerk.get(f"/api/documents/{stored.body['id']}")).body
+            url = shown["urls"]["original"]
+            assert url.startswith(f"http://{moto_endpoint}/{bucket}/") and "X-Amz-Signature" in url
+            original = await fetch(platform, url)
+            assert not has_gps(original) and Image.open(io.BytesIO(original)).size == (300, 400)
+            store = server.app[STORE]
+            assert len([k for k in shown["urls"]]) == 3 and await store.exists(url.split(f"/{bucket}/")[1].split("?")[0])
+            stranger = await platform.login("worker2")
+            assert (await stranger.get(f"/api/documents/{stored.body['id']}")).status == 404
+            async with http.get(f"http://{moto_endpoint}/{bucket}/{url.split(f'/{bucket}/')[1].split('?')[0]}") as r:
+                assert r.status == 403, "the bucket is never public: without a signature, no bytes"
+    finally:
+        await server.close()
