@@ -14,7 +14,7 @@ from server.domain import documents
 from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
-from uploads.service import StoredFile, UploadPipeline, UploadRefused
+from uploads.service import UploadPipeline, UploadRefused
 from uploads.storage import ObjectStore
 
 
@@ -80,7 +80,7 @@ class DocumentUploads:
             return documents.document_view(existing[result], duplicate=True), True
         try:
             async with self.domain.unit() as uow:
-                document = await documents.file_document(uow, actor, upload.id, _stored(result))
+                document = await documents.file_document(uow, actor, upload.id, result)
         except BaseException:
             for key in (result.original_key, result.viewing_key, result.thumbnail_key):
                 await self.store.delete(key)
@@ -114,11 +114,3 @@ class DocumentUploads:
         for upload_id in expired:
             await self.pipeline.discard(upload_id)
         return len(expired)
-
-
-def _stored(result: StoredFile) -> documents.Stored:
-    return documents.Stored(
-        content_type=result.content_type, size=result.size, width=result.width, height=result.height,
-        page_count=result.page_count, sha256=result.sha256, original_key=result.original_key,
-        viewing_key=result.viewing_key, thumbnail_key=result.thumbnail_key,
-    )

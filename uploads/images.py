@@ -200,7 +200,7 @@ def _decode(data: bytes, content_type: str, max_pixels: int) -> Image.Image:
     if plugin == "HEIF":
         _register_heif()
     try:
-        image = Image.open(io.BytesIO(data), formats=[plugin])
+        image: Image.Image = Image.open(io.BytesIO(data), formats=[plugin])
     except Image.DecompressionBombError as exc:
         raise Rejected("too_many_pixels", str(exc)) from exc
     except UnidentifiedImageError as exc:
@@ -434,7 +434,7 @@ def _stamp(image: Image.Image, text: str, font_path: str) -> None:
     font = ImageFont.truetype(font_path, size, index=index)
     halo = max(1, round(size / 14))
     left, top, right, bottom = font.getbbox(text, stroke_width=halo)
-    tw, th = right - left, bottom - top
+    tw, th = int(right - left), int(bottom - top)
 
     fill_mask = Image.new("L", (tw, th))
     ImageDraw.Draw(fill_mask).text((-left, -top), text, font=font, fill=255)

@@ -10,7 +10,6 @@ material is missing, unreviewed or rejected.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,24 +21,10 @@ from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from server.events import Audience
 from server.models import Document, Material, Role, ServiceItem, Ticket, UploadSession
+from uploads.service import StoredFile
 
 OTHER = "other"
 STATE_NAMES = {"missing": "未提供", "provided": "待审核", "accepted": "已通过", "rejected": "已退回"}
-
-
-@dataclass(frozen=True)
-class Stored:
-    """What the upload pipeline produced and stored, for the domain to record."""
-
-    content_type: str
-    size: int
-    width: int | None
-    height: int | None
-    page_count: int | None
-    sha256: str
-    original_key: str
-    viewing_key: str
-    thumbnail_key: str
 
 
 async def _ticket_for(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, str]:
@@ -128,7 +113,7 @@ async def duplicate_of(uow: Uow, ticket_id: int, sha256: str) -> Document | None
     return found
 
 
-async def file_document(uow: Uow, actor: Actor, upload_id: str, stored: Stored) -> Document:
+async def file_document(uow: Uow, actor: Actor, upload_id: str, stored: StoredFile) -> Document:
     """Record a processed, stored upload as a document of the case and tell the call."""
     upload = await upload_session(uow, actor, upload_id)
     ticket, _ = await _ticket_for(uow, actor, upload.ticket_id)
