@@ -61,6 +61,9 @@ class Rejected(Exception):
         self.detail = detail
         super().__init__(f"{code}: {detail}" if detail else code)
 
+    def __reduce__(self) -> tuple[type["Rejected"], tuple[RejectCode, str]]:
+        return (Rejected, (self.code, self.detail))  # crosses the process pool intact
+
 
 class CjkFontMissing(RuntimeError):
     """No font can draw the Chinese watermark: a deployment problem, not the uploader's."""
@@ -168,9 +171,7 @@ def process(
         image = _decode(data, content_type, max_pixels)
         width, height = image.size
         clean, clean_type = _encode_clean(image, content_type)
-        page, page_count = _fit(image, long_side), None
-        if watermark is not None and page is image:
-            page = image.copy()  # the watermark must not reach the clean original
+        page, page_count = _fit(image, long_side), None  # the clean original is already encoded
     if watermark is not None and font_path is not None:
         _stamp(page, watermark, font_path)
     thumb = _fit(page, thumb_side)

@@ -14,7 +14,8 @@ import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,9 @@ class UploadPipeline:
         self.store = store
         self.staging = staging_dir
         self.limits = limits
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yunbang-images")
+        # Processes, not threads: Pillow holds the GIL while it encodes JPEGs into memory, which
+        # kept the event loop waiting up to ~30 ms with a thread pool (bench/uploads.py).
+        self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
 
     def _path(self, upload_id: str) -> Path:
         if not _ID.match(upload_id):
@@ -120,13 +123,12 @@ class UploadPipeline:
         """
         path = self._path(upload_id)
         data = await asyncio.to_thread(path.read_bytes)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
         if known_sha256 and digest in known_sha256:
             await self.discard(upload_id)
             return digest
-        loop = asyncio.get_running_loop()
         try:
-            processed = await loop.run_in_executor(self.executor, self._process, data, watermark)
+            processed = await self._run_process(data, watermark)
         except images.Rejected as exc:
             await self.discard(upload_id)
             raise UploadRefused(exc.code, exc.message) from exc
@@ -147,11 +149,9 @@ class UploadPipeline:
             thumbnail_key=keys[2],
         )
 
-    def _process(self, data: bytes, watermark: str | None) -> images.Processed:
-        return images.process(
-            data, max_pixels=self.limits.max_pixels, long_side=self.limits.long_side,
-            thumb_side=self.limits.thumbnail_side, watermark=watermark,
-        )
+    async def _run_process(self, data: bytes, watermark: str | None) -> images.Processed:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, process_image, data, watermark, self.limits)
 
     async def discard(self, upload_id: str) -> None:
         path = self._path(upload_id)
@@ -159,6 +159,14 @@ class UploadPipeline:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def process_image(data: bytes, watermark: str | None, limits: Limits) -> images.Processed:
+    """Runs in a worker process."""
+    return images.process(
+        data, max_pixels=limits.max_pixels, long_side=limits.long_side,
+        thumb_side=limits.thumbnail_side, watermark=watermark,
+    )
 
 
 async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
