@@ -556,7 +556,7 @@ async def run(photo: bytes, sequential: int, concurrent: int, quick: bool) -> in
     print(
         f"photo        {WIDTH}x{HEIGHT} JPEG q{JPEG_QUALITY}, EXIF orientation 6 + GPS, "
         f"{len(photo) / 1e6:.2f} MB in {len(bench.chunks)} chunks of {CHUNK // 1024} KB; "
-        f"loop: {loop}, pool: {POOL_WORKERS} threads",
+        f"loop: {loop}, pool: {POOL_WORKERS} worker processes",
         flush=True,
     )
     for label, r in (("store only", b), ("sequential", s), (f"{CONCURRENCY} at once", c)):
