@@ -15,6 +15,7 @@ fail loudly if an upgrade moves any of it.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import logging
 import struct
 import time
@@ -32,6 +33,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
 log = logging.getLogger("yunbang.relay")
 
 AIORTC_VERSION = "1.16.0"
+AIOICE_VERSION = "0.13.0"
 NTP_EPOCH_OFFSET = 2208988800
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
@@ -52,6 +54,14 @@ class AiortcMismatch(RuntimeError):
 def check_aiortc() -> None:
     if aiortc.__version__ != AIORTC_VERSION:
         raise AiortcMismatch(f"relay passthrough is written for aiortc {AIORTC_VERSION}, found {aiortc.__version__}")
+    if importlib.metadata.version("aioice") != AIOICE_VERSION:
+        raise AiortcMismatch(f"relay passthrough is written for aioice {AIOICE_VERSION}")
+    from aioice.ice import CandidatePair, Connection, StunProtocol
+
+    if not hasattr(Connection(ice_controlling=True), "_nominated") or not hasattr(CandidatePair, "remote_addr"):
+        raise AiortcMismatch("aioice's nominated pairs moved")
+    if not hasattr(StunProtocol, "send_data"):
+        raise AiortcMismatch("aioice's StunProtocol moved")
     for name in ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack"):
         if not hasattr(RTCRtpReceiver, name):
             raise AiortcMismatch(f"RTCRtpReceiver.{name} is gone")
@@ -171,10 +181,11 @@ class PacketSender:
                          timestamp=timestamp, ssrc=sender._ssrc, payload=payload)
         kept.extensions.mid = self._mid
         self._history[seq % RTP_HISTORY_SIZE] = kept
-        try:
-            await transport._send_rtp(data)
-        except ConnectionError:
-            return
+        if not _send_now(transport, data):
+            try:
+                await transport._send_rtp(data)
+            except ConnectionError:
+                return
         if ((seq - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
             self._last_seq, self._last_ts = seq, timestamp
         sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
@@ -182,6 +193,21 @@ class PacketSender:
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         self.forwarded += 1
+
+
+def _send_now(dtls: Any, data: bytes) -> bool:
+    """The short way out: protect and hand the datagram to the nominated pair's socket.
+
+    aiortc's own path awaits four calls (DTLS → ICE transport → aioice connection → protocol)
+    per packet to end in the same ``transport.sendto``; this is that end, reached directly
+    (aioice 0.13: ``Connection._nominated[1]`` → pair ``.protocol.transport``, ``.remote_addr``).
+    Returns False when there is no nominated pair yet, so the caller takes aiortc's path.
+    """
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return False
+    pair.protocol.transport.sendto(dtls._tx_srtp.protect(data), pair.remote_addr)
+    return True
 
 
 async def _idle_rtp(self: RTCRtpSender, codec: Any) -> None:
