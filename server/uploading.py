@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from server.domain import documents
+from server.domain import documents, hours
 from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
@@ -66,8 +66,8 @@ class DocumentUploads:
             raise DomainError("upload_incomplete", f"还差 {upload.size - reached} 字节未上传", offset=reached)
         async with self.domain.unit(write=False) as uow:
             existing = {d.sha256: d for d in await documents.list_documents(uow, actor, upload.ticket_id)}
-        watermark = self.domain.settings.documents.watermark.format(
-            item=item, date=self.domain.clock.now().astimezone().date().isoformat())
+        today = hours.local_day(self.domain.settings.queue, self.domain.clock.now())
+        watermark = self.domain.settings.documents.watermark.format(item=item, date=today.isoformat())
         try:
             result = await self.pipeline.finish(upload.id, watermark=watermark, known_sha256=set(existing))
         except UploadRefused as exc:
