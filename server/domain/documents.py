@@ -198,6 +198,12 @@ async def checklist(uow: Uow, ticket_id: int) -> list[dict[str, Any]]:
     return lines
 
 
+async def checklist_for(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
+    """The checklist as a case participant sees it (the same access rule as the documents)."""
+    await _ticket_for(uow, actor, ticket_id)
+    return await checklist(uow, ticket_id)
+
+
 async def blocking_materials(uow: Uow, ticket_id: int) -> list[dict[str, Any]]:
     """Required lines that stop completing the case on the spot."""
     return [line for line in await checklist(uow, ticket_id) if line["required"] and line["state"] != "accepted"]
