@@ -5,7 +5,7 @@ What is measured
 ``uploads.service.UploadPipeline`` in-process, on the event loop the server uses (uvloop when
 installed, as ``server/cli.py`` runs it), with a ``LocalStore`` and a staging folder in a
 temporary directory and the server's default ``DocumentRules`` limits (20 MB, 40 MP, viewing
-long side 4096 px, thumbnail 320 px). HTTP, tickets and the database are not involved.
+long side 4096 px, viewing copy at most 2560 px, thumbnail 320 px). HTTP, tickets and the database are not involved.
 
 The photo is made once per run, in a child process (so its memory does not count), before
 anything is timed: 4000×3000 pixels stored sideways with EXIF orientation 6, a phone's
@@ -351,6 +351,7 @@ class Bench:
                 max_file_bytes=rules.max_file_bytes,
                 max_pixels=rules.max_pixels,
                 long_side=rules.long_side,
+                viewing_side=rules.viewing_side,
                 thumbnail_side=rules.thumbnail_side,
             ),
             workers=POOL_WORKERS,

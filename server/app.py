@@ -60,7 +60,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     store = object_store(settings)
     pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(
         max_file_bytes=settings.documents.max_file_bytes, max_pixels=settings.documents.max_pixels,
-        long_side=settings.documents.long_side, thumbnail_side=settings.documents.thumbnail_side,
+        long_side=settings.documents.long_side, viewing_side=settings.documents.viewing_side,
+        thumbnail_side=settings.documents.thumbnail_side,
     ))
     uploads = DocumentUploads(domain, pipeline, store)
     app[STORE] = store

@@ -96,6 +96,7 @@ class DocumentRules:
     max_files_per_case: int = 50
     max_pixels: int = 40_000_000
     long_side: int = 4096
+    viewing_side: int = 2560
     thumbnail_side: int = 320
     watermark: str = "仅供“{item}”办理使用 {date}"
     upload_ttl_hours: float = 24
@@ -181,6 +182,7 @@ class Settings:
             max_files_per_case=int(number("MAX_FILES_PER_CASE", 50, int)),
             max_pixels=int(number("MAX_IMAGE_PIXELS", 40_000_000, int)),
             long_side=int(number("IMAGE_LONG_SIDE", 4096, int)),
+            viewing_side=int(number("IMAGE_VIEWING_SIDE", 2560, int)),
             watermark=get("WATERMARK", "仅供“{item}”办理使用 {date}"),
             upload_ttl_hours=number("UPLOAD_TTL_HOURS", 24),
         )

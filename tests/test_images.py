@@ -187,15 +187,37 @@ def test_watermark_covers_the_viewing_copy_and_not_the_clean_original() -> None:
     assert pixel_diff(decode(marked.viewing), decode(plain.viewing)).mean() < 25  # translucent
 
 
-def test_viewing_copy_is_limited_to_long_side_and_clean_original_keeps_full_size() -> None:
+def test_stored_copies_are_limited_to_their_long_sides() -> None:
     data = encode(textured((1600, 1000)), "JPEG", quality=90)
 
-    result = process(data, long_side=800, thumb_side=200)
+    result = process(data, long_side=1200, viewing_side=700, thumb_side=200)
 
-    assert decode(result.viewing).size == (800, 500)
+    assert decode(result.clean_original).size == (1200, 750)
+    assert decode(result.viewing).size == (600, 375)  # the 1200×750 original reduced by 2
     assert decode(result.thumbnail).size == (200, 125)
+    assert (result.width, result.height) == (1600, 1000)  # the upload as the resident's photo
+
+
+def test_a_photo_that_fits_keeps_every_pixel_everywhere_but_the_thumbnail() -> None:
+    data = encode(textured((1600, 1000)), "JPEG", quality=90)
+
+    result = process(data, long_side=1600, viewing_side=1600, thumb_side=200)
+
     assert decode(result.clean_original).size == (1600, 1000)
-    assert (result.width, result.height) == (1600, 1000)
+    assert decode(result.viewing).size == (1600, 1000)
+
+
+def test_viewing_copy_averages_instead_of_dropping_pixels() -> None:
+    """A one-pixel grid must turn grey in the reduced copy, not alias into stripes."""
+    grid = Image.new("RGB", (1200, 800), WHITE)
+    for x in range(0, 1200, 2):
+        grid.paste((0, 0, 0), (x, 0, x + 1, 800))
+    result = process(encode(grid, "PNG"), viewing_side=600)
+
+    view = decode(result.viewing)
+    assert view.size == (600, 400)
+    values = [rgb(view, (x, 200))[0] for x in range(100, 110)]
+    assert all(100 < v < 160 for v in values), values
 
 
 def test_png_stays_png_flattened_onto_white_without_text_chunks() -> None:

@@ -53,6 +53,7 @@ class Limits:
     max_pixels: int
     long_side: int
     thumbnail_side: int
+    viewing_side: int
 
 
 class UploadPipeline:
@@ -164,7 +165,7 @@ class UploadPipeline:
 def process_image(data: bytes, watermark: str | None, limits: Limits) -> images.Processed:
     """Runs in a worker process."""
     return images.process(
-        data, max_pixels=limits.max_pixels, long_side=limits.long_side,
+        data, max_pixels=limits.max_pixels, long_side=limits.long_side, viewing_side=limits.viewing_side,
         thumb_side=limits.thumbnail_side, watermark=watermark,
     )
 
