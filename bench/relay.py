@@ -43,10 +43,11 @@ Per step (one line each, and the dicts under ``steps`` in the JSON):
     whole playing time. Counted against what was sent, not from sequence gaps
     (``seq_loss_pct``), because the relay renumbers to close a gap it gives up on.
 ``added_latency_*``
-    per forwarded packet, from the event loop handing the datagram to aioice until ``sendto``
-    returned for the last subscriber: SRTP, parsing, NACK bookkeeping, forwarding, and the
-    wait behind other packets in the loop, but not time in the kernel's socket buffer.
-    ``tap_latency_*`` is only the forwarding part (from ``Source.on_packet``).
+    per forwarded video packet, from the publisher's ``sendto`` (its abs-send-time stamp; the
+    processes share this machine's clock) until ``sendto`` returned for the relay's last
+    subscriber: the loopback hop, the wait in the relay's socket buffer and event loop, SRTP,
+    parsing, NACK bookkeeping, forwarding. ``tap_latency_*`` is only the forwarding part
+    (from ``Source.on_packet``).
 ``relay_sys_share``
     the kernel's part of the relay's CPU. On loopback, ``sendto`` also runs the receiving
     side's UDP delivery and wakes the receiving process, in the sender's time: the relay
@@ -64,8 +65,8 @@ Per step (one line each, and the dicts under ``steps`` in the JSON):
     the relay's CPU time by Python function over the window, sampled on SIGPROF; C code
     (SRTP, ``sendto``) counts toward its Python caller.
 
-The latency probe wraps four functions of the relay and aioice and costs the relay a few
-per cent of its CPU; it is part of what is measured.
+The latency probe wraps two functions of the relay and costs it a few per cent of its CPU;
+it is part of what is measured.
 
 The headline figures (``pps_per_core``, ``subscriptions_per_core``, ``loss_pct``,
 ``added_latency_p50_ms``/``p95``) come from the passthrough step with ≤ 1 % loss and the
@@ -137,7 +138,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 from av import AudioFrame, VideoFrame
 
-from signaling.relay.passthrough import PacketSender, tap_receiver
+from signaling.relay.passthrough import PacketSender, ntp_now, tap_receiver
 
 FPS = 30
 AUDIO_PTIME_S = 0.02
@@ -295,12 +296,17 @@ async def serve_worker(worker: Worker) -> None:
 
 
 class LatencyProbe:
-    """Stamps each datagram when the event loop hands it to aioice, and each packet when the
-    relay's tap passes it to ``Source.on_packet``; records both ages once ``Source._send`` has
-    handed the packet to every outlet."""
+    """How long a video packet took from the publisher's ``sendto`` until the relay had handed
+    it to every subscriber's socket, and how much of that was the relay's own forwarding.
+
+    The publisher (``PacketSender``) stamps each video packet's abs-send-time header extension
+    with its clock (``time.time()``, 6.18 fixed point, 3.8 µs steps) as it sends; publisher and
+    relay share this machine's clock, so the packet's age when ``Source._send`` returns covers
+    the loopback hop, the wait in the relay's socket buffer and event loop, SRTP, parsing, NACK
+    bookkeeping, holding for order, and forwarding. Audio carries no abs-send-time and is
+    not sampled. ``tap_s`` is only the forwarding part (from ``Source.on_packet``)."""
 
     def __init__(self) -> None:
-        self.arrival = 0.0
         self.socket_s: list[float] = []
         self.tap_s: list[float] = []
 
@@ -308,37 +314,24 @@ class LatencyProbe:
         from signaling.relay.relay import Source
 
         probe = self
-        connection = aioice.ice.Connection
-        data_received, recvfrom = connection.data_received, connection.recvfrom
         on_packet, send = Source.on_packet, Source._send
 
-        def stamped_data_received(self: Any, data: bytes, component: int) -> None:
-            stamps = self.__dict__.setdefault("_bench_stamps", collections.deque())
-            stamps.append(time.perf_counter())
-            data_received(self, data, component)
-
-        async def stamped_recvfrom(self: Any) -> tuple[bytes, int]:
-            result = await recvfrom(self)
-            stamps = self.__dict__.get("_bench_stamps")
-            probe.arrival = stamps.popleft() if stamps else time.perf_counter()
-            return result
-
-        async def timed_on_packet(source: Source, packet: RtpPacket) -> None:
-            packet.bench_arrival = probe.arrival  # type: ignore[attr-defined]
+        def timed_on_packet(source: Source, packet: RtpPacket) -> None:
             packet.bench_tap = time.perf_counter()  # type: ignore[attr-defined]
-            await on_packet(source, packet)
+            on_packet(source, packet)
 
-        async def timed_send(source: Source, packet: RtpPacket) -> None:
-            await send(source, packet)
-            if source.outlets and len(probe.tap_s) < 1_000_000:
-                now = time.perf_counter()
-                probe.socket_s.append(now - packet.bench_arrival)  # type: ignore[attr-defined]
-                probe.tap_s.append(now - packet.bench_tap)  # type: ignore[attr-defined]
+        def timed_send(source: Source, packet: RtpPacket) -> None:
+            send(source, packet)
+            sent = packet.extensions.abs_send_time
+            if sent is None or not source.outlets or len(probe.tap_s) >= 1_000_000:
+                return
+            done = time.perf_counter()
+            now = (int((time.time() % 64) * (1 << 18))) & 0xFFFFFF
+            probe.socket_s.append(((now - sent) & 0xFFFFFF) / (1 << 18))
+            probe.tap_s.append(done - packet.bench_tap)  # type: ignore[attr-defined]
 
-        connection.data_received = stamped_data_received  # type: ignore[method-assign]
-        connection.recvfrom = stamped_recvfrom  # type: ignore[method-assign]
-        Source.on_packet = timed_on_packet  # type: ignore[method-assign,assignment]
-        Source._send = timed_send  # type: ignore[method-assign,assignment]
+        Source.on_packet = timed_on_packet  # type: ignore[method-assign]
+        Source._send = timed_send  # type: ignore[method-assign]
 
     def reset(self) -> None:
         self.socket_s, self.tap_s = [], []
@@ -701,7 +694,7 @@ class PublisherWorker(Worker):
                         timestamp=(ts_v + frame * 3000) & 0xFFFFFFFF,
                         payload=payload,
                     )
-                    await room.video.forward(packet, 1)
+                    room.video.forward(packet, 1, ntp_now())
                     seq_v += 1
                 frame += 1
             else:
@@ -711,7 +704,7 @@ class PublisherWorker(Worker):
                     timestamp=(ts_a + tick * 960) & 0xFFFFFFFF,
                     payload=audio[tick % len(audio)],
                 )
-                await room.audio.forward(packet, 2)
+                room.audio.forward(packet, 2, ntp_now())
                 seq_a += 1
                 tick += 1
 
@@ -757,7 +750,7 @@ class StreamCounter:
         if self.kind == "video":
             self.timestamps.add(timestamp)
 
-    async def add(self, packet: RtpPacket) -> None:
+    def add(self, packet: RtpPacket) -> None:
         self.count(packet.sequence_number, packet.timestamp)
 
     def summary(self) -> dict[str, Any]:

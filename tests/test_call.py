@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.keys import CALLS
-from signaling.relay.passthrough import never_decoded, never_encoded
+from signaling.relay.passthrough import fast_receive_active, never_decoded, never_encoded
 from tests.conftest import Platform, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
@@ -73,6 +73,7 @@ async def test_worker_and_clerk_see_and_hear_each_other_through_the_relay(platfo
     for participant in room.participants.values():
         for source in participant.sources.values():
             assert never_decoded(source.receiver), "the relay never feeds a decoder"
+            assert fast_receive_active(source.receiver), "packets skip aiortc's receive queue"
         for outlet in participant.outlets:
             assert never_encoded(outlet.sender.sender), "the relay never creates an encoder"
     labels = {t["track_id"]: t for t in worker.track_by_mid.values()}

@@ -20,15 +20,16 @@ import logging
 import struct
 import time
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiortc
+import pylibsrtp
 from aiortc.codecs import is_rtx
-from aiortc.rtcdtlstransport import State
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, unwrap_rtx
+from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, is_rtcp, unwrap_rtx
 
 log = logging.getLogger("yunbang.relay")
 
@@ -39,12 +40,15 @@ _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
 _RECEIVER_ATTRS = ("codecs", "remote_streams", "rtx_ssrc", "nack_generator", "active_ssrc", "decoder_queue")
 _SENDER_ATTRS = (
-    "rtp_history", "mid", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
+    "mid", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
     "octet_count", "packet_count", "rtp_started", "rtp_exited", "encoder",
+    "rtx_payload_type", "rtx_sequence_number",
 )
+_DTLS_ATTRS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_map", "_RTCDtlsTransport__rx_packets")
 
-PacketSink = Callable[[RtpPacket], Awaitable[None]]
+PacketSink = Callable[[RtpPacket], None]
 _HEADER = struct.Struct("!BBHLLHH")
+_ON_RTP = "_yunbang_on_rtp"  # the tapped receiver's synchronous packet handler
 
 
 class AiortcMismatch(RuntimeError):
@@ -68,6 +72,8 @@ def check_aiortc() -> None:
     for name in ("_run_rtp", "_send_keyframe", "_retransmit"):
         if not hasattr(RTCRtpSender, name):
             raise AiortcMismatch(f"RTCRtpSender.{name} is gone")
+    if not hasattr(Connection, "data_received"):
+        raise AiortcMismatch("aioice's Connection.data_received is gone")
 
 
 def ntp_now() -> int:
@@ -80,6 +86,8 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
     """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
 
     Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept.
+    The same handler serves aiortc's own receive path (until `fast_receive` is installed) and
+    the fast path.
     """
     attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
     codecs: dict[int, Any] = attrs["codecs"]
@@ -87,8 +95,8 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
     rtx_ssrc: dict[int, int] = attrs["rtx_ssrc"]
     nack = attrs["nack_generator"]
 
-    async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
-        if not self._enabled:
+    def on_rtp(packet: RtpPacket) -> None:
+        if not receiver._enabled:
             return
         codec = codecs.get(packet.payload_type)
         if codec is None:
@@ -104,10 +112,56 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
         if nack is not None and nack.add(packet):
-            await self._send_rtcp_nack(packet.ssrc, sorted(nack.missing))
-        await sink(packet)
+            asyncio.ensure_future(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        sink(packet)
+
+    async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+        on_rtp(packet)
 
     receiver._handle_rtp_packet = types.MethodType(handle, receiver)  # type: ignore[method-assign]
+    setattr(receiver, _ON_RTP, on_rtp)
+
+
+def fast_receive(dtls: RTCDtlsTransport) -> bool:
+    """Take SRTP packets straight from the ICE connection, once DTLS is up.
+
+    aiortc's receive path queues every datagram in aioice (``Connection._queue``), wakes the
+    DTLS transport's task to fetch it, reads a ``datetime`` clock and awaits three calls before
+    the receiver sees the packet. Here ``Connection.data_received`` (what aioice calls for any
+    datagram that is not STUN) unprotects, parses and routes an RTP packet on the spot and
+    calls the tapped receiver's handler; RTCP and DTLS still take aiortc's path. Returns
+    False (and changes nothing) while SRTP is not set up yet.
+    """
+    srtp = dtls._rx_srtp
+    if srtp is None or dtls._state is not State.CONNECTED:
+        return False
+    connection = dtls.transport._connection
+    if getattr(connection, "_yunbang_fast", False):
+        return True
+    queue_datagram = connection.data_received
+    router = dtls._rtp_router
+    extensions_map = dtls._rtp_header_extensions_map
+    unprotect = srtp.unprotect
+    parse = RtpPacket.parse
+
+    def data_received(data: bytes, component: int) -> None:
+        first = data[0]
+        if first < 128 or first > 191 or is_rtcp(data):
+            queue_datagram(data, component)
+            return
+        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        try:
+            packet = parse(unprotect(data), extensions_map)
+        except (pylibsrtp.Error, ValueError):
+            return
+        receiver = router.route_rtp(packet)
+        on_rtp = getattr(receiver, _ON_RTP, None) if receiver is not None else None
+        if on_rtp is not None:
+            on_rtp(packet)
+
+    connection.data_received = data_received
+    connection._yunbang_fast = True
+    return True
 
 
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
@@ -121,15 +175,17 @@ class PacketSender:
     a gap and the subscriber asks for it again) shifted by an offset chosen when the source
     (re)starts, so a re-publish continues the subscriber's numbering. The wire bytes are
     packed here directly (header and one-byte header extensions), not through aiortc's
-    generic serializer: this is the per-packet path.
+    generic serializer: this is the per-packet path. The history the subscriber's NACKs are
+    answered from keeps those bytes' parts; a packet object is built only for a retransmission.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
         self.keyframe_callback: Callable[[], None] = lambda: None
-        self._history: dict[int, RtpPacket] = getattr(sender, _S + "rtp_history")
+        self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self._payload_type: int | None = None
         self._mid: str | None = None
+        self._started = False
         self._mid_element = b""
         self._abs_id = 0
         self._level_id = 0
@@ -139,12 +195,17 @@ class PacketSender:
         self._last_seq = 0
         self._last_ts = 0
         self.forwarded = 0
-        sender._run_rtp = types.MethodType(_idle_rtp, sender)  # type: ignore[method-assign]
+        self.retransmitted = 0
+        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
         sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
+        sender._retransmit = self.retransmit  # type: ignore[method-assign]
 
     def bind(self, payload_type: int) -> None:
-        """Called once negotiation is done: the payload type and extension ids are known."""
+        """Called once negotiation is done: the payload type to send is known."""
         self._payload_type = payload_type
+
+    def _load_extensions(self) -> None:
+        """The mid and header extension ids, known once aiortc has started the sender."""
         ids = getattr(self.sender, _S + "rtp_header_extensions_map")._HeaderExtensionsMap__ids
         self._mid = getattr(self.sender, _S + "mid")
         self._abs_id = ids.abs_send_time or 0
@@ -152,11 +213,20 @@ class PacketSender:
         if ids.mid and self._mid:
             mid = self._mid.encode()
             self._mid_element = bytes([(ids.mid << 4) | (len(mid) - 1)]) + mid
+        self._started = True
 
-    async def forward(self, packet: RtpPacket, source_key: int) -> None:
+    async def _run_rtp(self, codec: Any) -> None:
+        """Replaces the sender's encode loop, which aiortc starts once the sender is configured:
+        packets arrive through `forward` instead."""
+        self._load_extensions()
+        await _idle_rtp(self.sender, codec)
+
+    def forward(self, packet: RtpPacket, source_key: int, ntp: int) -> None:
+        """Send one packet now (``ntp``: the 64-bit NTP time, read once per incoming packet)."""
         sender = self.sender
         transport = sender.transport
-        if self._payload_type is None or transport._state is not State.CONNECTED:
+        payload_type = self._payload_type
+        if payload_type is None or not self._started or transport._state is not State.CONNECTED:
             return
         if source_key != self._source:
             self._source = source_key
@@ -164,7 +234,6 @@ class PacketSender:
             self._ts_offset = (self._last_ts + 3000 - packet.timestamp) & 0xFFFFFFFF
         seq = (packet.sequence_number + self._seq_offset) & 0xFFFF
         timestamp = (packet.timestamp + self._ts_offset) & 0xFFFFFFFF
-        ntp = ntp_now()
         extension = self._mid_element
         if self._abs_id:
             extension = extension + bytes([(self._abs_id << 4) | 2]) + ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")
@@ -175,17 +244,11 @@ class PacketSender:
             extension = extension + bytes(4 - len(extension) % 4)
         marker = packet.marker
         payload = packet.payload
-        data = _HEADER.pack(0x90, (marker << 7) | self._payload_type, seq, timestamp, sender._ssrc,
+        data = _HEADER.pack(0x90, (marker << 7) | payload_type, seq, timestamp, sender._ssrc,
                             0xBEDE, len(extension) >> 2) + extension + payload
-        kept = RtpPacket(payload_type=self._payload_type, marker=marker, sequence_number=seq,
-                         timestamp=timestamp, ssrc=sender._ssrc, payload=payload)
-        kept.extensions.mid = self._mid
-        self._history[seq % RTP_HISTORY_SIZE] = kept
+        self._history[seq % RTP_HISTORY_SIZE] = (seq, timestamp, marker, extension, payload)
         if not _send_now(transport, data):
-            try:
-                await transport._send_rtp(data)
-            except ConnectionError:
-                return
+            asyncio.ensure_future(_send_later(transport, data))
         if ((seq - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
             self._last_seq, self._last_ts = seq, timestamp
         sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
@@ -193,6 +256,34 @@ class PacketSender:
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         self.forwarded += 1
+
+    async def retransmit(self, sequence_number: int) -> None:
+        """A subscriber's NACK: send the packet again from the history (as RTX if negotiated)."""
+        kept = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if kept is None or kept[0] != sequence_number or self._payload_type is None:
+            return
+        seq, timestamp, marker, extension, payload = kept
+        sender = self.sender
+        payload_type, ssrc = self._payload_type, sender._ssrc
+        rtx_payload_type = getattr(sender, _S + "rtx_payload_type")
+        if rtx_payload_type is not None:
+            payload = struct.pack("!H", seq) + payload
+            payload_type, ssrc = rtx_payload_type, sender._rtx_ssrc
+            seq = getattr(sender, _S + "rtx_sequence_number")
+            setattr(sender, _S + "rtx_sequence_number", (seq + 1) & 0xFFFF)
+        data = _HEADER.pack(0x90, (marker << 7) | payload_type, seq, timestamp, ssrc,
+                            0xBEDE, len(extension) >> 2) + extension + payload
+        self.retransmitted += 1
+        if not _send_now(sender.transport, data):
+            await _send_later(sender.transport, data)
+
+
+async def _send_later(dtls: Any, data: bytes) -> None:
+    """aiortc's own way out, for the moments before ICE has nominated a pair."""
+    try:
+        await dtls._send_rtp(data)
+    except ConnectionError:
+        pass
 
 
 def _send_now(dtls: Any, data: bytes) -> bool:
@@ -225,6 +316,11 @@ def never_decoded(receiver: RTCRtpReceiver) -> bool:
     """True while nothing was queued for this receiver's decoder."""
     queue = getattr(receiver, _R + "decoder_queue")
     return bool(queue.qsize() == 0)
+
+
+def fast_receive_active(receiver: RTCRtpReceiver) -> bool:
+    """True once this receiver's packets come through `fast_receive`."""
+    return bool(getattr(receiver.transport.transport._connection, "_yunbang_fast", False))
 
 
 def never_encoded(sender: RTCRtpSender) -> bool:

@@ -30,7 +30,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.relay.keyframes import detector
-from signaling.relay.passthrough import PacketSender, request_keyframe, tap_receiver
+from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, tap_receiver
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen")
@@ -121,11 +121,12 @@ class Source:
     def __post_init__(self) -> None:
         self._is_keyframe = detector(self.codec.mimeType)
 
-    async def on_packet(self, packet: RtpPacket) -> None:
+    def on_packet(self, packet: RtpPacket) -> None:
+        """Called for every packet the publisher sends, synchronously, from the receive path."""
         self.media_ssrc = packet.ssrc
         self.packets += 1
         if self.kind != "video":
-            await self._send(packet)
+            self._send(packet)
             return
         if self._awaiting_keyframe:
             if not self._is_keyframe(packet.payload):
@@ -138,10 +139,10 @@ class Source:
             self._expected = packet.sequence_number
         ahead = (packet.sequence_number - self._expected) & 0xFFFF
         if ahead == 0:
-            await self._send(packet)
+            self._send(packet)
             self._expected = (self._expected + 1) & 0xFFFF
             if self._held:
-                await self._flush()
+                self._flush()
         elif ahead < 0x8000:
             self._held[packet.sequence_number] = packet
             if self._gap_timer is None:
@@ -150,9 +151,9 @@ class Source:
                 self._give_up()
         # else: older than what was already forwarded or skipped: a late duplicate
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         while self._expected in self._held:
-            await self._send(self._held.pop(self._expected))
+            self._send(self._held.pop(self._expected))
             self._expected = (self._expected + 1) & 0xFFFF  # type: ignore[operator]
         if self._gap_timer is not None and not self._held:
             self._gap_timer.cancel()
@@ -182,13 +183,14 @@ class Source:
         self._shift = (self._shift + (keyframe_seq - expected)) & 0xFFFF
         self._expected = keyframe_seq
         self._held = {p.sequence_number: p for p in held[start:]}
-        asyncio.ensure_future(self._flush())
+        self._flush()
 
-    async def _send(self, packet: RtpPacket) -> None:
+    def _send(self, packet: RtpPacket) -> None:
         if self._shift:
             packet.sequence_number = (packet.sequence_number - self._shift) & 0xFFFF
+        ntp = ntp_now()
         for outlet in self.outlets:
-            await outlet.sender.forward(packet, self.key)
+            outlet.sender.forward(packet, self.key, ntp)
 
     def close(self) -> None:
         if self._gap_timer is not None:
@@ -477,6 +479,9 @@ class Relay:
     def _watch(self, pc: RTCPeerConnection, room_id: str, participant_id: str, which: str) -> None:
         @pc.on("connectionstatechange")
         async def changed() -> None:
+            if which == "publish" and pc.connectionState == "connected":
+                for transceiver in pc.getTransceivers():
+                    fast_receive(transceiver.receiver.transport)
             await self.sink.peer_state(room_id, participant_id, which, pc.connectionState)
 
     def counts(self) -> dict[str, int]:
