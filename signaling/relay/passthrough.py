@@ -123,14 +123,15 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
 
 
 def fast_receive(dtls: RTCDtlsTransport) -> bool:
-    """Take SRTP packets straight from the ICE connection, once DTLS is up.
+    """Take SRTP packets straight from the sockets, once DTLS is up.
 
-    aiortc's receive path queues every datagram in aioice (``Connection._queue``), wakes the
-    DTLS transport's task to fetch it, reads a ``datetime`` clock and awaits three calls before
-    the receiver sees the packet. Here ``Connection.data_received`` (what aioice calls for any
-    datagram that is not STUN) unprotects, parses and routes an RTP packet on the spot and
-    calls the tapped receiver's handler; RTCP and DTLS still take aiortc's path. Returns
-    False (and changes nothing) while SRTP is not set up yet.
+    aiortc's receive path tries to parse every datagram as STUN, queues it in aioice
+    (``Connection._queue``), wakes the DTLS transport's task to fetch it, reads a ``datetime``
+    clock and awaits three calls before the receiver sees the packet. Here each of the ICE
+    connection's sockets (``StunProtocol.datagram_received``, and ``Connection.data_received``
+    behind them) unprotects, parses and routes an RTP packet on the spot and calls the tapped
+    receiver's handler; STUN, DTLS and RTCP still take aiortc's path. Returns False (and
+    changes nothing) while SRTP is not set up yet.
     """
     srtp = dtls._rx_srtp
     if srtp is None or dtls._state is not State.CONNECTED:
@@ -138,17 +139,12 @@ def fast_receive(dtls: RTCDtlsTransport) -> bool:
     connection = dtls.transport._connection
     if getattr(connection, "_yunbang_fast", False):
         return True
-    queue_datagram = connection.data_received
     router = dtls._rtp_router
     extensions_map = dtls._rtp_header_extensions_map
     unprotect = srtp.unprotect
     parse = RtpPacket.parse
 
-    def data_received(data: bytes, component: int) -> None:
-        first = data[0]
-        if first < 128 or first > 191 or is_rtcp(data):
-            queue_datagram(data, component)
-            return
+    def rtp_received(data: bytes) -> None:
         dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
         try:
             packet = parse(unprotect(data), extensions_map)
@@ -159,7 +155,18 @@ def fast_receive(dtls: RTCDtlsTransport) -> bool:
         if on_rtp is not None:
             on_rtp(packet)
 
-    connection.data_received = data_received
+    def intercept(deliver: Callable[..., None]) -> Callable[..., None]:
+        def received(data: bytes, where: Any) -> None:
+            if 127 < data[0] < 192 and not is_rtcp(data):
+                rtp_received(data)
+            else:
+                deliver(data, where)
+
+        return received
+
+    connection.data_received = intercept(connection.data_received)
+    for protocol in connection._protocols:
+        protocol.datagram_received = intercept(protocol.datagram_received)
     connection._yunbang_fast = True
     return True
 
