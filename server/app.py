@@ -12,19 +12,20 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from server.api import accounts, catalog, documents, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
+from server.api import accounts, catalog, documents, experts, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
 from server.api.base import ROUTES, errors_middleware
 from server.api.documents import serve_object
 from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
-from server.keys import CALLS, DB, DOMAIN, MONITOR, SETTINGS, SIO, STORE, TOKENS, UPLOADS
+from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, SETTINGS, SIO, STORE, TOKENS, UPLOADS
 from server.live import Monitor, SocketSink
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
 from signaling.namespace import LiveNamespace
+from signaling.presence import LocalPresence
 from uploads.service import Limits, UploadPipeline
 from uploads.storage import LocalStore, ObjectStore, S3Store
 
@@ -55,7 +56,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds)
     sink.observers.append(calls.on_event)
     app[CALLS] = calls
-    sio.register_namespace(LiveNamespace(domain, tokens, calls))
+    presence = LocalPresence(in_call=calls.in_call)
+    app[PRESENCE] = presence
+    sio.register_namespace(LiveNamespace(domain, tokens, calls, presence))
     sio.attach(app, socketio_path="socket.io")
     store = object_store(settings)
     pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(

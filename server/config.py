@@ -89,6 +89,14 @@ class QueueRules:
 
 
 @dataclass(frozen=True)
+class ConsultationRules:
+    """Expert invitations: how long one waits for an answer, how many experts a case takes."""
+
+    invitation_ttl_seconds: float = 120
+    max_experts: int = 4
+
+
+@dataclass(frozen=True)
 class DocumentRules:
     """Limits and processing of uploaded documents."""
 
@@ -132,6 +140,7 @@ class Settings:
     call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
     documents: DocumentRules = field(default_factory=DocumentRules)
+    consultations: ConsultationRules = field(default_factory=ConsultationRules)
 
     @property
     def effective_database_url(self) -> str:
@@ -213,6 +222,10 @@ class Settings:
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             queue=rules,
             documents=documents,
+            consultations=ConsultationRules(
+                invitation_ttl_seconds=number("INVITATION_TTL_SECONDS", 120),
+                max_experts=int(number("MAX_EXPERTS_PER_CASE", 4, int)),
+            ),
         )
 
     def resolved_secret_key(self) -> str:

@@ -17,6 +17,7 @@ class Audience:
     department_supervisors: tuple[int, ...] = ()
     admins: bool = False
     call_of_ticket: int | None = None
+    consultation_of_ticket: int | None = None  # the clerk and the experts, never the worker
 
 
 @dataclass(frozen=True)

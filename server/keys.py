@@ -12,6 +12,7 @@ from server.live import Monitor
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
+from signaling.presence import LocalPresence
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -20,5 +21,6 @@ TOKENS = web.AppKey("tokens", TokenSigner)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 MONITOR = web.AppKey("monitor", Monitor)
 CALLS = web.AppKey("calls", CallService)
+PRESENCE = web.AppKey("presence", LocalPresence)
 UPLOADS = web.AppKey("uploads", DocumentUploads)
 STORE = web.AppKey("store", object)

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.domain import alerts, org, queue
+from server.domain import alerts, experts, org, queue
 from server.domain.context import SYSTEM
 from server.domain.errors import DomainError
 from server.events import Audience, Event, QueueTouched
@@ -70,7 +70,8 @@ class SocketSink:
 
 
 class Monitor:
-    """Runs the alert checks and closes tidal windows whose time is up, every few seconds."""
+    """Runs the alert checks, closes tidal windows and expires expert invitations whose time is
+    up, every few seconds."""
 
     def __init__(self, domain: Domain, interval: float,
                  housekeeping: list[Callable[[], Awaitable[int]]] | None = None) -> None:
@@ -82,6 +83,8 @@ class Monitor:
         async with self.domain.unit() as uow:
             raised = [alerts.alert_view(a) for a in await alerts.check(uow)]
             due = await org.due_tidal_windows(uow)
+        async with self.domain.unit() as uow:
+            await experts.expire_due(uow)
         for window_id in due:
             try:
                 async with self.domain.unit() as uow:

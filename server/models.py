@@ -21,6 +21,8 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -98,6 +100,13 @@ clerk_windows = Table(
     Base.metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("window_id", ForeignKey("cloud_windows.id", ondelete="CASCADE"), primary_key=True),
+)
+
+expert_departments = Table(
+    "expert_departments",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
 )
 
 supervisor_departments = Table(
@@ -191,11 +200,14 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     extension_point_id: Mapped[int | None] = mapped_column(ForeignKey("extension_points.id"))
     specialties: Mapped[list[str]] = mapped_column(JSON, default=list)
+    available: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    parallel_consultations: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     windows: Mapped[list[CloudWindow]] = relationship(secondary=clerk_windows, lazy="raise")
     departments: Mapped[list[Department]] = relationship(
         secondary=supervisor_departments, lazy="raise"
     )
+    expert_departments: Mapped[list[Department]] = relationship(secondary=expert_departments, lazy="raise")
 
 
 class LoginAttempt(Base):
@@ -339,6 +351,55 @@ class UploadSession(Base):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
 
 
+class InvitationStatus(str, enum.Enum):
+    pending = "pending"
+    accepted = "accepted"
+    declined = "declined"
+    expired = "expired"
+
+
+class Consultation(Base):
+    """会商 — a clerk asking experts for help on one case."""
+
+    __tablename__ = "consultations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class Invitation(Base):
+    """会商邀请 — one expert invited to a consultation: answered in time, or expired."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (Index("ix_invitations_expert_status", "expert_id", "status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id"), index=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    expert_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[InvitationStatus] = mapped_column(_enum(InvitationStatus, "invitation_status"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    joined_at: Mapped[datetime | None]
+    left_at: Mapped[datetime | None]
+    in_main_call: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ExpertOpinion(Base):
+    """专家意见 — what an expert wrote on a case."""
+
+    __tablename__ = "expert_opinions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    expert_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    author_name: Mapped[str] = mapped_column(String(50))
+    text: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     """审计日志 — every state change and every privileged read: who, what, when, from where."""
 
@@ -355,7 +416,8 @@ class AuditEntry(Base):
 
 
 __all__ = [
-    "Alert", "AuditEntry", "Base", "CaseMessage", "Document", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
+    "Alert", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "InvitationStatus", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "LoginAttempt", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_departments", "window_departments",

@@ -30,6 +30,7 @@ class Domain:
                 dialect=self.db.dialect,
                 login_limits=(self.settings.login_max_failures, self.settings.login_lockout_seconds),
                 documents=self.settings.documents,
+                consultations=self.settings.consultations,
             )
             yield uow
         if uow.events:

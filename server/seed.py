@@ -115,9 +115,12 @@ async def seed_demo(db: Database) -> dict[str, int]:
             ("clerk3", Role.clerk, "区云窗口 赵磊", {"windows": [w3]}),
             ("clerk4", Role.clerk, "高桥镇云窗口 周婷",
              {"windows": [town_windows[(GAOQIAO, "MZ")], town_windows[(GAOQIAO, "SB")]]}),
-            ("expert1", Role.expert, "专家 孙建国", {"specialties": ["民政", "社会救助", "养老服务"]}),
-            ("expert2", Role.expert, "专家 吴晓燕", {"specialties": ["社保", "医保", "退休审批"]}),
-            ("expert3", Role.expert, "专家 郑伟", {"specialties": ["市场监管", "个体工商户", "食品经营"]}),
+            ("expert1", Role.expert, "专家 孙建国", {"specialties": ["民政", "社会救助", "养老服务"],
+                                                    "expert_departments": [departments["MZ"], departments["CL"]]}),
+            ("expert2", Role.expert, "专家 吴晓燕", {"specialties": ["社保", "医保", "退休审批"],
+                                                    "expert_departments": [departments["SB"], departments["YB"]]}),
+            ("expert3", Role.expert, "专家 郑伟", {"specialties": ["市场监管", "个体工商户", "食品经营"],
+                                                  "expert_departments": [departments["SC"]]}),
             ("supervisor1", Role.supervisor, "大厅管理 钱主任", {"departments": list(departments.values())}),
             ("admin", Role.admin, "系统管理员", {}),
         ]
@@ -130,6 +133,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
                 role=role, active=True, extension_point_id=point, specialties=binding.get("specialties", []),
                 created_at=datetime.now(timezone.utc), windows=binding.get("windows", []),
                 departments=binding.get("departments", []),
+                expert_departments=binding.get("expert_departments", []),
             ))
             count("users")
     return added

@@ -26,6 +26,11 @@ def call_room(ticket_id: int) -> str:
     return f"call:{ticket_id}"
 
 
+def consultation_room(ticket_id: int) -> str:
+    """The case's private channel: its clerk and the experts in the call, not the worker."""
+    return f"call:{ticket_id}:private"
+
+
 def rooms_for_audience(audience: Audience) -> list[str]:
     rooms = [user_room(u) for u in audience.users]
     rooms += [clerks_room(d) for d in audience.department_clerks]
@@ -34,6 +39,8 @@ def rooms_for_audience(audience: Audience) -> list[str]:
         rooms.append(ADMINS)
     if audience.call_of_ticket is not None:
         rooms.append(call_room(audience.call_of_ticket))
+    if audience.consultation_of_ticket is not None:
+        rooms.append(consultation_room(audience.consultation_of_ticket))
     return rooms
 
 

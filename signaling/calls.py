@@ -3,11 +3,17 @@
 Room id ``t{ticket_id}``, participant id ``u{user_id}``: one place per user per call. A socket
 that drops keeps its place for a grace period; the same user joining again within it (a
 reloaded tab, a reconnected network) takes the place back and renegotiates its media.
+
+Two socket.io rooms per call: ``call:{ticket}`` (everyone in it) and ``call:{ticket}:private``
+(the clerk and the experts: the consultation channel). Experts who are still in the
+consultation channel are announced, heard and seen only there; the relay keeps their tracks
+(and anyone's ``side_*`` tracks) away from the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +23,7 @@ from server.domain.context import Actor
 from server.domain.errors import Conflict, DomainError
 from server.events import Event
 from server.runtime import Domain
-from signaling.audience import call_room
+from signaling.audience import call_room, consultation_room
 from signaling.relay.relay import Relay, RelayError
 
 log = logging.getLogger("yunbang.calls")
@@ -76,6 +82,13 @@ class CallService:
             labelled.append({**t, **extra})
         return labelled
 
+    def in_call(self, user_id: int) -> bool:
+        """Whether the user holds a place in any call (for presence: busy)."""
+        return any(key[1] == user_id for key in self.present)
+
+    def _announce_to(self, seat: calls.Seat) -> str:
+        return consultation_room(seat.ticket_id) if seat.private else socket_room(seat.ticket_id)
+
     # --- client requests -------------------------------------------------------------------
     async def join(self, sid: str, actor: Actor, ticket_id: int) -> dict[str, Any]:
         async with self.domain.unit() as uow:
@@ -89,13 +102,19 @@ class CallService:
                 presence.leave_task = None
             if presence.sid != sid:
                 await self.sio.leave_room(presence.sid, socket_room(ticket_id))
+                await self.sio.leave_room(presence.sid, consultation_room(ticket_id))
                 await self.sio.emit("call_replaced", {"ticket_id": ticket_id}, to=presence.sid)
             presence.sid = sid
+            presence.seat = seat
         else:
             presence = self.present[key] = Presence(seat, sid)
-        tracks = self.relay.join(room_id(ticket_id), participant_id(actor.user_id))
+        backstage = seat.role in calls.PRIVATE_ROLES
+        tracks = self.relay.join(room_id(ticket_id), participant_id(actor.user_id), private=seat.private,
+                                 backstage=backstage)
         await self.sio.enter_room(sid, socket_room(ticket_id))
-        await self.sio.emit("participant_joined", self._participant_view(seat), to=socket_room(ticket_id), skip_sid=sid)
+        if backstage:
+            await self.sio.enter_room(sid, consultation_room(ticket_id))
+        await self.sio.emit("participant_joined", self._participant_view(seat), to=self._announce_to(seat), skip_sid=sid)
         if rejoin:
             asyncio.ensure_future(self._guard(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id))))
         else:
@@ -105,13 +124,15 @@ class CallService:
             "participant_id": participant_id(actor.user_id),
             "role": seat.role,
             "rejoined": rejoin,
-            "participants": [self._participant_view(p.seat) for k, p in self.present.items() if k[0] == ticket_id],
+            "participants": [self._participant_view(p.seat) for k, p in self.present.items()
+                             if k[0] == ticket_id and (backstage or not p.seat.private)],
             "tracks": self._label([t for t in tracks if t["participant_id"] != participant_id(actor.user_id)]),
         }
 
     def _participant_view(self, seat: calls.Seat) -> dict[str, Any]:
         return {"ticket_id": seat.ticket_id, "participant_id": participant_id(seat.user_id), "user_id": seat.user_id,
-                "role": seat.role, "display_name": seat.display_name}
+                "role": seat.role, "display_name": seat.display_name,
+                "channel": "consultation" if seat.private else "call"}
 
     def _seat(self, sid: str, actor: Actor, ticket_id: int) -> Presence:
         presence = self.present.get((ticket_id, actor.user_id))
@@ -145,14 +166,16 @@ class CallService:
             track = self.relay.set_muted(room_id(ticket_id), participant_id(actor.user_id), source, muted)
         except RelayError as exc:
             raise DomainError(exc.code, exc.message) from exc
-        await self.sio.emit("track_muted", {"ticket_id": ticket_id, **track}, to=socket_room(ticket_id))
+        to = consultation_room(ticket_id) if track["channel"] == "consultation" else socket_room(ticket_id)
+        await self.sio.emit("track_muted", {"ticket_id": ticket_id, **track}, to=to)
         return {"ok": True, "track": track}
 
-    async def chat(self, sid: str, actor: Actor, ticket_id: int, text: str) -> dict[str, Any]:
+    async def chat(self, sid: str, actor: Actor, ticket_id: int, text: str, channel: str = "call") -> dict[str, Any]:
         self._seat(sid, actor, ticket_id)
         async with self.domain.unit() as uow:
-            message = await calls.post_message(uow, actor, ticket_id, text)
-        await self.sio.emit("chat_message", message, to=socket_room(ticket_id))
+            message = await calls.post_message(uow, actor, ticket_id, text, channel)
+        to = consultation_room(ticket_id) if channel == "consultation" else socket_room(ticket_id)
+        await self.sio.emit("chat_message", message, to=to)
         return {"ok": True, "message": message}
 
     async def capture_request(self, sid: str, actor: Actor, ticket_id: int, material: str) -> dict[str, Any]:
@@ -205,10 +228,34 @@ class CallService:
         ticket_id, user_id = key
         await self.relay.leave(room_id(ticket_id), participant_id(user_id))
         await self.sio.leave_room(presence.sid, socket_room(ticket_id))
-        await self.sio.emit("participant_left", self._participant_view(presence.seat), to=socket_room(ticket_id))
+        await self.sio.leave_room(presence.sid, consultation_room(ticket_id))
+        await self.sio.emit("participant_left", self._participant_view(presence.seat),
+                            to=self._announce_to(presence.seat))
+        if presence.seat.role == "expert":
+            try:
+                async with self.domain.unit() as uow:
+                    await calls.leave_seat(uow, presence.seat)
+            except Exception:
+                log.exception("recording that expert %s left call %s failed", user_id, ticket_id)
+
+    async def _stage(self, event: Event) -> None:
+        """The clerk brought experts into the main call, or sent them back to the side room."""
+        ticket_id, main = int(event.payload["ticket_id"]), bool(event.payload["main"])
+        for invitation in event.payload["invitations"]:
+            presence = self.present.get((ticket_id, int(invitation["expert_id"])))
+            if presence is None or presence.seat.private == (not main):
+                continue
+            presence.seat = dataclasses.replace(presence.seat, private=not main)
+            await self.relay.set_private(room_id(ticket_id), participant_id(presence.seat.user_id), not main)
+            view = self._participant_view(presence.seat)
+            await self.sio.emit("participant_joined" if main else "participant_left", view,
+                                to=socket_room(ticket_id), skip_sid=presence.sid)
 
     async def on_event(self, event: Event) -> None:
         """A ticket that leaves service closes its call and frees everything it held."""
+        if event.name == "consultation.stage":
+            await self._stage(event)
+            return
         if not event.name.startswith("ticket.") or "status" not in event.payload:
             return
         if calls.call_is_open(event.payload["status"]):
@@ -224,6 +271,7 @@ class CallService:
             await self.relay.close_room(room_id(ticket_id))
         await self.sio.emit("call_closed", {"ticket_id": ticket_id, "status": status}, to=socket_room(ticket_id))
         await self.sio.close_room(socket_room(ticket_id))
+        await self.sio.close_room(consultation_room(ticket_id))
 
     async def shutdown(self) -> None:
         for rid in list(self.relay.rooms):

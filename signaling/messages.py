@@ -42,12 +42,13 @@ class IceCandidate(Message):
 
 
 class Mute(Message):
-    source: Literal["camera", "microphone", "screen"]
+    source: Literal["camera", "microphone", "screen", "side_camera", "side_microphone"]
     muted: bool
 
 
 class Chat(Message):
     text: str = Field(min_length=1, max_length=2000)
+    channel: Literal["call", "consultation"] = "call"
 
 
 class CaptureRequest(Message):

@@ -21,6 +21,7 @@ from server.runtime import Domain
 from signaling.audience import rooms_for_actor
 from signaling.calls import CallService
 from signaling.messages import CaptureRequest, Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
+from signaling.presence import LocalPresence
 
 log = logging.getLogger("yunbang.socket")
 
@@ -33,11 +34,12 @@ def error_ack(exc: DomainError) -> dict[str, Any]:
 
 
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService) -> None:
+    def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService, presence: LocalPresence) -> None:
         super().__init__("/")
         self.domain = domain
         self.tokens = tokens
         self.calls = calls
+        self.presence = presence
 
     async def _authenticate(self, environ: dict[str, Any], auth: Any) -> Any:
         token = auth.get("token") if isinstance(auth, dict) else None
@@ -58,6 +60,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms)})
         for room in rooms:
             await self.enter_room(sid, room)
+        self.presence.connected(actor.user_id)
 
     async def on_refresh(self, sid: str, data: Any = None) -> dict[str, Any]:
         """Re-read the user's bindings (a tidal window was opened for them) and re-join rooms."""
@@ -81,6 +84,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"ok": True, "user_id": session["user_id"]}
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        session = await self.get_session(sid)
+        if session and "user_id" in session:
+            self.presence.disconnected(session["user_id"])
         await self.calls.socket_gone(sid)
 
     # --- the call: every handler validates, checks who asks, and hands over ---------------
@@ -119,7 +125,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return await self._call(sid, data, Mute, lambda a, m: self.calls.mute(sid, a, m.ticket_id, m.source, m.muted))
 
     async def on_chat(self, sid: str, data: Any = None) -> dict[str, Any]:
-        return await self._call(sid, data, Chat, lambda a, m: self.calls.chat(sid, a, m.ticket_id, m.text))
+        return await self._call(sid, data, Chat, lambda a, m: self.calls.chat(sid, a, m.ticket_id, m.text, m.channel))
 
     async def on_capture_request(self, sid: str, data: Any = None) -> dict[str, Any]:
         return await self._call(sid, data, CaptureRequest,

@@ -70,7 +70,9 @@ class CallClient:
         self.ticket_id = ticket_id
         return await self.request("join", {"ticket_id": ticket_id})
 
-    async def publish(self, *, screen: bool = False, audio: bool = True) -> dict[str, Any]:
+    async def publish(self, *, screen: bool = False, audio: bool = True, side: bool = False) -> dict[str, Any]:
+        """Camera (+ microphone, + screen share); ``side``: also the consultation side room's
+        own camera and microphone (``side_camera``, ``side_microphone``)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
         pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -80,6 +82,8 @@ class CallClient:
             tracks.append(("microphone", AudioStreamTrack()))
         if screen:
             tracks.append(("screen", NoiseVideo(640, 360)))
+        if side:
+            tracks += [("side_camera", NoiseVideo()), ("side_microphone", AudioStreamTrack())]
         senders = [(name, pc.addTrack(track)) for name, track in tracks]
         await pc.setLocalDescription(await pc.createOffer())
         for (name, sender), transceiver in zip(senders, pc.getTransceivers(), strict=True):

@@ -19,7 +19,7 @@ CHUNK = 64 * 1024
 
 
 @route("POST", "/api/tickets/{ticket_id}/uploads", "开始续传式上传：返回 upload_id 与已收字节", body=BeginUpload,
-       roles=("worker", "clerk"), tag="documents")
+       roles=("worker", "clerk", "expert"), tag="documents")
 async def begin(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, BeginUpload)
@@ -53,7 +53,7 @@ async def complete(request: web.Request) -> web.Response:
 
 @route("POST", "/api/tickets/{ticket_id}/documents",
        "上传材料（multipart：先 material 字段——清单项 id 或 other——再 file 字段；流式，不整体读入内存）",
-       roles=("worker", "clerk"), tag="documents")
+       roles=("worker", "clerk", "expert"), tag="documents")
 async def upload(request: web.Request) -> web.Response:
     who = await actor(request)
     if not request.content_type.startswith("multipart/"):

@@ -113,3 +113,25 @@ class BeginUpload(Body):
 class Review(Body):
     decision: Literal["accepted", "rejected"]
     reason: str = Field(default="", max_length=500)
+
+
+class Invite(Body):
+    expert_ids: list[int] = Field(min_length=1, max_length=8, description="专家的用户 id")
+    note: str = Field(default="", max_length=500, description="给专家的简短说明")
+
+
+class Decline(Body):
+    reason: str = Field(default="", max_length=500)
+
+
+class Stage(Body):
+    expert_ids: list[int] | None = Field(default=None, description="省略时为本件全部已接受邀请的专家")
+
+
+class Opinion(Body):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class ExpertProfile(Body):
+    available: bool | None = None
+    parallel_consultations: bool | None = None

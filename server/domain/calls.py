@@ -1,8 +1,13 @@
 """视频通话 — who may sit in a ticket's call, and the chat stored on the case.
 
 A call room exists while its ticket is called or in service. Its seats: the ticket's
-community worker (any worker of that extension point) and the clerk of the window it was
-called to. Everyone else is refused with the same answer as for an unknown ticket.
+community worker (any worker of that extension point), the clerk of the window it was
+called to, and experts who accepted an invitation to the case (see ``experts``). Everyone
+else is refused with the same answer as for an unknown ticket.
+
+Experts start in the case's private consultation channel: what they publish reaches the
+clerk and the other experts only, until the clerk brings them into the main call. Chat has
+two channels: ``call`` (everyone in the call) and ``consultation`` (clerk and experts).
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from sqlalchemy import select
 
 from server.domain import audit
 from server.domain.context import Actor, Uow
-from server.domain.errors import Conflict, Invalid, NotFound
-from server.models import CaseMessage, Role, Ticket, TicketStatus, User
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.models import CaseMessage, Invitation, InvitationStatus, Role, Ticket, TicketStatus, User
 
 OPEN = (TicketStatus.called, TicketStatus.in_service)
 MAX_MESSAGE = 2000
+CHANNELS = ("call", "consultation")
+PRIVATE_ROLES = ("clerk", "expert")  # who may see and hear the consultation channel
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class Seat:
     user_id: int
     role: str
     display_name: str
+    private: bool = False  # an expert still in the consultation channel only
 
 
 def call_is_open(status: TicketStatus | str) -> bool:
@@ -43,6 +51,7 @@ async def _ticket(uow: Uow, ticket_id: int) -> Ticket:
 
 
 def role_in_call(actor: Actor, ticket: Ticket) -> str | None:
+    """The worker's or the clerk's part in a case (experts: see `role_in_case`)."""
     if actor.role is Role.worker and ticket.extension_point_id == actor.extension_point_id:
         return "worker"
     if actor.role is Role.clerk and ticket.window_id in actor.window_ids:
@@ -50,29 +59,73 @@ def role_in_call(actor: Actor, ticket: Ticket) -> str | None:
     return None
 
 
+async def accepted_invitation(uow: Uow, expert_id: int, ticket_id: int) -> Invitation | None:
+    """The expert's accepted invitation to this case, if any (the latest)."""
+    return await uow.session.scalar(
+        select(Invitation)
+        .where(Invitation.ticket_id == ticket_id, Invitation.expert_id == expert_id,
+               Invitation.status == InvitationStatus.accepted)
+        .order_by(Invitation.id.desc())
+        .limit(1)
+    )
+
+
+async def role_in_case(uow: Uow, actor: Actor, ticket: Ticket) -> str | None:
+    """worker / clerk / expert (with an accepted invitation to this very case), else None."""
+    role = role_in_call(actor, ticket)
+    if role is None and actor.role is Role.expert and await accepted_invitation(uow, actor.user_id, ticket.id):
+        role = "expert"
+    return role
+
+
 async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
     """加入通话 — check the actor belongs in this ticket's call and that the call is open."""
     ticket = await _ticket(uow, ticket_id)
-    role = role_in_call(actor, ticket)
+    role = await role_in_case(uow, actor, ticket)
     if role is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     if not call_is_open(ticket.status):
         raise Conflict("call_not_open", "该号不在办理中，无法进入通话", status=ticket.status.value)
     name = await uow.session.scalar(select(User.display_name).where(User.id == actor.user_id)) or actor.username
+    private = False
+    if role == "expert":
+        invitation = await accepted_invitation(uow, actor.user_id, ticket.id)
+        assert invitation is not None
+        private = not invitation.in_main_call
+        if invitation.joined_at is None:
+            invitation.joined_at = uow.clock.now()
+        invitation.left_at = None
     audit.record(uow, actor, "call.join", "ticket", ticket.id, role=role)
-    return Seat(ticket.id, actor.user_id, role, name)
+    return Seat(ticket.id, actor.user_id, role, name, private)
 
 
-async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str) -> dict[str, Any]:
+async def leave_seat(uow: Uow, seat: Seat) -> None:
+    """离开通话 — recorded for experts (the consultation timeline shows who stayed how long)."""
+    if seat.role != "expert":
+        return
+    invitation = await accepted_invitation(uow, seat.user_id, seat.ticket_id)
+    if invitation is not None and invitation.left_at is None:
+        invitation.left_at = uow.clock.now()
+        who = Actor(user_id=seat.user_id, username=seat.display_name, role=Role.expert)
+        audit.record(uow, who, "call.leave", "ticket", seat.ticket_id, role="expert")
+
+
+async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channel: str = "call") -> dict[str, Any]:
     text = text.strip()
     if not text:
         raise Invalid("empty_message", "消息不能为空")
     if len(text) > MAX_MESSAGE:
         raise Invalid("message_too_long", f"消息不超过 {MAX_MESSAGE} 字")
+    if channel not in CHANNELS:
+        raise Invalid("unknown_channel", "没有这个频道", channel=channel)
     seat = await take_seat(uow, actor, ticket_id)
+    if channel == "consultation" and seat.role not in PRIVATE_ROLES:
+        raise Forbidden("channel_forbidden", "会商频道只对云窗口工作人员和专家开放")
+    if channel == "call" and seat.private:
+        raise Conflict("not_in_main_call", "请等云窗口工作人员邀请您进入主通话后再发言")
     message = CaseMessage(
         ticket_id=ticket_id, author_id=actor.user_id, author_name=seat.display_name, author_role=seat.role,
-        channel="call", text=text, at=uow.clock.now(),
+        channel=channel, text=text, at=uow.clock.now(),
     )
     uow.session.add(message)
     await uow.session.flush()
@@ -80,12 +133,15 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str) -> dic
 
 
 async def messages(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any]]:
+    """The case's chat as this person may read it: the worker never sees the consultation."""
     ticket = await _ticket(uow, ticket_id)
-    if role_in_call(actor, ticket) is None and actor.role is not Role.admin:
+    role = await role_in_case(uow, actor, ticket)
+    if role is None and actor.role is not Role.admin:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    rows = await uow.session.scalars(
-        select(CaseMessage).where(CaseMessage.ticket_id == ticket_id).order_by(CaseMessage.id)
-    )
+    query = select(CaseMessage).where(CaseMessage.ticket_id == ticket_id)
+    if role == "worker":
+        query = query.where(CaseMessage.channel == "call")
+    rows = await uow.session.scalars(query.order_by(CaseMessage.id))
     return [message_view(m) for m in rows.all()]
 
 

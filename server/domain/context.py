@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.config import DocumentRules, QueueRules
+from server.config import ConsultationRules, DocumentRules, QueueRules
 from server.domain.clock import Clock
 from server.domain.errors import Forbidden
 from server.events import Audience, Event, QueueTouched
@@ -47,6 +47,7 @@ class Uow:
     dialect: str = "sqlite"
     login_limits: tuple[int, float] = (5, 300.0)
     documents: DocumentRules = field(default_factory=DocumentRules)
+    consultations: ConsultationRules = field(default_factory=ConsultationRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
 
     def emit(self, name: str, payload: dict[str, Any], audience: Audience) -> None:

@@ -1,7 +1,7 @@
 """材料 — documents of a case, the materials checklist, and who may see or judge them.
 
 The rules: only the case's participants (its extension point's worker, the clerk of its
-window) upload and see documents; uploads happen while the ticket is called or in service,
+window, experts who accepted an invitation to it) upload and see documents; uploads happen while the ticket is called or in service,
 each filed under a line of the item's checklist or "other"; the clerk accepts or rejects
 (with a reason); every view is audited; a case cannot be completed on the spot while a required
 material is missing, unreviewed or rejected.
@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from server.domain import audit
-from server.domain.calls import call_is_open, role_in_call
+from server.domain.calls import call_is_open, role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from server.events import Audience
@@ -29,7 +29,7 @@ STATE_NAMES = {"missing": "未提供", "provided": "待审核", "accepted": "已
 
 async def _ticket_for(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, str]:
     ticket = await uow.session.get(Ticket, ticket_id)
-    role = role_in_call(actor, ticket) if ticket is not None else None
+    role = await role_in_case(uow, actor, ticket) if ticket is not None else None
     if ticket is None or (role is None and actor.role is not Role.admin):
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     return ticket, role or "admin"
@@ -58,8 +58,8 @@ async def begin_upload(
 ) -> UploadSession:
     """Open an upload: checks who, when, which checklist line, and the limits, before any byte."""
     ticket, role = await _ticket_for(uow, actor, ticket_id)
-    if role not in ("worker", "clerk"):
-        raise Forbidden("role_forbidden", "只有办件双方可以上传材料")
+    if role not in ("worker", "clerk", "expert"):
+        raise Forbidden("role_forbidden", "只有办件双方和受邀专家可以上传材料")
     if not call_is_open(ticket.status):
         raise Conflict("call_not_open", "只能在办理过程中上传材料", status=ticket.status.value)
     rules = uow.documents
@@ -138,9 +138,10 @@ async def review(uow: Uow, actor: Actor, document_id: int, *, decision: str, rea
     """审核 — the clerk accepts a material or sends it back with a reason."""
     document = await uow.session.get(Document, document_id)
     ticket = await uow.session.get(Ticket, document.ticket_id) if document else None
-    if document is None or ticket is None or role_in_call(actor, ticket) is None:
+    role = await role_in_case(uow, actor, ticket) if ticket is not None else None
+    if document is None or ticket is None or role is None:
         raise NotFound("document_not_found", "材料不存在", document_id=document_id)
-    if role_in_call(actor, ticket) != "clerk":
+    if role != "clerk":
         raise Forbidden("role_forbidden", "材料由云窗口工作人员审核")
     if decision not in ("accepted", "rejected"):
         raise Invalid("unknown_decision", "审核结果只能是通过或退回")
@@ -165,7 +166,8 @@ async def view_document(uow: Uow, actor: Actor, document_id: int, *, variant: st
     """Every view of a document, by anyone, is written to the audit log."""
     document = await uow.session.get(Document, document_id)
     ticket = await uow.session.get(Ticket, document.ticket_id) if document else None
-    if document is None or ticket is None or (role_in_call(actor, ticket) is None and actor.role is not Role.admin):
+    role = await role_in_case(uow, actor, ticket) if ticket is not None else None
+    if document is None or ticket is None or (role is None and actor.role is not Role.admin):
         raise NotFound("document_not_found", "材料不存在", document_id=document_id)
     audit.record(uow, actor, "document.view", "document", document.id, ticket_id=ticket.id, variant=variant)
     return document

@@ -33,7 +33,8 @@ from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, tap_receiver
 
 log = logging.getLogger("yunbang.relay")
-SOURCES = ("camera", "microphone", "screen")
+SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
+SIDE_SOURCES = ("side_camera", "side_microphone")  # the consultation side room's own tracks
 KEYFRAME_INTERVAL_S = 0.5
 GAP_WAIT_S = 0.08
 MAX_HELD = 256
@@ -108,6 +109,7 @@ class Source:
     outlets: list["Outlet"] = field(default_factory=list)
     media_ssrc: int | None = None
     muted: bool = False
+    private: bool = False  # forwarded only to participants with backstage access
     packets: int = 0
     gaps_recovered: int = 0
     gaps_skipped: int = 0
@@ -210,7 +212,7 @@ class Source:
 
     def describe(self) -> dict[str, Any]:
         return {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
-                "source": self.source, "muted": self.muted}
+                "source": self.source, "muted": self.muted, "channel": "consultation" if self.private else "call"}
 
 
 @dataclass
@@ -232,6 +234,11 @@ class Participant:
     outlets: list[Outlet] = field(default_factory=list)
     offer_pending: bool = False
     renegotiate: bool = False
+    private: bool = False  # what it publishes reaches backstage participants only
+    backstage: bool = False  # it receives private tracks too
+
+    def sees(self, source: Source) -> bool:
+        return self.backstage or not source.private
 
 
 @dataclass
@@ -256,10 +263,32 @@ class Relay:
     def _room_lock(self, room_id: str) -> asyncio.Lock:
         return self._lock.setdefault(room_id, asyncio.Lock())
 
-    def join(self, room_id: str, participant_id: str) -> list[dict[str, Any]]:
+    def join(self, room_id: str, participant_id: str, *, private: bool = False,
+             backstage: bool = False) -> list[dict[str, Any]]:
+        """Enter a room (or come back to one). ``private``: what this participant publishes
+        reaches only participants with ``backstage`` access (a consultation side room)."""
         room = self.rooms.setdefault(room_id, RelayRoom(room_id))
-        room.participants.setdefault(participant_id, Participant(participant_id))
-        return [s.describe() for p in room.participants.values() for s in p.sources.values()]
+        participant = room.participants.setdefault(participant_id, Participant(participant_id))
+        participant.backstage = backstage
+        participant.private = private
+        for source in participant.sources.values():
+            source.private = private or source.source in SIDE_SOURCES
+        return [s.describe() for p in room.participants.values() for s in p.sources.values() if participant.sees(s)]
+
+    async def set_private(self, room_id: str, participant_id: str, private: bool) -> None:
+        """Move a participant between the side room and the main call; everyone renegotiates."""
+        room, participant = self._participant(room_id, participant_id)
+        if participant.private == private:
+            return
+        participant.private = private
+        for source in participant.sources.values():
+            source.private = private or source.source in SIDE_SOURCES
+            for viewer in room.participants.values():  # stop forwarding now, not after renegotiation
+                if not viewer.sees(source):
+                    source.outlets = [o for o in source.outlets if o not in viewer.outlets]
+        for other in list(room.participants.values()):
+            if other is not participant and other.subscribe_pc is not None:
+                await self._renegotiate(room, other)
 
     def _participant(self, room_id: str, participant_id: str) -> tuple[RelayRoom, Participant]:
         room = self.rooms.get(room_id)
@@ -310,6 +339,7 @@ class Relay:
                     codec=transceiver._codecs[0],
                     receiver=transceiver.receiver,
                     key=self._keys,
+                    private=participant.private or source_name in SIDE_SOURCES,
                 )
                 tap_receiver(transceiver.receiver, source.on_packet)
                 new_sources[source.track_id] = source
@@ -361,7 +391,7 @@ class Relay:
         wanted = {
             s.track_id: s
             for p in room.participants.values() if p.participant_id != participant.participant_id
-            for s in p.sources.values()
+            for s in p.sources.values() if participant.sees(s)
         }
         pc = participant.subscribe_pc
         if pc is None:
@@ -407,10 +437,11 @@ class Relay:
         except Exception as exc:
             raise RelayError("malformed_sdp", f"订阅应答无效：{exc}") from exc
         participant.offer_pending = False
-        sources = {s.track_id: s for p in room.participants.values() for s in p.sources.values()}
+        every = [s for p in room.participants.values() for s in p.sources.values()]
+        sources = {s.track_id: s for s in every if participant.sees(s)}
         for outlet in participant.outlets:
             source = sources.get(outlet.track_id or "")
-            for s in sources.values():
+            for s in every:
                 if outlet in s.outlets and s is not source:
                     s.outlets.remove(outlet)
             if source is None or not outlet.transceiver._codecs:
