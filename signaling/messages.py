@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_SDP = 64 * 1024
+Source = Literal["camera", "microphone", "screen", "side_camera", "side_microphone"]
 
 
 class Message(BaseModel):
@@ -21,7 +22,7 @@ class Join(Message):
 class Publish(Message):
     type: Literal["offer"]
     sdp: str = Field(min_length=10, max_length=MAX_SDP)
-    sources: dict[str, Literal["camera", "microphone", "screen"]] = Field(min_length=1, max_length=8)
+    sources: dict[str, Source] = Field(min_length=1, max_length=8)
 
 
 class SubscribeAnswer(Message):
@@ -42,7 +43,7 @@ class IceCandidate(Message):
 
 
 class Mute(Message):
-    source: Literal["camera", "microphone", "screen", "side_camera", "side_microphone"]
+    source: Source
     muted: bool
 
 

@@ -70,14 +70,15 @@ class CallClient:
         self.ticket_id = ticket_id
         return await self.request("join", {"ticket_id": ticket_id})
 
-    async def publish(self, *, screen: bool = False, audio: bool = True, side: bool = False) -> dict[str, Any]:
+    async def publish(self, *, screen: bool = False, audio: bool = True, side: bool = False,
+                      size: tuple[int, int] = (320, 240)) -> dict[str, Any]:
         """Camera (+ microphone, + screen share); ``side``: also the consultation side room's
         own camera and microphone (``side_camera``, ``side_microphone``)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
         pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         sources: dict[str, str] = {}
-        tracks = [("camera", NoiseVideo())]
+        tracks = [("camera", NoiseVideo(*size))]
         if audio:
             tracks.append(("microphone", AudioStreamTrack()))
         if screen:

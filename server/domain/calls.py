@@ -92,9 +92,8 @@ async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
         invitation = await accepted_invitation(uow, actor.user_id, ticket.id)
         assert invitation is not None
         private = not invitation.in_main_call
-        if invitation.joined_at is None:
+        if invitation.joined_at is None:  # the first join; every join and leave is in the audit log
             invitation.joined_at = uow.clock.now()
-        invitation.left_at = None
     audit.record(uow, actor, "call.join", "ticket", ticket.id, role=role)
     return Seat(ticket.id, actor.user_id, role, name, private)
 

@@ -34,6 +34,7 @@ from server.domain.documents import checklist
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.events import Audience
 from server.models import (
+    AuditEntry,
     Consultation,
     Department,
     Document,
@@ -494,12 +495,16 @@ async def timeline(uow: Uow, actor: Actor, ticket_id: int) -> dict[str, Any]:
         elif i.status is InvitationStatus.expired:
             events.append({"at": i.expires_at.isoformat(), "kind": "expired", "expert_id": i.expert_id,
                            "expert_name": expert, "invitation_id": i.id})
-        if i.joined_at is not None:
-            events.append({"at": i.joined_at.isoformat(), "kind": "joined", "expert_id": i.expert_id,
-                           "expert_name": expert, "invitation_id": i.id})
-        if i.left_at is not None:
-            events.append({"at": i.left_at.isoformat(), "kind": "left", "expert_id": i.expert_id,
-                           "expert_name": expert, "invitation_id": i.id})
+    experts_in_case = {i.expert_id for i in invitations}
+    moves = (await uow.session.scalars(
+        select(AuditEntry).where(AuditEntry.target_type == "ticket", AuditEntry.target_id == str(ticket_id),
+                                 AuditEntry.action.in_(("call.join", "call.leave")),
+                                 AuditEntry.actor_id.in_(experts_in_case))
+        .order_by(AuditEntry.id)
+    )).all() if experts_in_case else []
+    for m in moves:
+        events.append({"at": m.at.isoformat(), "kind": "joined" if m.action == "call.join" else "left",
+                       "expert_id": m.actor_id, "expert_name": names.get(m.actor_id or 0, "")})
     for o in opinions:
         events.append({"at": o.at.isoformat(), "kind": "opinion", "expert_id": o.expert_id,
                        "expert_name": o.author_name, "opinion_id": o.id, "text": o.text})

@@ -118,6 +118,7 @@ class Source:
     _shift: int = 0
     _held: dict[int, RtpPacket] = field(default_factory=dict)
     _gap_timer: asyncio.TimerHandle | None = None
+    _keyframe_timer: asyncio.TimerHandle | None = None
     _awaiting_keyframe: bool = False
 
     def __post_init__(self) -> None:
@@ -198,17 +199,29 @@ class Source:
         if self._gap_timer is not None:
             self._gap_timer.cancel()
             self._gap_timer = None
+        if self._keyframe_timer is not None:
+            self._keyframe_timer.cancel()
+            self._keyframe_timer = None
         self._held.clear()
         self.outlets = []
 
     def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most one per ``KEYFRAME_INTERVAL_S``: a request
+        within the interval is deferred to its end, never dropped (a subscriber that joins just
+        after another would otherwise wait for a keyframe nobody asked for)."""
         if self.kind != "video" or self.media_ssrc is None:
             return
-        now = time.monotonic()
-        if now - self._last_keyframe_request < KEYFRAME_INTERVAL_S:
+        wait = self._last_keyframe_request + KEYFRAME_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            if self._keyframe_timer is None:
+                self._keyframe_timer = asyncio.get_running_loop().call_later(wait, self._deferred_keyframe)
             return
-        self._last_keyframe_request = now
+        self._last_keyframe_request = time.monotonic()
         asyncio.ensure_future(request_keyframe(self.receiver, self.media_ssrc))
+
+    def _deferred_keyframe(self) -> None:
+        self._keyframe_timer = None
+        self.request_keyframe()
 
     def describe(self) -> dict[str, Any]:
         return {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
