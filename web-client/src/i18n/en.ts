@@ -98,8 +98,9 @@ const en: Messages<typeof zhCN> = {
   waiting: {
     number: "Your number",
     transferred: "Transferred (was {from})",
-    ahead: "Ahead of you",
-    people: "people",
+    place: "Your place in the queue",
+    ahead: "{n} ahead of you",
+    next: "You are next",
     estimate: "Estimated wait",
     callback: "Outside service hours: recorded as a call-back, served first on the next working day.",
     stay: "When called, a chime sounds and the video opens by itself. Please stay on this page.",

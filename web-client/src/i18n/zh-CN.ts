@@ -95,8 +95,9 @@ export default {
   waiting: {
     number: "您的号码",
     transferred: "已转办（原号码 {from}）",
-    ahead: "前面还有",
-    people: "人",
+    place: "您的排队位置",
+    ahead: "前面还有 {n} 人",
+    next: "下一个就是您",
     estimate: "预计等候",
     callback: "现在不是服务时间：已登记为留言，下一个工作日一上班优先办理。",
     stay: "叫到号时会响铃，视频会自动接通，请留在本页面。",
