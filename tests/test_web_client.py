@@ -63,3 +63,89 @@ async def test_device_check_is_green_with_working_camera_microphone_and_network(
     await page.click("[data-testid=check-continue]")
     await page.wait_for_url("**/app/worker")
     await expect(page.locator("[data-testid=item-search]")).to_be_visible()
+
+
+async def drop_connection(context, page) -> None:  # type: ignore[no-untyped-def]
+    """The network goes away: the browser is offline and the open socket is cut."""
+    await context.set_offline(True)
+    await page.evaluate("window.yb.drop()")
+    await expect(page.locator("[data-testid=reconnecting]")).to_contain_text("重新连接中…")
+
+
+async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_drops(platform: Platform, browser: Browser) -> None:
+    other = await platform.login("worker2")
+    worker_api = await platform.login("worker1")
+    clerk_api = await platform.login("clerk1")
+    item = (await district_item(worker_api, "MZ"))["id"]
+    first = await take(other, item, "先来的群众")
+    mine = await take(worker_api, item, "断网时的群众")
+    clerk_id, worker_id = clerk_api.user["id"], worker_api.user["id"]
+
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    await expect(worker.locator("[data-testid=ticket-number]")).to_have_text(mine["number"])
+    await expect(worker.locator("[data-testid=position]")).to_have_text("2")
+
+    # Offline while the queue moves: the page learns its new place once it is back.
+    await drop_connection(context, worker)
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).body["id"] == first["id"]
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_visible()
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_hidden()
+    await expect(worker.locator("[data-testid=position]")).to_have_text("1")
+
+    # The ticket is called while the page is offline: the call opens once it is back.
+    await clerk_api.post(f"/api/tickets/{first['id']}/cancel", {"reason": "测试"})
+    await drop_connection(context, worker)
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).body["id"] == mine["id"]
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk1")
+    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(mine["number"])
+    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, f"u{clerk_id}:camera")
+
+    # In the call: the socket drops and comes back; the page rejoins its place in the call
+    # and media flows both ways again, without a reload.
+    await drop_connection(context, worker)
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_hidden()
+    await eventually(lambda: worker.evaluate("window.yb.call.state.rejoins >= 1 && window.yb.call.state.phase === 'connected'"),
+                     what="the call rejoined")
+    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, f"u{worker_id}:camera")
+
+
+async def test_the_language_switch_turns_the_interface_to_english_and_back(platform: Platform, browser: Browser) -> None:
+    _, page = await person(browser, platform)
+    await page.goto("/app/login")
+    await expect(page.locator("[data-testid=login]")).to_have_text("登录")
+    await page.get_by_role("button", name="English").click()
+    await expect(page.locator("[data-testid=login]")).to_have_text("Log in")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await log_in(page, "worker1")
+    await page.wait_for_url("**/app/worker/check")
+    await expect(page.locator("h1")).to_have_text("Device check")
+    await expect(page.locator("[data-testid=check-camera]")).to_contain_text("OK")
+    await page.reload()
+    await expect(page.locator("h1")).to_have_text("Device check")
+    await page.get_by_role("button", name="中文").click()
+    await expect(page.locator("h1")).to_have_text("设备检测")
+    await expect(page.locator("[data-testid=check-again]")).to_have_text("再次检测")
+
+
+async def test_login_errors_are_the_servers_words_and_experts_get_a_placeholder(platform: Platform, browser: Browser) -> None:
+    _, page = await person(browser, platform)
+    await log_in(page, "worker1", "wrong-password")
+    error = page.locator("[data-testid=login-error]")
+    await expect(error).to_be_visible()
+    reply = await platform.anonymous().post("/api/auth/login", {"username": "worker1", "password": "wrong-password"})
+    await expect(error).to_contain_text(reply.body["error"]["message"])
+    await log_in(page, "expert1")
+    await page.wait_for_url("**/app/expert")
+    await expect(page.locator("[data-testid=expert-placeholder]")).to_contain_text("专家会商功能即将上线")
+    await page.goto("/app/clerk")
+    await page.wait_for_url("**/app/expert")
