@@ -54,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff check --select F,E9,B server signaling uploads tests bench
 	$(PY) -m server.check_migrations
 	$(VENV)/bin/mypy server/domain
+	cd web-client && npm run typecheck
 
 bench: install
 	$(PY) bench/queue.py $(BENCH_ARGS)

@@ -149,3 +149,39 @@ async def test_login_errors_are_the_servers_words_and_experts_get_a_placeholder(
     await expect(page.locator("[data-testid=expert-placeholder]")).to_contain_text("专家会商功能即将上线")
     await page.goto("/app/clerk")
     await page.wait_for_url("**/app/expert")
+
+
+async def test_wall_display_follows_the_queue_raises_the_wait_alert_and_opens_a_tidal_window(platform: Platform, browser: Browser) -> None:
+    from server.keys import MONITOR
+
+    worker_api = await platform.login("worker1")
+    clerk2 = (await platform.login("clerk2")).user
+    _, wall = await person(browser, platform, viewport={"width": 1920, "height": 1080})
+    await log_in(wall, "supervisor1")
+    await wall.wait_for_url("**/app/wall")
+    await expect(wall.locator("[data-testid=total-waiting]")).to_have_text("0")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "久等的群众")
+    await expect(wall.locator("[data-testid=total-waiting]")).to_have_text("1")
+
+    platform.clock.advance(minutes=16)
+    raised = await platform.app[MONITOR].run_once()
+    assert any(a["kind"] == "wait_timeout" and a["ticket_id"] == ticket["id"] for a in raised)
+    alert = wall.locator("[data-testid=alerts] li[data-kind=wait_timeout]")
+    await expect(alert).to_contain_text(ticket["number"])
+    await expect(wall.locator("tr[data-department=MZ]")).to_have_class("yellow")
+    await alert.locator("[data-testid=acknowledge]").click()
+    await expect(alert).to_have_count(0)
+    alerts = (await (await platform.login("supervisor1")).get("/api/alerts")).body
+    assert next(a for a in alerts if a["kind"] == "wait_timeout")["acknowledged_at"] is not None
+
+    await wall.get_by_role("button", name="开启潮汐窗口").click()
+    dialog = wall.get_by_role("dialog")
+    await dialog.locator(".el-select").first.click()
+    await wall.locator(".el-select-dropdown__item:visible", has_text="民政").first.click()
+    await dialog.locator(".el-input-number input").first.fill(str(clerk2["id"]))
+    await dialog.get_by_role("button", name="开启", exact=True).click()
+    await expect(dialog).to_be_hidden()
+    tidal = wall.locator("ul.tidal li", has_text="民政")
+    await expect(tidal).to_have_count(1)
+    await tidal.get_by_role("button", name="关闭").click()
+    await expect(tidal).to_have_count(0)

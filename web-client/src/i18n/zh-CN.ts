@@ -108,7 +108,7 @@ export default {
   call: {
     called: "云窗口已叫号，视频已接通",
     calledBy: "{window} 已叫号，视频已接通",
-    calledHelp: "请请群众坐到摄像头前。",
+    calledHelp: "请群众坐到摄像头前，开始办理。",
     waitingVideo: "正在接通视频…",
     waitingClerk: "正在接通云窗口的视频…",
     waitingWorker: "正在接通延伸点的视频…",
