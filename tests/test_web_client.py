@@ -118,6 +118,13 @@ async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_dr
     await decoding(worker, f"u{clerk_id}:camera")
     await decoding(clerk, f"u{worker_id}:camera")
 
+    # A reloaded tab finds its ticket and takes its place in the call again by itself.
+    await worker.reload()
+    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+    assert await worker.evaluate("window.yb.call.state.rejoins") == 1
+    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, f"u{worker_id}:camera")
+
 
 async def test_the_language_switch_turns_the_interface_to_english_and_back(platform: Platform, browser: Browser) -> None:
     _, page = await person(browser, platform)

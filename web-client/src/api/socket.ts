@@ -18,6 +18,7 @@ export class LiveConnection {
   private socket: Socket<ServerToClientEvents, ClientToServerEvents> | null = null;
   private readonly handlers = new Map<string, Set<AnyHandler>>();
   private readonly reconnectHooks = new Set<() => void>();
+  private readonly connectHooks = new Set<() => void>();
   /** Every event received, newest last (a few hundred), for the debug hook and tests. */
   readonly log: [string, unknown][] = [];
   onRefused: (error: ApiError) => void = () => {};
@@ -29,7 +30,9 @@ export class LiveConnection {
     const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io({
       path: "/socket.io",
       auth: { token },
-      transports: ["websocket"],
+      // WebSocket first; where a proxy refuses it, long polling still works.
+      transports: ["websocket", "polling"],
+      tryAllTransports: true,
       reconnectionDelay: 500,
       reconnectionDelayMax: 3000,
       randomizationFactor: 0.3,
@@ -39,6 +42,7 @@ export class LiveConnection {
       const again = this.status.everConnected;
       this.status.state = "connected";
       this.status.everConnected = true;
+      for (const hook of [...this.connectHooks]) hook();
       if (again) {
         this.status.reconnects += 1;
         for (const hook of [...this.reconnectHooks]) hook();
@@ -85,6 +89,12 @@ export class LiveConnection {
 
   get connected(): boolean {
     return this.socket?.connected ?? false;
+  }
+
+  /** Run after every connect, the first one included; returns the function that removes it. */
+  onConnect(hook: () => void): () => void {
+    this.connectHooks.add(hook);
+    return () => this.connectHooks.delete(hook);
   }
 
   /** Resolves true once connected, false after `timeoutMs` without a connection. */

@@ -113,13 +113,14 @@ export class CallSession {
       this.live.on("call_replaced", (c) => {
         if (mine(c)) this.end("replaced");
       }),
-      this.live.onReconnect(() => {
+      // Every (re)connect of the socket joins again: the relay gives our place back.
+      this.live.onConnect(() => {
         void this.join().catch((e: unknown) => this.fail(e));
       }),
     );
     if (!this.live.connected) {
       this.state.phase = "reconnecting";
-      return; // the reconnect hook joins
+      return; // the connect hook joins
     }
     await this.join();
   }
