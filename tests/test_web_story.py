@@ -1,7 +1,8 @@
 """The story of the design, in three browsers: a community worker takes a ticket for an item
 found by its pinyin initials, a clerk calls it, they see each other, documents go up (one of
-them by remote capture) and are accepted, the clerk shares the screen and completes the case,
-the resident rates it, and the supervisor's wall display counts one more served."""
+them by remote capture, returned once and taken again) and are accepted, the clerk shares the
+screen and completes the case, the resident rates it, and the supervisor's wall display counts
+one more served."""
 
 from __future__ import annotations
 
@@ -97,6 +98,18 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await clerk.click("[data-testid=start]")
     await expect(clerk.locator("[data-testid=ticket-status]")).to_have_text("办理中")
 
+    # The worker switches to the other camera; the clerk keeps receiving the worker's video.
+    await worker.locator("[data-testid=camera-select]").click()
+    await worker.locator(".el-select-dropdown__item:visible", has_text="fake_device_2").click()
+    await expect(worker.locator("[data-testid=camera-select]")).to_contain_text("fake_device_2")
+    assert await worker.evaluate("window.yb.call.cameraTrack().label") == "fake_device_2"
+    await decoding(clerk, f"u{worker_id}:camera")
+
+    # They write to each other.
+    await clerk.fill("input[data-testid=chat-input]", "请把身份证放到摄像头前")
+    await clerk.keyboard.press("Enter")
+    await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("请把身份证放到摄像头前")
+
     # An ID card photo goes up in three chunks; the second is cut off once on the way and the
     # upload continues from where the server stands.
     cut: list[str] = []
@@ -127,9 +140,22 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(line(clerk, "户口簿")).to_have_attribute("data-state", "provided", timeout=30000)
     await expect(line(clerk, "户口簿").locator(".thumb")).to_contain_text("远程拍照")
 
+    # The first photo is returned with a reason, which the worker reads; a second capture follows.
+    await line(clerk, "户口簿").locator(".thumb").first.click()
+    await clerk.click("[data-testid=reject]")
+    await clerk.fill("input[data-testid=reject-reason]", "照片不清楚，请重拍")
+    await clerk.get_by_role("button", name="确认退回").click()
+    await expect(clerk.locator("[data-testid=viewer-status]")).to_have_text("已退回")
+    await clerk.keyboard.press("Escape")
+    await expect(line(worker, "户口簿")).to_have_attribute("data-state", "rejected")
+    await expect(line(worker, "户口簿")).to_contain_text("照片不清楚，请重拍")
+    await line(clerk, "户口簿").locator("[data-testid=capture]").click()
+    await worker.click("[data-testid=capture-allow]")
+    await expect(line(clerk, "户口簿").locator(".thumb[data-status=provided]")).to_have_count(1, timeout=30000)
+
     # The clerk accepts both in the viewer; the worker sees it live.
     for name in ("身份证", "户口簿"):
-        await line(clerk, name).locator(".thumb").first.click()
+        await line(clerk, name).locator(".thumb[data-status=provided]").click()
         await clerk.click("[data-testid=accept]")
         await expect(clerk.locator("[data-testid=viewer-status]")).to_have_text("已通过")
         await clerk.keyboard.press("Escape")

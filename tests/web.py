@@ -20,7 +20,8 @@ DIST = ROOT / "web-client" / "dist"
 SOURCES = ROOT / "web-client" / "src"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    # three fake cameras; the third (fake_device_2, MJPEG) is the one to switch to (the second is a Y16 depth camera)
+    "--use-fake-device-for-media-stream=device-count=3", "--use-fake-ui-for-media-stream",
     "--auto-select-desktop-capture-source=Entire screen", "--autoplay-policy=no-user-gesture-required",
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
