@@ -110,6 +110,12 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await clerk.keyboard.press("Enter")
     await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("请把身份证放到摄像头前")
 
+    # The clerk turns the camera off for a moment; the worker's page says so.
+    await clerk.click("[data-testid=mute-camera]")
+    await expect(worker.locator("[data-testid=remote-muted]")).to_be_visible()
+    await clerk.click("[data-testid=mute-camera]")
+    await expect(worker.locator("[data-testid=remote-muted]")).to_be_hidden()
+
     # An ID card photo goes up in three chunks; the second is cut off once on the way and the
     # upload continues from where the server stands.
     cut: list[str] = []

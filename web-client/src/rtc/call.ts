@@ -64,6 +64,7 @@ export class CallSession {
     rejoins: 0,
     sharing: false,
     cameraId: "",
+    muted: { camera: false, microphone: false } as Record<"camera" | "microphone", boolean>,
     participants: [] as Participant[],
     remote: [] as RemoteTrack[],
     local: null as MediaStream | null,
@@ -110,6 +111,13 @@ export class CallSession {
       this.live.on("call_closed", (c) => {
         if (mine(c)) this.end("closed");
       }),
+      this.live.on("track_muted", (t) => {
+        if (!mine(t)) return;
+        for (const [mid, info] of this.tracksByMid) {
+          if (info.track_id === t.track_id) this.tracksByMid.set(mid, { ...info, muted: t.muted });
+        }
+        this.refreshRemote();
+      }),
       this.live.on("call_replaced", (c) => {
         if (mine(c)) this.end("replaced");
       }),
@@ -139,6 +147,7 @@ export class CallSession {
     if (ack.rejoined) this.state.rejoins += 1;
     if (!this.state.local) {
       this.state.local = markRaw(await navigator.mediaDevices.getUserMedia(callConstraints(this.state.cameraId || undefined)));
+      for (const t of this.state.local.getTracks()) t.enabled = !this.state.muted[t.kind === "video" ? "camera" : "microphone"];
       const settings = this.state.local.getVideoTracks()[0]?.getSettings();
       if (settings?.deviceId) this.state.cameraId = settings.deviceId;
     }
@@ -265,6 +274,7 @@ export class CallSession {
     const fresh = await navigator.mediaDevices.getUserMedia({ video: (callConstraints(deviceId).video as MediaTrackConstraints) });
     const track = fresh.getVideoTracks()[0];
     if (!track) return;
+    track.enabled = !this.state.muted.camera;
     const old = local.getVideoTracks()[0];
     if (this.cameraSender) await this.cameraSender.replaceTrack(track);
     if (old) {
@@ -275,6 +285,14 @@ export class CallSession {
     this.state.cameraId = deviceId;
     // a new MediaStream object makes <video> elements pick the new track up
     this.state.local = markRaw(new MediaStream(local.getTracks()));
+  }
+
+  /** Turn our camera or microphone off and on; the others are told (track_muted). */
+  async setMuted(source: "camera" | "microphone", muted: boolean): Promise<void> {
+    const tracks = source === "camera" ? this.state.local?.getVideoTracks() : this.state.local?.getAudioTracks();
+    for (const track of tracks ?? []) track.enabled = !muted;
+    this.state.muted[source] = muted;
+    await this.live.request("mute", { ticket_id: this.ticketId, source, muted });
   }
 
   cameraTrack(): MediaStreamTrack | null {
