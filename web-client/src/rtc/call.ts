@@ -5,7 +5,7 @@ import { markRaw, reactive } from "vue";
 import type { OfferedTrack, Participant, Source, SubscribeOffer } from "@/api/events";
 import { ApiError, request } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
-import { callConstraints } from "./devices";
+import { callConstraints, mediaProblem, type MediaProblem } from "./devices";
 
 export type CallPhase = "idle" | "joining" | "connected" | "reconnecting" | "closed" | "replaced" | "failed";
 
@@ -60,6 +60,8 @@ export class CallSession {
   readonly state = reactive({
     phase: "idle" as CallPhase,
     error: "",
+    /** Why the camera or microphone could not be opened, for a message a person can act on. */
+    mediaProblem: null as MediaProblem | null,
     joined: false,
     rejoins: 0,
     sharing: false,
@@ -146,12 +148,21 @@ export class CallSession {
     this.state.participants = ack.participants;
     if (ack.rejoined) this.state.rejoins += 1;
     if (!this.state.local) {
-      this.state.local = markRaw(await navigator.mediaDevices.getUserMedia(callConstraints(this.state.cameraId || undefined)));
+      try {
+        this.state.local = markRaw(await navigator.mediaDevices.getUserMedia(callConstraints(this.state.cameraId || undefined)));
+        this.state.mediaProblem = null;
+      } catch (error) {
+        this.state.mediaProblem = mediaProblem(error);
+        throw error;
+      }
       for (const t of this.state.local.getTracks()) t.enabled = !this.state.muted[t.kind === "video" ? "camera" : "microphone"];
       const settings = this.state.local.getVideoTracks()[0]?.getSettings();
       if (settings?.deviceId) this.state.cameraId = settings.deviceId;
     }
     await this.publish();
+    for (const source of ["camera", "microphone"] as const) {
+      if (this.state.muted[source]) await this.live.request("mute", { ticket_id: this.ticketId, source, muted: true });
+    }
     this.state.phase = "connected";
     this.state.joined = true;
     this.state.error = "";
