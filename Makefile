@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium fonts
+.PHONY: run test bench lint install clean chromium fonts web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ $(WEB_STAMP): web-client/package.json web-client/package-lock.json
 
 install: $(STAMP) $(WEB_STAMP)
 
+# The browser client (web-client/dist, served at /app/): rebuilt when its sources change.
+WEB_SOURCES := $(shell find web-client/src -type f -not -name schema.d.ts 2>/dev/null) \
+	web-client/index.html web-client/vite.config.ts web-client/openapi.json \
+	web-client/tsconfig.json web-client/tsconfig.app.json web-client/tsconfig.node.json
+WEB_BUILT := web-client/dist/.built
+
+$(WEB_BUILT): $(WEB_STAMP) $(WEB_SOURCES)
+	cd web-client && npm run build
+	touch $(WEB_BUILT)
+
+web: $(WEB_BUILT)
+
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
@@ -29,12 +41,12 @@ chromium:
 fonts:
 	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 
-run: install fonts
+run: install fonts web
 	$(VENV)/bin/yunbang migrate
 	$(VENV)/bin/yunbang seed --demo
 	$(VENV)/bin/yunbang serve
 
-test: install chromium fonts
+test: install chromium fonts web
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install
@@ -42,6 +54,7 @@ lint: install
 	$(VENV)/bin/ruff check --select F,E9,B server signaling uploads tests bench
 	$(PY) -m server.check_migrations
 	$(VENV)/bin/mypy server/domain
+	cd web-client && npm run typecheck
 
 bench: install
 	$(PY) bench/queue.py $(BENCH_ARGS)

@@ -85,8 +85,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
 
         app.router.add_get("/dev/socket.io.min.js", socketio_client)
     app.router.add_static("/dev/", STATIC / "dev", show_index=False)
-    if settings.web_dist.is_dir():
-        app.router.add_static("/app/", settings.web_dist, show_index=False)
+    app.router.add_get("/app", to_web_client)
+    app.router.add_get("/app/{path:.*}", web_client)
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_ready()
@@ -116,8 +116,34 @@ def object_store(settings: Settings) -> ObjectStore:
     return LocalStore(settings.data_dir / "objects", signing)
 
 
-async def index(request: web.Request) -> web.FileResponse:
+async def index(request: web.Request) -> web.StreamResponse:
+    """People land in the browser client once it is built; before that, a page saying how."""
+    if (request.app[SETTINGS].web_dist / "index.html").is_file():
+        raise web.HTTPFound("/app/")
     return web.FileResponse(STATIC / "index.html")
+
+
+async def to_web_client(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/app/")
+
+
+async def web_client(request: web.Request) -> web.StreamResponse:
+    """The built Vue app (settings.web_dist): its files, and index.html for its own routes
+    (/app/clerk, /app/wall …) so a reload of any page of the app works."""
+    dist = request.app[SETTINGS].web_dist.resolve()
+    index_file = dist / "index.html"
+    if not index_file.is_file():
+        raise web.HTTPNotFound(text="The web client is not built: run `make run` (or `make web`).")
+    tail = request.match_info["path"]
+    if tail:
+        target = (dist / tail).resolve()
+        if target.is_relative_to(dist) and target.is_file():
+            immutable = tail.startswith("assets/")
+            cache = "public, max-age=31536000, immutable" if immutable else "no-cache"
+            return web.FileResponse(target, headers={"Cache-Control": cache})
+        if tail.startswith("assets/") or "." in tail.rsplit("/", 1)[-1]:
+            raise web.HTTPNotFound()
+    return web.FileResponse(index_file, headers={"Cache-Control": "no-cache"})
 
 
 async def dev_call(request: web.Request) -> web.FileResponse:

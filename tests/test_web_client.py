@@ -1,0 +1,194 @@
+"""The browser client, one behaviour at a time: serving, the device check, the language
+switch, the expert placeholder, and a worker page that survives a dropped connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from server.config import Settings
+from tests.conftest import Platform, cloned_database
+from tests.helpers import district_item, take, window_of
+from tests.web import decoding, eventually, launch, log_in, person, require_built_client, web_settings
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    require_built_client()
+    return web_settings(settings)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async for chromium in launch():
+        yield chromium
+
+
+async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Platform) -> None:
+    http = platform.http
+    async with http.get(platform.base + "/", allow_redirects=False) as resp:
+        assert resp.status == 302 and resp.headers["Location"] == "/app/"
+    for path in ("/app/", "/app/clerk", "/app/worker/check", "/app/wall"):
+        async with http.get(platform.base + path) as resp:
+            assert resp.status == 200, path
+            assert '<div id="app">' in await resp.text()
+    async with http.get(platform.base + "/app/assets/no-such-file.js") as resp:
+        assert resp.status == 404
+    async with http.get(platform.base + "/app/../server/config.py") as resp:
+        assert resp.status == 404 or '<div id="app">' in await resp.text()
+    async with http.get(platform.base + "/dev/call") as resp:
+        assert resp.status == 200 and "通话测试页" in await resp.text()
+
+
+async def test_device_check_is_green_with_working_camera_microphone_and_network(platform: Platform, browser: Browser) -> None:
+    _, page = await person(browser, platform)
+    await log_in(page, "worker1")
+    await page.wait_for_url("**/app/worker/check")
+    for name in ("camera", "microphone", "network"):
+        await expect(page.locator(f"[data-testid=check-{name}]")).to_have_attribute("data-result", "ok")
+    await expect(page.locator("[data-testid=check-camera]")).to_contain_text("正常")
+    await page.click("[data-testid=check-again]")
+    await expect(page.locator("[data-testid=check-camera]")).to_have_attribute("data-result", "ok")
+    await expect(page.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok")
+    await expect(page.locator("[data-testid=check-continue]")).to_have_text("检测通过，开始接待")
+    await page.click("[data-testid=check-continue]")
+    await page.wait_for_url("**/app/worker")
+    await expect(page.locator("[data-testid=item-search]")).to_be_visible()
+
+
+async def drop_connection(context, page) -> None:  # type: ignore[no-untyped-def]
+    """The network goes away: the browser is offline and the open socket is cut."""
+    await context.set_offline(True)
+    await page.evaluate("window.yb.drop()")
+    await expect(page.locator("[data-testid=reconnecting]")).to_contain_text("重新连接中…")
+
+
+async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_drops(platform: Platform, browser: Browser) -> None:
+    other = await platform.login("worker2")
+    worker_api = await platform.login("worker1")
+    clerk_api = await platform.login("clerk1")
+    item = (await district_item(worker_api, "MZ"))["id"]
+    first = await take(other, item, "先来的群众")
+    mine = await take(worker_api, item, "断网时的群众")
+    clerk_id, worker_id = clerk_api.user["id"], worker_api.user["id"]
+
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    await expect(worker.locator("[data-testid=ticket-number]")).to_have_text(mine["number"])
+    await expect(worker.locator("[data-testid=position]")).to_have_text("2")
+
+    # Offline while the queue moves: the page learns its new place once it is back.
+    await drop_connection(context, worker)
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).body["id"] == first["id"]
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_visible()
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_hidden()
+    await expect(worker.locator("[data-testid=position]")).to_have_text("1")
+
+    # The ticket is called while the page is offline: the call opens once it is back.
+    await clerk_api.post(f"/api/tickets/{first['id']}/cancel", {"reason": "测试"})
+    await drop_connection(context, worker)
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).body["id"] == mine["id"]
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk1")
+    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(mine["number"])
+    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, f"u{clerk_id}:camera")
+
+    # In the call: the socket drops and comes back; the page rejoins its place in the call
+    # and media flows both ways again, without a reload.
+    await drop_connection(context, worker)
+    await context.set_offline(False)
+    await expect(worker.locator("[data-testid=reconnecting]")).to_be_hidden()
+    await eventually(lambda: worker.evaluate("window.yb.call.state.rejoins >= 1 && window.yb.call.state.phase === 'connected'"),
+                     what="the call rejoined")
+    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, f"u{worker_id}:camera")
+
+    # A reloaded tab finds its ticket and takes its place in the call again by itself.
+    await worker.reload()
+    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+    assert await worker.evaluate("window.yb.call.state.rejoins") == 1
+    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, f"u{worker_id}:camera")
+
+
+async def test_the_language_switch_turns_the_interface_to_english_and_back(platform: Platform, browser: Browser) -> None:
+    _, page = await person(browser, platform)
+    await page.goto("/app/login")
+    await expect(page.locator("[data-testid=login]")).to_have_text("登录")
+    await page.get_by_role("button", name="English").click()
+    await expect(page.locator("[data-testid=login]")).to_have_text("Log in")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await log_in(page, "worker1")
+    await page.wait_for_url("**/app/worker/check")
+    await expect(page.locator("h1")).to_have_text("Device check")
+    await expect(page.locator("[data-testid=check-camera]")).to_contain_text("OK")
+    await page.reload()
+    await expect(page.locator("h1")).to_have_text("Device check")
+    await page.get_by_role("button", name="中文").click()
+    await expect(page.locator("h1")).to_have_text("设备检测")
+    await expect(page.locator("[data-testid=check-again]")).to_have_text("再次检测")
+
+
+async def test_login_errors_are_the_servers_words_and_experts_get_a_placeholder(platform: Platform, browser: Browser) -> None:
+    _, page = await person(browser, platform)
+    await log_in(page, "worker1", "wrong-password")
+    error = page.locator("[data-testid=login-error]")
+    await expect(error).to_be_visible()
+    reply = await platform.anonymous().post("/api/auth/login", {"username": "worker1", "password": "wrong-password"})
+    await expect(error).to_contain_text(reply.body["error"]["message"])
+    await log_in(page, "expert1")
+    await page.wait_for_url("**/app/expert")
+    await expect(page.locator("[data-testid=expert-placeholder]")).to_contain_text("专家会商功能即将上线")
+    await page.goto("/app/clerk")
+    await page.wait_for_url("**/app/expert")
+
+
+async def test_wall_display_follows_the_queue_raises_the_wait_alert_and_opens_a_tidal_window(platform: Platform, browser: Browser) -> None:
+    from server.keys import MONITOR
+
+    worker_api = await platform.login("worker1")
+    clerk2 = (await platform.login("clerk2")).user
+    _, wall = await person(browser, platform, viewport={"width": 1920, "height": 1080})
+    await log_in(wall, "supervisor1")
+    await wall.wait_for_url("**/app/wall")
+    await expect(wall.locator("[data-testid=total-waiting]")).to_have_text("0")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "久等的群众")
+    await expect(wall.locator("[data-testid=total-waiting]")).to_have_text("1")
+
+    platform.clock.advance(minutes=16)
+    raised = await platform.app[MONITOR].run_once()
+    assert any(a["kind"] == "wait_timeout" and a["ticket_id"] == ticket["id"] for a in raised)
+    alert = wall.locator("[data-testid=alerts] li[data-kind=wait_timeout]")
+    await expect(alert).to_contain_text(ticket["number"])
+    await expect(wall.locator("tr[data-department=MZ]")).to_have_class("yellow")
+    await alert.locator("[data-testid=acknowledge]").click()
+    await expect(alert).to_have_count(0)
+    alerts = (await (await platform.login("supervisor1")).get("/api/alerts")).body
+    assert next(a for a in alerts if a["kind"] == "wait_timeout")["acknowledged_at"] is not None
+
+    await wall.get_by_role("button", name="开启潮汐窗口").click()
+    dialog = wall.get_by_role("dialog")
+    await dialog.locator(".el-select").first.click()
+    await wall.locator(".el-select-dropdown__item:visible", has_text="民政").first.click()
+    await dialog.locator(".el-input-number input").first.fill(str(clerk2["id"]))
+    await dialog.get_by_role("button", name="开启", exact=True).click()
+    await expect(dialog).to_be_hidden()
+    tidal = wall.locator("ul.tidal li", has_text="民政")
+    await expect(tidal).to_have_count(1)
+    await tidal.get_by_role("button", name="关闭").click()
+    await expect(tidal).to_have_count(0)

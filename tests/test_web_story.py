@@ -1,0 +1,199 @@
+"""The story of the design, in three browsers: a community worker takes a ticket for an item
+found by its pinyin initials, a clerk calls it, they see each other, documents go up (one of
+them by remote capture, returned once and taken again) and are accepted, the clerk shares the
+screen and completes the case, the resident rates it, and the supervisor's wall display counts
+one more served."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.async_api import Browser, Page, Request, Route, expect
+
+from server.config import Settings
+from tests.conftest import Platform, cloned_database
+from tests.web import decoding, launch, log_in, person, require_built_client, web_settings
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    require_built_client()
+    return web_settings(settings)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async for chromium in launch():
+        yield chromium
+
+
+def id_card_photo(path: Path) -> Path:
+    """A photo large enough to take three chunks of the resumable upload (≈ 2.5 MB)."""
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 255, size=(1500, 2000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+    assert buffer.tell() > 2 * 1024 * 1024
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def line(page: Page, name: str):  # type: ignore[no-untyped-def]
+    return page.locator("[data-testid=checklist] li.line", has_text=name)
+
+
+async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, browser: Browser, tmp_path: Path) -> None:
+    worker_id = (await platform.login("worker1")).user["id"]
+    clerk_id = (await platform.login("clerk4")).user["id"]
+
+    _, wall = await person(browser, platform)
+    await log_in(wall, "supervisor1")
+    await wall.wait_for_url("**/app/wall")
+    served_before = int(await wall.locator("[data-testid=served-today]").text_content() or "-1")
+
+    # The worker: device check, then the item by its pinyin initials, the resident, a ticket.
+    _, worker = await person(browser, platform)
+    await log_in(worker, "worker1")
+    await expect(worker.locator("[data-testid=check-camera]")).to_have_attribute("data-result", "ok")
+    await expect(worker.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok")
+    await worker.click("[data-testid=check-continue]")
+    await worker.fill("input[data-testid=item-search]", "gljt")
+    results = worker.locator("[data-testid=item-results] button")
+    await expect(results.first).to_contain_text("高龄津贴申领")
+    await results.first.click()
+    await expect(worker.locator("[data-testid=materials]")).to_contain_text("户口簿")
+    await worker.fill("input[data-testid=resident-name]", "李大爷")
+    await worker.get_by_text("老年人", exact=True).click()
+    await worker.click("[data-testid=take-ticket]")
+    await expect(worker.locator("[data-testid=waiting]")).to_be_visible()
+    number = (await worker.locator("[data-testid=ticket-number]").text_content() or "").strip()
+    assert number.startswith("MZ")
+    await expect(worker.locator("[data-testid=position]")).to_have_text("1")
+    await expect(worker.locator("[data-testid=ahead]")).to_have_text("下一个就是您")
+
+    # The clerk picks the 民政 window of 高桥镇, sees the queue, calls next.
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk4")
+    await clerk.wait_for_url("**/app/clerk")
+    await clerk.locator("[data-testid=window-choice]", has_text="民政").click()
+    await expect(clerk.locator("[data-testid=queue-waiting]").first).to_have_text("1")
+    await clerk.click("[data-testid=call-next]")
+    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(number)
+
+    # The call opens by itself on the worker's page; each side decodes the other's video.
+    await expect(worker.locator("[data-testid=called-banner]")).to_be_visible()
+    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, f"u{clerk_id}:camera")
+    await clerk.click("[data-testid=start]")
+    await expect(clerk.locator("[data-testid=ticket-status]")).to_have_text("办理中")
+
+    # The worker switches to the other camera; the clerk keeps receiving the worker's video.
+    await worker.locator("[data-testid=camera-select]").click()
+    await worker.locator(".el-select-dropdown__item:visible", has_text="fake_device_2").click()
+    await expect(worker.locator("[data-testid=camera-select]")).to_contain_text("fake_device_2")
+    assert await worker.evaluate("window.yb.call.cameraTrack().label") == "fake_device_2"
+    await decoding(clerk, f"u{worker_id}:camera")
+
+    # They write to each other.
+    await clerk.fill("input[data-testid=chat-input]", "请把身份证放到摄像头前")
+    await clerk.keyboard.press("Enter")
+    await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("请把身份证放到摄像头前")
+
+    # The clerk turns the camera off for a moment; the worker's page says so.
+    await clerk.click("[data-testid=mute-camera]")
+    await expect(worker.locator("[data-testid=remote-muted]")).to_be_visible()
+    await clerk.click("[data-testid=mute-camera]")
+    await expect(worker.locator("[data-testid=remote-muted]")).to_be_hidden()
+
+    # An ID card photo goes up in three chunks; the second is cut off once on the way and the
+    # upload continues from where the server stands.
+    cut: list[str] = []
+    asked_where: list[str] = []
+
+    async def flaky(route: Route, request: Request) -> None:
+        if request.method == "PUT" and request.headers.get("upload-offset", "0") != "0" and not cut:
+            cut.append(request.headers["upload-offset"])
+            await route.abort("connectionreset")
+        else:
+            if request.method == "GET":
+                asked_where.append(request.url)
+            await route.continue_()
+
+    await worker.route("**/api/uploads/**", flaky)
+    id_line = line(worker, "身份证")
+    await id_line.locator("input[data-testid=upload-input]").set_input_files(str(id_card_photo(tmp_path / "id.jpg")))
+    progress = id_line.locator("[data-testid=upload-progress]")
+    await expect(progress).to_have_attribute("data-phase", "done", timeout=60000)
+    await expect(progress).to_have_attribute("data-percent", "100")
+    assert cut and asked_where, "the upload was not interrupted and resumed"
+    await expect(line(clerk, "身份证")).to_have_attribute("data-state", "provided")
+
+    # The clerk asks for a capture of the household register; the worker allows it.
+    await line(clerk, "户口簿").locator("[data-testid=capture]").click()
+    await expect(worker.locator("[data-testid=capture-request]")).to_contain_text("户口簿")
+    await worker.click("[data-testid=capture-allow]")
+    await expect(line(clerk, "户口簿")).to_have_attribute("data-state", "provided", timeout=30000)
+    await expect(line(clerk, "户口簿").locator(".thumb")).to_contain_text("远程拍照")
+
+    # The first photo is returned with a reason, which the worker reads; a second capture follows.
+    await line(clerk, "户口簿").locator(".thumb").first.click()
+    await clerk.click("[data-testid=reject]")
+    await clerk.fill("input[data-testid=reject-reason]", "照片不清楚，请重拍")
+    await clerk.get_by_role("button", name="确认退回").click()
+    await expect(clerk.locator("[data-testid=viewer-status]")).to_have_text("已退回")
+    await clerk.keyboard.press("Escape")
+    await expect(line(worker, "户口簿")).to_have_attribute("data-state", "rejected")
+    await expect(line(worker, "户口簿")).to_contain_text("照片不清楚，请重拍")
+    await line(clerk, "户口簿").locator("[data-testid=capture]").click()
+    await worker.click("[data-testid=capture-allow]")
+    await expect(line(clerk, "户口簿").locator(".thumb[data-status=provided]")).to_have_count(1, timeout=30000)
+
+    # The clerk accepts both in the viewer; the worker sees it live.
+    for name in ("身份证", "户口簿"):
+        await line(clerk, name).locator(".thumb[data-status=provided]").click()
+        await clerk.click("[data-testid=accept]")
+        await expect(clerk.locator("[data-testid=viewer-status]")).to_have_text("已通过")
+        await clerk.keyboard.press("Escape")
+        await expect(line(clerk, name)).to_have_attribute("data-state", "accepted")
+        await expect(line(worker, name)).to_have_attribute("data-state", "accepted")
+
+    # Screen sharing: the worker's page receives the clerk's screen as a second video.
+    await clerk.click("[data-testid=share-screen]")
+    await decoding(worker, f"u{clerk_id}:screen")
+    await expect(worker.locator("[data-testid=remote-main]")).to_have_attribute("data-source", "screen")
+
+    # Completing on the spot is refused while required lines are missing; the clerk reads why
+    # and closes the case as "materials incomplete".
+    await clerk.click("[data-testid=complete]")
+    await clerk.click("[data-testid=complete-confirm]")
+    await expect(clerk.locator("[data-testid=complete-error]")).to_contain_text("必需材料未齐")
+    await expect(clerk.locator("[data-testid=complete-error]")).to_contain_text("社保卡")
+    await clerk.locator("[data-result=materials_incomplete]").click()
+    await clerk.click("[data-testid=complete-confirm]")
+    await expect(clerk.locator("[data-testid=ended]")).to_contain_text(number)
+
+    # The resident rates on the worker's screen; the clerk and the wall display see it.
+    await expect(worker.locator("[data-testid=rating]")).to_be_visible()
+    await worker.click("[data-score='5']")
+    await worker.click("[data-testid=rating-submit]")
+    await expect(worker.locator("[data-testid=rated]")).to_contain_text("非常满意")
+    await expect(clerk.locator("[data-testid=ended-rating]")).to_contain_text("非常满意")
+    await expect(wall.locator("[data-testid=served-today]")).to_have_text(str(served_before + 1))
+    await expect(wall.locator("[data-testid=rating-average]")).to_have_text("5.0")
+
+    worker_api = await platform.login("worker1")
+    tickets = (await worker_api.get("/api/tickets")).body
+    mine = next(t for t in tickets if t["number"] == number)
+    assert mine["status"] == "completed" and mine["result"] == "materials_incomplete"
+    assert mine["rating"]["score"] == 5 and mine["priority"] == "elderly"

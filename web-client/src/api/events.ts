@@ -1,0 +1,138 @@
+// Every socket.io event of docs/protocol.md, typed. tests/test_web_contract.py checks that
+// each name here is in docs/protocol.md and that every server → client event the protocol
+// lists is here, so the page and this file cannot drift apart silently.
+import type { Alert, CaseDocument, Message, Queue, Ticket, Window } from "./types";
+
+export type Source = "camera" | "microphone" | "screen";
+
+export interface ErrorAck {
+  error: { code: string; message: string };
+}
+export interface OkAck {
+  ok: true;
+}
+
+export interface Participant {
+  ticket_id: number;
+  participant_id: string;
+  user_id: number;
+  role: "worker" | "clerk";
+  display_name: string;
+}
+
+export interface Track {
+  track_id: string;
+  participant_id: string;
+  kind: "video" | "audio";
+  source: Source;
+  muted: boolean;
+  user_id?: number;
+  role?: "worker" | "clerk";
+  display_name?: string;
+}
+
+export interface OfferedTrack extends Track {
+  mid: string;
+  active: boolean;
+}
+
+export interface SubscribeOffer {
+  ticket_id: number;
+  type: "offer";
+  sdp: string;
+  tracks: OfferedTrack[];
+}
+
+export interface CaptureRequested {
+  ticket_id: number;
+  request_id: string;
+  material: string;
+  material_id: number | null;
+  material_name: string;
+}
+
+export interface JoinAck {
+  ticket_id: number;
+  participant_id: string;
+  role: "worker" | "clerk";
+  rejoined: boolean;
+  participants: Participant[];
+  tracks: Track[];
+}
+
+export interface TicketPosition {
+  ticket_id: number;
+  number: string;
+  position: number;
+  estimated_wait_s: number;
+}
+
+type Placed = Ticket & { position: number; estimated_wait_s: number };
+
+export interface ServerToClientEvents {
+  "ticket.created": (ticket: Placed) => void;
+  "ticket.called": (ticket: Ticket & { window_name: string }) => void;
+  "ticket.start": (ticket: Ticket) => void;
+  "ticket.recall": (ticket: Ticket) => void;
+  "ticket.no-show": (ticket: Ticket) => void;
+  "ticket.transfer": (ticket: Placed & { previous_number: string }) => void;
+  "ticket.complete": (ticket: Ticket) => void;
+  "ticket.cancel": (ticket: Ticket) => void;
+  "ticket.updated": (ticket: Ticket) => void;
+  "ticket.rated": (ticket: Ticket) => void;
+  "ticket.position": (position: TicketPosition) => void;
+  "queue.updated": (queue: Queue) => void;
+  "alert.raised": (alert: Alert) => void;
+  "tidal.opened": (window: Window & { clerk_id: number }) => void;
+  "tidal.closed": (window: Window & { reason: "manual" | "expired" }) => void;
+  subscribe_offer: (offer: SubscribeOffer) => void;
+  participant_joined: (participant: Participant) => void;
+  participant_left: (participant: Participant) => void;
+  track_muted: (track: Track & { ticket_id: number }) => void;
+  chat_message: (message: Message) => void;
+  peer_state: (state: { ticket_id: number; pc: "publish" | "subscribe"; state: "connecting" | "connected" | "failed" | "closed" }) => void;
+  call_replaced: (call: { ticket_id: number }) => void;
+  call_closed: (call: { ticket_id: number; status: string }) => void;
+  capture_requested: (request: CaptureRequested) => void;
+  "document.added": (document: CaseDocument) => void;
+  "document.reviewed": (document: CaseDocument) => void;
+}
+
+type Ack<T> = (answer: T | ErrorAck) => void;
+
+export interface ClientToServerEvents {
+  refresh: (payload: Record<string, never>, ack: Ack<{ ok: true; rooms: string[] }>) => void;
+  ping_app: (payload: Record<string, never>, ack: Ack<{ ok: true; user_id: number }>) => void;
+  join: (payload: { ticket_id: number }, ack: Ack<JoinAck>) => void;
+  publish: (
+    payload: { ticket_id: number; type: "offer"; sdp: string; sources: Record<string, Source> },
+    ack: Ack<{ ticket_id: number; type: "answer"; sdp: string }>,
+  ) => void;
+  subscribe_answer: (payload: { ticket_id: number; type: "answer"; sdp: string }, ack: Ack<OkAck>) => void;
+  resubscribe: (payload: { ticket_id: number }, ack: Ack<OkAck>) => void;
+  ice_candidate: (
+    payload: { ticket_id: number; pc: "publish" | "subscribe"; candidate: RTCIceCandidateInit | null },
+    ack: Ack<OkAck>,
+  ) => void;
+  mute: (payload: { ticket_id: number; source: Source; muted: boolean }, ack: Ack<OkAck & { track: Track }>) => void;
+  chat: (payload: { ticket_id: number; text: string }, ack: Ack<OkAck & { message: Message }>) => void;
+  capture_request: (
+    payload: { ticket_id: number; material: string },
+    ack: Ack<OkAck & Omit<CaptureRequested, "ticket_id">>,
+  ) => void;
+  leave: (payload: { ticket_id: number }, ack: Ack<OkAck>) => void;
+}
+
+/** Ticket events a worker's or clerk's page reacts to (all carry the Ticket). */
+export const TICKET_EVENTS = [
+  "ticket.created",
+  "ticket.called",
+  "ticket.start",
+  "ticket.recall",
+  "ticket.no-show",
+  "ticket.transfer",
+  "ticket.complete",
+  "ticket.cancel",
+  "ticket.updated",
+  "ticket.rated",
+] as const satisfies readonly (keyof ServerToClientEvents)[];

@@ -1,0 +1,28 @@
+// window.yb: a small debug hook for support staff and the browser tests (stats of received
+// media, the live connection, a way to drop the socket as a bad network would).
+import { live } from "@/api/socket";
+import type { CallSession } from "@/rtc/call";
+
+interface DebugHook {
+  live: typeof live;
+  call: CallSession | null;
+  stats(): Promise<Record<string, unknown>>;
+  drop(): void;
+  uploads: { material: string; percent: number; phase: string }[];
+}
+
+export const yb: DebugHook = {
+  live,
+  call: null,
+  async stats() {
+    return this.call ? await this.call.stats() : {};
+  },
+  drop() {
+    live.drop();
+  },
+  uploads: [],
+};
+
+export function installDebugHook(): void {
+  (window as unknown as { yb: DebugHook }).yb = yb;
+}

@@ -1,0 +1,55 @@
+import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
+import type { Role } from "@/api/types";
+import { homeFor, restore, session, whenLoggedOut } from "@/state/session";
+import { deviceCheckPassed } from "@/state/deviceCheck";
+
+declare module "vue-router" {
+  interface RouteMeta {
+    roles?: Role[];
+    wide?: boolean;
+  }
+}
+
+const routes: RouteRecordRaw[] = [
+  { path: "/login", name: "login", component: () => import("@/views/LoginView.vue") },
+  { path: "/", name: "home", component: { render: () => null } },
+  {
+    path: "/worker/check",
+    name: "device-check",
+    component: () => import("@/views/worker/DeviceCheckView.vue"),
+    meta: { roles: ["worker"] },
+  },
+  { path: "/worker", name: "worker", component: () => import("@/views/worker/WorkerView.vue"), meta: { roles: ["worker"] } },
+  { path: "/clerk", name: "clerk", component: () => import("@/views/clerk/ClerkView.vue"), meta: { roles: ["clerk"] } },
+  {
+    path: "/wall",
+    name: "wall",
+    component: () => import("@/views/supervisor/WallView.vue"),
+    meta: { roles: ["supervisor", "admin"], wide: true },
+  },
+  { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
+  { path: "/:rest(.*)*", redirect: "/" },
+];
+
+export const router = createRouter({ history: createWebHistory("/app/"), routes });
+
+router.beforeEach(async (to) => {
+  if (to.name === "login") return true;
+  let known = false;
+  try {
+    known = await restore();
+  } catch {
+    known = false;
+  }
+  const user = session.user;
+  if (!known || !user) return { name: "login", query: to.fullPath !== "/" ? { next: to.fullPath } : {} };
+  const home = homeFor(user.role);
+  if (to.name === "home") return home;
+  if (to.meta.roles && !to.meta.roles.includes(user.role)) return home;
+  if (to.name === "worker" && !deviceCheckPassed()) return { name: "device-check" };
+  return true;
+});
+
+whenLoggedOut(() => {
+  void router.push({ name: "login" });
+});

@@ -1,0 +1,123 @@
+// The worker's current resident: which ticket, where it stands, following the live events
+// and reading the ticket again after a reconnect (events are not replayed).
+import { reactive } from "vue";
+import { TICKET_EVENTS } from "@/api/events";
+import { request } from "@/api/http";
+import { live } from "@/api/socket";
+import type { Item, Priority, Resident, Ticket } from "@/api/types";
+import { session } from "./session";
+
+const KEY = "yb.worker.ticket";
+const LIVE = new Set(["waiting", "called", "in_service"]);
+
+export const desk = reactive({
+  ticket: null as Ticket | null,
+  item: null as Item | null,
+  windowName: "",
+  previousNumber: "",
+});
+
+function remember(ticket: Ticket | null): void {
+  if (ticket) localStorage.setItem(KEY, String(ticket.id));
+  else localStorage.removeItem(KEY);
+}
+
+async function setTicket(ticket: Ticket | null): Promise<void> {
+  const itemChanged = ticket?.item_id !== desk.ticket?.item_id;
+  desk.ticket = ticket;
+  remember(ticket);
+  if (ticket && (itemChanged || !desk.item)) {
+    desk.item = await request("get", "/api/items/{item_id}", { path: { item_id: ticket.item_id } });
+  }
+  if (!ticket) desk.item = null;
+}
+
+/** Merge an event's ticket into ours: events after a start carry no position. */
+function merge(update: Ticket): void {
+  if (!desk.ticket || update.id !== desk.ticket.id) return;
+  const waiting = update.status === "waiting";
+  desk.ticket = {
+    ...desk.ticket,
+    ...update,
+    position: waiting ? (update.position ?? desk.ticket.position) : null,
+    estimated_wait_s: waiting ? (update.estimated_wait_s ?? desk.ticket.estimated_wait_s) : null,
+  };
+}
+
+export async function reload(): Promise<void> {
+  const saved = Number(localStorage.getItem(KEY) || 0);
+  if (saved) {
+    try {
+      const ticket = await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: saved } });
+      const open = LIVE.has(ticket.status) || (ticket.status === "completed" && !ticket.rating);
+      if (open || desk.ticket?.id === ticket.id) {
+        await setTicket(ticket);
+        return;
+      }
+    } catch {
+      // gone or not ours any more: look for a live one below
+    }
+  }
+  const recent = await request("get", "/api/tickets", { query: { limit: 30 } });
+  const mine = recent.filter((t) => t.worker_id === session.user?.id && LIVE.has(t.status));
+  const pick = mine.find((t) => t.status !== "waiting") ?? mine[0] ?? null;
+  if (pick) {
+    await setTicket(await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: pick.id } }));
+  } else if (desk.ticket && LIVE.has(desk.ticket.status)) {
+    await setTicket(await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: desk.ticket.id } }));
+  } else {
+    await setTicket(null);
+  }
+}
+
+export async function take(itemId: number, resident: Resident, priority: Priority | null): Promise<Ticket> {
+  const ticket = await request("post", "/api/tickets", {
+    body: { item_id: itemId, resident, ...(priority ? { priority } : {}) },
+  });
+  desk.previousNumber = "";
+  await setTicket(ticket);
+  return ticket;
+}
+
+export async function cancel(): Promise<void> {
+  if (!desk.ticket) return;
+  merge(await request("post", "/api/tickets/{ticket_id}/cancel", { path: { ticket_id: desk.ticket.id }, body: { reason: "" } }));
+}
+
+export async function rate(score: number, comment: string): Promise<void> {
+  if (!desk.ticket) return;
+  merge(await request("post", "/api/tickets/{ticket_id}/rating", { path: { ticket_id: desk.ticket.id }, body: { score, comment } }));
+}
+
+export function next(): void {
+  void setTicket(null);
+}
+
+/** Follow the live events of our ticket; returns the function that stops following. */
+export function follow(onCalled: (again: boolean) => void): () => void {
+  const offs = TICKET_EVENTS.map((name) =>
+    live.on(name, (update: Ticket & { window_name?: string; previous_number?: string }) => {
+      if (update.id !== desk.ticket?.id) return;
+      const before = desk.ticket.status;
+      if (name === "ticket.called" && update.window_name) desk.windowName = update.window_name;
+      if (name === "ticket.transfer" && update.previous_number) desk.previousNumber = update.previous_number;
+      merge(update);
+      if (name === "ticket.called" || (before === "waiting" && update.status === "called")) onCalled(false);
+      else if (name === "ticket.recall") onCalled(true);
+    }),
+  );
+  offs.push(
+    live.on("ticket.position", (p) => {
+      if (desk.ticket && p.ticket_id === desk.ticket.id && desk.ticket.status === "waiting") {
+        desk.ticket = { ...desk.ticket, position: p.position, estimated_wait_s: p.estimated_wait_s };
+      }
+    }),
+    live.onReconnect(() => {
+      const before = desk.ticket?.status;
+      void reload().then(() => {
+        if (before === "waiting" && desk.ticket?.status === "called") onCalled(false);
+      });
+    }),
+  );
+  return () => offs.forEach((off) => off());
+}
