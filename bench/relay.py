@@ -8,46 +8,72 @@ Four processes on loopback (every ICE candidate is 127.0.0.1, no STUN/TURN):
   ``server/cli.py`` runs it), driven through a small JSON endpoint on 127.0.0.1 (publish,
   subscribe, answer, ready, mark/window, reset); its RelaySink keeps the subscription offers
   for the subscriber process to fetch;
-* one **publisher** process: N rooms, one publishing aiortc peer connection each, sending what
-  a browser sends for a VGA camera: 640×480 30 fps VP8 at ~1.5 Mbit/s (~155 packets/s) plus
-  Opus at 50 packets/s. A 3 s clip (moving patterns with fresh noise, one keyframe) and 1 s of
-  Opus tone are encoded once by this script; publishers replay the payloads in real time
-  through ``passthrough.PacketSender`` (no encoding per publisher; the clip loops, each
-  publisher from a random frame so that keyframes do not coincide);
-* one **subscriber** process: k subscribing peer connections per room (``--subscribers``,
-  default 2), each receiving the room's video and audio. To leave the relay the CPU, packets
-  are counted from their clear RTP header as they come off the socket, before SRTP and
-  aiortc's receive path, so subscribers send no NACKs. ``--nacking`` counts them after
-  aiortc's receive path instead (``passthrough.tap_receiver``: SRTP, statistics, NACKs),
-  at several times the client CPU;
+* one **publisher** process: one publishing aiortc peer connection per publishing
+  participant of each of N rooms, sending what a browser sends for a VGA camera: 640×480
+  30 fps VP8 at ~1.5 Mbit/s (~155 packets/s) plus Opus at 50 packets/s. A 3 s clip (moving
+  patterns with fresh noise, one keyframe) and 1 s of Opus tone are encoded once by this
+  script; publishers replay the payloads in real time through ``passthrough.PacketSender``
+  (no encoding per publisher; the clip loops, each publisher from a random frame so that
+  keyframes do not coincide);
+* one **subscriber** process: one subscribing peer connection per subscribing participant of
+  each room, receiving every other participant's video and audio. To leave the relay the
+  CPU, packets are counted from their clear RTP header as they come off the socket, before
+  SRTP and aiortc's receive path, so subscribers send no NACKs. ``--nacking`` counts them
+  after aiortc's receive path instead (``passthrough.tap_receiver``: SRTP, statistics,
+  NACKs), at several times the client CPU. Each stream is counted under the subscriber and
+  the publisher the relay's offer names for its m-line;
 * this process, which encodes the clip, orchestrates, and reads ``/proc``.
 
+Rooms come in two shapes (``--modes`` picks passthrough, party and the baseline below):
+
+* **passthrough**: one publisher ``pub`` and k subscribers ``sub0``… (``--subscribers``,
+  default 2): a webinar-like fan-out, the relay receives one packet per k it forwards;
+* **party**: P participants ``p0``…``p{P-1}``, each joining once, publishing camera (the
+  clip) + audio and subscribing to everyone else: P × (P − 1) subscriptions per room, the
+  relay receives one packet per P − 1 it forwards. Run for P = 2 (a 1:1 call: two
+  participants, each seeing the other) and P = 5, each with a fresh relay process. A 1:1
+  room forwards 2 × 205 packets/s and a 5-party room 20 × 205, so the plan steps 1:1 rooms
+  at ten times the 5-party counts: the n-room 5-party step and the 10n-room 1:1 step load
+  the relay with the same forwarded rate.
+
 N grows step by step until subscribers lose more than 1 % of packets or the relay uses ≥ 95 %
-of one core. A step sets up every connection, waits until all are connected, plays for a
-warm-up and a measured window, counts, and tears everything down.
+of one core. A step sets up every connection (all publications before the subscriptions, so
+each subscription's first offer carries every track), waits until all are connected, plays
+for a warm-up and a measured window, counts, and tears everything down.
 
 How to read it
 --------------
-Per step (one line each, and the dicts under ``steps`` in the JSON):
+Per step (one line each, and the dicts under ``steps`` in the JSON; party steps under
+``party_steps``):
 
 ``relay_cpu``
     relay CPU time ÷ wall time over the window, in cores (``time.process_time`` inside the
     relay; ``relay_cpu_proc`` is the same from ``/proc/<pid>/stat``).
-``forwarded_pps``, ``pps_per_core``
+``forwarded_pps``, ``pps_per_core``, ``us_per_packet``
     packets handed to subscriber transports per second (video + audio, retransmissions not
-    counted), and that ÷ relay_cpu.
+    counted), that ÷ relay_cpu, and relay CPU µs per forwarded packet (1e6 ÷ pps_per_core).
+    The relay's whole CPU is divided by the packets it sends: receiving (SRTP, parsing, NACK
+    bookkeeping) is shared among the 1, k or P − 1 packets each received packet becomes,
+    and each peer connection's fixed work (RTCP, ICE consent, timers) among the packets it
+    carries — a 1:1 room has 4 peer connections for 410 forwarded packets/s, a 5-party room
+    10 for 4100.
 ``subscriptions_per_core``
-    subscriptions in the step (each one VGA video + its Opus audio) ÷ relay_cpu.
+    subscriptions in the step (each one publisher's VGA video + its Opus audio to one
+    subscriber) ÷ relay_cpu.
 ``loss_pct``
-    1 − unique packets the subscribers received ÷ (packets the publishers sent × k), over the
-    whole playing time. Counted against what was sent, not from sequence gaps
-    (``seq_loss_pct``), because the relay renumbers to close a gap it gives up on.
+    1 − unique packets the subscribers received ÷ what they should have received: for each
+    subscriber, the packets each of the other publishers sent (× k in a passthrough room,
+    × (P − 1) in a party room), over the whole playing time. Counted against what was sent,
+    not from sequence gaps (``seq_loss_pct``), because the relay renumbers to close a gap it
+    gives up on. ``streams_receiving``/``streams_expected``: streams that got packets, and
+    two (video, audio) per subscription; ``streams_as_routed``: every subscriber received each
+    other publisher's video and audio exactly once (a step fails otherwise).
 ``added_latency_*``
     per forwarded video packet, from the publisher's ``sendto`` (its abs-send-time stamp; the
     processes share this machine's clock) until ``sendto`` returned for the relay's last
-    subscriber: the loopback hop, the wait in the relay's socket buffer and event loop, SRTP,
-    parsing, NACK bookkeeping, forwarding. ``tap_latency_*`` is only the forwarding part
-    (from ``Source.on_packet``).
+    subscriber of that track (of k, or of P − 1 in a party room): the loopback hop, the wait
+    in the relay's socket buffer and event loop, SRTP, parsing, NACK bookkeeping,
+    forwarding. ``tap_latency_*`` is only the forwarding part (from ``Source.on_packet``).
 ``relay_sys_share``
     the kernel's part of the relay's CPU. On loopback, ``sendto`` also runs the receiving
     side's UDP delivery and wakes the receiving process, in the sender's time: the relay
@@ -75,6 +101,19 @@ highest pps_per_core, among the steps other load did not disturb (the relay wait
 the loop's queue, and so latency, grows fast; ``latency_target_step`` is the busiest of those
 steps whose added latency p95 stayed within 20 ms.
 
+Party rooms, from the best 1:1 and the best 5-party step (the same rule: ≤ 1 % loss, every
+stream as routed, undisturbed if there is one, then the highest pps_per_core, that is the
+fewest µs per forwarded packet): ``one_to_one_us_per_packet``, ``five_party_us_per_packet``
+and their ratio ``five_party_vs_one_to_one_cpu_per_packet``; ``five_party_rooms_per_core`` =
+rooms ÷ relay_cpu of that 5-party step, with its ``five_party_loss_pct`` and
+``five_party_added_latency_p95_ms``. The two best steps need not carry the same load (the
+summary prints both rates) and the cost per packet falls as load grows (fixed work spread
+thinner, bigger batches), so compare paired steps too. On a 2-core machine the clients run
+out of CPU sooner in 1:1 rooms, whose publishers send as many packets as the relay forwards
+(four times as many as in 5-party rooms at the same forwarded rate): the 1:1 series may stop
+before the relay is busy. Rooms per core extrapolates linearly from the step's relay CPU, as
+the other per-core figures do.
+
 Baseline: the same load through aiortc's ``MediaRelay`` in a fresh relay process: publisher
 connections decode as usual, each subscriber connection gets ``MediaRelay.subscribe(track)``
 and encodes for itself (VP8 encoders start at 1.5 Mbit/s, like the publisher). Its loss is
@@ -83,11 +122,15 @@ subscriber gets under 90 % of 30 frames/s (an overloaded MediaRelay queues inste
 dropping). ``mediarelay_subscriptions_per_core`` comes from its best good step;
 ``ratio_vs_mediarelay`` = subscriptions_per_core ÷ mediarelay_subscriptions_per_core.
 
-Usage: ``python bench/relay.py [--quick] [--subscribers K] [--rooms N,N,..] [--seconds S]
-[--profile] [--pin] [--nacking] [--no-uvloop]``. ``--quick`` finishes within a minute;
-``--rooms``/``--seconds`` replace the room steps and the measured window (``--rooms 24
---seconds 20 --profile`` is a steady load to profile); ``--pin`` puts the relay on CPU 0 and
-the clients on CPU 1. The last line printed is one JSON object.
+Usage: ``python bench/relay.py [--quick] [--modes passthrough,party,mediarelay]
+[--subscribers K] [--rooms N,N,..] [--seconds S] [--profile] [--pin] [--nacking]
+[--no-uvloop]``. ``--modes`` runs some of the three (default all); ``--quick`` takes about a
+minute, a full run at most about ten (each mode stops starting steps after its time budget);
+``--rooms``/``--seconds`` replace the passthrough room steps and the measured window
+(``--modes passthrough --rooms 24 --seconds 20 --profile`` is a steady load to profile);
+``--pin`` puts the relay on CPU 0 and the clients on CPU 1. The last line printed is one JSON
+object; the exit status is 1 when a mode that ran (or either party size) has no step within
+1 % loss.
 """
 
 from __future__ import annotations
