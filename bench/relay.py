@@ -8,46 +8,72 @@ Four processes on loopback (every ICE candidate is 127.0.0.1, no STUN/TURN):
   ``server/cli.py`` runs it), driven through a small JSON endpoint on 127.0.0.1 (publish,
   subscribe, answer, ready, mark/window, reset); its RelaySink keeps the subscription offers
   for the subscriber process to fetch;
-* one **publisher** process: N rooms, one publishing aiortc peer connection each, sending what
-  a browser sends for a VGA camera: 640×480 30 fps VP8 at ~1.5 Mbit/s (~155 packets/s) plus
-  Opus at 50 packets/s. A 3 s clip (moving patterns with fresh noise, one keyframe) and 1 s of
-  Opus tone are encoded once by this script; publishers replay the payloads in real time
-  through ``passthrough.PacketSender`` (no encoding per publisher; the clip loops, each
-  publisher from a random frame so that keyframes do not coincide);
-* one **subscriber** process: k subscribing peer connections per room (``--subscribers``,
-  default 2), each receiving the room's video and audio. To leave the relay the CPU, packets
-  are counted from their clear RTP header as they come off the socket, before SRTP and
-  aiortc's receive path, so subscribers send no NACKs. ``--nacking`` counts them after
-  aiortc's receive path instead (``passthrough.tap_receiver``: SRTP, statistics, NACKs),
-  at several times the client CPU;
+* one **publisher** process: one publishing aiortc peer connection per publishing
+  participant of each of N rooms, sending what a browser sends for a VGA camera: 640×480
+  30 fps VP8 at ~1.5 Mbit/s (~155 packets/s) plus Opus at 50 packets/s. A 3 s clip (moving
+  patterns with fresh noise, one keyframe) and 1 s of Opus tone are encoded once by this
+  script; publishers replay the payloads in real time through ``passthrough.PacketSender``
+  (no encoding per publisher; the clip loops, each publisher from a random frame so that
+  keyframes do not coincide);
+* one **subscriber** process: one subscribing peer connection per subscribing participant of
+  each room, receiving every other participant's video and audio. To leave the relay the
+  CPU, packets are counted from their clear RTP header as they come off the socket, before
+  SRTP and aiortc's receive path, so subscribers send no NACKs. ``--nacking`` counts them
+  after aiortc's receive path instead (``passthrough.tap_receiver``: SRTP, statistics,
+  NACKs), at several times the client CPU. Each stream is counted under the subscriber and
+  the publisher the relay's offer names for its m-line;
 * this process, which encodes the clip, orchestrates, and reads ``/proc``.
 
+Rooms come in two shapes (``--modes`` picks passthrough, party and the baseline below):
+
+* **passthrough**: one publisher ``pub`` and k subscribers ``sub0``… (``--subscribers``,
+  default 2): a webinar-like fan-out, the relay receives one packet per k it forwards;
+* **party**: P participants ``p0``…``p{P-1}``, each joining once, publishing camera (the
+  clip) + audio and subscribing to everyone else: P × (P − 1) subscriptions per room, the
+  relay receives one packet per P − 1 it forwards. Run for P = 2 (a 1:1 call: two
+  participants, each seeing the other) and P = 5, each with a fresh relay process. A 1:1
+  room forwards 2 × 205 packets/s and a 5-party room 20 × 205, so the plan steps 1:1 rooms
+  at ten times the 5-party counts: the n-room 5-party step and the 10n-room 1:1 step load
+  the relay with the same forwarded rate.
+
 N grows step by step until subscribers lose more than 1 % of packets or the relay uses ≥ 95 %
-of one core. A step sets up every connection, waits until all are connected, plays for a
-warm-up and a measured window, counts, and tears everything down.
+of one core. A step sets up every connection (all publications before the subscriptions, so
+each subscription's first offer carries every track), waits until all are connected, plays
+for a warm-up and a measured window, counts, and tears everything down.
 
 How to read it
 --------------
-Per step (one line each, and the dicts under ``steps`` in the JSON):
+Per step (one line each, and the dicts under ``steps`` in the JSON; party steps under
+``party_steps``):
 
 ``relay_cpu``
     relay CPU time ÷ wall time over the window, in cores (``time.process_time`` inside the
     relay; ``relay_cpu_proc`` is the same from ``/proc/<pid>/stat``).
-``forwarded_pps``, ``pps_per_core``
+``forwarded_pps``, ``pps_per_core``, ``us_per_packet``
     packets handed to subscriber transports per second (video + audio, retransmissions not
-    counted), and that ÷ relay_cpu.
+    counted), that ÷ relay_cpu, and relay CPU µs per forwarded packet (1e6 ÷ pps_per_core).
+    The relay's whole CPU is divided by the packets it sends: receiving (SRTP, parsing, NACK
+    bookkeeping) is shared among the 1, k or P − 1 packets each received packet becomes,
+    and each peer connection's fixed work (RTCP, ICE consent, timers) among the packets it
+    carries — a 1:1 room has 4 peer connections for 410 forwarded packets/s, a 5-party room
+    10 for 4100.
 ``subscriptions_per_core``
-    subscriptions in the step (each one VGA video + its Opus audio) ÷ relay_cpu.
+    subscriptions in the step (each one publisher's VGA video + its Opus audio to one
+    subscriber) ÷ relay_cpu.
 ``loss_pct``
-    1 − unique packets the subscribers received ÷ (packets the publishers sent × k), over the
-    whole playing time. Counted against what was sent, not from sequence gaps
-    (``seq_loss_pct``), because the relay renumbers to close a gap it gives up on.
+    1 − unique packets the subscribers received ÷ what they should have received: for each
+    subscriber, the packets each of the other publishers sent (× k in a passthrough room,
+    × (P − 1) in a party room), over the whole playing time. Counted against what was sent,
+    not from sequence gaps (``seq_loss_pct``), because the relay renumbers to close a gap it
+    gives up on. ``streams_receiving``/``streams_expected``: streams that got packets, and
+    two (video, audio) per subscription; ``streams_as_routed``: every subscriber received each
+    other publisher's video and audio exactly once (a step fails otherwise).
 ``added_latency_*``
     per forwarded video packet, from the publisher's ``sendto`` (its abs-send-time stamp; the
     processes share this machine's clock) until ``sendto`` returned for the relay's last
-    subscriber: the loopback hop, the wait in the relay's socket buffer and event loop, SRTP,
-    parsing, NACK bookkeeping, forwarding. ``tap_latency_*`` is only the forwarding part
-    (from ``Source.on_packet``).
+    subscriber of that track (of k, or of P − 1 in a party room): the loopback hop, the wait
+    in the relay's socket buffer and event loop, SRTP, parsing, NACK bookkeeping,
+    forwarding. ``tap_latency_*`` is only the forwarding part (from ``Source.on_packet``).
 ``relay_sys_share``
     the kernel's part of the relay's CPU. On loopback, ``sendto`` also runs the receiving
     side's UDP delivery and wakes the receiving process, in the sender's time: the relay
@@ -75,6 +101,19 @@ highest pps_per_core, among the steps other load did not disturb (the relay wait
 the loop's queue, and so latency, grows fast; ``latency_target_step`` is the busiest of those
 steps whose added latency p95 stayed within 20 ms.
 
+Party rooms, from the best 1:1 and the best 5-party step (the same rule: ≤ 1 % loss, every
+stream as routed, undisturbed if there is one, then the highest pps_per_core, that is the
+fewest µs per forwarded packet): ``one_to_one_us_per_packet``, ``five_party_us_per_packet``
+and their ratio ``five_party_vs_one_to_one_cpu_per_packet``; ``five_party_rooms_per_core`` =
+rooms ÷ relay_cpu of that 5-party step, with its ``five_party_loss_pct`` and
+``five_party_added_latency_p95_ms``. The two best steps need not carry the same load (the
+summary prints both rates) and the cost per packet falls as load grows (fixed work spread
+thinner, bigger batches), so compare paired steps too. On a 2-core machine the clients run
+out of CPU sooner in 1:1 rooms, whose publishers send as many packets as the relay forwards
+(four times as many as in 5-party rooms at the same forwarded rate): the 1:1 series may stop
+before the relay is busy. Rooms per core extrapolates linearly from the step's relay CPU, as
+the other per-core figures do.
+
 Baseline: the same load through aiortc's ``MediaRelay`` in a fresh relay process: publisher
 connections decode as usual, each subscriber connection gets ``MediaRelay.subscribe(track)``
 and encodes for itself (VP8 encoders start at 1.5 Mbit/s, like the publisher). Its loss is
@@ -83,11 +122,15 @@ subscriber gets under 90 % of 30 frames/s (an overloaded MediaRelay queues inste
 dropping). ``mediarelay_subscriptions_per_core`` comes from its best good step;
 ``ratio_vs_mediarelay`` = subscriptions_per_core ÷ mediarelay_subscriptions_per_core.
 
-Usage: ``python bench/relay.py [--quick] [--subscribers K] [--rooms N,N,..] [--seconds S]
-[--profile] [--pin] [--nacking] [--no-uvloop]``. ``--quick`` finishes within a minute;
-``--rooms``/``--seconds`` replace the room steps and the measured window (``--rooms 24
---seconds 20 --profile`` is a steady load to profile); ``--pin`` puts the relay on CPU 0 and
-the clients on CPU 1. The last line printed is one JSON object.
+Usage: ``python bench/relay.py [--quick] [--modes passthrough,party,mediarelay]
+[--subscribers K] [--rooms N,N,..] [--seconds S] [--profile] [--pin] [--nacking]
+[--no-uvloop]``. ``--modes`` runs some of the three (default all); ``--quick`` takes about a
+minute, a full run at most about ten (each mode stops starting steps after its time budget);
+``--rooms``/``--seconds`` replace the passthrough room steps and the measured window
+(``--modes passthrough --rooms 24 --seconds 20 --profile`` is a steady load to profile);
+``--pin`` puts the relay on CPU 0 and the clients on CPU 1. The last line printed is one JSON
+object; the exit status is 1 when a mode that ran (or either party size) has no step within
+1 % loss.
 """
 
 from __future__ import annotations
@@ -152,10 +195,10 @@ READY_TIMEOUT_S = 30.0
 CALL_TIMEOUT_S = 60.0
 CHILD_LIFETIME_S = 900.0
 LATENCY_TARGET_MS = 20
-TARGETS = (
-    ("pps_per_core", ">=", 20_000),
-    ("ratio_vs_mediarelay", ">=", 20),
-    ("added_latency_p95_ms", "<=", LATENCY_TARGET_MS),
+TARGETS = (  # figure, comparison, target, the modes it needs
+    ("pps_per_core", ">=", 20_000, ("passthrough",)),
+    ("ratio_vs_mediarelay", ">=", 20, ("passthrough", "mediarelay")),
+    ("added_latency_p95_ms", "<=", LATENCY_TARGET_MS, ("passthrough",)),
 )
 PROFILE_TOP = 12
 NOISY_WAIT = 0.2
@@ -402,7 +445,7 @@ class RelayWorker(Worker):
         self.probe.install()
         self.sampler = CpuSampler() if profile else None
         self.relay = Relay(self)
-        self.offers: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self.offers: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._mark = (0.0, 0.0, 0)
 
     async def subscribe_offer(
@@ -410,7 +453,7 @@ class RelayWorker(Worker):
     ) -> None:
         waiting = self.offers.get((room_id, participant_id))
         if waiting is not None and not waiting.done():
-            waiting.set_result(sdp)
+            waiting.set_result({"sdp": sdp, "tracks": tracks})
 
     async def peer_state(self, room_id: str, participant_id: str, which: str, state: str) -> None:
         return None
@@ -425,10 +468,13 @@ class RelayWorker(Worker):
         return {"sdp": await self.relay.publish(room, pid, sdp, sources)}
 
     async def op_subscribe(self, room: str, pid: str) -> dict[str, Any]:
+        """The offer and the relay's list of what each m-line carries (``mid``,
+        ``participant_id``). In a party room the participant joined to publish already and
+        ``join`` keeps it: one participant publishes and subscribes."""
         self.relay.join(room, pid)
         waiting = self.offers[(room, pid)] = asyncio.get_running_loop().create_future()
         await self.relay.subscribe(room, pid)
-        return {"sdp": await asyncio.wait_for(waiting, 20)}
+        return await asyncio.wait_for(waiting, 20)
 
     async def op_answer(self, room: str, pid: str, sdp: str) -> dict[str, Any]:
         self.offers.pop((room, pid), None)
@@ -506,7 +552,7 @@ class MediaRelayWorker(Worker):
         vpx.DEFAULT_BITRATE = VIDEO_BITRATE  # what REMB would ramp a good link up to
         self._media_relay = MediaRelay
         self.media = MediaRelay()
-        self.published: dict[str, list[MediaStreamTrack]] = {}
+        self.published: dict[str, tuple[str, list[MediaStreamTrack]]] = {}
         self.publish_pcs: list[RTCPeerConnection] = []
         self.subscribe_pcs: dict[tuple[str, str], RTCPeerConnection] = {}
         self._mark = (0.0, 0.0, 0)
@@ -519,7 +565,8 @@ class MediaRelayWorker(Worker):
     ) -> dict[str, Any]:
         pc = RTCPeerConnection(rtc_config())
         self.publish_pcs.append(pc)
-        tracks = self.published[room] = []
+        tracks: list[MediaStreamTrack] = []
+        self.published[room] = (pid, tracks)
         pc.on("track", tracks.append)
         await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await pc.setLocalDescription(await pc.createAnswer())
@@ -527,10 +574,14 @@ class MediaRelayWorker(Worker):
 
     async def op_subscribe(self, room: str, pid: str) -> dict[str, Any]:
         pc = self.subscribe_pcs[(room, pid)] = RTCPeerConnection(rtc_config())
-        for track in self.published[room]:
+        publisher, tracks = self.published[room]
+        for track in tracks:
             pc.addTrack(self.media.subscribe(track))
         await pc.setLocalDescription(await pc.createOffer())
-        return {"sdp": pc.localDescription.sdp}
+        return {
+            "sdp": pc.localDescription.sdp,
+            "tracks": [{"mid": t.mid, "participant_id": publisher} for t in pc.getTransceivers()],
+        }
 
     async def op_answer(self, room: str, pid: str, sdp: str) -> dict[str, Any]:
         await self.subscribe_pcs[(room, pid)].setRemoteDescription(
@@ -590,8 +641,11 @@ async def post(http: ClientSession, url: str, **body: Any) -> dict[str, Any]:
 
 
 @dataclass
-class PublisherRoom:
-    name: str
+class Publication:
+    """One participant's publishing connection in one room."""
+
+    room: str
+    pid: str
     pc: RTCPeerConnection
     video: PacketSender
     audio: PacketSender
@@ -599,23 +653,26 @@ class PublisherRoom:
 
 
 class PublisherWorker(Worker):
-    """One publishing connection per room, replaying the pre-encoded clip in real time."""
+    """One publishing connection per publishing participant (``pids``) of each room, replaying
+    the pre-encoded clip in real time."""
 
     def __init__(self, clip_path: str) -> None:
         with open(clip_path, "rb") as f:
             video, audio = pickle.load(f)
         self.clip = Clip(video, audio)
-        self.rooms: list[PublisherRoom] = []
+        self.publications: list[Publication] = []
         self.players: list[asyncio.Task[None]] = []
         self.http: ClientSession | None = None
 
-    async def op_setup(self, relay: str, rooms: list[str]) -> dict[str, Any]:
+    async def op_setup(self, relay: str, rooms: list[str], pids: list[str]) -> dict[str, Any]:
         self.http = self.http or ClientSession(timeout=ClientTimeout(total=CALL_TIMEOUT_S))
         gate = asyncio.Semaphore(8)
-        await asyncio.gather(*(self._publish(relay, name, gate) for name in rooms))
+        await asyncio.gather(
+            *(self._publish(relay, room, pid, gate) for room in rooms for pid in pids)
+        )
         return {}
 
-    async def _publish(self, relay: str, name: str, gate: asyncio.Semaphore) -> None:
+    async def _publish(self, relay: str, room: str, pid: str, gate: asyncio.Semaphore) -> None:
         assert self.http is not None
         async with gate:
             pc = RTCPeerConnection(rtc_config())
@@ -628,28 +685,33 @@ class PublisherWorker(Worker):
                     if c.mimeType.lower() in ("video/vp8", "video/rtx")
                 ]
             )
-            room = PublisherRoom(name, pc, PacketSender(video.sender), PacketSender(audio.sender))
-            self.rooms.append(room)
+            publication = Publication(
+                room, pid, pc, PacketSender(video.sender), PacketSender(audio.sender)
+            )
+            self.publications.append(publication)
             await pc.setLocalDescription(await pc.createOffer())
             sources = {video.mid or "": "camera", audio.mid or "": "microphone"}
             reply = await post(
                 self.http,
                 f"{relay}/publish",
-                room=name,
-                pid="pub",
+                room=room,
+                pid=pid,
                 sdp=pc.localDescription.sdp,
                 sources=sources,
             )
             await pc.setRemoteDescription(RTCSessionDescription(sdp=reply["sdp"], type="answer"))
-            for sender, transceiver in ((room.video, video), (room.audio, audio)):
+            for sender, transceiver in (
+                (publication.video, video),
+                (publication.audio, audio),
+            ):
                 payload_type = transceiver._codecs[0].payloadType
                 assert payload_type is not None
                 sender.bind(payload_type)
 
     async def op_ready(self) -> dict[str, Any]:
         return {
-            "pcs": len(self.rooms),
-            "connected": sum(r.pc.connectionState == "connected" for r in self.rooms),
+            "pcs": len(self.publications),
+            "connected": sum(p.pc.connectionState == "connected" for p in self.publications),
         }
 
     async def op_play(self, seconds: float, any_phase: bool) -> dict[str, Any]:
@@ -661,17 +723,17 @@ class PublisherWorker(Worker):
         self.players = [
             asyncio.ensure_future(
                 self._play(
-                    r,
+                    p,
                     start + random.uniform(0, 1 / FPS),
                     end,
                     random.randrange(len(self.clip.video)) if any_phase else 0,
                 )
             )
-            for r in self.rooms
+            for p in self.publications
         ]
         return {}
 
-    async def _play(self, room: PublisherRoom, start: float, end: float, phase: int) -> None:
+    async def _play(self, publication: Publication, start: float, end: float, phase: int) -> None:
         video, audio = self.clip.video[phase:] + self.clip.video[:phase], self.clip.audio
         seq_v, seq_a = random.randrange(1 << 16), random.randrange(1 << 16)
         ts_v, ts_a = random.randrange(1 << 32), random.randrange(1 << 32)
@@ -684,7 +746,7 @@ class PublisherWorker(Worker):
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            room.lag_s.append(time.perf_counter() - due)
+            publication.lag_s.append(time.perf_counter() - due)
             if due_v <= due_a:
                 payloads = video[frame % len(video)]
                 for i, payload in enumerate(payloads):
@@ -694,7 +756,7 @@ class PublisherWorker(Worker):
                         timestamp=(ts_v + frame * 3000) & 0xFFFFFFFF,
                         payload=payload,
                     )
-                    room.video.forward(packet, 1, ntp_now())
+                    publication.video.forward(packet, 1, ntp_now())
                     seq_v += 1
                 frame += 1
             else:
@@ -704,17 +766,22 @@ class PublisherWorker(Worker):
                     timestamp=(ts_a + tick * 960) & 0xFFFFFFFF,
                     payload=audio[tick % len(audio)],
                 )
-                room.audio.forward(packet, 2, ntp_now())
+                publication.audio.forward(packet, 2, ntp_now())
                 seq_a += 1
                 tick += 1
 
     async def op_stats(self) -> dict[str, Any]:
+        """Packets each publication sent, as ``sent[room][pid][kind]``, and how late."""
         await asyncio.gather(*self.players)
-        lags = [lag for r in self.rooms for lag in r.lag_s]
+        lags = [lag for p in self.publications for lag in p.lag_s]
+        sent: dict[str, dict[str, dict[str, int]]] = {}
+        for p in self.publications:
+            sent.setdefault(p.room, {})[p.pid] = {
+                "video": p.video.forwarded,
+                "audio": p.audio.forwarded,
+            }
         return {
-            "sent": {
-                r.name: {"video": r.video.forwarded, "audio": r.audio.forwarded} for r in self.rooms
-            },
+            "sent": sent,
             "lag_p95_ms": percentile_ms(lags, 95),
             "lag_max_ms": percentile_ms(lags, 100),
         }
@@ -722,8 +789,8 @@ class PublisherWorker(Worker):
     async def op_reset(self) -> dict[str, Any]:
         for task in self.players:
             task.cancel()
-        await asyncio.gather(*(r.pc.close() for r in self.rooms), return_exceptions=True)
-        self.rooms, self.players = [], []
+        await asyncio.gather(*(p.pc.close() for p in self.publications), return_exceptions=True)
+        self.publications, self.players = [], []
         return {}
 
     async def close(self) -> None:
@@ -733,10 +800,11 @@ class PublisherWorker(Worker):
 
 
 class StreamCounter:
-    """What one subscriber received of one track: unique sequence numbers and frames."""
+    """What one subscriber received of one publisher's track: unique sequence numbers and
+    frames."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, subscriber: str, publisher: str) -> None:
+        self.kind, self.subscriber, self.publisher = kind, subscriber, publisher
         self.seqs: set[int] = set()
         self.highest: int | None = None
         self.timestamps: set[int] = set()
@@ -757,6 +825,8 @@ class StreamCounter:
         expected = max(self.seqs) - min(self.seqs) + 1 if self.seqs else 0
         return {
             "kind": self.kind,
+            "subscriber": self.subscriber,
+            "publisher": self.publisher,
             "received": len(self.seqs),
             "expected_by_seq": expected,
             "frames": len(self.timestamps),
@@ -795,15 +865,15 @@ class SocketCounters:
         aioice.ice.StunProtocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
 
 
-def offered_streams(sdp: str) -> list[tuple[str, int]]:
-    """(kind, media SSRC) of each m-line of an offer (the first of an RTX pair)."""
+def offered_streams(sdp: str) -> list[tuple[str, str, int]]:
+    """(mid, kind, media SSRC) of each m-line of an offer (the first SSRC of an RTX pair)."""
     streams = []
     for media in SessionDescription.parse(sdp).media:
         fid = [g.items for g in media.ssrc_group if g.semantic == "FID"]
         if fid:
-            streams.append((media.kind, int(fid[0][0])))
+            streams.append((media.rtp.muxId or "", media.kind, int(fid[0][0])))
         elif media.ssrc:
-            streams.append((media.kind, media.ssrc[0].ssrc))
+            streams.append((media.rtp.muxId or "", media.kind, media.ssrc[0].ssrc))
     return streams
 
 
@@ -815,9 +885,11 @@ class SubscriberRoom:
 
 
 class SubscriberWorker(Worker):
-    """k subscribing connections per room. By default packets are counted at the socket (see
-    SocketCounters); with ``nacking`` they take aiortc's receive path (SRTP, statistics, NACK
-    generation) up to a ``tap_receiver`` tap, which costs the client core about 6× more."""
+    """One subscribing connection per subscribing participant (``pids``) of each room; each
+    stream is counted under the publisher the relay says its m-line carries. By default
+    packets are counted at the socket (see SocketCounters); with ``nacking`` they take
+    aiortc's receive path (SRTP, statistics, NACK generation) up to a ``tap_receiver`` tap,
+    which costs the client core about 6× more."""
 
     def __init__(self, nacking: bool) -> None:
         self.nacking = nacking
@@ -827,13 +899,13 @@ class SubscriberWorker(Worker):
         self.rooms: list[SubscriberRoom] = []
         self.http: ClientSession | None = None
 
-    async def op_setup(self, relay: str, rooms: list[str], k: int) -> dict[str, Any]:
+    async def op_setup(self, relay: str, rooms: list[str], pids: list[str]) -> dict[str, Any]:
         self.http = self.http or ClientSession(timeout=ClientTimeout(total=CALL_TIMEOUT_S))
         gate = asyncio.Semaphore(8)
         made = [SubscriberRoom(name) for name in rooms]
         self.rooms.extend(made)
         await asyncio.gather(
-            *(self._subscribe(relay, room, f"sub{i}", gate) for room in made for i in range(k))
+            *(self._subscribe(relay, room, pid, gate) for room in made for pid in pids)
         )
         return {}
 
@@ -843,21 +915,21 @@ class SubscriberWorker(Worker):
         assert self.http is not None
         async with gate:
             offer = await post(self.http, f"{relay}/subscribe", room=room.name, pid=pid)
+            publisher_of = {t["mid"]: t["participant_id"] for t in offer["tracks"]}
             pc = RTCPeerConnection(rtc_config())
             room.pcs.append(pc)
             if self.nacking:
 
                 @pc.on("track")
                 def tap(track: MediaStreamTrack) -> None:
-                    receiver = next(
-                        t.receiver for t in pc.getTransceivers() if t.receiver.track is track
-                    )
-                    counter = StreamCounter(track.kind)
+                    transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+                    counter = StreamCounter(track.kind, pid, publisher_of[transceiver.mid])
                     room.streams.append(counter)
-                    tap_receiver(receiver, counter.add)
+                    tap_receiver(transceiver.receiver, counter.add)
             else:
-                for kind, ssrc in offered_streams(offer["sdp"]):
-                    counter = self.counters.by_ssrc[ssrc] = StreamCounter(kind)
+                for mid, kind, ssrc in offered_streams(offer["sdp"]):
+                    counter = StreamCounter(kind, pid, publisher_of[mid])
+                    self.counters.by_ssrc[ssrc] = counter
                     room.streams.append(counter)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
@@ -1031,23 +1103,77 @@ class Child:
             await self.proc.wait()
 
 
+@dataclass(frozen=True)
+class Layout:
+    """Who publishes and who subscribes in every room of a step, and through which relay."""
+
+    mode: str  # "passthrough" or "mediarelay": one publisher, k subscribers; or "party"
+    publishers: tuple[str, ...]
+    subscribers: tuple[str, ...]
+
+    @property
+    def relay(self) -> str:
+        return "mediarelay" if self.mode == "mediarelay" else "passthrough"
+
+    @property
+    def name(self) -> str:
+        return f"{len(self.publishers)}-party" if self.mode == "party" else self.mode
+
+    def feeds(self, subscriber: str) -> tuple[str, ...]:
+        """Whose camera and microphone ``subscriber`` receives: everyone else's."""
+        return tuple(p for p in self.publishers if p != subscriber)
+
+    @property
+    def subscriptions(self) -> int:
+        """Per room; each is one publisher's video + audio to one subscriber."""
+        return sum(len(self.feeds(s)) for s in self.subscribers)
+
+
+def fan_out(mode: str, k: int) -> Layout:
+    return Layout(mode, ("pub",), tuple(f"sub{i}" for i in range(k)))
+
+
+def party(size: int) -> Layout:
+    pids = tuple(f"p{i}" for i in range(size))
+    return Layout("party", pids, pids)
+
+
 @dataclass
 class Plan:
     rooms: list[int]
+    party_rooms: dict[int, list[int]]  # participants per room → room steps
     baseline_rooms: list[int]
     warmup_s: float
     measure_s: float
-    budget_s: float
+    budget_s: float  # no new passthrough step starts after this many seconds of them
+    party_budget_s: float  # the same for each party size
+    baseline_budget_s: float
 
 
-QUICK = Plan(rooms=[6, 16, 30], baseline_rooms=[1], warmup_s=1.0, measure_s=2.5, budget_s=40.0)
+# A 1:1 room forwards 2 × 205 packets/s, a 5-party room 20 × 205: the party steps pair a
+# 5-party step of n rooms with a 1:1 step of 10 n rooms, at the same forwarded rate.
+QUICK = Plan(
+    rooms=[6, 16, 30],
+    party_rooms={2: [10, 30], 5: [1, 3]},
+    baseline_rooms=[1],
+    warmup_s=1.0,
+    measure_s=2.5,
+    budget_s=40.0,
+    party_budget_s=30.0,
+    baseline_budget_s=30.0,
+)
 FULL = Plan(
     rooms=[1, 2, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48, 56, 64],
+    party_rooms={2: [5, 10, 20, 30, 40, 50, 60], 5: [1, 2, 3, 4, 5, 6, 7, 8]},
     baseline_rooms=[1, 2, 3],
     warmup_s=1.5,
     measure_s=5.0,
-    budget_s=420.0,
+    budget_s=210.0,
+    party_budget_s=110.0,
+    baseline_budget_s=50.0,
 )
+MODES = ("passthrough", "party", "mediarelay")
+KINDS = ("video", "audio")
 
 
 async def wait_ready(children: list[tuple[Child, int, int]]) -> None:
@@ -1070,19 +1196,28 @@ async def wait_ready(children: list[tuple[Child, int, int]]) -> None:
 
 
 async def run_step(
-    kind: str, relay: Child, pub: Child, sub: Child, rooms: int, k: int, plan: Plan
+    layout: Layout, relay: Child, pub: Child, sub: Child, rooms: int, plan: Plan
 ) -> dict[str, Any]:
+    """Every publication before any subscription, so that each subscription's first offer
+    already carries everything it will receive."""
     names = [f"room{i}" for i in range(rooms)]
+    publishers, subscribers = len(layout.publishers), len(layout.subscribers)
     began = time.perf_counter()
     try:
-        await pub.call("setup", relay=relay.base, rooms=names)
-        await sub.call("setup", relay=relay.base, rooms=names, k=k)
+        await pub.call("setup", relay=relay.base, rooms=names, pids=list(layout.publishers))
+        await sub.call("setup", relay=relay.base, rooms=names, pids=list(layout.subscribers))
         await wait_ready(
-            [(relay, rooms * (1 + k), rooms * k * 2), (pub, rooms, -1), (sub, rooms * k, -1)]
+            [
+                (relay, rooms * (publishers + subscribers), rooms * layout.subscriptions * 2),
+                (pub, rooms * publishers, -1),
+                (sub, rooms * subscribers, -1),
+            ]
         )
         setup_s = time.perf_counter() - began
         await pub.call(
-            "play", seconds=plan.warmup_s + plan.measure_s, any_phase=kind == "passthrough"
+            "play",
+            seconds=plan.warmup_s + plan.measure_s,
+            any_phase=layout.relay == "passthrough",
         )
         await asyncio.sleep(plan.warmup_s)
         before = Sample.take(relay.pid, pub.pid, sub.pid)
@@ -1105,22 +1240,38 @@ async def run_step(
     )
     relay_cpu = window["cpu_s"] / window["wall_s"]
     forwarded_pps = window["forwarded"] / window["wall_s"]
+    routes = sorted(
+        (room, subscriber, publisher, kind)
+        for room in names
+        for subscriber in layout.subscribers
+        for publisher in layout.feeds(subscriber)
+        for kind in KINDS
+    )
     streams = [s for room in got["rooms"].values() for s in room]
+    receiving = sorted(
+        (room, s["subscriber"], s["publisher"], s["kind"])
+        for room, counted in got["rooms"].items()
+        for s in counted
+        if s["received"]
+    )
     video = [s for s in streams if s["kind"] == "video"]
     received = sum(s["received"] for s in streams)
     by_seq = sum(s["expected_by_seq"] for s in streams)
-    if kind == "passthrough":
-        expected = sum((n["video"] + n["audio"]) * k for n in sent["sent"].values())
+    if layout.relay == "passthrough":
+        expected = sum(sent["sent"][room][publisher][kind] for room, _, publisher, kind in routes)
     else:
         expected = by_seq
     fps = [s["frames"] / (plan.warmup_s + plan.measure_s) for s in video]
     step: dict[str, Any] = {
-        "relay": kind,
+        "relay": layout.relay,
+        "mode": layout.mode,
         "rooms": rooms,
-        "subscribers_per_room": k,
-        "subscriptions": rooms * k,
-        "streams_receiving": sum(1 for s in streams if s["received"]),
-        "streams_expected": rooms * k * 2,
+        "publishers_per_room": publishers,
+        "subscribers_per_room": subscribers,
+        "subscriptions": rooms * layout.subscriptions,
+        "streams_receiving": len(receiving),
+        "streams_expected": len(routes),
+        "streams_as_routed": receiving == routes,
         "relay_cpu": round(relay_cpu, 3),
         "relay_cpu_proc": round((relay_user + relay_sys) / wall, 3),
         "relay_sys_share": round(relay_sys / (relay_user + relay_sys), 2)
@@ -1128,7 +1279,10 @@ async def run_step(
         else 0.0,
         "forwarded_pps": round(forwarded_pps),
         "pps_per_core": round(forwarded_pps / relay_cpu) if relay_cpu > 0 else 0,
-        "subscriptions_per_core": round(rooms * k / relay_cpu, 1) if relay_cpu > 0 else 0.0,
+        "us_per_packet": round(1e6 * relay_cpu / forwarded_pps, 1) if forwarded_pps else None,
+        "subscriptions_per_core": round(rooms * layout.subscriptions / relay_cpu, 1)
+        if relay_cpu > 0
+        else 0.0,
         "loss_pct": round(max(0.0, 100 * (1 - received / expected)), 3) if expected else 100.0,
         "seq_loss_pct": round(100 * (1 - received / by_seq), 3) if by_seq else 100.0,
         "video_fps_min": round(min(fps), 1) if fps else 0.0,
@@ -1155,22 +1309,30 @@ async def run_step(
             step[key] = window[key]
     step["ok"] = (
         step["loss_pct"] <= LOSS_LIMIT_PCT
-        and step["streams_receiving"] == step["streams_expected"]
-        and (kind == "passthrough" or step["video_fps_min"] >= MIN_FPS_SHARE * FPS)
+        and step["streams_as_routed"]
+        and (layout.relay == "passthrough" or step["video_fps_min"] >= MIN_FPS_SHARE * FPS)
     )
     return step
 
 
 def describe(step: dict[str, Any]) -> str:
     """Two lines: the figures, then what else was going on."""
+    if step["mode"] == "party":
+        rooms = f"{step['publishers_per_room']}-party {step['rooms']:>3} rooms"
+    else:
+        rooms = f"{step['relay']:>11} {step['rooms']:>3} rooms × {step['subscribers_per_room']}"
     head = (
-        f"{step['relay']:>11} {step['rooms']:>3} rooms × {step['subscribers_per_room']}: "
-        f"{step['forwarded_pps']} pps forwarded, relay CPU {step['relay_cpu']:.2f} "
+        f"{rooms}: {step['forwarded_pps']} pps forwarded, relay CPU {step['relay_cpu']:.2f} "
         f"(/proc {step['relay_cpu_proc']:.2f}, {100 * step['relay_sys_share']:.0f} % kernel) "
-        f"→ {step['pps_per_core']} pps/core, {step['subscriptions_per_core']} subs/core; "
-        f"loss {step['loss_pct']:.2f} %"
+        f"→ {step['pps_per_core']} pps/core ({step['us_per_packet']} µs/packet), "
+        f"{step['subscriptions_per_core']} subs/core; loss {step['loss_pct']:.2f} %"
     )
-    detail = [f"by seq {step['seq_loss_pct']:.2f} %", f"min video {step['video_fps_min']} fps"]
+    detail = [
+        f"by seq {step['seq_loss_pct']:.2f} %",
+        f"streams {step['streams_receiving']}/{step['streams_expected']}"
+        + ("" if step["streams_as_routed"] else " NOT as routed"),
+        f"min video {step['video_fps_min']} fps",
+    ]
     if step.get("added_latency_p50_ms") is not None:
         head += (
             f"; added latency p50 {step['added_latency_p50_ms']:.2f} ms, "
@@ -1205,6 +1367,7 @@ def describe_profile(profile: dict[str, list[tuple[str, float]]]) -> str:
 class Options:
     quick: bool
     plan: Plan
+    modes: tuple[str, ...]
     subscribers: int
     uvloop: bool
     pin: bool
@@ -1216,35 +1379,36 @@ class Options:
 
 
 async def run_relay(
-    kind: str,
+    layout: Layout,
     rooms_plan: list[int],
     options: Options,
-    plan: Plan,
     pub: Child,
     sub: Child,
     http: ClientSession,
     log_dir: str,
-    deadline: float,
+    budget_s: float,
 ) -> list[dict[str, Any]]:
+    """Steps through ``rooms_plan`` with a fresh relay process until one fails, saturates
+    the relay, or ``budget_s`` is spent."""
+    deadline = time.perf_counter() + budget_s
     args = options.cpu_args(0) + ([] if options.uvloop else ["--no-uvloop"])
     if options.profile:
         args.append("--profile")
-    relay = Child("relay" if kind == "passthrough" else "mediarelay", http, args, log_dir)
-    k = options.subscribers
+    relay = Child("relay" if layout.relay == "passthrough" else "mediarelay", http, args, log_dir)
     steps: list[dict[str, Any]] = []
     try:
         await relay.start()
         info = await relay.call("info")
-        print(f"{kind} relay: pid {info['pid']}, loop {info['loop']}", flush=True)
+        print(f"{layout.name} relay: pid {info['pid']}, loop {info['loop']}", flush=True)
         for rooms in rooms_plan:
             if steps and time.perf_counter() > deadline:
-                print(f"{kind}: time budget spent, no further steps", flush=True)
+                print(f"{layout.name}: time budget spent, no further steps", flush=True)
                 break
             try:
-                step = await run_step(kind, relay, pub, sub, rooms, k, plan)
+                step = await run_step(layout, relay, pub, sub, rooms, options.plan)
             except (RuntimeError, OSError, ClientError) as exc:
                 print(
-                    f"{kind} {rooms} rooms × {k}: step failed: {exc!r}\n{relay.log_tail()}",
+                    f"{layout.name} {rooms} rooms: step failed: {exc!r}\n{relay.log_tail()}",
                     flush=True,
                 )
                 break
@@ -1253,7 +1417,7 @@ async def run_relay(
             if "profile" in step:
                 print(describe_profile(step["profile"]), flush=True)
             if not step["ok"] or step["relay_cpu"] >= CPU_LIMIT:
-                print(f"{kind}: stopped, {stop_reason(step)}", flush=True)
+                print(f"{layout.name}: stopped, {stop_reason(step)}", flush=True)
                 break
     finally:
         await relay.stop()
@@ -1265,10 +1429,14 @@ async def run(options: Options) -> int:
     started = time.perf_counter()
     clip = encode_clip()
     pinned = bool(options.cpu_args(1))
+    k = options.subscribers
+    shapes = [f"{m} rooms: 1 publisher, {k} subscribers" for m in options.modes if m != "party"]
+    if "party" in options.modes:
+        shapes.append(f"party rooms of {' and '.join(map(str, plan.party_rooms))} participants")
     print(
         f"clip: {len(clip.video)} frames 640×480 VP8, {clip.video_bitrate / 1e6:.2f} Mbit/s, "
         f"{clip.video_pps:.0f} video packets/s + {1 / AUDIO_PTIME_S:.0f} Opus packets/s (audio included), "
-        f"encoded in {time.perf_counter() - started:.1f} s; {options.subscribers} subscribers per room, counted "
+        f"encoded in {time.perf_counter() - started:.1f} s; {'; '.join(shapes)}; counted "
         f"{'after aiortc receive path (NACKs on)' if options.nacking else 'at the socket (no NACKs)'}; "
         f"machine {os.cpu_count()} cores, {'relay pinned to CPU 0, clients to CPU 1' if pinned else 'no CPU pinning'}, "
         f"load average {os.getloadavg()[0]:.2f}",
@@ -1285,33 +1453,31 @@ async def run(options: Options) -> int:
                 [*options.cpu_args(1), *(["--nacking"] if options.nacking else [])],
                 log_dir,
             )
+            steps: list[dict[str, Any]] = []
+            party_steps: list[dict[str, Any]] = []
+            baseline: list[dict[str, Any]] = []
+
+            async def steps_of(
+                layout: Layout, rooms: list[int], budget_s: float
+            ) -> list[dict[str, Any]]:
+                return await run_relay(layout, rooms, options, pub, sub, http, log_dir, budget_s)
+
             try:
                 await asyncio.gather(pub.start(), sub.start())
-                steps = await run_relay(
-                    "passthrough",
-                    plan.rooms,
-                    options,
-                    plan,
-                    pub,
-                    sub,
-                    http,
-                    log_dir,
-                    started + plan.budget_s,
-                )
-                baseline = await run_relay(
-                    "mediarelay",
-                    plan.baseline_rooms,
-                    options,
-                    plan,
-                    pub,
-                    sub,
-                    http,
-                    log_dir,
-                    started + plan.budget_s + 60,
-                )
+                if "passthrough" in options.modes:
+                    steps = await steps_of(fan_out("passthrough", k), plan.rooms, plan.budget_s)
+                if "party" in options.modes:
+                    for size, rooms_plan in plan.party_rooms.items():
+                        party_steps += await steps_of(party(size), rooms_plan, plan.party_budget_s)
+                if "mediarelay" in options.modes:
+                    baseline = await steps_of(
+                        fan_out("mediarelay", k), plan.baseline_rooms, plan.baseline_budget_s
+                    )
             finally:
                 await asyncio.gather(pub.stop(), sub.stop())
-    return report(steps, baseline, options.quick, time.perf_counter() - started)
+    return report(
+        steps, party_steps, baseline, options.modes, options.quick, time.perf_counter() - started
+    )
 
 
 def stop_reason(step: dict[str, Any]) -> str:
@@ -1320,8 +1486,11 @@ def stop_reason(step: dict[str, Any]) -> str:
     reasons = []
     if step["loss_pct"] > LOSS_LIMIT_PCT:
         reasons.append(f"loss {step['loss_pct']:.2f} % > {LOSS_LIMIT_PCT} %")
-    if step["streams_receiving"] < step["streams_expected"]:
-        reasons.append(f"{step['streams_receiving']}/{step['streams_expected']} streams received")
+    if not step["streams_as_routed"]:
+        reasons.append(
+            f"{step['streams_receiving']}/{step['streams_expected']} streams received, "
+            "not each subscriber receiving each other publisher's video and audio once"
+        )
     if step["video_fps_min"] < MIN_FPS_SHARE * FPS:
         reasons.append(f"video down to {step['video_fps_min']} fps")
     busy = step["relay_cpu"] + step["publisher_cpu"] + step["subscriber_cpu"] + step["other_cpu"]
@@ -1338,12 +1507,119 @@ def disturbed(step: dict[str, Any]) -> bool:
     return bool(step["relay_cpu_wait"] > NOISY_WAIT or step["other_cpu"] > NOISY_OTHER_CPU)
 
 
-def report(
-    steps: list[dict[str, Any]], baseline: list[dict[str, Any]], quick: bool, elapsed: float
-) -> int:
+def preferred(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps within 1 % loss, only the undisturbed ones if there is one."""
     good = [s for s in steps if s["ok"]]
-    undisturbed = [s for s in good if not disturbed(s)]
-    best = max(undisturbed or good, key=lambda s: s["pps_per_core"]) if good else None
+    return [s for s in good if not disturbed(s)] or good
+
+
+def best_step(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The preferred step with the most forwarded packets per relay core, that is the fewest
+    relay CPU µs per forwarded packet."""
+    candidates = preferred(steps)
+    return max(candidates, key=lambda s: s["pps_per_core"]) if candidates else None
+
+
+def print_caution(step: dict[str, Any]) -> None:
+    print(
+        f"caution: other processes used {step['other_cpu']:.2f} core during that step and the "
+        f"relay waited for a CPU {100 * step['relay_cpu_wait']:.0f} % of the time; a busy "
+        "machine inflates latency, and packets queued while the relay waits are then handled "
+        "in bigger batches, which flatters pps_per_core",
+        flush=True,
+    )
+
+
+def report_passthrough(steps: list[dict[str, Any]], best: dict[str, Any] | None) -> None:
+    if best:
+        print(
+            f"best {'undisturbed ' if not disturbed(best) else ''}passthrough step: "
+            f"{best['rooms']} rooms × {best['subscribers_per_room']} "
+            f"(relay CPU {best['relay_cpu']:.2f}): {best['pps_per_core']} forwarded packets/s per relay core, "
+            f"{best['subscriptions_per_core']} VGA video (+ audio) subscriptions per core at {best['loss_pct']} % loss; "
+            f"added latency p50 {best['added_latency_p50_ms']} ms, p95 {best['added_latency_p95_ms']} ms",
+            flush=True,
+        )
+        if disturbed(best):
+            print_caution(best)
+    else:
+        print("no passthrough step stayed within 1 % loss", flush=True)
+
+
+def latency_target_step(steps: list[dict[str, Any]], best: dict[str, Any] | None) -> dict[str, Any]:
+    """The busiest preferred passthrough step whose added latency p95 stayed within target."""
+    within = [s for s in preferred(steps) if (s["added_latency_p95_ms"] or 0) <= LATENCY_TARGET_MS]
+    latency_step = max(within, key=lambda s: s["forwarded_pps"]) if within else None
+    if latency_step is not None and latency_step is not best:
+        print(
+            f"busiest step within p95 ≤ {LATENCY_TARGET_MS} ms: {latency_step['rooms']} rooms × "
+            f"{latency_step['subscribers_per_room']} (relay CPU {latency_step['relay_cpu']:.2f}): "
+            f"{latency_step['pps_per_core']} pps/core, "
+            f"{latency_step['subscriptions_per_core']} subscriptions/core, "
+            f"added latency p95 {latency_step['added_latency_p95_ms']} ms",
+            flush=True,
+        )
+    if latency_step is None:
+        return {}
+    return {
+        "latency_target_step": {
+            key: latency_step[key]
+            for key in ("rooms", "relay_cpu", "pps_per_core", "subscriptions_per_core")
+        }
+        | {"added_latency_p95_ms": latency_step["added_latency_p95_ms"]}
+    }
+
+
+def party_figures(one: dict[str, Any] | None, five: dict[str, Any] | None) -> dict[str, Any]:
+    """From the best 1:1 and the best 5-party step."""
+    return {
+        "five_party_rooms_per_core": round(five["rooms"] / five["relay_cpu"], 2) if five else None,
+        "five_party_us_per_packet": five["us_per_packet"] if five else None,
+        "one_to_one_us_per_packet": one["us_per_packet"] if one else None,
+        "five_party_vs_one_to_one_cpu_per_packet": round(
+            five["us_per_packet"] / one["us_per_packet"], 2
+        )
+        if one and five
+        else None,
+        "five_party_loss_pct": five["loss_pct"] if five else None,
+        "five_party_added_latency_p95_ms": five["added_latency_p95_ms"] if five else None,
+    }
+
+
+def report_party(one: dict[str, Any] | None, five: dict[str, Any] | None) -> None:
+    for name, step in (("1:1", one), ("5-party", five)):
+        if step is None:
+            print(f"no {name} step stayed within 1 % loss", flush=True)
+            continue
+        print(
+            f"best {'undisturbed ' if not disturbed(step) else ''}{name} step: {step['rooms']} rooms "
+            f"(relay CPU {step['relay_cpu']:.2f}): {step['forwarded_pps']} packets/s forwarded, "
+            f"{step['us_per_packet']} µs relay CPU per forwarded packet, "
+            f"{step['rooms'] / step['relay_cpu']:.1f} rooms per relay core at {step['loss_pct']} % loss; "
+            f"added latency p50 {step['added_latency_p50_ms']} ms, p95 {step['added_latency_p95_ms']} ms",
+            flush=True,
+        )
+        if disturbed(step):
+            print_caution(step)
+    if one and five:
+        print(
+            f"5-party vs 1:1: relay CPU per forwarded packet × "
+            f"{party_figures(one, five)['five_party_vs_one_to_one_cpu_per_packet']} "
+            f"({five['us_per_packet']} vs {one['us_per_packet']} µs, at {five['forwarded_pps']} "
+            f"vs {one['forwarded_pps']} packets/s forwarded)",
+            flush=True,
+        )
+
+
+def report(
+    steps: list[dict[str, Any]],
+    party_steps: list[dict[str, Any]],
+    baseline: list[dict[str, Any]],
+    modes: tuple[str, ...],
+    quick: bool,
+    elapsed: float,
+) -> int:
+    best = best_step(steps)
     good_base = [s for s in baseline if s["ok"]]
     best_base = max(good_base, key=lambda s: s["subscriptions_per_core"]) if good_base else None
     subs = best["subscriptions_per_core"] if best else None
@@ -1357,50 +1633,25 @@ def report(
         "mediarelay_subscriptions_per_core": base,
         "ratio_vs_mediarelay": round(subs / base, 1) if subs and base else None,
     }
-    if best:
-        print(
-            f"best {'undisturbed ' if not disturbed(best) else ''}passthrough step: "
-            f"{best['rooms']} rooms × {best['subscribers_per_room']} "
-            f"(relay CPU {best['relay_cpu']:.2f}): {best['pps_per_core']} forwarded packets/s per relay core, "
-            f"{best['subscriptions_per_core']} VGA video (+ audio) subscriptions per core at {best['loss_pct']} % loss; "
-            f"added latency p50 {best['added_latency_p50_ms']} ms, p95 {best['added_latency_p95_ms']} ms",
-            flush=True,
-        )
-        if disturbed(best):
-            print(
-                f"caution: other processes used {best['other_cpu']:.2f} core during that step and the "
-                f"relay waited for a CPU {100 * best['relay_cpu_wait']:.0f} % of the time; a busy "
-                "machine inflates latency, and packets queued while the relay waits are then handled "
-                "in bigger batches, which flatters pps_per_core",
-                flush=True,
-            )
-    else:
-        print("no passthrough step stayed within 1 % loss", flush=True)
-    within = [
-        s for s in undisturbed or good if (s["added_latency_p95_ms"] or 0) <= LATENCY_TARGET_MS
-    ]
-    latency_step = max(within, key=lambda s: s["forwarded_pps"]) if within else None
-    if latency_step is not None and latency_step is not best:
-        print(
-            f"busiest step within p95 ≤ {LATENCY_TARGET_MS} ms: {latency_step['rooms']} rooms × "
-            f"{latency_step['subscribers_per_room']} (relay CPU {latency_step['relay_cpu']:.2f}): "
-            f"{latency_step['pps_per_core']} pps/core, "
-            f"{latency_step['subscriptions_per_core']} subscriptions/core, "
-            f"added latency p95 {latency_step['added_latency_p95_ms']} ms",
-            flush=True,
-        )
-    if latency_step is not None:
-        figures["latency_target_step"] = {
-            key: latency_step[key]
-            for key in ("rooms", "relay_cpu", "pps_per_core", "subscriptions_per_core")
-        } | {"added_latency_p95_ms": latency_step["added_latency_p95_ms"]}
-    print(
-        f"MediaRelay baseline: {base} subscriptions per core"
-        if base
-        else "MediaRelay baseline: no usable step",
-        flush=True,
+    if "passthrough" in modes:
+        report_passthrough(steps, best)
+        figures |= latency_target_step(steps, best)
+    one, five = (
+        best_step([s for s in party_steps if s["publishers_per_room"] == size]) for size in (2, 5)
     )
-    for name, op, target in TARGETS:
+    figures |= party_figures(one, five)
+    if "party" in modes:
+        report_party(one, five)
+    if "mediarelay" in modes:
+        print(
+            f"MediaRelay baseline: {base} subscriptions per core"
+            if base
+            else "MediaRelay baseline: no usable step",
+            flush=True,
+        )
+    for name, op, target, needs in TARGETS:
+        if not set(needs) <= set(modes):
+            continue
         value = figures[name]
         met = value is not None and (value >= target if op == ">=" else value <= target)
         print(
@@ -1408,8 +1659,14 @@ def report(
             flush=True,
         )
     print(f"finished in {elapsed:.0f} s", flush=True)
-    print(json.dumps({**figures, "steps": steps + baseline, "quick": quick}), flush=True)
-    return 0 if best and best_base else 1
+    print(
+        json.dumps(
+            {**figures, "steps": steps + baseline, "party_steps": party_steps, "quick": quick}
+        ),
+        flush=True,
+    )
+    complete = {"passthrough": best, "party": one and five, "mediarelay": best_base}
+    return 0 if all(complete[mode] for mode in modes) else 1
 
 
 def main() -> int:
@@ -1419,10 +1676,21 @@ def main() -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="three short steps and a one-step baseline, under a minute",
+        help="fewer, shorter steps (three passthrough, two per party size, one baseline): "
+        "about a minute",
     )
     parser.add_argument(
-        "--subscribers", type=int, default=2, help="subscribers per room (default 2)"
+        "--modes",
+        default=",".join(MODES),
+        help="comma-separated, of passthrough (1 publisher, k subscribers per room), party "
+        "(1:1 and 5-party rooms: everyone publishes, everyone receives everyone else) and "
+        "mediarelay (the baseline); default all",
+    )
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=2,
+        help="subscribers per passthrough and mediarelay room (default 2)",
     )
     parser.add_argument(
         "--no-uvloop", action="store_true", help="run the relay on the default asyncio loop"
@@ -1442,7 +1710,8 @@ def main() -> int:
     )
     parser.add_argument(
         "--rooms",
-        help="comma-separated room counts to step through instead of the default plan, e.g. 24",
+        help="comma-separated passthrough room counts to step through instead of the default "
+        "plan, e.g. 24",
     )
     parser.add_argument(
         "--seconds", type=float, help="length of each step's measured window (default 5, quick 2.5)"
@@ -1464,6 +1733,9 @@ def main() -> int:
         )
     if args.subscribers < 1:
         parser.error("--subscribers must be at least 1")
+    modes = tuple(m for m in MODES if m in args.modes.split(","))
+    if not modes or set(args.modes.split(",")) - set(MODES):
+        parser.error(f"--modes takes a comma-separated choice of {', '.join(MODES)}")
     plan = QUICK if args.quick else FULL
     if args.rooms:
         try:
@@ -1478,6 +1750,7 @@ def main() -> int:
             Options(
                 quick=args.quick,
                 plan=plan,
+                modes=modes,
                 subscribers=args.subscribers,
                 uvloop=not args.no_uvloop,
                 pin=args.pin,
