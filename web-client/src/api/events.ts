@@ -3,7 +3,9 @@
 // lists is here, so the page and this file cannot drift apart silently.
 import type { Alert, CaseDocument, Message, Queue, Ticket, Window } from "./types";
 
-export type Source = "camera" | "microphone" | "screen";
+export type Source = "camera" | "microphone" | "screen" | "side_camera" | "side_microphone";
+export type Role = "worker" | "clerk" | "expert";
+export type Channel = "call" | "consultation";
 
 export interface ErrorAck {
   error: { code: string; message: string };
@@ -16,8 +18,9 @@ export interface Participant {
   ticket_id: number;
   participant_id: string;
   user_id: number;
-  role: "worker" | "clerk";
+  role: Role;
   display_name: string;
+  channel?: Channel;
 }
 
 export interface Track {
@@ -26,8 +29,9 @@ export interface Track {
   kind: "video" | "audio";
   source: Source;
   muted: boolean;
+  channel?: Channel;
   user_id?: number;
-  role?: "worker" | "clerk";
+  role?: Role;
   display_name?: string;
 }
 
@@ -54,7 +58,7 @@ export interface CaptureRequested {
 export interface JoinAck {
   ticket_id: number;
   participant_id: string;
-  role: "worker" | "clerk";
+  role: Role;
   rejoined: boolean;
   participants: Participant[];
   tracks: Track[];
@@ -68,6 +72,57 @@ export interface TicketPosition {
 }
 
 type Placed = Ticket & { position: number; estimated_wait_s: number };
+
+export interface Invitation {
+  id: number;
+  consultation_id: number;
+  ticket_id: number;
+  expert_id: number;
+  invited_by_id: number;
+  status: "pending" | "accepted" | "declined" | "expired";
+  created_at: string;
+  expires_at: string;
+  answered_at: string | null;
+  response_seconds: number | null;
+  joined_at: string | null;
+  left_at: string | null;
+  in_main_call: boolean;
+  expert_name?: string;
+  invited_by_name?: string;
+  note?: string;
+  reason?: string;
+}
+
+export interface ChecklistLine {
+  material_id: number | null;
+  name: string;
+  required: boolean;
+  note: string;
+  state: "missing" | "provided" | "accepted" | "rejected";
+  state_name: string;
+  document_ids: number[];
+  reason: string | null;
+}
+
+export interface CaseSummary {
+  ticket_id: number;
+  number: string;
+  status: string;
+  item: { id: number; name: string };
+  department: { id: number; name: string };
+  resident_name: string;
+  checklist: ChecklistLine[];
+  documents: { id: number; material_id: number | null; material_name: string; status: string; content_type: string; uploaded_at: string }[];
+}
+
+export interface Opinion {
+  id: number;
+  ticket_id: number;
+  expert_id: number;
+  author_name: string;
+  text: string;
+  at: string;
+}
 
 export interface ServerToClientEvents {
   "ticket.created": (ticket: Placed) => void;
@@ -96,6 +151,10 @@ export interface ServerToClientEvents {
   capture_requested: (request: CaptureRequested) => void;
   "document.added": (document: CaseDocument) => void;
   "document.reviewed": (document: CaseDocument) => void;
+  "invitation.created": (invitation: Invitation & { case: CaseSummary }) => void;
+  "invitation.updated": (invitation: Invitation) => void;
+  "consultation.stage": (stage: { ticket_id: number; main: boolean; invitations: Invitation[] }) => void;
+  "opinion.added": (opinion: Opinion) => void;
 }
 
 type Ack<T> = (answer: T | ErrorAck) => void;
@@ -115,7 +174,10 @@ export interface ClientToServerEvents {
     ack: Ack<OkAck>,
   ) => void;
   mute: (payload: { ticket_id: number; source: Source; muted: boolean }, ack: Ack<OkAck & { track: Track }>) => void;
-  chat: (payload: { ticket_id: number; text: string }, ack: Ack<OkAck & { message: Message }>) => void;
+  chat: (
+    payload: { ticket_id: number; text: string; channel?: Channel },
+    ack: Ack<OkAck & { message: Message }>,
+  ) => void;
   capture_request: (
     payload: { ticket_id: number; material: string },
     ack: Ack<OkAck & Omit<CaptureRequested, "ticket_id">>,

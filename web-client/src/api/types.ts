@@ -221,7 +221,7 @@ export interface Message {
   author_id: number;
   author_name: string;
   author_role: string;
-  channel: "call";
+  channel: "call" | "consultation";
   text: string;
   at: string;
 }
