@@ -176,3 +176,20 @@ async def test_audit_names_the_forwarded_client_only_behind_a_trusted_proxy(sett
 
     assert await login_from((), "10.9.8.7") == "127.0.0.1", "a forged header from a stranger is ignored"
     assert await login_from(("127.0.0.0/8",), "203.0.113.5, 10.1.2.3") == "10.1.2.3"
+
+
+async def test_a_supervisor_lists_the_clerks_of_their_departments_to_pick_one_for_a_tidal_window(platform) -> None:
+    supervisor = await platform.login("supervisor1")
+    org = (await supervisor.get("/api/org")).body
+    civil = next(d for d in org["departments"] if d["code"] == "MZ")
+    clerks = (await supervisor.get("/api/clerks", department_id=civil["id"])).body
+    names = {c["username"] for c in clerks}
+    assert "clerk1" in names and "clerk4" in names
+    assert all(any(d["id"] == civil["id"] for w in c["windows"] for d in w["departments"]) for c in clerks)
+    assert "password_hash" not in clerks[0]
+
+    worker = await platform.login("worker1")
+    refused = await worker.get("/api/clerks")
+    assert (refused.status, refused.body["error"]["code"]) == (403, "role_forbidden")
+    everyone = (await (await platform.login("admin")).get("/api/clerks")).body
+    assert {"clerk1", "clerk2", "clerk3", "clerk4"} <= {c["username"] for c in everyone}

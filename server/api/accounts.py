@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import actor, client_ip, int_param, ok, parse, route
+from server.api.base import actor, client_ip, int_param, ok, optional_int, parse, route
 from server.api.schemas import Login, UserIn, UserPatch
 from server.domain import accounts
 from server.keys import DOMAIN, TOKENS
@@ -37,6 +37,14 @@ async def list_users(request: web.Request) -> web.Response:
     async with request.app[DOMAIN].unit() as uow:
         users = await accounts.list_users(uow, who, Role(role) if role in Role.__members__ else None)
         return ok([accounts.user_view(u) for u in users])
+
+
+@route("GET", "/api/clerks", "云窗口工作人员列表（部门负责人开潮汐窗口时选人；限本人负责的部门）",
+       roles=("supervisor", "admin"), query={"department_id": "integer"}, tag="supervision")
+async def list_clerks(request: web.Request) -> web.Response:
+    who = await actor(request)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await accounts.list_clerks(uow, who, optional_int(request, "department_id")))
 
 
 @route("POST", "/api/users", "新建用户（管理员）", body=UserIn, roles=("admin",), tag="admin")

@@ -9,6 +9,8 @@ from aiohttp import web
 
 from server.api.base import ROUTES, ok, route
 
+STRING_PATH_PARAMS = frozenset({"upload_id", "key"})  # opaque ids; every other path id is a number
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -40,7 +42,8 @@ def build() -> dict[str, Any]:
             },
         }
         params = [
-            {"name": n, "in": "path", "required": True, "schema": {"type": "integer"}}
+            {"name": n, "in": "path", "required": True,
+             "schema": {"type": "string" if n in STRING_PATH_PARAMS else "integer"}}
             for n in re.findall(r"{(\w+)}", r.path)
         ]
         params += [

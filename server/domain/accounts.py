@@ -259,6 +259,28 @@ async def _bind(
         user.departments = departments
 
 
+async def list_clerks(uow: Uow, actor: Actor, department_id: int | None = None) -> list[dict[str, Any]]:
+    """云窗口工作人员 — for a supervisor opening a tidal window: active clerks with their windows,
+    limited to the supervisor's departments (all for an admin), or to one of them."""
+    actor.require(Role.supervisor, Role.admin)
+    if department_id is not None and actor.role is Role.supervisor and department_id not in actor.department_ids:
+        raise NotFound("department_not_found", "部门不存在", department_id=department_id)
+    clerks = (await uow.session.scalars(
+        _user_query().where(User.role == Role.clerk, User.active.is_(True)).order_by(User.id)
+    )).all()
+    wanted = {department_id} if department_id is not None else (
+        set(actor.department_ids) if actor.role is Role.supervisor else None
+    )
+    views = []
+    for clerk in clerks:
+        served = {d.id for w in clerk.windows for d in w.departments}
+        if wanted is not None and not served & wanted:
+            continue
+        view = user_view(clerk)
+        views.append({k: view[k] for k in ("id", "username", "display_name", "windows")})
+    return views
+
+
 async def list_users(uow: Uow, actor: Actor, role: Role | None = None) -> list[User]:
     actor.require(Role.admin)
     stmt = _user_query().order_by(User.id)
