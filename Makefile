@@ -59,6 +59,7 @@ lint: install
 bench: install
 	$(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
+	$(PY) bench/uploads.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
