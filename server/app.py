@@ -20,7 +20,7 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, SETTINGS, SIO, STORE, TOKENS, UPLOADS
-from server.live import Monitor, SocketSink
+from server.live import InvitationTimers, Monitor, SocketSink
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
@@ -55,6 +55,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[SIO] = sio
     calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds)
     sink.observers.append(calls.on_event)
+    invitation_timers = InvitationTimers(domain)
+    sink.observers.append(invitation_timers.on_event)
     app[CALLS] = calls
     presence = LocalPresence(in_call=calls.in_call)
     app[PRESENCE] = presence
@@ -97,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await calls.shutdown()
+        invitation_timers.close()
         pipeline.close()
         await sink.drain()
         await db.dispose()

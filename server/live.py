@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -104,3 +105,39 @@ class Monitor:
                 raise
             except Exception:
                 log.exception("monitor pass failed; next pass in %ss", self.interval)
+
+
+class InvitationTimers:
+    """Expires each expert invitation when its time is up, so the clerk hears of it at once
+    rather than at the monitor's next pass (which remains the fallback, e.g. after a restart)."""
+
+    def __init__(self, domain: Domain) -> None:
+        self.domain = domain
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    async def on_event(self, event: Event) -> None:
+        if event.name != "invitation.created":
+            return
+        due = datetime.fromisoformat(event.payload["expires_at"])
+        delay = max(0.0, (due - self.domain.clock.now()).total_seconds()) + 0.05
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            asyncio.ensure_future(self._expire())
+
+        handle = loop.call_later(delay, fire)
+        self._timers.add(handle)
+
+    async def _expire(self) -> None:
+        try:
+            async with self.domain.unit() as uow:
+                await experts.expire_due(uow)
+        except Exception:
+            log.exception("expiring invitations failed; the monitor will retry")
+
+    def close(self) -> None:
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 from typing import Any
 
 import socketio
 
-from server.keys import MONITOR, PRESENCE
+from server.config import ConsultationRules
+from server.keys import DOMAIN, MONITOR, PRESENCE
 from tests.conftest import Api, Platform
 from tests.helpers import district_item, take, window_of
 
@@ -165,6 +167,18 @@ async def test_an_unanswered_invitation_expires_and_the_clerk_can_invite_someone
     assert again.status == 201, again
     kinds = [(e["kind"], e["expert_name"]) for e in (await clerk.get(f"/api/tickets/{ticket['id']}/consultations")).body["timeline"]]
     assert kinds[:2] == [("invited", "专家 孙建国"), ("expired", "专家 孙建国")]
+
+
+async def test_the_clerk_hears_of_an_expiry_when_it_happens_not_at_the_next_monitor_pass(platform: Platform) -> None:
+    domain = platform.app[DOMAIN]
+    domain.settings = dataclasses.replace(domain.settings, consultations=ConsultationRules(invitation_ttl_seconds=0.3))
+    ticket, _, clerk = await called_ticket(platform)
+    expert2 = await platform.login("expert2")
+    async with Live(platform, clerk) as clerk_live:
+        await clerk.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert2.user["id"]]})
+        platform.clock.advance(seconds=1)  # the monitor does not run in tests: only the timer can tell
+        expired = await clerk_live.wait_for("invitation.updated", lambda d: d["status"] == "expired", timeout=5)
+    assert expired["expert_id"] == expert2.user["id"]
 
 
 async def test_a_declined_invitation_tells_the_clerk_and_cannot_then_be_accepted(platform: Platform) -> None:
