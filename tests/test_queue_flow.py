@@ -36,6 +36,15 @@ async def test_worker1_ticket_for_district_minzheng_item_is_called_by_clerk1(pla
     assert seen.body["rating"]["score"] == 5
 
 
+async def test_a_called_ticket_names_its_window_for_a_reloaded_worker_page(platform: Platform) -> None:
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "窗口名")
+    assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["window_name"] is None
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).status == 200
+    read = (await worker.get(f"/api/tickets/{ticket['id']}")).body
+    assert read["status"] == "called" and read["window_name"] == clerk.user["windows"][0]["name"]
+
+
 async def test_me_shows_clerk_windows_with_their_departments(platform: Platform) -> None:
     clerk = await platform.login("clerk1")
     me = await clerk.get("/api/me")

@@ -29,8 +29,8 @@ async def take(request: web.Request) -> web.Response:
 async def read(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
-        ticket, placement = await queue.get_ticket(uow, who, int_param(request, "ticket_id"))
-        return ok(ticket_view(ticket, **placement.as_dict()))
+        ticket, extra = await queue.get_ticket(uow, who, int_param(request, "ticket_id"))
+        return ok(ticket_view(ticket, **extra))
 
 
 @route("GET", "/api/tickets", "号列表（按角色限定范围）",

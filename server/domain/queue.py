@@ -376,14 +376,17 @@ def can_see(actor: Actor, ticket: Ticket) -> bool:
     return False
 
 
-async def get_ticket(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, Placement]:
+async def get_ticket(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, dict[str, Any]]:
+    """The ticket and what a reader needs beside it: place in line, estimated wait, and the
+    name of the window it was called to (a reloaded worker page can say "请到 … 云窗口")."""
     ticket = await _load(uow, ticket_id)
     if not can_see(actor, ticket):
         # Same answer as an unknown id: a stranger learns nothing about other points' residents.
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     if actor.role is not Role.worker:
         audit.record(uow, actor, "ticket.read", "ticket", ticket.id)
-    return ticket, await placement_of(uow, ticket)
+    window = await uow.session.get(CloudWindow, ticket.window_id) if ticket.window_id else None
+    return ticket, {**(await placement_of(uow, ticket)).as_dict(), "window_name": window.name if window else None}
 
 
 async def list_tickets(
