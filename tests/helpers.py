@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from tests.conftest import Api
+import socketio
+
+from tests.conftest import Api, Platform
 
 
 async def item_named(api: Api, name: str) -> dict[str, Any]:
@@ -31,3 +34,39 @@ async def take(api: Api, item_id: int, name: str, **extra: Any) -> dict[str, Any
 
 def window_of(clerk: Api, index: int = 0) -> int:
     return int(clerk.user["windows"][index]["id"])
+
+
+class Listener:
+    """A socket.io client that keeps every event it receives."""
+
+    def __init__(self) -> None:
+        self.client = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.client.on("*", self._record)
+
+    async def _record(self, name: str, data: Any) -> None:
+        self.events.append((name, data))
+
+    async def connect(self, platform: Platform, api: Api) -> "Listener":
+        await self.client.connect(platform.base, auth={"token": api.token}, socketio_path="socket.io",
+                                  transports=["websocket"], wait_timeout=5)
+        return self
+
+    async def __aenter__(self) -> "Listener":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.disconnect()
+
+    def named(self, name: str) -> list[Any]:
+        return [d for n, d in self.events if n == name]
+
+    async def wait_for(self, name: str, predicate: Any = lambda d: True, timeout: float = 5) -> Any:
+        async def poll() -> Any:
+            while True:
+                for d in self.named(name):
+                    if predicate(d):
+                        return d
+                await asyncio.sleep(0.02)
+
+        return await asyncio.wait_for(poll(), timeout)

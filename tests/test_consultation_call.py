@@ -145,13 +145,13 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
     assert {p["role"] for p in joined["participants"]} == {"worker", "clerk", "expert"}
     for caller, side in ((worker, False), (clerk, True), (expert, False)):
         # the clerk: camera + microphone for the resident, side ones for the experts
-        assert "sdp" in await caller.publish(side=side)
+        assert "sdp" in await caller.publish(side=side, size=(160, 120))
 
     side_camera = f"u{clerk_api.user['id']}:side_camera"
-    await clerk.wait_frames(camera(expert_api), 15, timeout=30)
-    await expert.wait_frames(side_camera, 15, timeout=30)
-    await expert.wait_frames(camera(worker_api), 15, timeout=30)
-    await worker.wait_frames(camera(clerk_api), 15, timeout=30)
+    await clerk.wait_frames(camera(expert_api), 10, timeout=60)
+    await expert.wait_frames(side_camera, 10, timeout=60)
+    await expert.wait_frames(camera(worker_api), 10, timeout=60)
+    await worker.wait_frames(camera(clerk_api), 10, timeout=60)
 
     said = await expert.request("chat", {"ticket_id": ticket["id"], "text": "建议先核实户籍迁入时间",
                                          "channel": "consultation"})
@@ -176,8 +176,8 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
     # Brought into the main call: now the resident sees and hears the expert (never the side tracks).
     brought = await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations/bring-in", {})
     assert brought.status == 200, brought
-    await worker.wait_frames(camera(expert_api), 15, timeout=30)
-    await worker.wait_frames(microphone(expert_api), 15, timeout=30)
+    await worker.wait_frames(camera(expert_api), 10, timeout=60)
+    await worker.wait_frames(microphone(expert_api), 10, timeout=60)
     await eventually(lambda: any(p["role"] == "expert" for p in worker.named("participant_joined")))
     assert not set(worker.received) & {side_camera, f"u{clerk_api.user['id']}:side_microphone"}
 

@@ -8,12 +8,11 @@ import subprocess
 import sys
 from typing import Any
 
-import socketio
 
 from server.config import ConsultationRules
 from server.keys import DOMAIN, MONITOR, PRESENCE
 from tests.conftest import Api, Platform
-from tests.helpers import district_item, take, window_of
+from tests.helpers import Listener, district_item, take, window_of
 
 
 async def called_ticket(platform: Platform, worker: str = "worker1", clerk: str = "clerk1") -> tuple[dict[str, Any], Api, Api]:
@@ -25,40 +24,6 @@ async def called_ticket(platform: Platform, worker: str = "worker1", clerk: str 
     assert reply.status == 200, reply
     assert reply.body["id"] == ticket["id"]
     return ticket, worker_api, clerk_api
-
-
-class Live:
-    """A socket.io client that records every event it receives."""
-
-    def __init__(self, platform: Platform, api: Api) -> None:
-        self.base, self.token = platform.base, api.token
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
-
-        async def record(name: str, data: Any) -> None:
-            self.events.append((name, data))
-
-        self.sio.on("*", record)
-
-    async def __aenter__(self) -> "Live":
-        await self.sio.connect(self.base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
-        return self
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.sio.disconnect()
-
-    def named(self, name: str) -> list[Any]:
-        return [d for n, d in self.events if n == name]
-
-    async def wait_for(self, name: str, test: Any = lambda d: True, timeout: float = 5) -> Any:
-        async def poll() -> Any:
-            while True:
-                for data in self.named(name):
-                    if test(data):
-                        return data
-                await asyncio.sleep(0.02)
-
-        return await asyncio.wait_for(poll(), timeout)
 
 
 async def expert_id(platform: Platform, username: str) -> int:
@@ -81,7 +46,7 @@ async def test_the_pool_is_searched_by_specialty_department_and_presence(platfor
 
     assert (await clerk.get("/api/experts", online="true")).body == []
     expert1 = await platform.login("expert1")
-    async with Live(platform, expert1):
+    async with await Listener().connect(platform, expert1):
         online = (await clerk.get("/api/experts", online="true")).body
         assert [(e["display_name"], e["presence"], e["free"]) for e in online] == [("专家 孙建国", "online", True)]
     offline = {e["display_name"]: e["presence"] for e in (await clerk.get("/api/experts")).body}
@@ -112,7 +77,8 @@ async def test_an_invitation_reaches_the_expert_live_with_the_case_and_the_answe
 ) -> None:
     ticket, _, clerk = await called_ticket(platform)
     expert1 = await platform.login("expert1")
-    async with Live(platform, expert1) as expert_live, Live(platform, clerk) as clerk_live:
+    expert_live, clerk_live = Listener(), Listener()
+    async with await expert_live.connect(platform, expert1), await clerk_live.connect(platform, clerk):
         reply = await clerk.post(f"/api/tickets/{ticket['id']}/consultations",
                                  {"expert_ids": [expert1.user["id"]], "note": "高龄津贴跨区户籍，请协助"})
         assert reply.status == 201, reply
@@ -146,7 +112,7 @@ async def test_an_invitation_reaches_the_expert_live_with_the_case_and_the_answe
 async def test_an_unanswered_invitation_expires_and_the_clerk_can_invite_someone_else(platform: Platform) -> None:
     ticket, _, clerk = await called_ticket(platform)
     expert1, expert2 = await platform.login("expert1"), await platform.login("expert2")
-    async with Live(platform, clerk) as clerk_live:
+    async with await Listener().connect(platform, clerk) as clerk_live:
         first = (await clerk.post(f"/api/tickets/{ticket['id']}/consultations",
                                   {"expert_ids": [expert1.user["id"]]})).body["invitations"][0]
         platform.clock.advance(seconds=119)
@@ -174,7 +140,7 @@ async def test_the_clerk_hears_of_an_expiry_when_it_happens_not_at_the_next_moni
     domain.settings = dataclasses.replace(domain.settings, consultations=ConsultationRules(invitation_ttl_seconds=0.3))
     ticket, _, clerk = await called_ticket(platform)
     expert2 = await platform.login("expert2")
-    async with Live(platform, clerk) as clerk_live:
+    async with await Listener().connect(platform, clerk) as clerk_live:
         await clerk.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert2.user["id"]]})
         platform.clock.advance(seconds=1)  # the monitor does not run in tests: only the timer can tell
         expired = await clerk_live.wait_for("invitation.updated", lambda d: d["status"] == "expired", timeout=5)
@@ -184,7 +150,7 @@ async def test_the_clerk_hears_of_an_expiry_when_it_happens_not_at_the_next_moni
 async def test_a_declined_invitation_tells_the_clerk_and_cannot_then_be_accepted(platform: Platform) -> None:
     ticket, _, clerk = await called_ticket(platform)
     expert2 = await platform.login("expert2")
-    async with Live(platform, clerk) as clerk_live:
+    async with await Listener().connect(platform, clerk) as clerk_live:
         invitation = (await clerk.post(f"/api/tickets/{ticket['id']}/consultations",
                                        {"expert_ids": [expert2.user["id"]]})).body["invitations"][0]
         declined = await expert2.post(f"/api/invitations/{invitation['id']}/decline", {"reason": "正在外出"})

@@ -59,24 +59,24 @@ async def timeline(request: web.Request) -> web.Response:
         return ok(await experts.timeline(uow, who, int_param(request, "ticket_id")))
 
 
-@route("POST", "/api/tickets/{ticket_id}/consultations/bring-in", "请已接受邀请的专家进入主通话（群众可见可听）",
-       body=Stage, roles=("clerk", "supervisor"), tag="experts")
-async def bring_in(request: web.Request) -> web.Response:
+async def _stage(request: web.Request, *, main: bool) -> web.Response:
     who = await actor(request)
     body = await parse(request, Stage)
     async with request.app[DOMAIN].unit() as uow:
-        return ok(await experts.set_stage(uow, who, int_param(request, "ticket_id"), main=True,
+        return ok(await experts.set_stage(uow, who, int_param(request, "ticket_id"), main=main,
                                           expert_ids=body.expert_ids))
+
+
+@route("POST", "/api/tickets/{ticket_id}/consultations/bring-in", "请已接受邀请的专家进入主通话（群众可见可听）",
+       body=Stage, roles=("clerk", "supervisor"), tag="experts")
+async def bring_in(request: web.Request) -> web.Response:
+    return await _stage(request, main=True)
 
 
 @route("POST", "/api/tickets/{ticket_id}/consultations/send-back", "请专家回到会商频道（群众不可见不可听）",
        body=Stage, roles=("clerk", "supervisor"), tag="experts")
 async def send_back(request: web.Request) -> web.Response:
-    who = await actor(request)
-    body = await parse(request, Stage)
-    async with request.app[DOMAIN].unit() as uow:
-        return ok(await experts.set_stage(uow, who, int_param(request, "ticket_id"), main=False,
-                                          expert_ids=body.expert_ids))
+    return await _stage(request, main=False)
 
 
 @route("GET", "/api/invitations", "专家本人的会商邀请（可按 status 筛选）", query={"status": "string"},
