@@ -172,6 +172,8 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
     history = (await worker_api.get(f"/api/tickets/{ticket['id']}/messages")).body
     assert all(m["channel"] == "call" for m in history)
     assert any(m["channel"] == "consultation" for m in (await clerk_api.get(f"/api/tickets/{ticket['id']}/messages")).body)
+    record = (await clerk_api.get(f"/api/tickets/{ticket['id']}/consultations")).body["timeline"]
+    assert [e["kind"] for e in record].count("joined") == 1  # a chat message is not a join
 
     # Brought into the main call: now the resident sees and hears the expert (never the side tracks).
     brought = await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations/bring-in", {})

@@ -80,6 +80,17 @@ async def role_in_case(uow: Uow, actor: Actor, ticket: Ticket) -> str | None:
 
 async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
     """加入通话 — check the actor belongs in this ticket's call and that the call is open."""
+    seat = await _seat(uow, actor, ticket_id)
+    if seat.role == "expert":
+        invitation = await accepted_invitation(uow, actor.user_id, ticket_id)
+        if invitation is not None and invitation.joined_at is None:
+            invitation.joined_at = uow.clock.now()  # the first join; every join is in the audit log
+    audit.record(uow, actor, "call.join", "ticket", ticket_id, role=seat.role)
+    return seat
+
+
+async def _seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
+    """The actor's place in the open call of this ticket (nothing recorded)."""
     ticket = await _ticket(uow, ticket_id)
     role = await role_in_case(uow, actor, ticket)
     if role is None:
@@ -92,9 +103,6 @@ async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
         invitation = await accepted_invitation(uow, actor.user_id, ticket.id)
         assert invitation is not None
         private = not invitation.in_main_call
-        if invitation.joined_at is None:  # the first join; every join and leave is in the audit log
-            invitation.joined_at = uow.clock.now()
-    audit.record(uow, actor, "call.join", "ticket", ticket.id, role=role)
     return Seat(ticket.id, actor.user_id, role, name, private)
 
 
@@ -117,7 +125,7 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channe
         raise Invalid("message_too_long", f"消息不超过 {MAX_MESSAGE} 字")
     if channel not in CHANNELS:
         raise Invalid("unknown_channel", "没有这个频道", channel=channel)
-    seat = await take_seat(uow, actor, ticket_id)
+    seat = await _seat(uow, actor, ticket_id)
     if channel == "consultation" and seat.role not in PRIVATE_ROLES:
         raise Forbidden("channel_forbidden", "会商频道只对云窗口工作人员和专家开放")
     if channel == "call" and seat.private:
