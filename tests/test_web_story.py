@@ -241,6 +241,12 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(clerk.locator("[data-testid=private-talk-on]")).to_be_hidden()
     await eventually(lambda: muted_is(worker, f"u{clerk_id}:microphone", False), what="the clerk's microphone back for the worker")
 
+    # The expert reads the case's documents (no review: that is the clerk's).
+    await line(expert, "身份证").locator(".thumb").first.click()
+    await expect(expert.locator("[data-testid=viewer-status]")).to_have_text("已通过")
+    await expect(expert.locator("[data-testid=accept]")).to_have_count(0)
+    await expert.keyboard.press("Escape")
+
     # The expert's opinion reaches the clerk at once.
     await expert.fill("textarea[data-testid=opinion-input]", "户籍迁入满一年即可申领，建议补充户口簿首页")
     await expert.click("[data-testid=opinion-submit]")
@@ -272,6 +278,17 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expert.keyboard.press("Enter")
     await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("我是民政专家")
     assert f"u{clerk_id}:side_microphone" not in await received(worker)
+
+    # 请专家回避: the extension point loses the expert at once; clerk and expert still consult.
+    await clerk.click("[data-testid=send-back]")
+    await expect(channel).to_have_attribute("data-channel", "consultation")
+    await expect(worker.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")).to_have_count(0)
+    await eventually(lambda: worker.evaluate("!window.yb.call.state.participants.some((p) => p.role === 'expert')"),
+                     what="the expert gone from the worker's call")
+    await expect(tile.locator("[data-testid=private-badge]")).to_be_visible()
+    await expect(invitation.locator(".where")).to_have_attribute("data-channel", "consultation")
+    await expect(invitation.locator(".where")).to_have_text("在会商频道中")  # still in the clerk's call
+    await expect(expert.locator("[data-testid=chat-input]")).to_have_count(0)
 
     # Screen sharing: the worker's page receives the clerk's screen as a second video.
     await clerk.click("[data-testid=share-screen]")
