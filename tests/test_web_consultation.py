@@ -16,7 +16,7 @@ from server.config import Settings
 from server.keys import MONITOR
 from tests.conftest import Platform, cloned_database
 from tests.helpers import district_item, take, window_of
-from tests.web import eventually, launch, log_in, person, require_built_client, web_settings
+from tests.web import decoding, eventually, launch, log_in, person, require_built_client, web_settings
 
 
 @pytest.fixture
@@ -143,3 +143,49 @@ async def test_declined_and_expired_invitations_reach_the_clerk_who_invites_agai
     await expect(invitation_of(clerk, expert1, "pending")).to_have_count(1)
     await expect(sun.locator("[data-testid=invitation-card][data-status=pending]")).to_have_count(1)
     await eventually(lambda: rang(sun, 2), what="a second invitation sound")
+
+
+async def test_an_expert_comes_back_into_the_consultation_after_a_reload_and_after_stepping_out(
+    platform: Platform, browser: Browser,
+) -> None:
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "会商群众")
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).body["id"] == ticket["id"]
+    expert_api = await platform.login("expert1")
+    expert_id, clerk_id = expert_api.user["id"], clerk_api.user["id"]
+    invited = await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert_id]})
+    assert (await expert_api.post(f"/api/invitations/{invited.body['invitations'][0]['id']}/accept")).status == 200
+
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk1")
+    await expect(invitation_of(clerk, expert_id, "accepted")).to_have_count(1)
+
+    # Opening the page finds the consultation and goes straight into it, in the private channel.
+    _, expert = await person(browser, platform, viewport={"width": 1024, "height": 768})
+    await log_in(expert, "expert1")
+    room = expert.locator("[data-testid=consultation-room]")
+    await expect(room).to_have_attribute("data-ticket-id", str(ticket["id"]))
+    await expect(expert.locator("[data-testid=expert-channel]")).to_have_attribute("data-channel", "consultation")
+    await decoding(clerk, f"u{expert_id}:camera")
+    await decoding(expert, f"u{clerk_id}:camera")
+    await expect(invitation_of(clerk, expert_id).locator(".where")).to_have_text("在会商频道中")
+
+    # A reload: the same place in the call, media again.
+    await expert.reload()
+    await expect(expert.locator("[data-testid=expert-channel]")).to_have_attribute("data-channel", "consultation")
+    await expect(expert.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+    await decoding(expert, f"u{clerk_id}:camera")
+    await decoding(clerk, f"u{expert_id}:camera")
+
+    # Stepping out of the video keeps the consultation; the clerk sees the expert gone, then back.
+    await expert.click("[data-testid=leave-consultation]")
+    await expect(expert.locator("[data-testid=my-consultation]")).to_contain_text(ticket["number"])
+    await expect(room).to_have_count(0)
+    await expect(invitation_of(clerk, expert_id).locator(".where")).to_have_text("尚未进入视频")
+    await expect(expert.locator("[data-testid=my-presence]")).to_contain_text("在线")
+    await expert.click("[data-testid=open-consultation]")
+    await expect(expert.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+    await decoding(clerk, f"u{expert_id}:camera")
+    await expect(invitation_of(clerk, expert_id).locator(".where")).to_have_text("在会商频道中")
+    kinds = [e["kind"] for e in (await clerk_api.get(f"/api/tickets/{ticket['id']}/consultations")).body["timeline"]]
+    assert kinds.count("left") == 1 and kinds.count("joined") >= 2

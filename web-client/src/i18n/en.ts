@@ -288,6 +288,13 @@ const en: Messages<typeof zhCN> = {
     chatHelp: "Only the clerk and the experts see these messages.",
     opinions: "Experts' opinions",
     noOpinions: "No opinion yet",
+    told: {
+      accepted: "{expert} accepted the invitation",
+      declined: "{expert} declined the invitation",
+      declinedBecause: "{expert} declined the invitation: {reason}",
+      expired: "{expert} did not answer in time; the invitation expired",
+      opinion: "{expert} wrote an opinion",
+    },
     record: "Consultation record",
     timeline: {
       invited: "{by} invited {expert}",
@@ -301,6 +308,7 @@ const en: Messages<typeof zhCN> = {
     },
   },
   expertDesk: {
+    presence: "Clerks see you as: {state}",
     available: "Taking consultation invitations",
     paused: "Not taking invitations for now",
     parallel: "Allow several consultations at once",

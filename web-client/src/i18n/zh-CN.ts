@@ -285,6 +285,13 @@ export default {
     chatHelp: "这里的消息只有云窗口工作人员和专家能看到。",
     opinions: "专家意见",
     noOpinions: "专家还没有填写意见",
+    told: {
+      accepted: "{expert} 接受了会商邀请",
+      declined: "{expert} 婉拒了会商邀请",
+      declinedBecause: "{expert} 婉拒了会商邀请：{reason}",
+      expired: "{expert} 没有在规定时间内答复，邀请已过期",
+      opinion: "收到 {expert} 的意见",
+    },
     record: "会商记录",
     timeline: {
       invited: "{by} 邀请 {expert}",
@@ -298,6 +305,7 @@ export default {
     },
   },
   expertDesk: {
+    presence: "云窗口看到您的状态：{state}",
     available: "接受会商邀请",
     paused: "已暂停接受会商邀请",
     parallel: "允许同时参加多件会商",

@@ -48,8 +48,11 @@ async function loadSettings(): Promise<void> {
   }
 }
 
-/** Read everything again (page load, reconnect): events are not replayed. */
-export async function load(): Promise<void> {
+/**
+ * Read everything again (page load, reconnect): events are not replayed. `resume` (the page
+ * was just opened or reloaded): go back into the one consultation the expert is in.
+ */
+export async function load(resume = false): Promise<void> {
   try {
     const [pending, accepted] = await Promise.all([
       request("get", "/api/invitations", { query: { status: "pending" } }),
@@ -67,7 +70,7 @@ export async function load(): Promise<void> {
     if (expertDesk.current !== null && !expertDesk.consultations.some((c) => c.ticket_id === expertDesk.current)) {
       expertDesk.current = null;
     }
-    if (expertDesk.current === null && expertDesk.consultations.length === 1) {
+    if (resume && expertDesk.current === null && expertDesk.consultations.length === 1) {
       expertDesk.current = expertDesk.consultations[0]!.ticket_id;
     }
     expertDesk.error = "";
