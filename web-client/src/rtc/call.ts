@@ -398,7 +398,7 @@ export class CallSession {
     if (on === this.state.privateTalk || this.ended) return;
     const mic = this.state.local?.getAudioTracks()[0];
     if (on) {
-      if (!mic) throw new Error("no microphone");
+      if (!mic) throw new Error("没有可用的麦克风，无法私下交流");
       this.sideMic = markRaw(mic.clone());
     } else {
       this.sideMic?.stop();
