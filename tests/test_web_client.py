@@ -1,5 +1,5 @@
 """The browser client, one behaviour at a time: serving, the device check, the language
-switch, the expert placeholder, and a worker page that survives a dropped connection."""
+switch, the expert's desk, and a worker page that survives a dropped connection."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ async def test_the_language_switch_turns_the_interface_to_english_and_back(platf
     await expect(page.locator("[data-testid=check-again]")).to_have_text("再次检测")
 
 
-async def test_login_errors_are_the_servers_words_and_experts_get_a_placeholder(platform: Platform, browser: Browser) -> None:
+async def test_login_errors_are_the_servers_words_and_experts_get_their_desk(platform: Platform, browser: Browser) -> None:
     _, page = await person(browser, platform)
     await log_in(page, "worker1", "wrong-password")
     error = page.locator("[data-testid=login-error]")
@@ -153,7 +153,8 @@ async def test_login_errors_are_the_servers_words_and_experts_get_a_placeholder(
     await expect(error).to_contain_text(reply.body["error"]["message"])
     await log_in(page, "expert1")
     await page.wait_for_url("**/app/expert")
-    await expect(page.locator("[data-testid=expert-placeholder]")).to_contain_text("专家会商功能即将上线")
+    await expect(page.locator("[data-testid=expert-desk]")).to_contain_text("养老服务")
+    await expect(page.locator("[data-testid=no-invitations]")).to_contain_text("现在没有会商邀请")
     await page.goto("/app/clerk")
     await page.wait_for_url("**/app/expert")
 

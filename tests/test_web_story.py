@@ -1,8 +1,10 @@
-"""The story of the design, in three browsers: a community worker takes a ticket for an item
+"""The story of the design, in four browsers: a community worker takes a ticket for an item
 found by its pinyin initials, a clerk calls it, they see each other, documents go up (one of
-them by remote capture, returned once and taken again) and are accepted, the clerk shares the
-screen and completes the case, the resident rates it, and the supervisor's wall display counts
-one more served."""
+them by remote capture, returned once and taken again) and are accepted; the clerk invites an
+expert, who hears the invitation, accepts and consults in the private channel (seen and heard
+by the clerk, never by the extension point), writes an opinion, and is brought into the call
+where all three see each other; the clerk shares the screen and completes the case, the
+resident rates it, and the supervisor's wall display counts one more served."""
 
 from __future__ import annotations
 
@@ -15,9 +17,11 @@ import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, Request, Route, expect
 
+import asyncio
+
 from server.config import Settings
 from tests.conftest import Platform, cloned_database
-from tests.web import decoding, launch, log_in, person, require_built_client, web_settings
+from tests.web import decoding, eventually, launch, log_in, person, require_built_client, web_settings
 
 
 @pytest.fixture
@@ -53,9 +57,23 @@ def line(page: Page, name: str):  # type: ignore[no-untyped-def]
     return page.locator("[data-testid=checklist] li.line", has_text=name)
 
 
+async def received(page: Page) -> set[str]:
+    """Track ids the page's call is offered or receives media of."""
+    offered = await page.evaluate("window.yb.call ? window.yb.call.state.remote.map((r) => r.info.track_id) : []")
+    return set(offered) | set(await page.evaluate("window.yb.stats().then(Object.keys)"))
+
+
+async def muted_is(page: Page, track_id: str, muted: bool) -> bool:
+    """The page receives that track and its sender says it is (not) muted."""
+    return bool(await page.evaluate(
+        "([id, muted]) => window.yb.call.state.remote.some((r) => r.info.track_id === id && r.info.muted === muted)",
+        [track_id, muted]))
+
+
 async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, browser: Browser, tmp_path: Path) -> None:
     worker_id = (await platform.login("worker1")).user["id"]
     clerk_id = (await platform.login("clerk4")).user["id"]
+    expert_id = (await platform.login("expert1")).user["id"]
 
     _, wall = await person(browser, platform)
     await log_in(wall, "supervisor1")
@@ -168,6 +186,110 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
         await expect(line(clerk, name)).to_have_attribute("data-state", "accepted")
         await expect(line(worker, name)).to_have_attribute("data-state", "accepted")
 
+    # A hard case: the clerk invites an expert from the pool. expert1 has the page open.
+    _, expert = await person(browser, platform)
+    await log_in(expert, "expert1")
+    await expect(expert.locator("[data-testid=no-invitations]")).to_be_visible()
+    await clerk.click("[data-testid=invite-experts]")
+    await clerk.fill("input[data-testid=expert-specialty]", "养老")
+    row = clerk.locator(f"[data-testid=expert-row][data-expert-id='{expert_id}']")
+    await expect(clerk.locator("[data-testid=expert-row]")).to_have_count(1)
+    await expect(row).to_have_attribute("data-presence", "online")
+    await expect(row.locator("[data-testid=expert-free]")).to_have_text("空闲")
+    await row.locator("[data-testid=expert-pick]").click()
+    await clerk.fill("textarea[data-testid=invite-note]", "户籍从外区迁入，能否申领？")
+    await clerk.click("[data-testid=invite-send]")
+    invitation = clerk.locator(f"[data-testid=invitation][data-expert-id='{expert_id}']")
+    await expect(invitation).to_have_attribute("data-status", "pending")
+    await expect(invitation.locator("[data-testid=countdown]")).to_contain_text("剩余")
+
+    # The invitation rings on the expert's page, with the case as it stands.
+    card = expert.locator("[data-testid=invitation-card]")
+    await expect(card.locator("[data-testid=case-item]")).to_have_text("高龄津贴申领")
+    await expect(card.locator("[data-testid=case-resident]")).to_have_text("李大爷")
+    await expect(card.locator("[data-testid=case-checklist] li[data-state=accepted]")).to_have_count(2)
+    await expect(card.locator("[data-testid=case-documents]")).to_contain_text("身份证")
+    await eventually(lambda: expert.evaluate("window.yb.sounds.invitation === 1"), what="the invitation sound")
+    await card.locator("[data-testid=accept-invitation]").click()
+    await expect(invitation).to_have_attribute("data-status", "accepted")
+    await expect(invitation.locator("[data-testid=response-time]")).to_be_visible()
+
+    # In the consultation channel: the clerk and the expert see each other and the extension
+    # point; the extension point gets nothing of the expert.
+    channel = expert.locator("[data-testid=expert-channel]")
+    await expect(channel).to_have_attribute("data-channel", "consultation")
+    await expect(channel).to_contain_text("群众看不到")
+    await asyncio.gather(decoding(clerk, f"u{expert_id}:camera"), decoding(expert, f"u{clerk_id}:camera"),
+                         decoding(expert, f"u{worker_id}:camera"))
+    tile = clerk.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")
+    await expect(tile.locator("[data-testid=private-badge]")).to_have_text("会商中（群众不可见）")
+    await expect(clerk.locator("[data-testid=consult-stage]")).to_have_attribute("data-stage", "private")
+    await expect(expert.locator("[data-testid=chat-input]")).to_have_count(0)  # the call's chat is not theirs yet
+    await expert.fill("input[data-testid=consultation-input]", "建议先核实户籍迁入时间")
+    await expert.keyboard.press("Enter")
+    await expect(clerk.locator("[data-testid=consultation-messages]")).to_contain_text("建议先核实户籍迁入时间")
+    await clerk.fill("input[data-testid=consultation-input]", "好的，我请社区查一下")
+    await clerk.keyboard.press("Enter")
+    await expect(expert.locator("[data-testid=consultation-messages]")).to_contain_text("我请社区查一下")
+
+    # 私下交流: the clerk's voice goes to the expert only; the resident's side hears a muted microphone.
+    await clerk.click("[data-testid=private-talk]")
+    await expect(clerk.locator("[data-testid=private-talk-on]")).to_be_visible()
+    await decoding(expert, f"u{clerk_id}:side_microphone")
+    await eventually(lambda: muted_is(worker, f"u{clerk_id}:microphone", True), what="the clerk's microphone muted for the worker")
+    await clerk.click("[data-testid=private-talk]")
+    await expect(clerk.locator("[data-testid=private-talk-on]")).to_be_hidden()
+    await eventually(lambda: muted_is(worker, f"u{clerk_id}:microphone", False), what="the clerk's microphone back for the worker")
+
+    # The expert reads the case's documents (no review: that is the clerk's).
+    await line(expert, "身份证").locator(".thumb").first.click()
+    await expect(expert.locator("[data-testid=viewer-status]")).to_have_text("已通过")
+    await expect(expert.locator("[data-testid=accept]")).to_have_count(0)
+    await expert.keyboard.press("Escape")
+
+    # The expert's opinion reaches the clerk at once.
+    await expert.fill("textarea[data-testid=opinion-input]", "户籍迁入满一年即可申领，建议补充户口簿首页")
+    await expert.click("[data-testid=opinion-submit]")
+    await expect(clerk.locator("[data-testid=opinions]")).to_contain_text("户籍迁入满一年即可申领")
+
+    # Nothing of it reached the extension point.
+    private = {f"u{expert_id}:camera", f"u{expert_id}:microphone", f"u{clerk_id}:side_microphone"}
+    assert not (await received(worker)) & private
+    assert not await worker.evaluate("window.yb.call.state.participants.some((p) => p.role === 'expert')")
+    await expect(worker.locator("[data-testid=chat-messages]")).not_to_contain_text("户籍")
+    assert not await worker.evaluate(
+        "window.yb.live.log.some(([name, data]) => name.startsWith('invitation') || name.startsWith('opinion')"
+        " || name.startsWith('consultation') || (data && data.channel === 'consultation') || (data && data.role === 'expert'))")
+
+    # 请专家进入通话: three pages, each decoding the other two; the extension point sees "专家 孙建国".
+    await clerk.click("[data-testid=bring-in]")
+    await expect(channel).to_have_attribute("data-channel", "call")
+    await expect(clerk.locator("[data-testid=consult-stage]")).to_have_attribute("data-stage", "main")
+    await asyncio.gather(*(decoding(page, f"u{other}:camera") for page, others in (
+        (worker, (clerk_id, expert_id)), (clerk, (worker_id, expert_id)), (expert, (worker_id, clerk_id)),
+    ) for other in others))
+    await decoding(worker, f"u{expert_id}:microphone")
+    expert_tile = worker.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")
+    await expect(expert_tile).to_contain_text("专家 孙建国")
+    await expect(expert_tile.locator("[data-testid=private-badge]")).to_have_count(0)
+    await expect(worker.locator("[data-testid=video-stage]")).to_have_attribute("data-layout", "grid")
+    await expect(tile.locator("[data-testid=private-badge]")).to_have_count(0)
+    await expert.fill("input[data-testid=chat-input]", "大爷您好，我是民政专家")
+    await expert.keyboard.press("Enter")
+    await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("我是民政专家")
+    assert f"u{clerk_id}:side_microphone" not in await received(worker)
+
+    # 请专家回避: the extension point loses the expert at once; clerk and expert still consult.
+    await clerk.click("[data-testid=send-back]")
+    await expect(channel).to_have_attribute("data-channel", "consultation")
+    await expect(worker.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")).to_have_count(0)
+    await eventually(lambda: worker.evaluate("!window.yb.call.state.participants.some((p) => p.role === 'expert')"),
+                     what="the expert gone from the worker's call")
+    await expect(tile.locator("[data-testid=private-badge]")).to_be_visible()
+    await expect(invitation.locator(".where")).to_have_attribute("data-channel", "consultation")
+    await expect(invitation.locator(".where")).to_have_text("在会商频道中")  # still in the clerk's call
+    await expect(expert.locator("[data-testid=chat-input]")).to_have_count(0)
+
     # Screen sharing: the worker's page receives the clerk's screen as a second video.
     await clerk.click("[data-testid=share-screen]")
     await decoding(worker, f"u{clerk_id}:screen")
@@ -182,6 +304,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await clerk.locator("[data-result=materials_incomplete]").click()
     await clerk.click("[data-testid=complete-confirm]")
     await expect(clerk.locator("[data-testid=ended]")).to_contain_text(number)
+    await expect(expert.locator("[data-testid=consultation-ended]")).to_contain_text(number)
 
     # The resident rates on the worker's screen; the clerk and the wall display see it.
     await expect(worker.locator("[data-testid=rating]")).to_be_visible()

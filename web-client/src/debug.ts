@@ -1,6 +1,8 @@
 // window.yb: a small debug hook for support staff and the browser tests (stats of received
-// media, the live connection, a way to drop the socket as a bad network would).
+// media, the live connection, a way to drop the socket as a bad network would, the sounds
+// played so far).
 import { live } from "@/api/socket";
+import { sounds } from "@/lib/chime";
 import type { CallSession } from "@/rtc/call";
 
 interface DebugHook {
@@ -9,6 +11,7 @@ interface DebugHook {
   stats(): Promise<Record<string, unknown>>;
   drop(): void;
   uploads: { material: string; percent: number; phase: string }[];
+  sounds: Record<string, number>;
 }
 
 export const yb: DebugHook = {
@@ -21,6 +24,7 @@ export const yb: DebugHook = {
     live.drop();
   },
   uploads: [],
+  sounds,
 };
 
 export function installDebugHook(): void {

@@ -1,6 +1,7 @@
 // Response shapes. The server's OpenAPI document describes paths, parameters and request
 // bodies (src/api/schema.d.ts is generated from it) but not responses yet, so these are
 // written from docs/protocol.md, docs/queue.md, docs/documents.md and server/domain/views.py.
+import type { CaseSummary, Invitation, Opinion } from "./events";
 import type { components } from "./schema";
 
 export type Schemas = components["schemas"];
@@ -236,6 +237,62 @@ export interface Health {
   database: string;
 }
 
+export type Presence = "online" | "busy" | "offline";
+
+/** An expert of the pool as GET /api/experts lists them (server/domain/experts.py `search`). */
+export interface PoolExpert {
+  id: number;
+  display_name: string;
+  specialties: string[];
+  departments: { id: number; name: string }[];
+  available: boolean;
+  parallel_consultations: boolean;
+  presence: Presence;
+  open_consultations: number;
+  /** Available, online and not already in a consultation (unless they allow several). */
+  free: boolean;
+}
+
+export interface ExpertSettings {
+  id: number;
+  available: boolean;
+  parallel_consultations: boolean;
+}
+
+/** An invitation as the expert reads it: who asks, why, and the case. */
+export type InvitationToMe = Invitation & { note: string; invited_by_name: string; case: CaseSummary };
+
+export interface ConsultationCreated {
+  id: number;
+  ticket_id: number;
+  note: string;
+  created_at: string;
+  invitations: Invitation[];
+}
+
+export type TimelineKind = "invited" | "accepted" | "declined" | "expired" | "joined" | "left" | "opinion";
+
+export interface TimelineEntry {
+  at: string;
+  kind: TimelineKind;
+  expert_id: number;
+  expert_name: string;
+  by_id?: number;
+  by_name?: string;
+  invitation_id?: number;
+  response_seconds?: number | null;
+  opinion_id?: number;
+  text?: string;
+}
+
+export interface ConsultationRecord {
+  ticket_id: number;
+  consultations: { id: number; note: string; created_by_id: number; created_at: string }[];
+  invitations: Invitation[];
+  opinions: Opinion[];
+  timeline: TimelineEntry[];
+}
+
 /** What each call answers, keyed "METHOD path" exactly as in the OpenAPI document. */
 export interface Responses {
   "post /api/auth/login": LoginResult;
@@ -271,4 +328,14 @@ export interface Responses {
   "get /api/documents/{document_id}": CaseDocument;
   "post /api/documents/{document_id}/review": CaseDocument;
   "get /api/tickets/{ticket_id}/checklist": ChecklistLine[];
+  "get /api/experts": PoolExpert[];
+  "patch /api/experts/me": ExpertSettings;
+  "post /api/tickets/{ticket_id}/consultations": ConsultationCreated;
+  "get /api/tickets/{ticket_id}/consultations": ConsultationRecord;
+  "post /api/tickets/{ticket_id}/consultations/bring-in": Invitation[];
+  "post /api/tickets/{ticket_id}/consultations/send-back": Invitation[];
+  "get /api/invitations": InvitationToMe[];
+  "post /api/invitations/{invitation_id}/accept": Invitation & { expert_name: string; case: CaseSummary };
+  "post /api/invitations/{invitation_id}/decline": Invitation & { expert_name: string; reason: string };
+  "post /api/tickets/{ticket_id}/opinions": Opinion;
 }

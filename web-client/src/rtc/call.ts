@@ -1,8 +1,13 @@
 // One participant's side of a call (docs/protocol.md "The call"): one publishing and one
 // subscribing RTCPeerConnection to the server's relay, signalled over the page's socket.
 // Written from the same protocol as server/static/dev/call.js, which it follows closely.
+//
+// A consultation (docs/protocol.md "Consultation") adds two things: experts who start in the
+// private consultation channel (only the clerk and the experts see and hear them; the relay
+// keeps them from the worker) and the clerk's side microphone for talking to the experts
+// without the resident hearing (published as `side_microphone` while `microphone` is muted).
 import { markRaw, reactive } from "vue";
-import type { OfferedTrack, Participant, Source, SubscribeOffer } from "@/api/events";
+import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
 import { ApiError, request } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
 import { callConstraints, mediaProblem, type MediaProblem } from "./devices";
@@ -26,6 +31,8 @@ export interface ReceivedStats {
 
 const MAX_VIDEO_BITRATE = 1_500_000;
 const DISCONNECTED_GRACE_MS = 4000;
+/** How long a consultation.stage move explains the participant_left / _joined that follows it. */
+const STAGE_MOVE_MS = 5000;
 
 function waitGathering(pc: RTCPeerConnection, ms = 3000): Promise<void> {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -64,6 +71,11 @@ export class CallSession {
     mediaProblem: null as MediaProblem | null,
     joined: false,
     rejoins: 0,
+    /** Our part in the call (from the join answer) and, for an expert, which channel we are in. */
+    role: null as Role | null,
+    channel: "call" as Channel,
+    /** The clerk talks to the experts only: side_microphone on, microphone muted for the resident. */
+    privateTalk: false,
     sharing: false,
     cameraId: "",
     muted: { camera: false, microphone: false } as Record<"camera" | "microphone", boolean>,
@@ -75,6 +87,13 @@ export class CallSession {
   private pub: RTCPeerConnection | null = null;
   private sub: RTCPeerConnection | null = null;
   private cameraSender: RTCRtpSender | null = null;
+  private sideMic: MediaStreamTrack | null = null;
+  private me = 0;
+  /** Experts a consultation.stage just moved: user id → when (see STAGE_MOVE_MS). */
+  private moving = new Map<number, number>();
+  /** Mute flags by track, with the order they arrived in relative to subscribe offers. */
+  private muteSeen = new Map<string, { muted: boolean; seq: number }>();
+  private seq = 0;
   private tracksByMid = new Map<string, OfferedTrack>();
   private streams = new Map<string, MediaStream>();
   private iceServers: RTCIceServer[] = [];
@@ -102,19 +121,44 @@ export class CallSession {
     this.offs.push(
       this.live.on("subscribe_offer", (offer) => {
         if (!mine(offer)) return;
-        this.offers = this.offers.then(() => this.onOffer(offer)).catch((e: unknown) => this.fail(e));
+        const seq = ++this.seq;
+        this.offers = this.offers.then(() => this.onOffer(offer, seq)).catch((e: unknown) => this.fail(e));
       }),
       this.live.on("participant_joined", (p) => {
-        if (mine(p)) this.state.participants = [...this.state.participants.filter((q) => q.user_id !== p.user_id), p];
+        if (!mine(p)) return;
+        this.moving.delete(p.user_id);
+        this.state.participants = [...this.state.participants.filter((q) => q.user_id !== p.user_id), p];
       }),
       this.live.on("participant_left", (p) => {
-        if (mine(p)) this.state.participants = this.state.participants.filter((q) => q.user_id !== p.user_id);
+        if (!mine(p)) return;
+        // A sent-back expert "leaves" the main call but stays in the consultation channel,
+        // which the clerk and the experts still share with them (the stage event came first).
+        const moved = this.moving.get(p.user_id);
+        this.moving.delete(p.user_id);
+        if (moved !== undefined && Date.now() - moved < STAGE_MOVE_MS && this.state.participants.some((q) => q.user_id === p.user_id)) {
+          this.setChannel(p.user_id, "consultation");
+          return;
+        }
+        this.state.participants = this.state.participants.filter((q) => q.user_id !== p.user_id);
+      }),
+      this.live.on("consultation.stage", (stage) => {
+        if (!mine(stage)) return;
+        const channel: Channel = stage.main ? "call" : "consultation";
+        for (const invitation of stage.invitations) {
+          if (invitation.expert_id === this.me) {
+            this.state.channel = channel;
+          } else if (this.state.participants.some((q) => q.user_id === invitation.expert_id)) {
+            this.moving.set(invitation.expert_id, Date.now());
+            this.setChannel(invitation.expert_id, channel);
+          }
+        }
       }),
       this.live.on("call_closed", (c) => {
         if (mine(c)) this.end("closed");
       }),
       this.live.on("track_muted", (t) => {
         if (!mine(t)) return;
+        this.muteSeen.set(t.track_id, { muted: t.muted, seq: ++this.seq });
         for (const [mid, info] of this.tracksByMid) {
           if (info.track_id === t.track_id) this.tracksByMid.set(mid, { ...info, muted: t.muted });
         }
@@ -145,6 +189,9 @@ export class CallSession {
     }
     const ack = await this.live.request("join", { ticket_id: this.ticketId });
     if (this.ended) return;
+    this.me = Number(ack.participant_id.replace(/^u/, ""));
+    this.state.role = ack.role;
+    this.state.channel = ack.participants.find((p) => p.user_id === this.me)?.channel ?? "call";
     this.state.participants = ack.participants;
     if (ack.rejoined) this.state.rejoins += 1;
     if (!this.state.local) {
@@ -155,20 +202,43 @@ export class CallSession {
         this.state.mediaProblem = mediaProblem(error);
         throw error;
       }
-      for (const t of this.state.local.getTracks()) t.enabled = !this.state.muted[t.kind === "video" ? "camera" : "microphone"];
+      this.applyEnabled();
       const settings = this.state.local.getVideoTracks()[0]?.getSettings();
       if (settings?.deviceId) this.state.cameraId = settings.deviceId;
     }
     await this.publish();
-    for (const source of ["camera", "microphone"] as const) {
-      if (this.state.muted[source]) await this.live.request("mute", { ticket_id: this.ticketId, source, muted: true });
-    }
     this.state.phase = "connected";
     this.state.joined = true;
     this.state.error = "";
   }
 
-  /** Publish every track we send (camera, microphone, screen), replacing the last publisher. */
+  private setChannel(userId: number, channel: Channel): void {
+    this.state.participants = this.state.participants.map((q) => (q.user_id === userId ? { ...q, channel } : q));
+  }
+
+  /** Which of our tracks carry sound and picture, from the mute switches and private talk. */
+  private applyEnabled(): void {
+    const muted = this.state.muted;
+    for (const t of this.state.local?.getVideoTracks() ?? []) t.enabled = !muted.camera;
+    for (const t of this.state.local?.getAudioTracks() ?? []) t.enabled = !muted.microphone && !this.state.privateTalk;
+    if (this.sideMic) this.sideMic.enabled = !muted.microphone;
+  }
+
+  /** What the others are told is muted: a fresh publish starts every track unmuted. */
+  private async sendMutes(onlyMuted: boolean): Promise<void> {
+    const muted = this.state.muted;
+    const flags: [Source, boolean][] = [
+      ["camera", muted.camera],
+      ["microphone", muted.microphone || this.state.privateTalk],
+    ];
+    if (this.sideMic) flags.push(["side_microphone", muted.microphone]);
+    for (const [source, value] of flags) {
+      if (onlyMuted && !value) continue;
+      await this.live.request("mute", { ticket_id: this.ticketId, source, muted: value });
+    }
+  }
+
+  /** Publish every track we send (camera, microphone, side microphone, screen), replacing the last publisher. */
   private async publish(): Promise<void> {
     const local = this.state.local;
     if (!local || this.ended) return;
@@ -179,6 +249,7 @@ export class CallSession {
     for (const track of local.getTracks()) {
       entries.push([pc.addTransceiver(track, { direction: "sendonly" }), track.kind === "video" ? "camera" : "microphone"]);
     }
+    if (this.sideMic) entries.push([pc.addTransceiver(this.sideMic, { direction: "sendonly" }), "side_microphone"]);
     const screenTrack = this.state.screen?.getVideoTracks()[0];
     if (screenTrack) entries.push([pc.addTransceiver(screenTrack, { direction: "sendonly" }), "screen"]);
     for (const [t, source] of entries) {
@@ -196,9 +267,10 @@ export class CallSession {
     if (pc !== this.pub) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     for (const [t] of entries) if (t.sender.track?.kind === "video") await capBitrate(t.sender);
+    await this.sendMutes(true);
   }
 
-  private async onOffer(offer: SubscribeOffer): Promise<void> {
+  private async onOffer(offer: SubscribeOffer, seq: number): Promise<void> {
     if (this.ended) return;
     if (!this.sub) {
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
@@ -210,7 +282,13 @@ export class CallSession {
       });
     }
     const pc = this.sub;
-    this.tracksByMid = new Map(offer.tracks.map((t) => [t.mid, t]));
+    // A track_muted that arrived after this offer (while an earlier one was being answered) is newer.
+    this.tracksByMid = new Map(
+      offer.tracks.map((t) => {
+        const seen = this.muteSeen.get(t.track_id);
+        return [t.mid, seen && seen.seq > seq ? { ...t, muted: seen.muted } : t];
+      }),
+    );
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     await waitGathering(pc);
@@ -300,10 +378,35 @@ export class CallSession {
 
   /** Turn our camera or microphone off and on; the others are told (track_muted). */
   async setMuted(source: "camera" | "microphone", muted: boolean): Promise<void> {
-    const tracks = source === "camera" ? this.state.local?.getVideoTracks() : this.state.local?.getAudioTracks();
-    for (const track of tracks ?? []) track.enabled = !muted;
     this.state.muted[source] = muted;
-    await this.live.request("mute", { ticket_id: this.ticketId, source, muted });
+    this.applyEnabled();
+    if (source === "camera") {
+      await this.live.request("mute", { ticket_id: this.ticketId, source, muted });
+    } else {
+      await this.live.request("mute", { ticket_id: this.ticketId, source, muted: muted || this.state.privateTalk });
+      if (this.sideMic) await this.live.request("mute", { ticket_id: this.ticketId, source: "side_microphone", muted });
+    }
+  }
+
+  /**
+   * 私下交流: the clerk's voice goes to the experts only. The microphone is published a second
+   * time as `side_microphone` (consultation-only, the relay never forwards it to the worker)
+   * and the main `microphone` is silenced and marked muted; off again, the other way round.
+   * publish carries all tracks every time, so both changes are a fresh publish.
+   */
+  async setPrivateTalk(on: boolean): Promise<void> {
+    if (on === this.state.privateTalk || this.ended) return;
+    const mic = this.state.local?.getAudioTracks()[0];
+    if (on) {
+      if (!mic) throw new Error("没有可用的麦克风，无法私下交流");
+      this.sideMic = markRaw(mic.clone());
+    } else {
+      this.sideMic?.stop();
+      this.sideMic = null;
+    }
+    this.state.privateTalk = on;
+    this.applyEnabled();
+    await this.publish();
   }
 
   cameraTrack(): MediaStreamTrack | null {
@@ -363,6 +466,9 @@ export class CallSession {
     this.pub = this.sub = null;
     for (const t of this.state.local?.getTracks() ?? []) t.stop();
     for (const t of this.state.screen?.getTracks() ?? []) t.stop();
+    this.sideMic?.stop();
+    this.sideMic = null;
+    this.state.privateTalk = false;
     this.state.remote = [];
     this.state.local = null;
     this.state.screen = null;
