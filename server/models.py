@@ -386,6 +386,7 @@ class Invitation(Base):
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
     in_main_call: Mapped[bool] = mapped_column(Boolean, default=False)
+    decline_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class ExpertOpinion(Base):

@@ -247,9 +247,12 @@ class CallService:
                 continue
             presence.seat = dataclasses.replace(presence.seat, private=not main)
             await self.relay.set_private(room_id(ticket_id), participant_id(presence.seat.user_id), not main)
-            view = self._participant_view(presence.seat)
-            await self.sio.emit("participant_joined" if main else "participant_left", view,
-                                to=socket_room(ticket_id), skip_sid=presence.sid)
+            # Only those outside the consultation channel see the expert arrive or go: the clerk
+            # and the experts keep them (they follow consultation.stage).
+            backstage = [p.sid for k, p in self.present.items()
+                         if k[0] == ticket_id and p.seat.role in calls.PRIVATE_ROLES]
+            await self.sio.emit("participant_joined" if main else "participant_left", self._participant_view(presence.seat),
+                                to=socket_room(ticket_id), skip_sid=backstage)
 
     async def on_event(self, event: Event) -> None:
         """A ticket that leaves service closes its call and frees everything it held."""

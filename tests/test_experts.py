@@ -63,6 +63,7 @@ async def test_an_expert_can_pause_and_is_then_not_invitable(platform: Platform)
     ticket, _, clerk = await called_ticket(platform)
     expert1 = await platform.login("expert1")
     assert (await expert1.call("PATCH", "/api/experts/me", {"available": False})).body["available"] is False
+    assert (await expert1.get("/api/me")).body["available"] is False
     listed = next(e for e in (await clerk.get("/api/experts")).body if e["id"] == expert1.user["id"])
     assert listed["available"] is False and listed["free"] is False
     refused = await clerk.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert1.user["id"]]})
@@ -92,6 +93,7 @@ async def test_an_invitation_reaches_the_expert_live_with_the_case_and_the_answe
         assert case["ticket_id"] == ticket["id"] and case["item"]["name"]
         assert case["checklist"] and all(line["state"] == "missing" for line in case["checklist"])
         assert case["documents"] == []
+        assert live["now"] < live["expires_at"]  # the server's time, for the countdown
 
         platform.clock.advance(seconds=12)
         accepted = await expert1.post(f"/api/invitations/{invitation['id']}/accept")
@@ -159,6 +161,8 @@ async def test_a_declined_invitation_tells_the_clerk_and_cannot_then_be_accepted
         assert told["reason"] == "正在外出"
     late = await expert2.post(f"/api/invitations/{invitation['id']}/accept")
     assert (late.status, late.body["error"]["code"]) == (409, "invitation_answered")
+    record = (await clerk.get(f"/api/tickets/{ticket['id']}/consultations")).body
+    assert record["invitations"][0]["reason"] == "正在外出"  # still there after a reload
     join = await expert2.get(f"/api/tickets/{ticket['id']}/documents")
     assert join.status == 404
 

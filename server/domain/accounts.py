@@ -121,6 +121,8 @@ def user_view(user: User) -> dict[str, Any]:
         "active": user.active,
         "extension_point_id": user.extension_point_id,
         "specialties": list(user.specialties or []),
+        "available": user.available,
+        "parallel_consultations": user.parallel_consultations,
         "windows": [
             {
                 "id": w.id,

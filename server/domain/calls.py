@@ -111,8 +111,8 @@ async def leave_seat(uow: Uow, seat: Seat) -> None:
     if seat.role != "expert":
         return
     invitation = await accepted_invitation(uow, seat.user_id, seat.ticket_id)
-    if invitation is not None and invitation.left_at is None:
-        invitation.left_at = uow.clock.now()
+    if invitation is not None:
+        invitation.left_at = uow.clock.now()  # the latest leave
         who = Actor(user_id=seat.user_id, username=seat.display_name, role=Role.expert)
         audit.record(uow, who, "call.leave", "ticket", seat.ticket_id, role="expert")
 

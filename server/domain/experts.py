@@ -233,7 +233,8 @@ async def invite(uow: Uow, actor: Actor, ticket_id: int, expert_ids: list[int], 
                                invited_by_name=inviter, note=note)
         audit.record(uow, actor, "consultation.invite", "ticket", ticket.id, invitation_id=invitation.id,
                      expert_id=invitation.expert_id, note=note)
-        uow.emit("invitation.created", {**view, "case": summary}, Audience(users=(invitation.expert_id,)))
+        uow.emit("invitation.created", {**view, "case": summary, "now": now.isoformat()},
+                 Audience(users=(invitation.expert_id,)))
     return {
         "id": consultation.id, "ticket_id": ticket.id, "note": note, "created_at": now.isoformat(),
         "invitations": [invitation_view(i, expert_name=experts[i.expert_id].display_name, invited_by_name=inviter,
@@ -277,6 +278,7 @@ def invitation_view(i: Invitation, **extra: Any) -> dict[str, Any]:
         "expires_at": i.expires_at.isoformat(), "answered_at": _iso(i.answered_at),
         "response_seconds": round(response, 1) if response is not None else None,
         "joined_at": _iso(i.joined_at), "left_at": _iso(i.left_at), "in_main_call": i.in_main_call,
+        "reason": i.decline_reason,
     }
     view.update(extra)
     return view
@@ -355,9 +357,10 @@ async def decline(uow: Uow, actor: Actor, invitation_id: int, reason: str = "") 
         await _refuse_unanswerable(uow, invitation)
         raise Conflict("invitation_answered", "邀请已答复", invitation_id=invitation.id)
     reason = reason.strip()[:MAX_NOTE]
+    invitation.decline_reason = reason or None
     audit.record(uow, actor, "consultation.decline", "ticket", invitation.ticket_id, invitation_id=invitation.id,
                  reason=reason, response_seconds=invitation_view(invitation)["response_seconds"])
-    view = invitation_view(invitation, expert_name=await _name(uow, actor.user_id), reason=reason)
+    view = invitation_view(invitation, expert_name=await _name(uow, actor.user_id))
     uow.emit("invitation.updated", view, _answered_audience(invitation))
     return view
 
@@ -378,7 +381,7 @@ async def my_invitations(uow: Uow, actor: Actor, status: str | None = None) -> l
         assert ticket is not None and consultation is not None
         views.append(invitation_view(invitation, note=consultation.note,
                                      invited_by_name=await _name(uow, invitation.invited_by_id),
-                                     case=await case_summary(uow, ticket)))
+                                     case=await case_summary(uow, ticket), now=uow.clock.now().isoformat()))
     return views
 
 

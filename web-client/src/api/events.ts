@@ -90,7 +90,8 @@ export interface Invitation {
   expert_name?: string;
   invited_by_name?: string;
   note?: string;
-  reason?: string;
+  reason?: string | null;
+  now?: string;
 }
 
 export interface ChecklistLine {
