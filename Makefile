@@ -56,10 +56,11 @@ lint: install
 	$(VENV)/bin/mypy server/domain
 	cd web-client && npm run typecheck
 
-bench: install
+bench: install chromium fonts web
 	$(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
+	$(PY) bench/join.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -21,7 +21,7 @@ import asyncio
 
 from server.config import Settings
 from tests.conftest import Platform, cloned_database
-from tests.web import decoding, eventually, launch, log_in, person, require_built_client, web_settings
+from tests.web import decoding, eventually, launch, log_in, person, require_built_client, screenshot, web_settings
 
 
 @pytest.fixture
@@ -85,6 +85,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await log_in(worker, "worker1")
     await expect(worker.locator("[data-testid=check-camera]")).to_have_attribute("data-result", "ok")
     await expect(worker.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok")
+    await screenshot(worker, "worker-device-check")
     await worker.click("[data-testid=check-continue]")
     await worker.fill("input[data-testid=item-search]", "gljt")
     results = worker.locator("[data-testid=item-results] button")
@@ -99,6 +100,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     assert number.startswith("MZ")
     await expect(worker.locator("[data-testid=position]")).to_have_text("1")
     await expect(worker.locator("[data-testid=ahead]")).to_have_text("下一个就是您")
+    await screenshot(worker, "worker-waiting")
 
     # The clerk picks the 民政 window of 高桥镇, sees the queue, calls next.
     _, clerk = await person(browser, platform)
@@ -274,6 +276,8 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(expert_tile.locator("[data-testid=private-badge]")).to_have_count(0)
     await expect(worker.locator("[data-testid=video-stage]")).to_have_attribute("data-layout", "grid")
     await expect(tile.locator("[data-testid=private-badge]")).to_have_count(0)
+    for page, name in ((worker, "worker-call"), (clerk, "clerk-console"), (expert, "expert-consultation")):
+        await screenshot(page, name)
     await expert.fill("input[data-testid=chat-input]", "大爷您好，我是民政专家")
     await expert.keyboard.press("Enter")
     await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("我是民政专家")
@@ -294,6 +298,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await clerk.click("[data-testid=share-screen]")
     await decoding(worker, f"u{clerk_id}:screen")
     await expect(worker.locator("[data-testid=remote-main]")).to_have_attribute("data-source", "screen")
+    await screenshot(worker, "worker-screen-share")
 
     # Completing on the spot is refused while required lines are missing; the clerk reads why
     # and closes the case as "materials incomplete".
@@ -314,6 +319,8 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(clerk.locator("[data-testid=ended-rating]")).to_contain_text("非常满意")
     await expect(wall.locator("[data-testid=served-today]")).to_have_text(str(served_before + 1))
     await expect(wall.locator("[data-testid=rating-average]")).to_have_text("5.0")
+    await screenshot(wall, "supervisor-wall")
+    await screenshot(worker, "worker-rating")
 
     worker_api = await platform.login("worker1")
     tickets = (await worker_api.get("/api/tickets")).body

@@ -28,6 +28,15 @@ ARGS = [
 ]
 
 
+SCREENSHOTS = ROOT / "var" / "screenshots"  # README: "Screenshots"; copies are kept in docs/screenshots
+
+
+async def screenshot(page: Page, name: str) -> None:
+    """A picture of what this person sees now, for a reviewer who does not run a browser."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
 def require_built_client() -> None:
     """The tests drive the built app; a missing or stale build is a failure with a fix."""
     index = DIST / "index.html"
