@@ -48,7 +48,6 @@ from server.models import (
     expert_departments,
 )
 
-PRESENCE_STATES = ("online", "busy", "offline")
 MAX_NOTE = 500
 MAX_OPINION = 5000
 
@@ -59,13 +58,6 @@ class PresenceView(Protocol):
     def state(self, user_id: int) -> str:
         """``online``, ``busy`` (in a call) or ``offline``."""
         ...
-
-
-class NoPresence:
-    """Where nothing is live (CLI, tests of the rules alone): everyone is offline."""
-
-    def state(self, user_id: int) -> str:
-        return "offline"
 
 
 def _iso(value: datetime | None) -> str | None:
