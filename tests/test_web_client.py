@@ -3,34 +3,13 @@ switch, the expert's desk, and a worker page that survives a dropped connection.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from playwright.async_api import Browser, expect
 
-from server.config import Settings
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
-from tests.web import decoding, eventually, launch, log_in, person, require_built_client, web_settings
-
-
-@pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
-    async with cloned_database("sqlite", templates, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    require_built_client()
-    return web_settings(settings)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async for chromium in launch():
-        yield chromium
+from tests.web import decoding, eventually, log_in, person
+from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
 
 
 async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Platform) -> None:

@@ -9,37 +9,17 @@ resident rates it, and the supervisor's wall display counts one more served."""
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 from playwright.async_api import Browser, Page, Request, Route, expect
 
 import asyncio
 
-from server.config import Settings
-from tests.conftest import Platform, cloned_database
-from tests.web import decoding, eventually, launch, log_in, person, require_built_client, screenshot, web_settings
-
-
-@pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
-    async with cloned_database("sqlite", templates, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    require_built_client()
-    return web_settings(settings)
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async for chromium in launch():
-        yield chromium
+from tests.conftest import Platform
+from tests.web import decoding, eventually, log_in, person, screenshot
+from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
 
 
 def id_card_photo(path: Path) -> Path:

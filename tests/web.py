@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from server.config import Settings
-from tests.conftest import Platform
+from tests.conftest import Platform, cloned_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "web-client" / "dist"
@@ -110,3 +110,25 @@ async def decoding(page: Page, track_id: str, timeout: float = 25) -> None:
         return value > first[0] + 10
 
     await eventually(rising, timeout, f"{track_id} decoding")
+
+
+# Fixtures every browser test module imports: the app on SQLite, serving the built client, and
+# one Chromium per test.
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    require_built_client()
+    return web_settings(settings)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async for chromium in launch():
+        yield chromium
