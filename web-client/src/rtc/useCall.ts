@@ -1,0 +1,22 @@
+import { onMounted, onUnmounted } from "vue";
+import { live } from "@/api/socket";
+import { yb } from "@/debug";
+import { CallSession } from "./call";
+
+/** The call of one ticket for the component that shows it: joined when the component mounts,
+ * left when it goes; `window.yb.call` points at it meanwhile (the browser tests read it). */
+export function useCall(ticketId: number): CallSession {
+  const call = new CallSession(live, ticketId);
+  yb.call = call;
+  onMounted(() => {
+    call.start().catch((e: unknown) => {
+      call.state.error = e instanceof Error ? e.message : String(e);
+      call.state.phase = "failed";
+    });
+  });
+  onUnmounted(() => {
+    if (yb.call === call) yb.call = null;
+    void call.leave();
+  });
+  return call;
+}
