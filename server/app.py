@@ -13,12 +13,13 @@ import socketio
 from aiohttp import web
 
 from server.api import accounts, catalog, documents, experts, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
-from server.api.base import ROUTES, errors_middleware
+from server.api.base import ROUTES, client_ip, errors_middleware
 from server.api.documents import serve_object
 from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
+from server.events import Event
 from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, SETTINGS, SIO, STORE, TOKENS, UPLOADS
 from server.live import InvitationTimers, Monitor, SocketSink
 from server.runtime import Domain
@@ -38,7 +39,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[SETTINGS] = settings
     db = Database(settings.effective_database_url)
     app[DB] = db
-    tokens = TokenSigner(settings.resolved_secret_key(), settings.token_ttl_hours)
+    tokens = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)
     app[TOKENS] = tokens
     manager = (
         socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
@@ -60,7 +61,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[CALLS] = calls
     presence = LocalPresence(in_call=calls.in_call)
     app[PRESENCE] = presence
-    sio.register_namespace(LiveNamespace(domain, tokens, calls, presence))
+    namespace = LiveNamespace(domain, tokens, calls, presence, client_ip)
+    sio.register_namespace(namespace)
+
+    async def end_sessions(event: Event) -> None:
+        if event.name == "session.revoked":
+            await namespace.end_sessions(int(event.payload["user_id"]), list(event.payload["session_ids"]))
+
+    sink.observers.append(end_sessions)
     sio.attach(app, socketio_path="socket.io")
     store = object_store(settings)
     pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(
@@ -71,7 +79,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     uploads = DocumentUploads(domain, pipeline, store)
     app[STORE] = store
     app[UPLOADS] = uploads
-    monitor = Monitor(domain, settings.monitor_interval_seconds, housekeeping=[uploads.sweep])
+    monitor = Monitor(domain, settings.monitor_interval_seconds, housekeeping=[uploads.sweep, domain.sweep_logins])
     app[MONITOR] = monitor
 
     for r in ROUTES:

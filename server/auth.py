@@ -1,4 +1,5 @@
-"""Bearer tokens: signed (HS256), expiring, checked against a live, active user on every use."""
+"""Bearer tokens: signed (HS256), expiring, naming a session that is checked (not revoked, the
+account active) on every use."""
 
 from __future__ import annotations
 
@@ -18,20 +19,23 @@ class TokenSigner:
         self._secret = secret
         self._ttl = timedelta(hours=ttl_hours)
 
-    def issue(self, user_id: int, role: str, now: datetime | None = None) -> tuple[str, datetime]:
+    def issue(self, user_id: int, role: str, session_id: str, now: datetime | None = None) -> tuple[str, datetime]:
+        """A token for one session (``auth_sessions``): revoking the session ends the token."""
         now = now or datetime.now(timezone.utc)
         expires = now + self._ttl
         token = jwt.encode(
-            {"sub": str(user_id), "role": role, "iat": now, "exp": expires, "iss": ISSUER},
+            {"sub": str(user_id), "sid": session_id, "role": role, "iat": now, "exp": expires, "iss": ISSUER},
             self._secret,
             algorithm="HS256",
         )
         return token, expires
 
-    def user_id(self, token: str) -> int:
+    def claims(self, token: str) -> tuple[int, str]:
+        """(user id, session id) of a valid token."""
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], issuer=ISSUER)
-            return int(claims["sub"])
+            claims = jwt.decode(token, self._secret, algorithms=["HS256"], issuer=ISSUER,
+                                options={"require": ["sub", "sid", "exp"]})
+            return int(claims["sub"]), str(claims["sid"])
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("token_expired", "登录已过期，请重新登录") from exc
         except (jwt.InvalidTokenError, KeyError, ValueError) as exc:

@@ -112,6 +112,28 @@ class DocumentRules:
 
 
 @dataclass(frozen=True)
+class LoginPolicy:
+    """How password guessing is slowed down (docs/security.md, "Logging in").
+
+    - an account from one address: ``max_failures`` attempts that fail in a row, then that pair
+      waits ``lockout_seconds`` (the account stays open from every other address);
+    - one address, whatever the usernames: ``address_max_failures`` failures within
+      ``window_seconds``, then the address waits ``lockout_seconds``;
+    - an account from anywhere: past ``account_slowdown_after`` failures within the window,
+      addresses the account never logged in from must space their attempts (2, 4, 8 … up to
+      ``account_max_delay_seconds`` apart); its owner's known addresses are not slowed.
+    """
+
+    max_failures: int = 5
+    lockout_seconds: float = 300
+    address_max_failures: int = 30
+    window_seconds: float = 900
+    account_slowdown_after: int = 10
+    account_max_delay_seconds: float = 60
+    token_ttl_hours: float = 12
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -120,9 +142,7 @@ class Settings:
     redis_url: str = ""
     redis_channel: str = "yunbang"
     secret_key: str = ""
-    token_ttl_hours: float = 12
-    login_max_failures: int = 5
-    login_lockout_seconds: float = 300
+    login: LoginPolicy = field(default_factory=LoginPolicy)
     s3_endpoint: str = ""
     s3_public_endpoint: str = ""
     s3_access_key: str = ""
@@ -203,9 +223,15 @@ class Settings:
             redis_url=get("REDIS_URL"),
             redis_channel=get("REDIS_CHANNEL", "yunbang"),
             secret_key=get("SECRET_KEY"),
-            token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
-            login_max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),
-            login_lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", 300),
+            login=LoginPolicy(
+                max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),
+                lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", 300),
+                address_max_failures=int(number("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, int)),
+                window_seconds=number("LOGIN_WINDOW_SECONDS", 900),
+                account_slowdown_after=int(number("LOGIN_ACCOUNT_SLOWDOWN_AFTER", 10, int)),
+                account_max_delay_seconds=number("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", 60),
+                token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
+            ),
             s3_endpoint=get("S3_ENDPOINT"),
             s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),
             s3_access_key=get("S3_ACCESS_KEY"),

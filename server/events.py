@@ -1,7 +1,8 @@
 """Domain events and the sink that publishes them once their transaction has committed.
 
-An event names its audience in domain terms (a user, a department's clerks, a department's
-supervisors); the socket.io adapter maps each to a room.
+An event names its audience in domain terms (users, the clerks or the supervisors watching a
+queue of a centre × department); the socket.io adapter maps each to a room. Those who watch a
+queue get ``watchers_payload`` when the event has one: the same event without personal data.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, Protocol
 @dataclass(frozen=True)
 class Audience:
     users: tuple[int, ...] = ()
-    department_clerks: tuple[int, ...] = ()
-    department_supervisors: tuple[int, ...] = ()
+    queue_clerks: tuple[tuple[int, int], ...] = ()  # (centre, department)
+    queue_supervisors: tuple[tuple[int, int], ...] = ()
     admins: bool = False
     call_of_ticket: int | None = None
     consultation_of_ticket: int | None = None  # the clerk and the experts, never the worker
@@ -25,6 +26,7 @@ class Event:
     name: str
     payload: dict[str, Any]
     audience: Audience = field(default_factory=Audience)
+    watchers_payload: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

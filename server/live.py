@@ -13,7 +13,7 @@ from server.domain.context import SYSTEM
 from server.domain.errors import DomainError
 from server.events import Audience, Event, QueueTouched
 from server.runtime import Domain
-from signaling.audience import rooms_for_audience, user_room
+from signaling.audience import deliveries, user_room
 
 log = logging.getLogger("yunbang.live")
 
@@ -34,9 +34,8 @@ class SocketSink:
             if isinstance(event, QueueTouched):
                 self._pending.add((event.centre_id, event.department_id))
                 continue
-            rooms = rooms_for_audience(event.audience)
-            if rooms:
-                await self.sio.emit(event.name, event.payload, to=rooms)
+            for payload, rooms in deliveries(event):
+                await self.sio.emit(event.name, payload, to=rooms)
             for observer in self.observers:
                 try:
                     await observer(event)
@@ -57,10 +56,11 @@ class SocketSink:
             except Exception:
                 log.exception("position push for queue %s/%s failed", centre_id, department_id)
                 continue
+            watchers = Audience(queue_clerks=((centre_id, department_id),),
+                                queue_supervisors=((centre_id, department_id),))
             for figure in figures:
-                await self.sio.emit("queue.updated", figure, to=rooms_for_audience(
-                    Audience(department_clerks=(department_id,), department_supervisors=(department_id,))
-                ))
+                for payload, rooms in deliveries(Event("queue.updated", figure, watchers)):
+                    await self.sio.emit("queue.updated", payload, to=rooms)
             for p in placements:
                 await self.sio.emit("ticket.position", {k: v for k, v in p.items() if k != "worker_id"},
                                     to=user_room(p["worker_id"]))

@@ -68,6 +68,7 @@ class Role(str, enum.Enum):
     expert = "expert"
     supervisor = "supervisor"
     admin = "admin"
+    auditor = "auditor"
 
 
 class CentreLevel(str, enum.Enum):
@@ -114,6 +115,14 @@ supervisor_departments = Table(
     Base.metadata,
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+supervisor_centres = Table(
+    "supervisor_centres",
+    Base.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("centre_id", ForeignKey("centres.id", ondelete="CASCADE"), primary_key=True),
 )
 
 
@@ -208,16 +217,42 @@ class User(Base):
         secondary=supervisor_departments, lazy="raise"
     )
     expert_departments: Mapped[list[Department]] = relationship(secondary=expert_departments, lazy="raise")
+    centres: Mapped[list[Centre]] = relationship(secondary=supervisor_centres, lazy="raise")
 
 
-class LoginAttempt(Base):
-    """Failed logins per username, for slowing guessing down across restarts and nodes."""
+class AuthSession(Base):
+    """登录会话 — one issued token. Revoking the row ends the token at once, on every node."""
 
-    __tablename__ = "login_attempts"
-    username: Mapped[str] = mapped_column(String(50), primary_key=True)
+    __tablename__ = "auth_sessions"
+    id: Mapped[str] = mapped_column(String(43), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(30))
+
+
+class LoginThrottle(Base):
+    """Login attempts counted per key: an address (``ip:…``), an account from an address
+    (``pair:…``) or an account from anywhere (``acct:…``). Counted atomically by one upsert."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_failure_at: Mapped[datetime | None]
+    window_started_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
     locked_until: Mapped[datetime | None]
+
+
+class KnownAddress(Base):
+    """An address an account logged in from: its owner is not slowed down there while
+    others guess the account's password from elsewhere."""
+
+    __tablename__ = "login_known_addresses"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_success_at: Mapped[datetime]
 
 
 class TicketCounter(Base):
@@ -419,7 +454,7 @@ class AuditEntry(Base):
 __all__ = [
     "Alert", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
-    "ExtensionPoint", "LoginAttempt", "Material", "QueueState", "Role", "ServiceItem",
+    "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
-    "supervisor_departments", "window_departments",
+    "supervisor_centres", "supervisor_departments", "window_departments",
 ]

@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from server.config import Settings
 from server.db import Database
-from server.domain import accounts
+from server.domain import accounts, logins
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
-from server.domain.errors import Unauthorized
+from server.domain.errors import Forbidden, Unauthorized
+from server.models import AuthSession, User
 from server.events import EventSink
 
 
@@ -28,7 +29,7 @@ class Domain:
                 clock=self.clock,
                 rules=self.settings.queue,
                 dialect=self.db.dialect,
-                login_limits=(self.settings.login_max_failures, self.settings.login_lockout_seconds),
+                login=self.settings.login,
                 documents=self.settings.documents,
                 consultations=self.settings.consultations,
             )
@@ -36,9 +37,42 @@ class Domain:
         if uow.events:
             await self.sink.publish(uow.events)
 
-    async def actor(self, user_id: int, ip: str = "") -> Actor:
+    async def actor(self, user_id: int, ip: str = "", session_id: str | None = None) -> Actor:
+        """Who acts: the token's session must still be open (``session_id``), the account active."""
         async with self.unit(write=False) as uow:
-            user = await accounts.load_user(uow, user_id)
-        if user is None or not user.active:
-            raise Unauthorized("account_disabled", "账号不存在或已停用")
-        return accounts.actor_for(user, ip)
+            return await accounts.load_actor(uow, user_id, ip=ip, session_id=session_id)
+
+    async def sweep_logins(self) -> int:
+        async with self.unit() as uow:
+            return await logins.sweep(uow)
+
+    async def login(self, username: str, password: str, ip: str) -> tuple[User, AuthSession]:
+        """Count, verify (outside any transaction: the hash never holds a lock), then record."""
+        async with self.unit() as uow:
+            attempt = await logins.begin_attempt(uow, username, ip)
+        ok = await logins.verify_password(attempt.password_hash, password)
+        async with self.unit() as uow:
+            user = await logins.finish_attempt(uow, attempt, ok)
+            session = await logins.open_session(uow, user, ip)
+            loaded = await accounts.load_user(uow, user.id)
+        assert loaded is not None
+        return loaded, session
+
+    async def change_password(self, actor: Actor, current: str, new: str) -> tuple[User, AuthSession]:
+        """改密 — the owner, with the current password; every session ends, a new one starts."""
+        async with self.unit() as uow:
+            attempt = await logins.begin_attempt(uow, actor.username, actor.ip)
+        ok = await logins.verify_password(attempt.password_hash, current)
+        new_hash = await accounts.checked_hash(new)
+        async with self.unit() as uow:
+            try:
+                user = await logins.finish_attempt(uow, attempt, ok)
+            except Unauthorized as exc:
+                wrong = Forbidden("wrong_password", "当前密码不正确")
+                wrong.keep_changes = True  # the failed attempt stays counted and audited
+                raise wrong from exc
+            await accounts.set_password(uow, actor, user, new_hash)
+            session = await logins.open_session(uow, user, actor.ip)
+            loaded = await accounts.load_user(uow, user.id)
+        assert loaded is not None
+        return loaded, session

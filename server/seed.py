@@ -121,8 +121,12 @@ async def seed_demo(db: Database) -> dict[str, int]:
                                                     "expert_departments": [departments["SB"], departments["YB"]]}),
             ("expert3", Role.expert, "专家 郑伟", {"specialties": ["市场监管", "个体工商户", "食品经营"],
                                                   "expert_departments": [departments["SC"]]}),
-            ("supervisor1", Role.supervisor, "大厅管理 钱主任", {"departments": list(departments.values())}),
+            ("supervisor1", Role.supervisor, "大厅管理 钱主任",
+             {"departments": list(departments.values()), "centres": [district]}),
+            ("supervisor2", Role.supervisor, "高桥镇中心 孔主任",
+             {"departments": [departments["MZ"], departments["SB"]], "centres": [towns[GAOQIAO]]}),
             ("admin", Role.admin, "系统管理员", {}),
+            ("auditor1", Role.auditor, "审计员 何审计", {}),
         ]
         for username, role, display, binding in accounts:
             if await s.scalar(select(User.id).where(User.username == username)) is not None:
@@ -132,7 +136,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
                 username=username, display_name=display, password_hash=await hash_password(DEMO_PASSWORD),
                 role=role, active=True, extension_point_id=point, specialties=binding.get("specialties", []),
                 created_at=datetime.now(timezone.utc), windows=binding.get("windows", []),
-                departments=binding.get("departments", []),
+                departments=binding.get("departments", []), centres=binding.get("centres", []),
                 expert_departments=binding.get("expert_departments", []),
             ))
             count("users")
@@ -157,6 +161,8 @@ def demo_accounts_text() -> str:
         "  clerk2, clerk3    区级综合云窗口 other district windows\n"
         "  clerk4            高桥镇民政/社保云窗口 town windows at 高桥镇\n"
         "  expert1–expert3   专家库 experts\n"
-        "  supervisor1       大厅管理（全部部门） supervisor of every department\n"
-        "  admin             系统管理员 administrator"
+        "  supervisor1       大厅管理（全区全部部门） supervisor of every department, whole district\n"
+        "  supervisor2       高桥镇中心负责人（民政、社保） supervisor at 高桥镇 only\n"
+        "  admin             系统管理员 administrator (no personal data, no audit log)\n"
+        "  auditor1          审计员 auditor (reads the audit log, nothing else)"
     )

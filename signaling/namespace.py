@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import parse_qs
 
 import socketio
 from pydantic import BaseModel, ValidationError
@@ -18,7 +17,7 @@ from server.auth import TokenSigner
 from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
-from signaling.audience import rooms_for_actor
+from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
 from signaling.messages import CaptureRequest, Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
 from signaling.presence import LocalPresence
@@ -34,22 +33,46 @@ def error_ack(exc: DomainError) -> dict[str, Any]:
 
 
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
-    def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService, presence: LocalPresence) -> None:
+    def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService, presence: LocalPresence,
+                 client_ip: Callable[[Any], str]) -> None:
         super().__init__("/")
         self.domain = domain
         self.tokens = tokens
         self.calls = calls
         self.presence = presence
+        self.client_ip = client_ip
 
-    async def _authenticate(self, environ: dict[str, Any], auth: Any) -> Any:
+    async def end_sessions(self, user_id: int, session_ids: list[str]) -> int:
+        """Disconnect this node's sockets of those sessions (revoked: logout, password, role…)."""
+        gone = 0
+        for sid, _ in list(self.server.manager.get_participants(self.namespace, user_room(user_id))):
+            session = await self.get_session(sid)
+            if session and session.get("auth_session") in session_ids:
+                await self.disconnect(sid)
+                gone += 1
+        return gone
+
+    async def _authenticate(self, environ: dict[str, Any], auth: Any) -> Actor:
+        """The token comes in the handshake's ``auth`` payload only, never in the URL (where
+        access logs would keep it)."""
         token = auth.get("token") if isinstance(auth, dict) else None
-        if not token:
-            token = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [""])[0]
-        if not token:
+        if not token or not isinstance(token, str):
             raise DomainError("auth_required", "请先登录")
         request = environ.get("aiohttp.request")
-        ip = request.remote if request is not None else ""
-        return await self.domain.actor(self.tokens.user_id(token), ip or "")
+        ip = self.client_ip(request) if request is not None else ""
+        user_id, session_id = self.tokens.claims(token)
+        return await self.domain.actor(user_id, ip, session_id)
+
+    async def _actor(self, sid: str) -> Actor:
+        """Who sends this event: their session is checked again (a revoked token stops here)."""
+        session = await self.get_session(sid)
+        if not session or "user_id" not in session:
+            raise DomainError("auth_required", "请先登录")
+        try:
+            return await self.domain.actor(session["user_id"], session.get("ip", ""), session["auth_session"])
+        except DomainError:
+            await self.disconnect(sid)
+            raise
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
@@ -57,7 +80,8 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except DomainError as exc:
             raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from exc
         rooms = rooms_for_actor(actor)
-        await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms)})
+        await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms),
+                                      "auth_session": actor.session_id, "ip": actor.ip})
         for room in rooms:
             await self.enter_room(sid, room)
         self.presence.connected(actor.user_id)
@@ -66,10 +90,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         """Re-read the user's bindings (a tidal window was opened for them) and re-join rooms."""
         session = await self.get_session(sid)
         try:
-            actor = await self.domain.actor(session["user_id"])
+            actor = await self._actor(sid)
         except DomainError as exc:
-            await self.disconnect(sid)
-            return {"error": {"code": exc.code, "message": exc.message}}
+            return error_ack(exc)
         rooms = rooms_for_actor(actor)
         for room in set(session["rooms"]) - rooms:
             await self.leave_room(sid, room)
@@ -97,8 +120,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             fields = ", ".join(".".join(str(p) for p in e["loc"]) or "message" for e in exc.errors())
             return {"error": {"code": "invalid_input", "message": f"消息格式不正确：{fields}"}}
         try:
-            session = await self.get_session(sid)
-            actor = await self.domain.actor(session["user_id"])
+            actor = await self._actor(sid)
             return await act(actor, message)
         except DomainError as exc:
             return error_ack(exc)

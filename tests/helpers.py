@@ -26,8 +26,10 @@ async def district_item(api: Api, department_code: str) -> dict[str, Any]:
     return items[0]
 
 
-async def take(api: Api, item_id: int, name: str, **extra: Any) -> dict[str, Any]:
-    reply = await api.post("/api/tickets", {"item_id": item_id, "resident": {"name": name}, **extra})
+async def take(api: Api, item_id: int, name: str, resident_extra: dict[str, Any] | None = None,
+               **extra: Any) -> dict[str, Any]:
+    reply = await api.post("/api/tickets", {"item_id": item_id, "resident": {"name": name, **(resident_extra or {})},
+                                            **extra})
     assert reply.status == 201, reply
     return reply.body
 

@@ -34,7 +34,8 @@ async def test_disabled_account_token_stops_working(platform: Platform) -> None:
     disabled = await admin.call("PATCH", f"/api/users/{worker.user['id']}", json={"active": False})
     assert disabled.status == 200 and disabled.body["active"] is False
     reply = await worker.get("/api/me")
-    assert reply.status == 401 and reply.code == "account_disabled"
+    assert reply.status == 401 and reply.code == "session_revoked"
+    assert reply.body["error"]["detail"]["reason"] == "disabled"
 
 
 async def test_a_worker_sees_only_tickets_of_their_own_extension_point(platform: Platform) -> None:

@@ -90,8 +90,8 @@ async def test_a_restart_loses_no_ticket_position_alert_or_audit(platform: Platf
         alerts = (await supervisor.get("/api/alerts")).body
         assert {a["ticket_id"] for a in alerts if a["kind"] == "wait_timeout"} == {first["id"], second["id"]}
         assert [a for a in await app[MONITOR].run_once() if a["kind"] == "wait_timeout"] == []
-        admin = await platform.login("admin")
-        assert (await admin.get("/api/audit", action="ticket.take")).body
+        auditor = await platform.login("auditor1")
+        assert (await auditor.get("/api/audit", action="ticket.take")).body
         clerk = await platform.login("clerk1")
         called = await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
         assert called.body["id"] == first["id"]

@@ -97,8 +97,8 @@ async def test_supervisor_opens_and_closes_a_tidal_window(platform: Platform) ->
     assert twice.status == 409 and twice.code == "window_closed"
     board = (await supervisor.get("/api/dashboard")).body
     assert board["tidal_windows"][0]["closed_at"]
-    admin = await platform.login("admin")
-    actions = [e["action"] for e in (await admin.get("/api/audit", target_type="window")).body]
+    auditor = await platform.login("auditor1")
+    actions = [e["action"] for e in (await auditor.get("/api/audit", target_type="window")).body]
     assert "tidal.open" in actions and "tidal.close" in actions
 
 
@@ -140,15 +140,15 @@ async def test_dashboard_counts_served_wait_handling_and_rating(platform: Platfo
 async def test_admin_reads_the_audit_of_state_changes_and_privileged_reads(platform: Platform) -> None:
     worker = await platform.login("worker1")
     clerk = await platform.login("clerk1")
-    admin = await platform.login("admin")
+    auditor = await platform.login("auditor1")
     ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "审计群众")
     await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
     await clerk.get(f"/api/tickets/{ticket['id']}")
-    entries = (await admin.get("/api/audit", target_type="ticket", target_id=str(ticket["id"]))).body
+    entries = (await auditor.get("/api/audit", target_type="ticket", target_id=str(ticket["id"]))).body
     actions = [e["action"] for e in reversed(entries)]
     assert actions == ["ticket.take", "ticket.call", "ticket.read"]
     assert entries[0]["actor"] == "clerk1" and entries[0]["ip"] == "127.0.0.1"
-    assert (await admin.get("/api/audit", action="auth.login")).body
+    assert (await auditor.get("/api/audit", action="auth.login")).body
 
 
 async def test_audit_names_the_forwarded_client_only_behind_a_trusted_proxy(settings: Settings, clock) -> None:
@@ -167,8 +167,8 @@ async def test_audit_names_the_forwarded_client_only_behind_a_trusted_proxy(sett
                                         json={"username": "worker1", "password": "demo12345"},
                                         headers={"X-Forwarded-For": forwarded})
                 assert reply.status == 200
-                admin = await platform.login("admin")
-                (entry,) = [e for e in (await admin.get("/api/audit", action="auth.login", limit=2)).body
+                auditor = await platform.login("auditor1")
+                (entry,) = [e for e in (await auditor.get("/api/audit", action="auth.login", limit=2)).body
                             if e["actor"] == "worker1"][:1]
                 return entry["ip"]
         finally:

@@ -13,14 +13,14 @@ from server.domain.errors import Unauthorized
 
 def test_an_expired_or_tampered_token_is_refused() -> None:
     signer = TokenSigner("s" * 40, ttl_hours=1)
-    token, _ = signer.issue(7, "clerk")
-    assert signer.user_id(token) == 7
+    token, _ = signer.issue(7, "clerk", "session-a")
+    assert signer.claims(token) == (7, "session-a")
     with pytest.raises(Unauthorized) as tampered:
-        TokenSigner("t" * 40, ttl_hours=1).user_id(token)
+        TokenSigner("t" * 40, ttl_hours=1).claims(token)
     assert tampered.value.code == "invalid_token"
-    expired, _ = TokenSigner("s" * 40, ttl_hours=-1).issue(7, "clerk")
+    expired, _ = TokenSigner("s" * 40, ttl_hours=-1).issue(7, "clerk", "session-a")
     with pytest.raises(Unauthorized) as late:
-        signer.user_id(expired)
+        signer.claims(expired)
     assert late.value.code == "token_expired"
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from server.domain.context import Actor
-from server.domain.errors import DomainError, Unauthorized
+from server.domain.errors import DomainError, Forbidden, Unauthorized
 from server.keys import DOMAIN, SETTINGS, TOKENS
 
 log = logging.getLogger("yunbang.api")
@@ -36,6 +36,14 @@ class Route:
 
 
 ROUTES: list[Route] = []
+ACTOR = web.RequestKey("actor", Actor)
+
+# Role groups routes name; the auditor is in none of them but EVERYONE (docs/security.md).
+STAFF = ("worker", "clerk", "expert", "supervisor", "admin")
+EVERYONE = (*STAFF, "auditor")
+CASE_PARTIES = ("worker", "clerk", "expert")
+TICKET_READERS = ("worker", "clerk", "supervisor", "admin")
+OVERSIGHT = ("supervisor", "admin")
 
 
 def route(
@@ -49,8 +57,25 @@ def route(
     query: dict[str, str] | None = None,
     tag: str = "",
 ) -> Callable[[Handler], Handler]:
+    """Register a route. An authenticated route must name the roles it admits: that list is the
+    first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
+    the domain keeps the finer rules (whose case, which queue)."""
+    if auth and not roles:
+        raise ValueError(f"{method} {path}: an authenticated route must name its roles")
+    unknown = set(roles) - set(EVERYONE)
+    if unknown:
+        raise ValueError(f"{method} {path}: unknown roles {sorted(unknown)}")
+
     def register(handler: Handler) -> Handler:
-        ROUTES.append(Route(method, path, handler, summary, body, auth, roles, query or {}, tag))
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if auth:
+                who = await actor(request)
+                if who.role.value not in roles:
+                    raise Forbidden("role_forbidden", "您的角色无权执行此操作", role=who.role.value, allowed=list(roles))
+            return await handler(request)
+
+        guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
+        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query or {}, tag))
         return handler
 
     return register
@@ -118,11 +143,17 @@ def client_ip(request: web.Request) -> str:
 
 
 async def actor(request: web.Request) -> Actor:
+    """The caller, from the bearer token; read once per request (the route's gate reads it)."""
+    cached = request.get(ACTOR)
+    if cached is not None:
+        return cached
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise Unauthorized("auth_required", "请先登录")
-    user_id = request.app[TOKENS].user_id(header[7:].strip())
-    return await request.app[DOMAIN].actor(user_id, client_ip(request))
+    user_id, session_id = request.app[TOKENS].claims(header[7:].strip())
+    who = await request.app[DOMAIN].actor(user_id, client_ip(request), session_id)
+    request[ACTOR] = who
+    return who
 
 
 def _trusted(remote: str, networks: tuple[str, ...]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import actor, int_param, ok, optional_int, parse, route
+from server.api.base import STAFF, actor, int_param, ok, optional_int, parse, route
 from server.api.schemas import ItemIn, WindowIn
 from server.domain import catalog, org
 from server.domain.views import item_view, window_view
@@ -12,7 +12,7 @@ from server.keys import DOMAIN
 from server.models import CentreLevel
 
 
-@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", tag="org")
+@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org")
 async def get_org(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -20,7 +20,7 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
-       query={"q": "string", "department_id": "integer", "level": "string"}, tag="catalog")
+       query={"q": "string", "department_id": "integer", "level": "string"}, roles=STAFF, tag="catalog")
 async def list_items(request: web.Request) -> web.Response:
     await actor(request)
     level = request.query.get("level")
@@ -34,7 +34,7 @@ async def list_items(request: web.Request) -> web.Response:
         return ok([item_view(i) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情", tag="catalog")
+@route("GET", "/api/items/{item_id}", "事项详情", roles=STAFF, tag="catalog")
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:

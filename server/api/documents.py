@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 
-from server.api.base import InvalidInput, actor, int_param, ok, parse, route
+from server.api.base import CASE_PARTIES, InvalidInput, actor, int_param, ok, parse, route
 from server.api.schemas import BeginUpload, Review
 from server.domain import documents
 from server.domain.errors import DomainError, NotFound
@@ -27,13 +27,13 @@ async def begin(request: web.Request) -> web.Response:
                                                size=body.size, filename=body.filename, source=body.source), 201)
 
 
-@route("GET", "/api/uploads/{upload_id}", "续传进度（断线后从 offset 继续）", tag="documents")
+@route("GET", "/api/uploads/{upload_id}", "续传进度（断线后从 offset 继续）", roles=CASE_PARTIES, tag="documents")
 async def status(request: web.Request) -> web.Response:
     who = await actor(request)
     return ok(await request.app[UPLOADS].status(who, request.match_info["upload_id"]))
 
 
-@route("PUT", "/api/uploads/{upload_id}", "上传一段字节（请求头 Upload-Offset 为起点）", tag="documents")
+@route("PUT", "/api/uploads/{upload_id}", "上传一段字节（请求头 Upload-Offset 为起点）", roles=CASE_PARTIES, tag="documents")
 async def write(request: web.Request) -> web.Response:
     who = await actor(request)
     try:
@@ -44,7 +44,7 @@ async def write(request: web.Request) -> web.Response:
                                                request.content.iter_chunked(CHUNK)))
 
 
-@route("POST", "/api/uploads/{upload_id}/complete", "完成上传：校验、处理、入库，返回材料", tag="documents")
+@route("POST", "/api/uploads/{upload_id}/complete", "完成上传：校验、处理、入库，返回材料", roles=CASE_PARTIES, tag="documents")
 async def complete(request: web.Request) -> web.Response:
     who = await actor(request)
     document, duplicate = await request.app[UPLOADS].complete(who, request.match_info["upload_id"])
@@ -90,7 +90,7 @@ async def upload(request: web.Request) -> web.Response:
     return ok(document, 200 if duplicate else 201)
 
 
-@route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", tag="documents")
+@route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", roles=CASE_PARTIES, tag="documents")
 async def list_(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -99,7 +99,7 @@ async def list_(request: web.Request) -> web.Response:
     return ok([documents.document_view(d, thumbnail_url=await store.url(d.thumbnail_key)) for d in found])
 
 
-@route("GET", "/api/documents/{document_id}", "查看材料（每次查看都记入审计日志）", tag="documents")
+@route("GET", "/api/documents/{document_id}", "查看材料（每次查看都记入审计日志）", roles=CASE_PARTIES, tag="documents")
 async def view(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -121,7 +121,7 @@ async def review(request: web.Request) -> web.Response:
         return ok(documents.document_view(d))
 
 
-@route("GET", "/api/tickets/{ticket_id}/checklist", "材料清单状态：未提供 / 待审核 / 已通过 / 已退回", tag="documents")
+@route("GET", "/api/tickets/{ticket_id}/checklist", "材料清单状态：未提供 / 待审核 / 已通过 / 已退回", roles=CASE_PARTIES, tag="documents")
 async def checklist(request: web.Request) -> web.Response:
     who = await actor(request)
     ticket_id = int_param(request, "ticket_id")

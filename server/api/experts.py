@@ -22,7 +22,8 @@ def _flag(request: web.Request, name: str) -> bool | None:
 
 
 @route("GET", "/api/experts", "专家库检索：按专长、部门、在线状态（presence: online / busy / offline）",
-       query={"specialty": "string", "department": "integer", "online": "boolean"}, tag="experts")
+       query={"specialty": "string", "department": "integer", "online": "boolean"},
+       roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
 async def search(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -52,7 +53,7 @@ async def invite(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/tickets/{ticket_id}/consultations", "会商记录：邀请、答复用时、进出、专家意见（时间线）",
-       tag="experts")
+       roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
 async def timeline(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:

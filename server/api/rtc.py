@@ -6,12 +6,12 @@ import time
 
 from aiohttp import web
 
-from server.api.base import actor, ok, route
+from server.api.base import CASE_PARTIES, actor, ok, route
 from server.keys import SETTINGS
 from signaling.turn import ice_servers
 
 
-@route("GET", "/api/ice-servers", "通话用 ICE 服务器（STUN；TURN 附短期凭据）", tag="rtc")
+@route("GET", "/api/ice-servers", "通话用 ICE 服务器（STUN；TURN 附短期凭据）", roles=CASE_PARTIES, tag="rtc")
 async def get_ice_servers(request: web.Request) -> web.Response:
     who = await actor(request)
     settings = request.app[SETTINGS]

@@ -82,14 +82,18 @@ class WindowIn(Body):
     active: bool = True
 
 
+RoleName = Literal["worker", "clerk", "expert", "supervisor", "admin", "auditor"]
+
+
 class UserIn(Body):
     username: str = Field(min_length=2, max_length=50, pattern=r"^[A-Za-z0-9_.-]+$")
     password: str = Field(min_length=8, max_length=200)
-    role: Literal["worker", "clerk", "expert", "supervisor", "admin"]
+    role: RoleName
     display_name: str = Field(default="", max_length=50)
     extension_point_id: int | None = None
     window_ids: list[int] | None = None
     department_ids: list[int] | None = None
+    centre_ids: list[int] | None = Field(default=None, description="部门负责人所辖中心（含下级中心）")
     specialties: list[str] | None = None
 
 
@@ -97,10 +101,17 @@ class UserPatch(Body):
     display_name: str | None = Field(default=None, max_length=50)
     password: str | None = Field(default=None, min_length=8, max_length=200)
     active: bool | None = None
+    role: RoleName | None = Field(default=None, description="改变角色会使该账号全部令牌失效，并清空原有绑定")
     extension_point_id: int | None = None
     window_ids: list[int] | None = None
     department_ids: list[int] | None = None
+    centre_ids: list[int] | None = None
     specialties: list[str] | None = None
+
+
+class PasswordChange(Body):
+    current_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=8, max_length=200)
 
 
 class BeginUpload(Body):

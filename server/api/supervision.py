@@ -6,7 +6,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from server.api.base import InvalidInput, actor, int_param, ok, optional_int, parse, route
+from server.api.base import STAFF, InvalidInput, actor, int_param, ok, optional_int, parse, route
 from server.api.schemas import OpenTidal
 from server.domain import alerts, audit, dashboard, org, queue
 from server.domain.views import window_view
@@ -20,7 +20,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/queues", "各部门云窗口队列：等候人数、最长等候、预警级别",
-       query={"centre_id": "integer", "department_id": "integer"}, tag="queue")
+       query={"centre_id": "integer", "department_id": "integer"}, roles=STAFF, tag="queue")
 async def queues(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -75,7 +75,7 @@ async def close_tidal(request: web.Request) -> web.Response:
         return ok(window_view(await org.close_tidal_window(uow, who, int_param(request, "window_id"))))
 
 
-@route("GET", "/api/audit", "审计日志查询（管理员）", roles=("admin",),
+@route("GET", "/api/audit", "审计日志查询（审计员）", roles=("auditor",),
        query={"action": "string", "actor_id": "integer", "target_type": "string", "target_id": "string",
               "since": "date-time", "until": "date-time", "limit": "integer"}, tag="admin")
 async def get_audit(request: web.Request) -> web.Response:

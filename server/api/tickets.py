@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import actor, int_param, ok, optional_int, parse, route, InvalidInput
+from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, optional_int, parse, route, InvalidInput
 from server.api.schemas import Cancel, Complete, Rating, TakeTicket, Transfer
 from server.domain import calls, queue
-from server.domain.views import ticket_view
 from server.keys import DOMAIN
 from server.models import TicketStatus
 
@@ -22,19 +21,28 @@ async def take(request: web.Request) -> web.Response:
             uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
             priority=body.priority,
         )
-        return ok(ticket_view(ticket, **placement.as_dict()), status=201)
+        return ok(queue.view(who, ticket, **placement.as_dict()), status=201)
 
 
-@route("GET", "/api/tickets/{ticket_id}", "查看号（含当前位置与预计等候）", tag="tickets")
+@route("GET", "/api/tickets/{ticket_id}", "查看号（含当前位置与预计等候；身份证号、手机号脱敏）",
+       roles=TICKET_READERS, tag="tickets")
 async def read(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
         ticket, extra = await queue.get_ticket(uow, who, int_param(request, "ticket_id"))
-        return ok(ticket_view(ticket, **extra))
+        return ok(queue.view(who, ticket, **extra))
 
 
-@route("GET", "/api/tickets", "号列表（按角色限定范围）",
-       query={"status": "string", "department_id": "integer", "limit": "integer"}, tag="tickets")
+@route("GET", "/api/tickets/{ticket_id}/resident", "办事群众完整信息（仅本件社区工作人员与云窗口工作人员；每次查看记入审计）",
+       roles=("worker", "clerk"), tag="tickets")
+async def resident(request: web.Request) -> web.Response:
+    who = await actor(request)
+    async with request.app[DOMAIN].unit() as uow:
+        return ok(await queue.resident_details(uow, who, int_param(request, "ticket_id")))
+
+
+@route("GET", "/api/tickets", "号列表（按角色限定范围；个人信息脱敏）",
+       query={"status": "string", "department_id": "integer", "limit": "integer"}, roles=TICKET_READERS, tag="tickets")
 async def list_(request: web.Request) -> web.Response:
     who = await actor(request)
     status = request.query.get("status")
@@ -46,7 +54,7 @@ async def list_(request: web.Request) -> web.Response:
             department_id=optional_int(request, "department_id"),
             limit=optional_int(request, "limit") or 200,
         )
-        return ok([ticket_view(t) for t in tickets])
+        return ok([queue.view(who, t) for t in tickets])
 
 
 @route("POST", "/api/windows/{window_id}/call-next", "叫号：返回被叫的号；无人等候时 204",
@@ -57,7 +65,7 @@ async def call_next(request: web.Request) -> web.Response:
         ticket = await queue.call_next(uow, who, int_param(request, "window_id"))
         if ticket is None:
             return web.Response(status=204)
-        return ok(ticket_view(ticket))
+        return ok(queue.view(who, ticket))
 
 
 async def _act(request: web.Request, action: str, **kwargs: object) -> web.Response:
@@ -65,7 +73,7 @@ async def _act(request: web.Request, action: str, **kwargs: object) -> web.Respo
     ticket_id = int_param(request, "ticket_id")
     async with request.app[DOMAIN].unit() as uow:
         ticket = await getattr(queue, action)(uow, who, ticket_id, **kwargs)
-        return ok(ticket_view(ticket))
+        return ok(queue.view(who, ticket))
 
 
 @route("POST", "/api/tickets/{ticket_id}/start", "开始办理（已叫号 → 办理中）", roles=("clerk",), tag="queue")
@@ -110,7 +118,7 @@ async def rating(request: web.Request) -> web.Response:
     return await _act(request, "rate", **body.model_dump())
 
 
-@route("GET", "/api/tickets/{ticket_id}/messages", "通话内文字消息（存于办件）", tag="call")
+@route("GET", "/api/tickets/{ticket_id}/messages", "通话内文字消息（存于办件）", roles=CASE_PARTIES, tag="call")
 async def messages(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:

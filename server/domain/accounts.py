@@ -1,51 +1,34 @@
-"""Accounts: users of the five roles, password checks and login throttling."""
+"""Accounts: users of the roles, what each is bound to, and who is acting (``Actor``)."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from server.domain import audit
+from server.domain import audit, logins
+from server.domain.access import centre_scope
 from server.domain.context import Actor, Uow
-from server.domain.errors import Conflict, Invalid, NotFound, TooManyAttempts, Unauthorized
+from server.domain.errors import Conflict, Invalid, NotFound, Unauthorized
+from server.domain.logins import hash_password
 from server.models import (
+    Centre,
     CloudWindow,
     Department,
     ExtensionPoint,
-    LoginAttempt,
     Role,
     User,
 )
 
-_hasher = PasswordHasher()
 MIN_PASSWORD = 8
-_DUMMY_HASH = _hasher.hash("timing-equaliser")
-
-
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
-
-
-async def _verify(hash_: str, password: str) -> bool:
-    def check() -> bool:
-        try:
-            return _hasher.verify(hash_, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(check)
 
 
 def _user_query() -> Any:
     return select(User).options(
         selectinload(User.windows).selectinload(CloudWindow.departments),
         selectinload(User.departments),
+        selectinload(User.centres),
     )
 
 
@@ -54,62 +37,41 @@ async def load_user(uow: Uow, user_id: int) -> User | None:
     return user
 
 
-def actor_for(user: User, ip: str = "") -> Actor:
-    windows = frozenset(w.id for w in user.windows if w.active)
+def actor_for(user: User, ip: str = "", session_id: str = "", centres: frozenset[int] = frozenset()) -> Actor:
+    """The acting user with what they may watch. ``centres``: a supervisor's centres with every
+    centre below them (``access.centre_scope``)."""
+    windows = [w for w in user.windows if w.active]
     if user.role is Role.supervisor:
         departments = frozenset(d.id for d in user.departments)
+        queues = frozenset((c, d) for c in centres for d in departments)
     else:
-        departments = frozenset(d.id for w in user.windows if w.active for d in w.departments)
+        departments = frozenset(d.id for w in windows for d in w.departments)
+        queues = frozenset((w.centre_id, d.id) for w in windows for d in w.departments) if user.role is Role.clerk \
+            else frozenset()
     return Actor(
         user_id=user.id,
         username=user.username,
         role=user.role,
         extension_point_id=user.extension_point_id,
-        window_ids=windows,
+        window_ids=frozenset(w.id for w in windows),
         department_ids=departments,
         ip=ip,
+        centre_ids=centres if user.role is Role.supervisor else frozenset(),
+        queues=queues,
+        session_id=session_id,
     )
 
 
-async def authenticate(uow: Uow, username: str, password: str, ip: str = "") -> User:
-    """Check a password; after N failures the account is locked for a while (429)."""
-    now = uow.clock.now()
-    attempt = await uow.session.get(LoginAttempt, username)
-    if attempt and attempt.locked_until and attempt.locked_until > now:
-        seconds = int((attempt.locked_until - now).total_seconds()) + 1
-        raise TooManyAttempts(
-            "login_locked",
-            f"登录失败次数过多，请 {seconds} 秒后再试",
-            retry_after=seconds,
-        )
-    user: User | None = (
-        await uow.session.scalars(_user_query().where(User.username == username))
-    ).first()
-    ok = await _verify(user.password_hash if user else _DUMMY_HASH, password)
-    if not ok or user is None or not user.active:
-        if attempt is None:
-            attempt = LoginAttempt(username=username, failures=0)
-            uow.session.add(attempt)
-        attempt.failures += 1
-        attempt.last_failure_at = now
-        max_failures, lockout_seconds = uow.login_limits
-        if attempt.failures >= max_failures:
-            attempt.locked_until = now + timedelta(seconds=lockout_seconds)
-            attempt.failures = 0
-        audit.record(
-            uow,
-            Actor(0, username, Role.worker, ip=ip),
-            "auth.login_failed",
-            "user",
-            user.id if user else "",
-        )
-        error = Unauthorized("invalid_credentials", "用户名或密码错误")
-        error.keep_changes = True
-        raise error
-    if attempt is not None:
-        await uow.session.delete(attempt)
-    audit.record(uow, actor_for(user, ip), "auth.login", "user", user.id)
-    return user
+async def load_actor(uow: Uow, user_id: int, *, ip: str = "", session_id: str | None = None) -> Actor:
+    """The actor behind a token: its session still open (``session_id`` None: a trusted
+    internal caller), the account active."""
+    if session_id is not None:
+        await logins.check_session(uow, user_id, session_id)
+    user = await load_user(uow, user_id)
+    if user is None or not user.active:
+        raise Unauthorized("account_disabled", "账号不存在或已停用")
+    centres = await centre_scope(uow, {c.id for c in user.centres}) if user.role is Role.supervisor else frozenset()
+    return actor_for(user, ip, session_id or "", centres)
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -138,6 +100,7 @@ def user_view(user: User) -> dict[str, Any]:
             {"id": d.id, "code": d.code, "name": d.name}
             for d in sorted(user.departments, key=lambda d: d.id)
         ],
+        "centre_ids": sorted(c.id for c in user.centres),
     }
     return view
 
@@ -153,6 +116,7 @@ async def create_user(
     extension_point_id: int | None = None,
     window_ids: list[int] | None = None,
     department_ids: list[int] | None = None,
+    centre_ids: list[int] | None = None,
     specialties: list[str] | None = None,
 ) -> User:
     actor.require(Role.admin)
@@ -171,12 +135,27 @@ async def create_user(
         created_at=uow.clock.now(),
         windows=[],
         departments=[],
+        centres=[],
     )
-    await _bind(uow, user, extension_point_id, window_ids, department_ids)
+    await _bind(uow, user, extension_point_id, window_ids, department_ids, centre_ids)
     uow.session.add(user)
     await uow.session.flush()
     audit.record(uow, actor, "user.create", "user", user.id, username=username, role=role.value)
     return user
+
+
+async def checked_hash(password: str) -> str:
+    """A new password's hash (computed before any transaction opens)."""
+    if len(password) < MIN_PASSWORD:
+        raise Invalid("password_too_short", f"密码至少 {MIN_PASSWORD} 位")
+    return await hash_password(password)
+
+
+async def set_password(uow: Uow, actor: Actor, user: User, password_hash: str) -> None:
+    """The owner changed their password: every session of the account ends."""
+    user.password_hash = password_hash
+    audit.record(uow, actor, "auth.password_changed", "user", user.id)
+    await logins.revoke_all(uow, user.id, "password")
 
 
 async def update_user(
@@ -187,16 +166,28 @@ async def update_user(
     display_name: str | None = None,
     password: str | None = None,
     active: bool | None = None,
+    role: Role | None = None,
     extension_point_id: int | None = None,
     window_ids: list[int] | None = None,
     department_ids: list[int] | None = None,
+    centre_ids: list[int] | None = None,
     specialties: list[str] | None = None,
 ) -> User:
+    """Change an account. A new password, a new role or disabling end every open session of
+    the account at once (its sockets are disconnected)."""
     actor.require(Role.admin)
     user = await load_user(uow, user_id)
     if user is None:
         raise NotFound("user_not_found", "用户不存在", user_id=user_id)
     changed: dict[str, Any] = {}
+    if role is not None and role is not user.role:
+        if user.id == actor.user_id:
+            raise Conflict("cannot_change_own_role", "不能修改自己的角色")
+        changed["role"] = {"from": user.role.value, "to": role.value}
+        user.role = role
+        user.windows, user.departments, user.centres = [], [], []
+        if role is not Role.worker:
+            user.extension_point_id = None
     if display_name is not None:
         user.display_name = display_name
         changed["display_name"] = display_name
@@ -213,8 +204,17 @@ async def update_user(
     if specialties is not None:
         user.specialties = specialties
         changed["specialties"] = specialties
-    await _bind(uow, user, extension_point_id, window_ids, department_ids)
+    await _bind(uow, user, extension_point_id, window_ids, department_ids, centre_ids)
+    for name, value in (("extension_point_id", extension_point_id), ("window_ids", window_ids),
+                        ("department_ids", department_ids), ("centre_ids", centre_ids)):
+        if value is not None:
+            changed[name] = value
     audit.record(uow, actor, "user.update", "user", user.id, **changed)
+    # Bindings are read again on every request; these three must end what was issued before.
+    reason = "disabled" if changed.get("active") is False else "password" if "password" in changed else \
+        "role" if "role" in changed else None
+    if reason is not None:
+        await logins.revoke_all(uow, user.id, reason)
     return user
 
 
@@ -224,6 +224,7 @@ async def _bind(
     extension_point_id: int | None,
     window_ids: list[int] | None,
     department_ids: list[int] | None,
+    centre_ids: list[int] | None = None,
 ) -> None:
     """Bind a user to what their role works at; refuse bindings that do not fit the role."""
     if user.role is Role.worker:
@@ -259,6 +260,13 @@ async def _bind(
         if len(departments) != len(set(department_ids)):
             raise NotFound("department_not_found", "部门不存在", department_ids=department_ids)
         user.departments = departments
+    if centre_ids is not None:
+        if user.role is not Role.supervisor:
+            raise Invalid("centres_not_allowed", "只有部门负责人绑定中心")
+        centres = list((await uow.session.scalars(select(Centre).where(Centre.id.in_(centre_ids)))).all())
+        if len(centres) != len(set(centre_ids)):
+            raise NotFound("centre_not_found", "中心不存在", centre_ids=centre_ids)
+        user.centres = centres
 
 
 async def list_clerks(uow: Uow, actor: Actor, department_id: int | None = None) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.domain import audit, hours, stats
+from server.domain.access import watched, watches
 from server.domain.context import Actor, Uow
 from server.domain.errors import NotFound
 from server.events import Audience
@@ -51,7 +52,7 @@ async def _publish(uow: Uow, alerts: list[Alert]) -> None:
         return
     await uow.session.flush()
     for a in alerts:
-        uow.emit("alert.raised", alert_view(a), Audience(department_supervisors=(a.department_id,), admins=True))
+        uow.emit("alert.raised", alert_view(a), Audience(queue_supervisors=((a.centre_id, a.department_id),), admins=True))
 
 
 async def evaluate_queue(uow: Uow, centre_id: int, department_id: int) -> Alert | None:
@@ -177,8 +178,7 @@ async def list_alerts(
 ) -> list[Alert]:
     actor.require(Role.supervisor, Role.admin)
     stmt = select(Alert).order_by(Alert.id.desc()).limit(max(1, min(limit, 500)))
-    if actor.role is Role.supervisor:
-        stmt = stmt.where(Alert.department_id.in_(actor.department_ids))
+    stmt = stmt.where(watched(actor, Alert.centre_id, Alert.department_id))
     if since is not None:
         stmt = stmt.where(Alert.created_at >= since)
     if unacknowledged:
@@ -189,7 +189,7 @@ async def list_alerts(
 async def acknowledge(uow: Uow, actor: Actor, alert_id: int) -> Alert:
     actor.require(Role.supervisor, Role.admin)
     alert = await uow.session.get(Alert, alert_id)
-    if alert is None or (actor.role is Role.supervisor and alert.department_id not in actor.department_ids):
+    if alert is None or not watches(actor, alert.centre_id, alert.department_id):
         raise NotFound("alert_not_found", "提醒不存在", alert_id=alert_id)
     if alert.acknowledged_at is None:
         alert.acknowledged_at, alert.acknowledged_by_id = uow.clock.now(), actor.user_id

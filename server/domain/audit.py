@@ -45,7 +45,7 @@ async def query(
     until: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    actor.require(Role.admin)
+    actor.require(Role.auditor)
     stmt = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(max(1, min(limit, 1000)))
     if action:
         stmt = stmt.where(AuditEntry.action == action)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from server.domain import audit
+from server.domain.access import serves
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.models import CaseMessage, Invitation, InvitationStatus, Role, Ticket, TicketStatus, User
@@ -52,11 +53,7 @@ async def _ticket(uow: Uow, ticket_id: int) -> Ticket:
 
 def role_in_call(actor: Actor, ticket: Ticket) -> str | None:
     """The worker's or the clerk's part in a case (experts: see `role_in_case`)."""
-    if actor.role is Role.worker and ticket.extension_point_id == actor.extension_point_id:
-        return "worker"
-    if actor.role is Role.clerk and ticket.window_id in actor.window_ids:
-        return "clerk"
-    return None
+    return serves(actor, ticket)
 
 
 async def accepted_invitation(uow: Uow, expert_id: int, ticket_id: int) -> Invitation | None:
@@ -143,7 +140,7 @@ async def messages(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any
     """The case's chat as this person may read it: the worker never sees the consultation."""
     ticket = await _ticket(uow, ticket_id)
     role = await role_in_case(uow, actor, ticket)
-    if role is None and actor.role is not Role.admin:
+    if role is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     query = select(CaseMessage).where(CaseMessage.ticket_id == ticket_id)
     if role == "worker":

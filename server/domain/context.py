@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.config import ConsultationRules, DocumentRules, QueueRules
+from server.config import ConsultationRules, DocumentRules, LoginPolicy, QueueRules
 from server.domain.clock import Clock
 from server.domain.errors import Forbidden
 from server.events import Audience, Event, QueueTouched
@@ -23,6 +23,9 @@ class Actor:
     window_ids: frozenset[int] = frozenset()
     department_ids: frozenset[int] = frozenset()
     ip: str = ""
+    centre_ids: frozenset[int] = frozenset()  # a supervisor's centres, sub-centres included
+    queues: frozenset[tuple[int, int]] = frozenset()  # (centre, department) watched: clerks and supervisors
+    session_id: str = ""
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
@@ -45,13 +48,14 @@ class Uow:
     clock: Clock
     rules: QueueRules
     dialect: str = "sqlite"
-    login_limits: tuple[int, float] = (5, 300.0)
+    login: LoginPolicy = field(default_factory=LoginPolicy)
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
 
-    def emit(self, name: str, payload: dict[str, Any], audience: Audience) -> None:
-        self.events.append(Event(name, payload, audience))
+    def emit(self, name: str, payload: dict[str, Any], audience: Audience,
+             watchers_payload: dict[str, Any] | None = None) -> None:
+        self.events.append(Event(name, payload, audience, watchers_payload))
 
     def touch_queue(self, centre_id: int, department_id: int) -> None:
         touched = QueueTouched(centre_id, department_id)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from server.domain import alerts, hours, org, stats
+from server.domain.access import visible_tickets, watches
 from server.domain.context import Actor, Uow
 from server.domain.views import window_view
 from server.models import Department, Role, Ticket, TicketStatus
@@ -30,6 +31,7 @@ async def dashboard(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
     figures = await stats.queue_stats(uow, centre_id=centre_id)
     stmt = select(Ticket).where(
         Ticket.department_id.in_(wanted),
+        visible_tickets(actor),
         or_(Ticket.called_at >= day_start, Ticket.finished_at >= day_start, Ticket.rated_at >= day_start),
     )
     if centre_id is not None:
@@ -50,7 +52,7 @@ async def dashboard(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
             ratings[t.department_id].append(float(t.rating_score))
     rows = []
     for d in departments:
-        mine = [s for (c, dep), s in figures.items() if dep == d.id]
+        mine = [s for (c, dep), s in figures.items() if dep == d.id and watches(actor, c, dep)]
         levels = [s.level(uow.rules) for s in mine] or ["green"]
         rows.append({
             "department_id": d.id,
@@ -69,7 +71,7 @@ async def dashboard(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
     tidal = [
         window_view(w)
         for w in await org.tidal_windows(uow, since_day_start=day_start)
-        if {d.id for d in w.departments} & wanted
+        if any(watches(actor, w.centre_id, d.id) for d in w.departments if d.id in wanted)
     ]
     recent = await alerts.list_alerts(uow, actor, since=now - timedelta(hours=24), limit=50)
     return {

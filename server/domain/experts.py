@@ -29,6 +29,7 @@ from sqlalchemy.engine import CursorResult
 
 from server.domain import audit
 from server.domain.calls import OPEN, accepted_invitation, call_is_open, role_in_call
+from server.domain.access import watches
 from server.domain.context import SYSTEM, Actor, Uow
 from server.domain.documents import checklist
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -163,7 +164,7 @@ async def _case(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
     ticket = await uow.session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    if actor.role is Role.supervisor and ticket.department_id in actor.department_ids:
+    if actor.role is Role.supervisor and watches(actor, ticket.centre_id, ticket.department_id):
         return ticket
     if actor.role is Role.clerk and role_in_call(actor, ticket) == "clerk":
         return ticket
@@ -459,7 +460,7 @@ async def timeline(uow: Uow, actor: Actor, ticket_id: int) -> dict[str, Any]:
     ticket = await uow.session.get(Ticket, ticket_id)
     allowed = ticket is not None and (
         actor.role is Role.admin
-        or (actor.role is Role.supervisor and ticket.department_id in actor.department_ids)
+        or (actor.role is Role.supervisor and watches(actor, ticket.centre_id, ticket.department_id))
         or role_in_call(actor, ticket) == "clerk"
         or (actor.role is Role.expert and await accepted_invitation(uow, actor.user_id, ticket_id) is not None)
     )

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from server.domain import audit
+from server.domain.access import watches
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Invalid, NotFound
 from server.domain.views import department_view, window_view
@@ -165,10 +166,15 @@ async def open_tidal_window(
         raise NotFound("department_not_found", "您不负责该部门", department_id=department_id)
     (department,) = await _departments(uow, [department_id])
     if centre_id is None:
-        centre_id = await uow.session.scalar(select(Centre.id).where(Centre.parent_id.is_(None)).order_by(Centre.id))
+        top = select(Centre.id).where(Centre.parent_id.is_(None))
+        if actor.role is Role.supervisor:  # the supervisor's own highest centre
+            top = select(Centre.id).where(Centre.id.in_(actor.centre_ids)).order_by(Centre.parent_id.is_not(None))
+        centre_id = await uow.session.scalar(top.order_by(Centre.id).limit(1))
         if centre_id is None:
             raise NotFound("centre_not_found", "没有区级云办中心")
     await _centre(uow, centre_id)
+    if not watches(actor, centre_id, department_id):
+        raise NotFound("centre_not_found", "您不负责该中心", centre_id=centre_id)
     clerk = (
         await uow.session.scalars(select(User).options(selectinload(User.windows)).where(User.id == clerk_id))
     ).first()
@@ -194,7 +200,7 @@ async def open_tidal_window(
         uow, actor, "tidal.open", "window", window.id, department_id=department_id, clerk_id=clerk_id, minutes=minutes
     )
     payload = {**window_view(window), "clerk_id": clerk_id}
-    uow.emit("tidal.opened", payload, _tidal_audience(department_id, clerk_id))
+    uow.emit("tidal.opened", payload, _tidal_audience(centre_id, department_id, clerk_id))
     uow.touch_queue(centre_id, department_id)
     return window
 
@@ -203,7 +209,7 @@ async def close_tidal_window(uow: Uow, actor: Actor, window_id: int, *, reason: 
     actor.require(Role.supervisor, Role.admin)
     window = await get_window(uow, window_id, lock=True)
     department_ids = [d.id for d in window.departments]
-    if actor.role is Role.supervisor and not set(department_ids) & actor.department_ids:
+    if not any(watches(actor, window.centre_id, d) for d in department_ids):
         raise NotFound("window_not_found", "窗口不存在", window_id=window_id)
     if not window.tidal:
         raise Conflict("not_tidal", "只能关闭潮汐窗口；常设窗口请由管理员停用")
@@ -220,7 +226,7 @@ async def close_tidal_window(uow: Uow, actor: Actor, window_id: int, *, reason: 
         uow.emit(
             "tidal.closed",
             {**window_view(window), "reason": reason},
-            _tidal_audience(department_id, *clerk_ids),
+            _tidal_audience(window.centre_id, department_id, *clerk_ids),
         )
         uow.touch_queue(window.centre_id, department_id)
     return window
@@ -266,10 +272,10 @@ async def windows_serving(uow: Uow, centre_id: int, department_id: int, *, staff
     return int(await uow.session.scalar(stmt) or 0)
 
 
-def _tidal_audience(department_id: int, *user_ids: int) -> Audience:
+def _tidal_audience(centre_id: int, department_id: int, *user_ids: int) -> Audience:
     return Audience(
         users=tuple(user_ids),
-        department_clerks=(department_id,),
-        department_supervisors=(department_id,),
+        queue_clerks=((centre_id, department_id),),
+        queue_supervisors=((centre_id, department_id),),
         admins=True,
     )

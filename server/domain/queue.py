@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.domain import alerts, audit, documents, hours, org, stats
+from server.domain.access import can_see, serves, visible_tickets
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.domain.views import ticket_view
@@ -92,8 +93,21 @@ def _order_key() -> tuple[Any, ...]:
 
 
 def ticket_audience(t: Ticket, *users: int | None) -> Audience:
+    """The case's worker and clerk (and any others named), and the supervisors watching its
+    queue; clerks watching the queue hear of it through ``queue.updated`` counts only."""
     ids = tuple(sorted({u for u in (t.worker_id, t.clerk_id, *users) if u}))
-    return Audience(users=ids, department_clerks=(t.department_id,), department_supervisors=(t.department_id,))
+    return Audience(users=ids, queue_supervisors=((t.centre_id, t.department_id),))
+
+
+def _announce(uow: Uow, name: str, t: Ticket, audience: Audience | None = None, **extra: object) -> None:
+    """A ticket event: in full to the people serving the case, without personal data to watchers."""
+    uow.emit(name, ticket_view(t, personal=True, **extra), audience or ticket_audience(t),
+             watchers_payload=ticket_view(t, personal=False, **extra))
+
+
+def view(actor: Actor, t: Ticket, **extra: Any) -> dict[str, Any]:
+    """The ticket as this actor may see it (personal data only to those serving the case)."""
+    return ticket_view(t, personal=serves(actor, t) is not None, **extra)
 
 
 async def _queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> int:
@@ -206,7 +220,7 @@ async def take_ticket(
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
                  callback=ticket.callback, priority=priority)
-    uow.emit("ticket.created", ticket_view(ticket, **placement.as_dict()), ticket_audience(ticket))
+    _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
     return ticket, placement
@@ -345,7 +359,7 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
         raise Conflict("queue_busy", "叫号繁忙，请重试")
     ticket = claimed
     audit.record(uow, actor, "ticket.call", "ticket", ticket.id, number=ticket.number, window_id=window.id)
-    uow.emit("ticket.called", ticket_view(ticket, window_name=window.name), ticket_audience(ticket))
+    _announce(uow, "ticket.called", ticket, window_name=window.name)
     uow.touch_queue(ticket.centre_id, ticket.department_id)
     return ticket
 
@@ -362,20 +376,6 @@ async def _load(uow: Uow, ticket_id: int, *, lock: bool = False, refresh: bool =
     return ticket
 
 
-def can_see(actor: Actor, ticket: Ticket) -> bool:
-    if actor.role is Role.admin:
-        return True
-    if actor.role is Role.worker:
-        return ticket.extension_point_id == actor.extension_point_id
-    if actor.role is Role.clerk:
-        return ticket.window_id in actor.window_ids or (
-            ticket.status is TicketStatus.waiting and ticket.department_id in actor.department_ids
-        ) or ticket.clerk_id == actor.user_id
-    if actor.role is Role.supervisor:
-        return ticket.department_id in actor.department_ids
-    return False
-
-
 async def get_ticket(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, dict[str, Any]]:
     """The ticket and what a reader needs beside it: place in line, estimated wait, and the
     name of the window it was called to (a reloaded worker page can say "请到 … 云窗口")."""
@@ -383,10 +383,23 @@ async def get_ticket(uow: Uow, actor: Actor, ticket_id: int) -> tuple[Ticket, di
     if not can_see(actor, ticket):
         # Same answer as an unknown id: a stranger learns nothing about other points' residents.
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    if actor.role is not Role.worker:
-        audit.record(uow, actor, "ticket.read", "ticket", ticket.id)
+    audit.record(uow, actor, "ticket.read", "ticket", ticket.id)
     window = await uow.session.get(CloudWindow, ticket.window_id) if ticket.window_id else None
     return ticket, {**(await placement_of(uow, ticket)).as_dict(), "window_name": window.name if window else None}
+
+
+async def resident_details(uow: Uow, actor: Actor, ticket_id: int) -> dict[str, Any]:
+    """办事群众完整信息 — name, ID number, phone in full, for the case's worker and clerk only;
+    every such read is written to the audit log."""
+    ticket = await _load(uow, ticket_id)
+    if not can_see(actor, ticket):
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    if serves(actor, ticket) is None:
+        raise Forbidden("not_serving_case", "只有办理本件的社区工作人员和云窗口工作人员可以查看完整信息")
+    audit.record(uow, actor, "resident.read", "ticket", ticket.id)
+    r = ticket.resident or {}
+    return {"ticket_id": ticket.id, "masked": False,
+            **{k: r[k] for k in ("name", "id_number", "phone", "note") if r.get(k)}}
 
 
 async def list_tickets(
@@ -397,17 +410,8 @@ async def list_tickets(
     department_id: int | None = None,
     limit: int = 200,
 ) -> list[Ticket]:
-    stmt = select(Ticket).order_by(Ticket.id.desc()).limit(max(1, min(limit, 500)))
-    if actor.role is Role.worker:
-        stmt = stmt.where(Ticket.extension_point_id == actor.extension_point_id)
-    elif actor.role is Role.clerk:
-        stmt = stmt.where(
-            (Ticket.department_id.in_(actor.department_ids)) | (Ticket.window_id.in_(actor.window_ids))
-        )
-    elif actor.role is Role.supervisor:
-        stmt = stmt.where(Ticket.department_id.in_(actor.department_ids))
-    elif actor.role is not Role.admin:
-        raise Forbidden("role_forbidden", "您的角色无权查看排队信息")
+    actor.require(Role.worker, Role.clerk, Role.supervisor, Role.admin)
+    stmt = select(Ticket).where(visible_tickets(actor)).order_by(Ticket.id.desc()).limit(max(1, min(limit, 500)))
     if status is not None:
         stmt = stmt.where(Ticket.status == status)
     if department_id is not None:
@@ -446,8 +450,8 @@ async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ti
 
 def _changed(uow: Uow, actor: Actor, ticket: Ticket, action: str, **detail: Any) -> None:
     audit.record(uow, actor, f"ticket.{action}", "ticket", ticket.id, number=ticket.number, **detail)
-    uow.emit(f"ticket.{action.replace('_', '-')}", ticket_view(ticket), ticket_audience(ticket))
-    uow.emit("ticket.updated", ticket_view(ticket), ticket_audience(ticket))
+    _announce(uow, f"ticket.{action.replace('_', '-')}", ticket)
+    _announce(uow, "ticket.updated", ticket)
 
 
 async def start_service(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
@@ -508,13 +512,13 @@ async def transfer(
     ticket.wait_alerted_at = None
     audit.record(uow, actor, "ticket.transfer", "ticket", ticket.id, from_number=origin[2],
                  to_number=ticket.number, department_id=department_id, reason=reason)
-    view = ticket_view(ticket, **(await placement_of(uow, ticket)).as_dict(), previous_number=origin[2])
-    uow.emit("ticket.transfer", view, ticket_audience(ticket, old_clerk))
-    uow.emit("ticket.updated", view, Audience(
-        users=(ticket.worker_id,) + ((old_clerk,) if old_clerk else ()),
-        department_clerks=(origin[1], department_id),
-        department_supervisors=(origin[1], department_id),
-    ))
+    extra = {**(await placement_of(uow, ticket)).as_dict(), "previous_number": origin[2]}
+    audience = Audience(
+        users=tuple(sorted({ticket.worker_id, *((old_clerk,) if old_clerk else ())})),
+        queue_supervisors=((origin[0], origin[1]), (target_centre, department_id)),
+    )
+    _announce(uow, "ticket.transfer", ticket, audience, **extra)
+    _announce(uow, "ticket.updated", ticket, audience, **extra)
     uow.touch_queue(origin[0], origin[1])
     uow.touch_queue(target_centre, department_id)
     await alerts.evaluate_queue(uow, target_centre, department_id)
@@ -568,7 +572,7 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     ticket.rating_score, ticket.rating_comment = score, comment
     ticket.rated_at = uow.clock.now()
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
-    uow.emit("ticket.rated", ticket_view(ticket), ticket_audience(ticket))
+    _announce(uow, "ticket.rated", ticket)
     return ticket
 
 

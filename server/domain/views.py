@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.domain.access import mask_id_number, mask_name, mask_phone
 from server.models import CloudWindow, Department, ServiceItem, Ticket
 
 
@@ -43,7 +44,25 @@ def item_view(item: ServiceItem) -> dict[str, Any]:
     }
 
 
-def ticket_view(t: Ticket, **extra: Any) -> dict[str, Any]:
+def resident_view(resident: dict[str, Any] | None, *, personal: bool) -> dict[str, Any]:
+    """The resident as a list, an event or a page shows them: ID number and phone always masked;
+    the name and note only for those serving the case (``personal``), else the name masked."""
+    r = resident or {}
+    id_number = r.get("id_number_masked") or mask_id_number(r.get("id_number"))
+    phone = r.get("phone_masked") or mask_phone(r.get("phone"))
+    view: dict[str, Any] = {"name": r.get("name", "") if personal else mask_name(r.get("name", "")), "masked": True}
+    if id_number:
+        view["id_number"] = id_number
+    if phone:
+        view["phone"] = phone
+    if personal and r.get("note"):
+        view["note"] = r["note"]
+    return view
+
+
+def ticket_view(t: Ticket, *, personal: bool, **extra: Any) -> dict[str, Any]:
+    """One ticket. ``personal``: the reader serves the case (its worker or clerk)."""
+
     def iso(v: Any) -> str | None:
         return v.isoformat() if v is not None else None
 
@@ -57,7 +76,7 @@ def ticket_view(t: Ticket, **extra: Any) -> dict[str, Any]:
         "item_id": t.item_id,
         "extension_point_id": t.extension_point_id,
         "worker_id": t.worker_id,
-        "resident": t.resident,
+        "resident": resident_view(t.resident, personal=personal),
         "priority": t.priority,
         "callback": t.callback,
         "taken_at": iso(t.taken_at),

@@ -11,7 +11,7 @@ type AnyHandler = (...args: never[]) => void;
 type AckOf<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
 
 const REQUEST_TIMEOUT_MS = 20000;
-const REFUSALS = new Set(["auth_required", "invalid_token", "token_expired", "account_disabled"]);
+const REFUSALS = new Set(["auth_required", "invalid_token", "token_expired", "account_disabled", "session_revoked"]);
 
 export class LiveConnection {
   readonly status = reactive({ state: "idle" as LiveState, everConnected: false, reconnects: 0, error: "" });
