@@ -6,6 +6,7 @@ acks; everything else it needs comes through the constructor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -41,6 +42,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.calls = calls
         self.presence = presence
         self.client_ip = client_ip
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def end_sessions(self, user_id: int, session_ids: list[str]) -> int:
         """Disconnect this node's sockets of those sessions (revoked: logout, password, role…)."""
@@ -71,8 +73,19 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             return await self.domain.actor(session["user_id"], session.get("ip", ""), session["auth_session"])
         except DomainError:
-            await self.disconnect(sid)
+            self._disconnect_after_ack(sid)
             raise
+
+    def _disconnect_after_ack(self, sid: str) -> None:
+        """A socket whose session ended gets its error ack, then is disconnected."""
+
+        async def later() -> None:
+            await asyncio.sleep(0.2)
+            await self.disconnect(sid)
+
+        task = asyncio.create_task(later())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:
