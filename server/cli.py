@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         from server.migrate import upgrade
 
-        upgrade(settings.effective_database_url)
+        upgrade(settings.effective_database_url, data_key=settings.resolved_data_key())
         print("数据库已迁移到最新版本 / database migrated")
         return 0
     if args.command == "seed":
@@ -68,7 +68,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host, port=args.port or settings.port
     )
     if not args.no_migrate:
-        upgrade(settings.effective_database_url)
+        upgrade(settings.effective_database_url, data_key=settings.resolved_data_key())
     try:  # the media relay forwards noticeably more packets per core on uvloop
         import uvloop
 
@@ -87,7 +87,7 @@ async def _seed(settings: Settings) -> int:
     from server.migrate import upgrade_async
     from server.seed import demo_accounts_text, seed_demo
 
-    await upgrade_async(settings.effective_database_url)
+    await upgrade_async(settings.effective_database_url, data_key=settings.resolved_data_key())
     db = Database(settings.effective_database_url)
     try:
         added = await seed_demo(db)

@@ -6,9 +6,11 @@ in-process socket.io manager), so ``yunbang serve`` runs with nothing else insta
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
@@ -142,6 +144,8 @@ class Settings:
     redis_url: str = ""
     redis_channel: str = "yunbang"
     secret_key: str = ""
+    data_key: str = ""
+    retention_days: float = 0
     login: LoginPolicy = field(default_factory=LoginPolicy)
     s3_endpoint: str = ""
     s3_public_endpoint: str = ""
@@ -223,6 +227,8 @@ class Settings:
             redis_url=get("REDIS_URL"),
             redis_channel=get("REDIS_CHANNEL", "yunbang"),
             secret_key=get("SECRET_KEY"),
+            data_key=get("DATA_KEY"),
+            retention_days=number("RETENTION_DAYS", 0),
             login=LoginPolicy(
                 max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),
                 lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", 300),
@@ -262,12 +268,28 @@ class Settings:
         """
         if self.secret_key:
             return self.secret_key
-        path = self.data_dir / "secret_key"
+        return self._generated("secret_key", lambda: secrets.token_urlsafe(48))
+
+    def resolved_data_key(self) -> bytes:
+        """The key that encrypts residents' ID and phone numbers at rest (32 bytes, AES-256-GCM):
+        ``YUNBANG_DATA_KEY`` (base64), or one generated once into ``<data_dir>/data_key`` (0600).
+        Losing it loses those numbers: back it up apart from the database (docs/security.md)."""
+        text = self.data_key or self._generated("data_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+        try:
+            key = base64.b64decode(text.strip(), validate=True)
+        except ValueError as exc:
+            raise SettingsError("YUNBANG_DATA_KEY must be base64") from exc
+        if len(key) != 32:
+            raise SettingsError("YUNBANG_DATA_KEY must be 32 bytes (base64 of 32 random bytes)")
+        return key
+
+    def _generated(self, name: str, make: Callable[[], str]) -> str:
+        path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(48)
+        value = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(key)
-        return key
+            fh.write(value)
+        return value

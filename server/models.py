@@ -281,7 +281,9 @@ class Ticket(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
     extension_point_id: Mapped[int] = mapped_column(ForeignKey("extension_points.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    resident: Mapped[dict[str, Any]] = mapped_column(JSON)
+    resident: Mapped[dict[str, Any]] = mapped_column(JSON)  # name, note, masked numbers (domain/personal.py)
+    resident_sealed: Mapped[str | None] = mapped_column(Text)  # ID and phone numbers, AES-256-GCM
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)  # keyed hash, exact search
     priority: Mapped[str | None] = mapped_column(String(20))
     callback: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"))

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from server.config import Settings
+from server.crypto import LazySealer
 from server.db import Database
 from server.domain import accounts, logins
 from server.domain.clock import Clock
@@ -18,6 +19,7 @@ from server.events import EventSink
 class Domain:
     def __init__(self, db: Database, clock: Clock, settings: Settings, sink: EventSink) -> None:
         self.db, self.clock, self.settings, self.sink = db, clock, settings, sink
+        self.sealer = LazySealer(settings.resolved_data_key)
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Uow]:
@@ -32,6 +34,7 @@ class Domain:
                 login=self.settings.login,
                 documents=self.settings.documents,
                 consultations=self.settings.consultations,
+                sealer=self.sealer,
             )
             yield uow
         if uow.events:

@@ -73,6 +73,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await results.first.click()
     await expect(worker.locator("[data-testid=materials]")).to_contain_text("户口簿")
     await worker.fill("input[data-testid=resident-name]", "李大爷")
+    await worker.fill("input[data-testid=resident-id-number]", "330203195001011234")
     await worker.get_by_text("老年人", exact=True).click()
     await worker.click("[data-testid=take-ticket]")
     await expect(worker.locator("[data-testid=waiting]")).to_be_visible()
@@ -90,6 +91,10 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(clerk.locator("[data-testid=queue-waiting]").first).to_have_text("1")
     await clerk.click("[data-testid=call-next]")
     await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(number)
+    # The ID number is masked on the console; the full number is one audited click away.
+    await expect(clerk.locator("[data-testid=resident-id]")).to_have_text("330203********1234")
+    await clerk.click("[data-testid=resident-reveal]")
+    await expect(clerk.locator("[data-testid=resident-id]")).to_have_text("330203195001011234")
 
     # The call opens by itself on the worker's page; each side decodes the other's video.
     await expect(worker.locator("[data-testid=called-banner]")).to_be_visible()

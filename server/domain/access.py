@@ -108,29 +108,3 @@ async def centre_scope(uow: Uow, centre_ids: set[int]) -> frozenset[int]:
             scope.add(cid)
             todo.extend(children.get(cid, ()))
     return frozenset(scope)
-
-
-def mask_id_number(value: str | None) -> str | None:
-    """330203********1234 — the region code and the last four digits stay."""
-    if not value:
-        return value
-    if len(value) <= 10:
-        return value[:2] + "*" * (len(value) - 2)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
-
-
-def mask_phone(value: str | None) -> str | None:
-    """138****5678."""
-    if not value:
-        return value
-    digits = value.replace(" ", "").replace("-", "")
-    if len(digits) < 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
-def mask_name(value: str | None) -> str | None:
-    """李*, 欧阳** — the family name's first character stays."""
-    if not value:
-        return value
-    return value[0] + "*" * max(1, len(value) - 1)

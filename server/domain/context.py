@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.config import ConsultationRules, DocumentRules, LoginPolicy, QueueRules
 from server.domain.clock import Clock
 from server.domain.errors import Forbidden
+from server.domain.personal import Sealer
 from server.events import Audience, Event, QueueTouched
 from server.models import Role
 
@@ -40,6 +41,19 @@ class Actor:
 SYSTEM = Actor(user_id=0, username="system", role=Role.admin)
 
 
+class _NoSealer:
+    """For units of work that never touch personal data (CLI reports); refuses to guess a key."""
+
+    def seal(self, data: dict[str, str]) -> str:
+        raise RuntimeError("no data key configured for this unit of work")
+
+    def open(self, sealed: str) -> dict[str, str]:
+        raise RuntimeError("no data key configured for this unit of work")
+
+    def search_hash(self, id_number: str) -> str:
+        raise RuntimeError("no data key configured for this unit of work")
+
+
 @dataclass
 class Uow:
     """One transaction's worth of domain work: the session, the clock, the rules, the events."""
@@ -52,6 +66,7 @@ class Uow:
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
+    sealer: Sealer = field(default_factory=lambda: _NoSealer())
 
     def emit(self, name: str, payload: dict[str, Any], audience: Audience,
              watchers_payload: dict[str, Any] | None = None) -> None:

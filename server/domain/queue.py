@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.domain import alerts, audit, documents, hours, org, stats
+from server.domain import alerts, audit, documents, hours, org, personal, stats
 from server.domain.access import can_see, serves, visible_tickets
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -177,8 +177,7 @@ async def take_ticket(
     centre_id = await _queue_centre(uow, item, point)
     if await org.windows_serving(uow, centre_id, department.id) == 0:
         raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
-    resident = {**resident, "name": name}
-    id_number = str(resident.get("id_number") or "").strip().upper()
+    clear, sealed, search = personal.split_resident(uow.sealer, {**resident, "name": name})
     duplicate = (
         await uow.session.execute(
             select(Ticket.id, Ticket.number).where(
@@ -186,7 +185,7 @@ async def take_ticket(
                 Ticket.extension_point_id == point.id,
                 Ticket.status.in_(LIVE),
                 Ticket.resident["name"].as_string() == name,
-                func.upper(func.coalesce(Ticket.resident["id_number"].as_string(), "")) == id_number,
+                func.coalesce(Ticket.id_number_hash, "") == (search or ""),
             ).limit(1)
         )
     ).first()
@@ -207,7 +206,9 @@ async def take_ticket(
         item_id=item.id,
         extension_point_id=point.id,
         worker_id=actor.user_id,
-        resident=resident,
+        resident=clear,
+        resident_sealed=sealed,
+        id_number_hash=search,
         priority=priority,
         callback=not open_now,
         status=TicketStatus.waiting,
@@ -397,9 +398,8 @@ async def resident_details(uow: Uow, actor: Actor, ticket_id: int) -> dict[str, 
     if serves(actor, ticket) is None:
         raise Forbidden("not_serving_case", "只有办理本件的社区工作人员和云窗口工作人员可以查看完整信息")
     audit.record(uow, actor, "resident.read", "ticket", ticket.id)
-    r = ticket.resident or {}
     return {"ticket_id": ticket.id, "masked": False,
-            **{k: r[k] for k in ("name", "id_number", "phone", "note") if r.get(k)}}
+            **personal.full_resident(uow.sealer, ticket.resident, ticket.resident_sealed)}
 
 
 async def list_tickets(

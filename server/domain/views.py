@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.domain.access import mask_id_number, mask_name, mask_phone
+from server.domain.personal import mask_name
 from server.models import CloudWindow, Department, ServiceItem, Ticket
 
 
@@ -48,8 +48,7 @@ def resident_view(resident: dict[str, Any] | None, *, personal: bool) -> dict[st
     """The resident as a list, an event or a page shows them: ID number and phone always masked;
     the name and note only for those serving the case (``personal``), else the name masked."""
     r = resident or {}
-    id_number = r.get("id_number_masked") or mask_id_number(r.get("id_number"))
-    phone = r.get("phone_masked") or mask_phone(r.get("phone"))
+    id_number, phone = r.get("id_number_masked"), r.get("phone_masked")
     view: dict[str, Any] = {"name": r.get("name", "") if personal else mask_name(r.get("name", "")), "masked": True}
     if id_number:
         view["id_number"] = id_number

@@ -88,11 +88,19 @@ export interface Item {
   materials: Material[];
 }
 
+/** In tickets, lists and events the ID number and phone come masked (`masked: true`); the
+ * full record is one audited read, `GET /api/tickets/{id}/resident`, for the case's worker and clerk. */
 export interface Resident {
   name: string;
   id_number?: string;
   phone?: string;
   note?: string;
+  masked?: boolean;
+}
+
+export interface ResidentFull extends Resident {
+  ticket_id: number;
+  masked: false;
 }
 
 export interface Ticket {
@@ -304,6 +312,9 @@ export interface Responses {
   "post /api/tickets": Ticket;
   "get /api/tickets": Ticket[];
   "get /api/tickets/{ticket_id}": Ticket;
+  "get /api/tickets/{ticket_id}/resident": ResidentFull;
+  "post /api/auth/logout": null;
+  "post /api/auth/password": LoginResult;
   "post /api/windows/{window_id}/call-next": Ticket | null;
   "post /api/tickets/{ticket_id}/start": Ticket;
   "post /api/tickets/{ticket_id}/recall": Ticket;

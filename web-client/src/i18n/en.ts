@@ -6,6 +6,7 @@ const en: Messages<typeof zhCN> = {
   app: { title: "yunbang · remote video service", name: "yunbang" },
   roles: { worker: "Community worker", clerk: "Cloud-window clerk", expert: "Expert", supervisor: "Supervisor", admin: "Administrator" },
   nav: { deviceCheck: "Device check", logout: "Log out" },
+  resident: { idNumber: "ID", phone: "Phone", reveal: "Show in full", audited: "Shown in full (this read is recorded in the audit log)" },
   common: { cancel: "Cancel", back: "Back", loading: "Loading…" },
   errors: { network: "Cannot reach the server. Check the network and try again." },
   connection: {

@@ -3,6 +3,7 @@ export default {
   app: { title: "云帮办 · 远程视频受理", name: "云帮办" },
   roles: { worker: "社区工作人员", clerk: "云窗口工作人员", expert: "专家", supervisor: "大厅管理", admin: "系统管理员" },
   nav: { deviceCheck: "设备检测", logout: "退出登录" },
+  resident: { idNumber: "身份证", phone: "手机", reveal: "查看完整信息", audited: "已显示完整信息（本次查看已记入审计日志）" },
   common: { cancel: "取消", back: "返回", loading: "正在加载…" },
   errors: { network: "无法连接服务器，请检查网络后重试" },
   connection: {

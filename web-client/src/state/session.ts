@@ -52,6 +52,16 @@ export async function restore(): Promise<boolean> {
   }
 }
 
+/** 退出登录: the server ends this token everywhere, then the page forgets it. */
+export async function signOut(): Promise<void> {
+  try {
+    await request("post", "/api/auth/logout", {});
+  } catch {
+    // Already refused or offline: the token is forgotten here all the same.
+  }
+  logout();
+}
+
 export function logout(notice = ""): void {
   localStorage.removeItem(TOKEN_KEY);
   setToken(null);
@@ -76,4 +86,25 @@ export function homeFor(role: Role): string {
 }
 
 onUnauthorized((error) => logout(error.message));
+live.on("session.revoked", (revoked) => {
+  const token = localStorage.getItem(TOKEN_KEY);
+  if (token && revoked.session_ids.includes(sessionOf(token))) logout(REVOKED[revoked.reason] ?? REVOKED.logout);
+});
+
+const REVOKED: Record<string, string> = {
+  logout: "已在其他地方退出登录，请重新登录",
+  password: "密码已修改，请重新登录",
+  role: "账号角色已变更，请重新登录",
+  disabled: "账号已停用",
+};
+
+/** The session a token names (its `sid` claim), to tell whether a revocation is about this tab. */
+function sessionOf(token: string): string {
+  try {
+    const payload = (token.split(".")[1] ?? "").replace(/-/g, "+").replace(/_/g, "/");
+    return String(JSON.parse(atob(payload)).sid ?? "");
+  } catch {
+    return "";
+  }
+}
 live.onRefused = (error) => logout(error.message);
