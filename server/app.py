@@ -20,8 +20,9 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.events import Event
-from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, SETTINGS, SIO, STORE, TOKENS, UPLOADS
+from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
 from server.live import InvitationTimers, Monitor, SocketSink
+from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
@@ -79,7 +80,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     uploads = DocumentUploads(domain, pipeline, store)
     app[STORE] = store
     app[UPLOADS] = uploads
-    monitor = Monitor(domain, settings.monitor_interval_seconds, housekeeping=[uploads.sweep, domain.sweep_logins])
+    retention = Retention(domain, store)
+    app[RETENTION] = retention
+    monitor = Monitor(domain, settings.monitor_interval_seconds,
+                      housekeeping=[uploads.sweep, domain.sweep_logins, retention.housekeeping])
     app[MONITOR] = monitor
 
     for r in ROUTES:

@@ -25,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     seed.add_argument("--demo", action="store_true", required=True, help="the demo district and accounts")
     user = sub.add_parser("create-user", help="create an account (password from YUNBANG_NEW_PASSWORD or a prompt)")
     user.add_argument("--username", required=True)
-    user.add_argument("--role", required=True, choices=["worker", "clerk", "expert", "supervisor", "admin"])
+    user.add_argument("--role", required=True, choices=["worker", "clerk", "expert", "supervisor", "admin", "auditor"])
     user.add_argument("--display-name", default="")
     user.add_argument("--extension-point", type=int)
     user.add_argument("--window", type=int, action="append")
     user.add_argument("--department", type=int, action="append")
+    keep = sub.add_parser("retention", help="delete documents and anonymise residents of cases closed more than "
+                                           "YUNBANG_RETENTION_DAYS ago")
+    keep.add_argument("--dry-run", action="store_true", help="only list what would go")
     audit = sub.add_parser("audit", help="print recent audit entries as JSON lines")
     audit.add_argument("--action")
     audit.add_argument("--limit", type=int, default=50)
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_create_user(settings, args))
     if args.command == "audit":
         return asyncio.run(_audit(settings, args))
+    if args.command == "retention":
+        return asyncio.run(_retention(settings, dry_run=args.dry_run))
     return 1
 
 
@@ -121,6 +126,37 @@ async def _create_user(settings: Settings, args: argparse.Namespace) -> int:
     except DomainError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    finally:
+        await db.dispose()
+
+
+async def _retention(settings: Settings, *, dry_run: bool) -> int:
+    from server.app import object_store
+    from server.db import Database
+    from server.domain.clock import SystemClock
+    from server.events import MemorySink
+    from server.retention import Retention
+    from server.runtime import Domain
+
+    if settings.retention_days <= 0:
+        print("未设置保存期限（YUNBANG_RETENTION_DAYS），不删除任何数据 / no retention period set: nothing to do")
+        return 0
+    db = Database(settings.effective_database_url)
+    try:
+        store = object_store(settings)
+        await store.ensure_ready()
+        retention = Retention(Domain(db, SystemClock(), settings, MemorySink()), store)
+        total = 0
+        while True:
+            report = await retention.run(dry_run=dry_run, limit=100_000 if dry_run else 500)
+            for case in report.cases:
+                print(json.dumps(case, ensure_ascii=False))
+            total += len(report.cases)
+            if dry_run or not report.cases:
+                break
+        verb = "将匿名化 / would purge" if dry_run else "已匿名化 / purged"
+        print(f"{verb}: {total} 件（办结超过 {settings.retention_days:g} 天）")
+        return 0
     finally:
         await db.dispose()
 

@@ -9,6 +9,7 @@ from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.live import Monitor
+from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
@@ -24,3 +25,4 @@ CALLS = web.AppKey("calls", CallService)
 PRESENCE = web.AppKey("presence", LocalPresence)
 UPLOADS = web.AppKey("uploads", DocumentUploads)
 STORE = web.AppKey("store", object)
+RETENTION = web.AppKey("retention", Retention)

@@ -301,6 +301,7 @@ class Ticket(Base):
     rating_score: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime | None]  # retention: documents deleted, personal data anonymised
 
 
 class QueueState(Base):

@@ -1,4 +1,5 @@
-"""residents' ID and phone numbers sealed at rest (AES-256-GCM) and found by a keyed hash
+"""residents' ID and phone numbers sealed at rest (AES-256-GCM) and found by a keyed hash;
+when a closed case's personal data was purged (retention)
 
 Existing tickets are converted: their numbers are sealed into ``resident_sealed``, the ID
 number's keyed hash goes to ``id_number_hash``, and the JSON keeps only the masked forms. The
@@ -72,6 +73,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('resident_sealed', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('id_number_hash', sa.String(length=64), nullable=True))
         batch_op.create_index(batch_op.f('ix_tickets_id_number_hash'), ['id_number_hash'], unique=False)
+        batch_op.add_column(sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
     if not todo:
         return
     aead, search_key = _keys(data_key)
@@ -95,6 +97,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # The numbers stay sealed: decrypting them back into the clear is not offered.
     with op.batch_alter_table('tickets', schema=None) as batch_op:
+        batch_op.drop_column('purged_at')
         batch_op.drop_index(batch_op.f('ix_tickets_id_number_hash'))
         batch_op.drop_column('id_number_hash')
         batch_op.drop_column('resident_sealed')
