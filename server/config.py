@@ -100,10 +100,17 @@ class ConsultationRules:
 
 @dataclass(frozen=True)
 class DocumentRules:
-    """Limits and processing of uploaded documents."""
+    """Limits and processing of uploaded documents.
+
+    Unfinished uploads hold disk in the staging folder, so a case may have at most
+    ``max_open_uploads_per_case`` of them at once, declaring at most ``max_staged_bytes_per_case``
+    between them.
+    """
 
     max_file_bytes: int = 20 * 1024 * 1024
     max_files_per_case: int = 50
+    max_staged_bytes_per_case: int = 60 * 1024 * 1024
+    max_open_uploads_per_case: int = 5
     max_pixels: int = 40_000_000
     long_side: int = 4096
     viewing_side: int = 2560
@@ -210,15 +217,22 @@ class Settings:
         )
         if rules.yellow_waiting > rules.red_waiting or rules.yellow_wait_minutes > rules.red_wait_minutes:
             raise SettingsError("yellow thresholds must not exceed red thresholds")
+        max_upload_mb = number("MAX_UPLOAD_MB", 20)
         documents = DocumentRules(
-            max_file_bytes=int(number("MAX_UPLOAD_MB", 20) * 1024 * 1024),
+            max_file_bytes=int(max_upload_mb * 1024 * 1024),
             max_files_per_case=int(number("MAX_FILES_PER_CASE", 50, int)),
+            max_staged_bytes_per_case=int(number("MAX_STAGED_MB_PER_CASE", 3 * max_upload_mb) * 1024 * 1024),
+            max_open_uploads_per_case=int(number("MAX_OPEN_UPLOADS_PER_CASE", 5, int)),
             max_pixels=int(number("MAX_IMAGE_PIXELS", 40_000_000, int)),
             long_side=int(number("IMAGE_LONG_SIDE", 4096, int)),
             viewing_side=int(number("IMAGE_VIEWING_SIDE", 2560, int)),
             watermark=get("WATERMARK", "仅供“{item}”办理使用 {date}"),
             upload_ttl_hours=number("UPLOAD_TTL_HOURS", 24),
         )
+        if documents.max_staged_bytes_per_case < documents.max_file_bytes:
+            raise SettingsError("YUNBANG_MAX_STAGED_MB_PER_CASE must be at least YUNBANG_MAX_UPLOAD_MB")
+        if documents.max_open_uploads_per_case < 1:
+            raise SettingsError("YUNBANG_MAX_OPEN_UPLOADS_PER_CASE must be at least 1")
         return cls(
             host=get("HOST", "127.0.0.1"),
             port=int(number("PORT", 8080, int)),

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import os
 import socket
+import stat
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable
@@ -248,6 +249,24 @@ async def test_local_put_is_atomic(local: LocalStore) -> None:
     assert not await local.exists(key)
     assert not (local.root / key).exists()
     assert list((local.root / ".tmp").iterdir()) == []
+
+
+async def test_local_objects_are_readable_by_the_server_only(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir(mode=0o755)
+    os.chmod(root, 0o755)  # left open by an older version
+    local = LocalStore(root, signing_key=SIGNING_KEY)
+    await local.ensure_ready()
+    key = new_key("documents/original")
+    await local.put(key, b"a resident's ID card")
+    multipart_key = new_key("documents/original")
+    upload_id = await local.begin_multipart(multipart_key, "image/jpeg")
+    await local.put_part(multipart_key, upload_id, 1, b"part")
+    files = [p for p in root.rglob("*") if p.is_file()]
+    folders = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    assert len(files) == 3 and len(folders) == 6
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o600}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o700}
 
 
 # --------------------------------------------------------------------------- browser links

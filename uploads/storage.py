@@ -39,6 +39,7 @@ __all__ = [
     "StorageError",
     "content_disposition",
     "new_key",
+    "private_dir",
     "validate_key",
 ]
 
@@ -78,6 +79,30 @@ def validate_key(key: str) -> str:
 def new_key(prefix: str) -> str:
     """An opaque, unique key under ``prefix`` (itself a valid key, e.g. ``documents/original``)."""
     return validate_key(f"{validate_key(prefix)}/{uuid4().hex}")
+
+
+def private_dir(path: Path) -> None:
+    """Make ``path`` a folder only its owner may enter (0700), creating missing parents the same way.
+
+    Parents that already exist are left as they are; ``path`` itself is tightened if it is not.
+    """
+    missing: list[Path] = []
+    folder = Path(path)
+    while not folder.is_dir():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            pass  # made by someone else meanwhile (or a file: the next step says so)
+    if Path(path).stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+
+
+def _private(path: str, flags: int) -> int:
+    """``opener`` for ``open()``: new files readable by their owner only (0600)."""
+    return os.open(path, flags, 0o600)
 
 
 def content_disposition(filename: str, *, inline: bool = False) -> str:
@@ -170,8 +195,10 @@ class LocalStore:
 
     Writes land in ``root/.tmp`` and are renamed into place, so a half-written upload is never
     visible under its key; multipart parts wait in ``root/.multipart/<upload_id>/``. Keys cannot
-    contain dots, so neither folder can collide with an object. Content types are not kept here:
-    the app knows them from its own records.
+    contain dots, so neither folder can collide with an object. What a crash or a cancelled put
+    leaves in either is removed by ``sweep_multipart``. Folders are 0700 and files 0600: other
+    users of the machine read nothing. Content types are not kept here: the app knows them from
+    its own records.
     """
 
     def __init__(self, root: Path, signing_key: bytes, url_prefix: str = "/api/objects", *,
@@ -188,7 +215,7 @@ class LocalStore:
     async def ensure_ready(self) -> None:
         def make() -> None:
             for folder in (self.root, self._tmp, self._multipart):
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dir(folder)
 
         await asyncio.to_thread(make)
 
@@ -218,8 +245,8 @@ class LocalStore:
         return check.total
 
     def _open_tmp(self) -> io.BufferedWriter:
-        self._tmp.mkdir(parents=True, exist_ok=True)
-        return open(self._tmp / f"{uuid4().hex}.tmp", "xb")
+        private_dir(self._tmp)
+        return open(self._tmp / f"{uuid4().hex}.tmp", "xb", opener=_private)
 
     @staticmethod
     def _publish(tmp: io.BufferedWriter, final: Path) -> None:
@@ -227,7 +254,7 @@ class LocalStore:
         os.fsync(tmp.fileno())
         tmp.close()
         try:
-            final.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(final.parent)
             os.replace(tmp.name, final)
         except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
             raise StorageError("invalid_key", "key collides with another key's folder") from exc
@@ -312,9 +339,11 @@ class LocalStore:
         upload_id = uuid4().hex
 
         def begin() -> None:
+            private_dir(self._multipart)
             folder = self._multipart / upload_id
-            folder.mkdir(parents=True)
-            (folder / "key").write_text(key, encoding="utf-8")
+            folder.mkdir(mode=0o700)
+            with open(folder / "key", "x", encoding="utf-8", opener=_private) as owner:
+                owner.write(key)
 
         await asyncio.to_thread(begin)
         return upload_id
@@ -325,7 +354,7 @@ class LocalStore:
         def write() -> str:
             folder = self._upload_dir(key, upload_id)
             partial = folder / f"{part_number}.{uuid4().hex}.tmp"
-            with open(partial, "xb") as handle:
+            with open(partial, "xb", opener=_private) as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())

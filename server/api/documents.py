@@ -47,8 +47,8 @@ async def write(request: web.Request) -> web.Response:
 @route("POST", "/api/uploads/{upload_id}/complete", "完成上传：校验、处理、入库，返回材料", roles=CASE_PARTIES, tag="documents")
 async def complete(request: web.Request) -> web.Response:
     who = await actor(request)
-    document, duplicate = await request.app[UPLOADS].complete(who, request.match_info["upload_id"])
-    return ok(document, 200 if duplicate else 201)
+    document, status = await request.app[UPLOADS].complete(who, request.match_info["upload_id"])
+    return ok(document, status)
 
 
 @route("POST", "/api/tickets/{ticket_id}/documents",
@@ -82,12 +82,12 @@ async def upload(request: web.Request) -> web.Response:
                 return
             yield chunk
 
-    document, duplicate = await request.app[UPLOADS].upload_whole(
+    document, status = await request.app[UPLOADS].upload_whole(
         who, int_param(request, "ticket_id"), material=fields["material"], size_hint=size_hint, chunks=chunks(),
         source=fields.get("source", "upload") if fields.get("source") in ("upload", "capture") else "upload",
         filename=part.filename or "",
     )
-    return ok(document, 200 if duplicate else 201)
+    return ok(document, status)
 
 
 @route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", roles=CASE_PARTIES, tag="documents")

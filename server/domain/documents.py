@@ -13,10 +13,10 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from server.domain import audit
-from server.domain.calls import call_is_open, role_in_case
+from server.domain.calls import OPEN, call_is_open, role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from server.events import Audience
@@ -53,13 +53,27 @@ async def _material(uow: Uow, ticket: Ticket, material: str) -> tuple[int | None
     return row.id, row.name
 
 
+async def _lock(uow: Uow, ticket_id: int) -> Ticket:
+    """The case row, read afresh and, on PostgreSQL, locked until commit: the uploads of one case
+    are begun and filed one at a time (SQLite has a single writer already)."""
+    stmt = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
+    if uow.dialect == "postgresql":
+        stmt = stmt.with_for_update()
+    return (await uow.session.scalars(stmt)).one()
+
+
 async def begin_upload(
     uow: Uow, actor: Actor, ticket_id: int, *, material: str, size: int, filename: str = "", source: str = "upload"
 ) -> UploadSession:
-    """Open an upload: checks who, when, which checklist line, and the limits, before any byte."""
+    """Open an upload: checks who, when, which checklist line, and the limits, before any byte.
+
+    Unfinished uploads hold disk, so a case has at most ``max_open_uploads_per_case`` of them,
+    declaring at most ``max_staged_bytes_per_case`` together (counted under the case's lock).
+    """
     ticket, role = await _ticket_for(uow, actor, ticket_id)
     if role not in ("worker", "clerk", "expert"):
         raise Forbidden("role_forbidden", "只有办件双方和受邀专家可以上传材料")
+    ticket = await _lock(uow, ticket.id)
     if not call_is_open(ticket.status):
         raise Conflict("call_not_open", "只能在办理过程中上传材料", status=ticket.status.value)
     rules = uow.documents
@@ -71,8 +85,20 @@ async def begin_upload(
     count = await uow.session.scalar(select(func.count(Document.id)).where(Document.ticket_id == ticket.id))
     if int(count or 0) >= rules.max_files_per_case:
         raise Conflict("too_many_files", f"每件最多 {rules.max_files_per_case} 份材料", limit=rules.max_files_per_case)
-    material_id, material_name = await _material(uow, ticket, material)
     now = uow.clock.now()
+    unfinished, staged = (await uow.session.execute(
+        select(func.count(UploadSession.id), func.coalesce(func.sum(UploadSession.size), 0)).where(
+            UploadSession.ticket_id == ticket.id, UploadSession.document_id.is_(None), UploadSession.expires_at > now)
+    )).one()
+    if int(unfinished) >= rules.max_open_uploads_per_case:
+        raise Conflict("too_many_uploads",
+                       f"本件已有 {int(unfinished)} 个上传尚未完成（最多同时 {rules.max_open_uploads_per_case} 个），请等其完成后再上传",
+                       limit=rules.max_open_uploads_per_case)
+    if int(staged) + size > rules.max_staged_bytes_per_case:
+        raise TooLarge("staged_too_large",
+                       f"本件未完成的上传已达 {_mb(int(staged))} MB，再加这个文件将超过 {_mb(rules.max_staged_bytes_per_case)} MB 上限，"
+                       "请等其完成后再上传", limit=rules.max_staged_bytes_per_case, staged=int(staged))
+    material_id, material_name = await _material(uow, ticket, material)
     upload = UploadSession(
         id=secrets.token_urlsafe(18), ticket_id=ticket.id, material_id=material_id, material_name=material_name,
         source=source, uploader_id=actor.user_id, size=size, received=0, filename=filename[:200],
@@ -84,18 +110,64 @@ async def begin_upload(
     return upload
 
 
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f}" if size % (1024 * 1024) == 0 else f"{size / (1024 * 1024):.1f}"
+
+
 async def upload_session(uow: Uow, actor: Actor, upload_id: str) -> UploadSession:
+    """The actor's own upload; an unfinished one only until it expires (a filed one stays)."""
     upload = await uow.session.get(UploadSession, upload_id)
     if upload is None or upload.uploader_id != actor.user_id:
         raise NotFound("upload_not_found", "上传不存在或已过期", upload_id=upload_id)
-    if upload.expires_at <= uow.clock.now():
+    if upload.document_id is None and upload.expires_at <= uow.clock.now():
         raise Conflict("upload_expired", "上传已过期，请重新上传")
     return upload
 
 
-async def expired_uploads(uow: Uow) -> list[str]:
+async def _case_of(uow: Uow, actor: Actor, upload: UploadSession, *, lock: bool = False) -> Ticket:
+    """The upload's case, still open and still one the uploader has a part in."""
+    ticket = await _lock(uow, upload.ticket_id) if lock else await uow.session.get(Ticket, upload.ticket_id)
+    role = await role_in_case(uow, actor, ticket) if ticket is not None else None
+    if ticket is None or role is None or not call_is_open(ticket.status):
+        raise Conflict("call_not_open", "该号已不在办理中（或您已不在本件中），这次上传已作废",
+                       status=ticket.status.value if ticket is not None else None)
+    return ticket
+
+
+async def open_upload(uow: Uow, actor: Actor, upload_id: str) -> UploadSession:
+    """An upload that may still take bytes or be completed: unfinished, unexpired, its case open
+    and the uploader still in it. ``call_not_open`` means the upload is dead: forget it."""
+    upload = await upload_session(uow, actor, upload_id)
+    if upload.document_id is not None:
+        raise Conflict("upload_filed", "该文件已上传完成", document_id=upload.document_id)
+    await _case_of(uow, actor, upload)
+    return upload
+
+
+async def filed_document(uow: Uow, actor: Actor, upload: UploadSession) -> dict[str, Any] | None:
+    """What a filed upload became (for a ``complete`` sent again), or None while unfinished."""
+    if upload.document_id is None:
+        return None
+    await _ticket_for(uow, actor, upload.ticket_id)  # still a party: may still see the document
+    document = await uow.session.get(Document, upload.document_id)
+    if document is None:
+        raise NotFound("document_not_found", "材料不存在", document_id=upload.document_id)
+    return filed_view(upload, document)
+
+
+def filed_view(upload: UploadSession, document: Document) -> dict[str, Any]:
+    """``received`` stays 0 when the upload turned out to be a file the case already had."""
+    return document_view(document, duplicate=True) if upload.received == 0 else document_view(document)
+
+
+async def stale_uploads(uow: Uow) -> list[str]:
+    """Unfinished uploads to forget: expired, or of a case no longer open (their bytes can never
+    be filed)."""
     rows = await uow.session.scalars(
-        select(UploadSession.id).where(UploadSession.expires_at <= uow.clock.now(), UploadSession.document_id.is_(None))
+        select(UploadSession.id).join(Ticket, Ticket.id == UploadSession.ticket_id).where(
+            UploadSession.document_id.is_(None),
+            or_(UploadSession.expires_at <= uow.clock.now(), Ticket.status.not_in(OPEN)),
+        )
     )
     return list(rows.all())
 
@@ -113,10 +185,29 @@ async def duplicate_of(uow: Uow, ticket_id: int, sha256: str) -> Document | None
     return found
 
 
-async def file_document(uow: Uow, actor: Actor, upload_id: str, stored: StoredFile) -> Document:
-    """Record a processed, stored upload as a document of the case and tell the call."""
+async def _claim(uow: Uow, actor: Actor, upload_id: str) -> tuple[UploadSession, Ticket, Document | None]:
+    """The upload under its case's lock, read afresh: with what it was already filed as, if anything."""
     upload = await upload_session(uow, actor, upload_id)
-    ticket, _ = await _ticket_for(uow, actor, upload.ticket_id)
+    ticket = await _case_of(uow, actor, upload, lock=True)
+    await uow.session.refresh(upload)
+    filed = await uow.session.get(Document, upload.document_id) if upload.document_id is not None else None
+    return upload, ticket, filed
+
+
+async def file_document(uow: Uow, actor: Actor, upload_id: str, stored: StoredFile) -> tuple[Document, bool]:
+    """Record a processed, stored upload as a document of the case and tell the call.
+
+    Returns (document, True); (the document it was already filed as, False) when another
+    ``complete`` of the same upload got there first — the caller then drops what it stored.
+    Refused (``call_not_open``) when the case closed or the uploader left it meanwhile.
+    """
+    upload, ticket, filed = await _claim(uow, actor, upload_id)
+    if filed is not None:
+        return filed, False
+    rules = uow.documents
+    count = await uow.session.scalar(select(func.count(Document.id)).where(Document.ticket_id == ticket.id))
+    if int(count or 0) >= rules.max_files_per_case:
+        raise Conflict("too_many_files", f"每件最多 {rules.max_files_per_case} 份材料", limit=rules.max_files_per_case)
     document = Document(
         ticket_id=ticket.id, material_id=upload.material_id, material_name=upload.material_name, source=upload.source,
         uploader_id=actor.user_id, uploaded_at=uow.clock.now(), content_type=stored.content_type, size=stored.size,
@@ -131,7 +222,19 @@ async def file_document(uow: Uow, actor: Actor, upload_id: str, stored: StoredFi
     audit.record(uow, actor, "document.upload", "document", document.id, ticket_id=ticket.id,
                  material=upload.material_name, sha256=stored.sha256, size=stored.size)
     uow.emit("document.added", document_view(document), _audience(ticket))
-    return document
+    return document, True
+
+
+async def file_duplicate(uow: Uow, actor: Actor, upload_id: str, document_id: int) -> dict[str, Any]:
+    """The upload was a file the case already has: it stands for that document from now on, so
+    a repeated ``complete`` answers the same."""
+    upload, _, filed = await _claim(uow, actor, upload_id)
+    if filed is None:
+        filed = await uow.session.get(Document, document_id)
+        if filed is None:
+            raise NotFound("document_not_found", "材料不存在", document_id=document_id)
+        upload.document_id, upload.received = filed.id, 0
+    return filed_view(upload, filed)
 
 
 async def review(uow: Uow, actor: Actor, document_id: int, *, decision: str, reason: str = "") -> Document:

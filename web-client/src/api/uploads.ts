@@ -55,8 +55,10 @@ function putChunk(uploadId: string, offset: number, chunk: Blob, progress: (load
   });
 }
 
+/** Worth waiting for: the network, a gateway, or another request still working on this upload
+ * (say, a PUT whose answer was lost but which the server is still receiving). */
 function transient(error: unknown): boolean {
-  return error instanceof ApiError && (error.status === 0 || error.status >= 502);
+  return error instanceof ApiError && (error.status === 0 || error.status >= 502 || error.code === "upload_busy");
 }
 
 /** Upload a file into one checklist line; `state` follows along for the progress bar. */
