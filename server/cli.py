@@ -1,4 +1,4 @@
-"""``yunbang serve|migrate|seed|create-user|audit``."""
+"""``yunbang serve|migrate|seed|create-user|reset-2fa|audit``."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     keep = sub.add_parser("retention", help="delete documents and anonymise residents of cases closed more than "
                                            "YUNBANG_RETENTION_DAYS ago")
     keep.add_argument("--dry-run", action="store_true", help="only list what would go")
+    reset = sub.add_parser("reset-2fa", help="clear an account's second factor and end its sessions "
+                                              "(a lost phone, or the last administrator locked out)")
+    reset.add_argument("--username", required=True)
     audit = sub.add_parser("audit", help="print recent audit entries as JSON lines")
     audit.add_argument("--action")
     audit.add_argument("--limit", type=int, default=50)
@@ -56,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_seed(settings))
     if args.command == "create-user":
         return asyncio.run(_create_user(settings, args))
+    if args.command == "reset-2fa":
+        return asyncio.run(_reset_two_factor(settings, args))
     if args.command == "audit":
         return asyncio.run(_audit(settings, args))
     if args.command == "retention":
@@ -100,6 +105,12 @@ async def _seed(settings: Settings) -> int:
         await db.dispose()
     print("演示数据已就绪 / demo data ready" + (f"（新增 {json.dumps(added, ensure_ascii=False)}）" if added else "（无变化）"))
     print(demo_accounts_text())
+    if settings.login.require_two_factor:
+        print("两步验证已强制：云窗口、大厅管理、管理员、审计员首次登录须先用手机验证器绑定 / "
+              "YUNBANG_REQUIRE_2FA is on: clerks, supervisors, admins and auditors enrol an authenticator app first")
+    else:
+        print("两步验证未强制（演示）；可在页面右上角“两步验证”中自愿开启 / second factor not required in this "
+              "demo (YUNBANG_REQUIRE_2FA=false; the production compose file turns it on)")
     return 0
 
 
@@ -156,6 +167,30 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
                 break
         verb = "将匿名化 / would purge" if dry_run else "已匿名化 / purged"
         print(f"{verb}: {total} 件（办结超过 {settings.retention_days:g} 天）")
+        return 0
+    finally:
+        await db.dispose()
+
+
+async def _reset_two_factor(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from server.db import Database
+    from server.domain import two_factor
+    from server.domain.clock import SystemClock
+    from server.domain.context import SYSTEM, Uow
+    from server.models import User
+
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.write() as session:
+            uow = Uow(session, SystemClock(), settings.queue, db.dialect, login=settings.login)
+            user_id = await session.scalar(select(User.id).where(User.username == args.username))
+            if user_id is None:
+                print(f"user_not_found: 用户 {args.username} 不存在", file=sys.stderr)
+                return 1
+            await two_factor.reset(uow, SYSTEM, user_id)
+        print(f"已重置 {args.username} 的两步验证，其全部会话已失效 / second factor reset, sessions ended")
         return 0
     finally:
         await db.dispose()

@@ -131,6 +131,10 @@ class LoginPolicy:
     - an account from anywhere: past ``account_slowdown_after`` failures within the window,
       addresses the account never logged in from must space their attempts (2, 4, 8 … up to
       ``account_max_delay_seconds`` apart); its owner's known addresses are not slowed.
+
+    ``require_two_factor`` (``YUNBANG_REQUIRE_2FA``): clerks, supervisors, administrators and
+    auditors must use a second factor (TOTP); until they have enrolled, their sessions may only
+    enrol (docs/security.md, "Second factor").
     """
 
     max_failures: int = 5
@@ -140,6 +144,7 @@ class LoginPolicy:
     account_slowdown_after: int = 10
     account_max_delay_seconds: float = 60
     token_ttl_hours: float = 12
+    require_two_factor: bool = False
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,14 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"YUNBANG_{name}={raw!r} is not a number") from exc
 
+        def flag(name: str, default: str = "false") -> bool:
+            raw = get(name, default).lower()
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            if raw in ("0", "false", "no", "off", ""):
+                return False
+            raise SettingsError(f"YUNBANG_{name}={raw!r}: expected true or false")
+
         def csv(name: str) -> tuple[str, ...]:
             return tuple(p.strip() for p in get(name).split(",") if p.strip())
 
@@ -251,6 +264,7 @@ class Settings:
                 account_slowdown_after=int(number("LOGIN_ACCOUNT_SLOWDOWN_AFTER", 10, int)),
                 account_max_delay_seconds=number("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", 60),
                 token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
+                require_two_factor=flag("REQUIRE_2FA"),
             ),
             s3_endpoint=get("S3_ENDPOINT"),
             s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),

@@ -218,6 +218,11 @@ class User(Base):
     )
     expert_departments: Mapped[list[Department]] = relationship(secondary=expert_departments, lazy="raise")
     centres: Mapped[list[Centre]] = relationship(secondary=supervisor_centres, lazy="raise")
+    # 两步验证 — TOTP (docs/security.md): the secret AES-GCM encrypted, set at enrolment and
+    # on from ``totp_enabled_at``; the last time step used, so a code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
 
 class AuthSession(Base):
@@ -231,6 +236,18 @@ class AuthSession(Base):
     ip: Mapped[str] = mapped_column(String(64), default="")
     revoked_at: Mapped[datetime | None]
     revoked_reason: Mapped[str | None] = mapped_column(String(30))
+
+
+class RecoveryCode(Base):
+    """备用码 — a single-use code for a lost phone; kept only as a keyed hash."""
+
+    __tablename__ = "recovery_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
 
 
 class LoginThrottle(Base):

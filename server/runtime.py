@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import cached_property
 
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, logins
+from server.domain import accounts, logins, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -40,21 +41,32 @@ class Domain:
         if uow.events:
             await self.sink.publish(uow.events)
 
-    async def actor(self, user_id: int, ip: str = "", session_id: str | None = None) -> Actor:
-        """Who acts: the token's session must still be open (``session_id``), the account active."""
+    @cached_property
+    def two_factor_keys(self) -> two_factor.Keys:
+        """Keys for the second factor, derived from the secret key when first needed."""
+        return two_factor.Keys.derive(self.settings.resolved_secret_key())
+
+    async def actor(self, user_id: int, ip: str = "", session_id: str | None = None, *,
+                    enrolment_ok: bool = False) -> Actor:
+        """Who acts: the token's session must still be open (``session_id``), the account active;
+        a session that must first enrol a second factor only where ``enrolment_ok``."""
         async with self.unit(write=False) as uow:
-            return await accounts.load_actor(uow, user_id, ip=ip, session_id=session_id)
+            return await accounts.load_actor(uow, user_id, ip=ip, session_id=session_id, enrolment_ok=enrolment_ok)
 
     async def sweep_logins(self) -> int:
         async with self.unit() as uow:
             return await logins.sweep(uow)
 
-    async def login(self, username: str, password: str, ip: str) -> tuple[User, AuthSession]:
-        """Count, verify (outside any transaction: the hash never holds a lock), then record."""
+    async def login(self, username: str, password: str, ip: str, *, otp: str | None = None,
+                    recovery_code: str | None = None) -> tuple[User, AuthSession]:
+        """Count, verify (outside any transaction: the hash never holds a lock), check the
+        second factor of an enrolled account, then record."""
         async with self.unit() as uow:
             attempt = await logins.begin_attempt(uow, username, ip)
         ok = await logins.verify_password(attempt.password_hash, password)
         async with self.unit() as uow:
+            if ok:
+                await two_factor.check_login(uow, self.two_factor_keys, attempt, otp, recovery_code)
             user = await logins.finish_attempt(uow, attempt, ok)
             session = await logins.open_session(uow, user, ip)
             loaded = await accounts.load_user(uow, user.id)
@@ -79,3 +91,23 @@ class Domain:
             loaded = await accounts.load_user(uow, user.id)
         assert loaded is not None
         return loaded, session
+
+    async def turn_off_two_factor(self, actor: Actor, *, otp: str | None, password: str | None) -> None:
+        """关闭两步验证 — with a current code, or with the password (checked like a login)."""
+        keys = self.two_factor_keys
+        if password is None:
+            async with self.unit() as uow:
+                await two_factor.turn_off(uow, keys, actor, otp=otp or "")
+            return
+        async with self.unit() as uow:
+            two_factor.check_may_turn_off(uow, await two_factor.own_account(uow, actor))
+            attempt = await logins.begin_attempt(uow, actor.username, actor.ip)
+        ok = await logins.verify_password(attempt.password_hash, password)
+        async with self.unit() as uow:
+            try:
+                await logins.finish_attempt(uow, attempt, ok)
+            except Unauthorized as exc:
+                wrong = Forbidden("wrong_password", "当前密码不正确")
+                wrong.keep_changes = True
+                raise wrong from exc
+            await two_factor.turn_off(uow, keys, actor, otp=None)

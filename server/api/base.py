@@ -33,6 +33,7 @@ class Route:
     roles: tuple[str, ...] = ()
     query: dict[str, str] = field(default_factory=dict)
     tag: str = ""
+    during_enrolment: bool = False
 
 
 ROUTES: list[Route] = []
@@ -56,10 +57,13 @@ def route(
     roles: tuple[str, ...] = (),
     query: dict[str, str] | None = None,
     tag: str = "",
+    during_enrolment: bool = False,
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
-    the domain keeps the finer rules (whose case, which queue)."""
+    the domain keeps the finer rules (whose case, which queue). A session that must first enrol
+    a second factor reaches only routes marked ``during_enrolment`` (403
+    ``2fa_enrolment_required`` elsewhere, decided where the actor is loaded)."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -69,13 +73,13 @@ def route(
     def register(handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if auth:
-                who = await actor(request)
+                who = await actor(request, enrolment_ok=during_enrolment)
                 if who.role.value not in roles:
                     raise Forbidden("role_forbidden", "您的角色无权执行此操作", role=who.role.value, allowed=list(roles))
             return await handler(request)
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
-        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query or {}, tag))
+        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query or {}, tag, during_enrolment))
         return handler
 
     return register
@@ -142,7 +146,7 @@ def client_ip(request: web.Request) -> str:
     return remote
 
 
-async def actor(request: web.Request) -> Actor:
+async def actor(request: web.Request, *, enrolment_ok: bool = False) -> Actor:
     """The caller, from the bearer token; read once per request (the route's gate reads it)."""
     cached = request.get(ACTOR)
     if cached is not None:
@@ -151,7 +155,7 @@ async def actor(request: web.Request) -> Actor:
     if not header.startswith("Bearer "):
         raise Unauthorized("auth_required", "请先登录")
     user_id, session_id = request.app[TOKENS].claims(header[7:].strip())
-    who = await request.app[DOMAIN].actor(user_id, client_ip(request), session_id)
+    who = await request.app[DOMAIN].actor(user_id, client_ip(request), session_id, enrolment_ok=enrolment_ok)
     request[ACTOR] = who
     return who
 

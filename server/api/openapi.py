@@ -66,6 +66,8 @@ def build() -> dict[str, Any]:
             op["security"] = [{"bearer": []}]
         if r.roles:
             op["x-roles"] = list(r.roles)
+        if r.during_enrolment:
+            op["x-during-2fa-enrolment"] = True
         paths.setdefault(r.path, {})[r.method.lower()] = op
     return {
         "openapi": "3.1.0",

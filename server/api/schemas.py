@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Body(BaseModel):
@@ -14,6 +14,31 @@ class Body(BaseModel):
 class Login(Body):
     username: str = Field(min_length=1, max_length=50)
     password: str = Field(min_length=1, max_length=200)
+    otp: str | None = Field(default=None, pattern=r"^[0-9]{6}$",
+                            description="已开启两步验证的账号：验证器上的 6 位验证码")
+    recovery_code: str | None = Field(default=None, min_length=10, max_length=20,
+                                      description="或一个备用码（每个只能用一次）")
+
+    @model_validator(mode="after")
+    def one_second_factor(self) -> "Login":
+        if self.otp and self.recovery_code:
+            raise ValueError("give either otp or recovery_code, not both")
+        return self
+
+
+class OtpCode(Body):
+    otp: str = Field(pattern=r"^[0-9]{6}$", description="验证器上当前的 6 位验证码")
+
+
+class TwoFactorOff(Body):
+    otp: str | None = Field(default=None, pattern=r"^[0-9]{6}$", description="验证器上的 6 位验证码")
+    password: str | None = Field(default=None, min_length=1, max_length=200, description="或当前密码")
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> "TwoFactorOff":
+        if (self.otp is None) == (self.password is None):
+            raise ValueError("give either otp or password")
+        return self
 
 
 class Resident(BaseModel):

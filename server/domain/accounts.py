@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from server.domain import audit, logins
+from server.domain import audit, logins, two_factor
 from server.domain.access import centre_scope
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Invalid, NotFound, Unauthorized
@@ -62,14 +62,18 @@ def actor_for(user: User, ip: str = "", session_id: str = "", centres: frozenset
     )
 
 
-async def load_actor(uow: Uow, user_id: int, *, ip: str = "", session_id: str | None = None) -> Actor:
+async def load_actor(uow: Uow, user_id: int, *, ip: str = "", session_id: str | None = None,
+                     enrolment_ok: bool = False) -> Actor:
     """The actor behind a token: its session still open (``session_id`` None: a trusted
-    internal caller), the account active."""
+    internal caller), the account active, and — where a second factor is required but not yet
+    enrolled — only for the few requests that enrol (``enrolment_ok``; docs/security.md)."""
     if session_id is not None:
         await logins.check_session(uow, user_id, session_id)
     user = await load_user(uow, user_id)
     if user is None or not user.active:
         raise Unauthorized("account_disabled", "账号不存在或已停用")
+    if session_id is not None and not enrolment_ok and two_factor.enrolment_pending(uow.login, user):
+        raise two_factor.pending_error()
     centres = await centre_scope(uow, {c.id for c in user.centres}) if user.role is Role.supervisor else frozenset()
     return actor_for(user, ip, session_id or "", centres)
 

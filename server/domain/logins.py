@@ -182,6 +182,36 @@ async def finish_attempt(uow: Uow, attempt: Attempt, ok: bool) -> User:
     return user
 
 
+WRONG_CODE = "验证码不正确，请输入验证器上当前显示的 6 位数字"
+REUSED_CODE = "该验证码已经用过，请等验证器显示新的验证码"
+
+
+async def refuse_second_factor(uow: Uow, attempt: Attempt, why: str, *, reused: bool = False) -> Unauthorized:
+    """The password was right but the second factor (``two_factor``) was missing (``missing``)
+    or wrong (``otp``, ``recovery_code``): the attempt stays counted against the account from
+    this address and the account, so codes cannot be guessed faster than passwords, and a
+    password-only attempt never clears the counters between guesses. Only the address's
+    counter gets a missing code's attempt back (as for any right password), so many staff
+    behind one NAT address who are asked for their code do not lock that address. Answering
+    ``otp_required`` tells that the password was right; that is why it stays counted."""
+    audit.record(uow, Actor(attempt.user_id or 0, attempt.username[:50], Role.worker, ip=attempt.ip),
+                 "auth.login_failed", "user", attempt.user_id or "", reason=f"second_factor_{why}")
+    if why == "missing":
+        limit, t = uow.login.address_max_failures, LoginThrottle
+        await uow.session.execute(update(t).where(t.key == f"ip:{attempt.ip}", t.failures > 0).values(
+            failures=t.failures - 1,
+            locked_until=case((t.failures - 1 < limit, None), else_=t.locked_until),
+        ))
+        error = Unauthorized("otp_required", "请输入手机验证器上的 6 位验证码（或一个备用码）")
+    elif why == "recovery_code":
+        error = Unauthorized("invalid_recovery_code", "备用码不正确或已用过")
+    else:
+        error = Unauthorized("invalid_otp", REUSED_CODE if reused else WRONG_CODE,
+                             reason="reused" if reused else "wrong")
+    error.keep_changes = True
+    return error
+
+
 async def open_session(uow: Uow, user: User, ip: str) -> AuthSession:
     now = uow.clock.now()
     session = AuthSession(id=secrets.token_urlsafe(32), user_id=user.id, created_at=now,
@@ -215,12 +245,14 @@ async def logout(uow: Uow, actor: Actor) -> None:
              Audience(users=(actor.user_id,)))
 
 
-async def revoke_all(uow: Uow, user_id: int, reason: str) -> int:
-    """Every session of the account ends (password, role or binding changed, account disabled);
-    its open sockets are disconnected by whoever listens to ``session.revoked``."""
+async def revoke_all(uow: Uow, user_id: int, reason: str, *, keep: str | None = None) -> int:
+    """Every session of the account ends (password, role or binding changed, account disabled)
+    but ``keep`` (the one that asked, if any); its open sockets are disconnected by whoever
+    listens to ``session.revoked``."""
     now = uow.clock.now()
     ids = list((await uow.session.scalars(
-        select(AuthSession.id).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        select(AuthSession.id).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+                                     AuthSession.id != (keep or ""))
     )).all())
     if ids:
         await uow.session.execute(

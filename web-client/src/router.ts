@@ -1,6 +1,6 @@
 import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router";
 import type { Role } from "@/api/types";
-import { homeFor, restore, session, whenLoggedOut } from "@/state/session";
+import { homeFor, mustEnrol, restore, session, whenEnrolmentRequired, whenLoggedOut } from "@/state/session";
 import { deviceCheckPassed } from "@/state/deviceCheck";
 
 declare module "vue-router" {
@@ -28,6 +28,12 @@ const routes: RouteRecordRaw[] = [
     meta: { roles: ["supervisor", "admin"], wide: true },
   },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
+  {
+    path: "/2fa",
+    name: "two-factor",
+    component: () => import("@/views/TwoFactorView.vue"),
+    meta: { roles: ["clerk", "supervisor", "admin", "auditor"] },
+  },
   { path: "/:rest(.*)*", redirect: "/" },
 ];
 
@@ -43,6 +49,7 @@ router.beforeEach(async (to) => {
   }
   const user = session.user;
   if (!known || !user) return { name: "login", query: to.fullPath !== "/" ? { next: to.fullPath } : {} };
+  if (mustEnrol(user) && to.name !== "two-factor") return { name: "two-factor" };
   const home = homeFor(user.role);
   if (to.name === "home") return home;
   if (to.meta.roles && !to.meta.roles.includes(user.role)) return home;
@@ -52,4 +59,7 @@ router.beforeEach(async (to) => {
 
 whenLoggedOut(() => {
   void router.push({ name: "login" });
+});
+whenEnrolmentRequired(() => {
+  void router.push({ name: "two-factor" });
 });

@@ -141,7 +141,7 @@ export interface ServerToClientEvents {
   "alert.raised": (alert: Alert) => void;
   "tidal.opened": (window: Window & { clerk_id: number }) => void;
   "tidal.closed": (window: Window & { reason: "manual" | "expired" }) => void;
-  "session.revoked": (revoked: { user_id: number; session_ids: string[]; reason: "logout" | "password" | "role" | "disabled" }) => void;
+  "session.revoked": (revoked: { user_id: number; session_ids: string[]; reason: "logout" | "password" | "role" | "disabled" | "2fa_reset" }) => void;
   subscribe_offer: (offer: SubscribeOffer) => void;
   participant_joined: (participant: Participant) => void;
   participant_left: (participant: Participant) => void;

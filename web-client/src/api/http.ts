@@ -38,6 +38,7 @@ export class ApiError extends Error {
 
 let token: string | null = null;
 let unauthorized: (error: ApiError) => void = () => {};
+let enrolmentRequired: () => void = () => {};
 let networkMessage = "无法连接服务器，请检查网络后重试";
 
 export function setToken(value: string | null): void {
@@ -48,6 +49,13 @@ export function getToken(): string | null {
 }
 export function onUnauthorized(handler: (error: ApiError) => void): void {
   unauthorized = handler;
+}
+/** The session must first enrol a second factor (403 2fa_enrolment_required). */
+export function onEnrolmentRequired(handler: () => void): void {
+  enrolmentRequired = handler;
+}
+export function enrolmentNeeded(): void {
+  enrolmentRequired();
 }
 export function setNetworkMessage(message: string): void {
   networkMessage = message;
@@ -120,6 +128,7 @@ export async function request<M extends Method, P extends PathsWith<M> & string>
   if (!response.ok) {
     const error = await errorFrom(response);
     if (response.status === 401 && path !== "/api/auth/login") unauthorized(error);
+    if (response.status === 403 && error.code === "2fa_enrolment_required") enrolmentRequired();
     throw error;
   }
   return (await response.json()) as Answer<M, P>;

@@ -4,7 +4,7 @@
 import { io, type Socket } from "socket.io-client";
 import { reactive } from "vue";
 import type { ClientToServerEvents, ErrorAck, ServerToClientEvents } from "./events";
-import { ApiError } from "./http";
+import { ApiError, enrolmentNeeded } from "./http";
 
 export type LiveState = "idle" | "connecting" | "connected" | "reconnecting" | "refused";
 type AnyHandler = (...args: never[]) => void;
@@ -60,6 +60,11 @@ export class LiveConnection {
     });
     socket.on("connect_error", (error: Error & { data?: { code?: string; message?: string } }) => {
       const code = error.data?.code;
+      if (code === "2fa_enrolment_required") {
+        this.disconnect();
+        enrolmentNeeded();
+        return;
+      }
       if (code && REFUSALS.has(code)) {
         this.status.state = "refused";
         this.status.error = error.data?.message ?? code;

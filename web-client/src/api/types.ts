@@ -5,7 +5,7 @@ import type { CaseSummary, Invitation, Opinion } from "./events";
 import type { components } from "./schema";
 
 export type Schemas = components["schemas"];
-export type Role = "worker" | "clerk" | "expert" | "supervisor" | "admin";
+export type Role = "worker" | "clerk" | "expert" | "supervisor" | "admin" | "auditor";
 export type TicketStatus = "waiting" | "called" | "in_service" | "completed" | "no_show" | "cancelled";
 export type WarningLevel = "green" | "yellow" | "red";
 export type CompletionResult = Schemas["Complete"]["result"];
@@ -36,6 +36,31 @@ export interface User {
   specialties: string[];
   windows: UserWindow[];
   departments: DepartmentRef[];
+  /** In /api/me and the login answer (not in user lists). */
+  two_factor?: TwoFactorStatus;
+}
+
+/** 两步验证: whether the account has it on, must have it, may have it (its role). */
+export interface TwoFactorStatus {
+  enrolled: boolean;
+  required: boolean;
+  available: boolean;
+  recovery_codes_left?: number;
+}
+
+export interface TwoFactorEnrolment {
+  secret: string;
+  otpauth_uri: string;
+  /** An SVG QR code as a data: URL. */
+  qr_code: string;
+  issuer: string;
+  algorithm: string;
+  digits: number;
+  period: number;
+}
+
+export interface RecoveryCodes {
+  recovery_codes: string[];
 }
 
 export interface LoginResult {
@@ -305,6 +330,9 @@ export interface ConsultationRecord {
 export interface Responses {
   "post /api/auth/login": LoginResult;
   "get /api/me": User;
+  "post /api/auth/2fa/enrol": TwoFactorEnrolment;
+  "post /api/auth/2fa/confirm": RecoveryCodes;
+  "post /api/auth/2fa/recovery-codes": RecoveryCodes;
   "get /api/health": Health;
   "get /api/org": Org;
   "get /api/items": Item[];

@@ -1,7 +1,9 @@
 // Who is logged in. The token lives in localStorage so a reloaded tab stays logged in;
 // an expired or refused token sends the person back to the login page with the reason.
+// A session that must first enrol a second factor (YUNBANG_REQUIRE_2FA) opens no live
+// connection (the server refuses it) until enrolment is confirmed.
 import { reactive } from "vue";
-import { ApiError, onUnauthorized, request, setToken } from "@/api/http";
+import { ApiError, getToken, onEnrolmentRequired, onUnauthorized, request, setToken } from "@/api/http";
 import { live } from "@/api/socket";
 import type { Role, User } from "@/api/types";
 
@@ -14,9 +16,19 @@ export const session = reactive({
 });
 
 let onLoggedOut: () => void = () => {};
+let onMustEnrol: () => void = () => {};
 
 export function whenLoggedOut(handler: () => void): void {
   onLoggedOut = handler;
+}
+
+export function whenEnrolmentRequired(handler: () => void): void {
+  onMustEnrol = handler;
+}
+
+/** The account must enrol a second factor before it may do anything else. */
+export function mustEnrol(user: User | null = session.user): boolean {
+  return !!user?.two_factor?.required && !user.two_factor.enrolled;
 }
 
 function begin(token: string, user: User): void {
@@ -24,13 +36,26 @@ function begin(token: string, user: User): void {
   setToken(token);
   session.user = user;
   session.notice = "";
-  live.connect(token);
+  if (mustEnrol(user)) live.disconnect();
+  else if (!live.connected) live.connect(token);
 }
 
-export async function login(username: string, password: string): Promise<User> {
-  const result = await request("post", "/api/auth/login", { body: { username, password } });
+/** The second factor of an enrolled account: a code from the app, or a recovery code. */
+export type SecondFactor = { otp: string } | { recovery_code: string };
+
+export async function login(username: string, password: string, second?: SecondFactor): Promise<User> {
+  const result = await request("post", "/api/auth/login", { body: { username, password, ...second } });
+  live.disconnect();
   begin(result.token, result.user);
   return result.user;
+}
+
+/** Read the account again (after enrolling): a session that may now do everything goes live. */
+export async function refreshUser(): Promise<User> {
+  const token = getToken();
+  const user = await request("get", "/api/me");
+  if (token) begin(token, user);
+  return user;
 }
 
 /** After a reload: use the stored token if the server still accepts it. */
@@ -82,6 +107,8 @@ export function homeFor(role: Role): string {
     case "supervisor":
     case "admin":
       return "/wall";
+    case "auditor":
+      return "/2fa";
   }
 }
 
@@ -96,6 +123,7 @@ const REVOKED: Record<string, string> = {
   password: "密码已修改，请重新登录",
   role: "账号角色已变更，请重新登录",
   disabled: "账号已停用",
+  "2fa_reset": "两步验证已被管理员重置，请重新登录并重新绑定",
 };
 
 /** The session a token names (its `sid` claim), to tell whether a revocation is about this tab. */
@@ -107,4 +135,9 @@ function sessionOf(token: string): string {
     return "";
   }
 }
+onEnrolmentRequired(() => {
+  if (session.user?.two_factor) session.user.two_factor = { ...session.user.two_factor, required: true, enrolled: false };
+  live.disconnect();
+  onMustEnrol();
+});
 live.onRefused = (error) => logout(error.message);
