@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from server.config import Settings
 from server.db import Database
-from server.domain import accounts, logins
+from server.domain import accounts, audit, logins
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -76,3 +76,12 @@ class Domain:
             loaded = await accounts.load_user(uow, user.id)
         assert loaded is not None
         return loaded, session
+
+    async def verify_audit(self, actor: Actor, anchors: dict[int, str] | None = None) -> audit.Verdict:
+        """Walk the audit chain in a read-only unit (no writer waits on it), then audit the check."""
+        async with self.unit(write=False) as uow:
+            verdict = await audit.verify(uow, actor, anchors)
+        async with self.unit() as uow:
+            audit.record(uow, actor, "audit.verify", "audit", "", intact=verdict.intact, rows=verdict.rows,
+                         head_seq=verdict.head_seq, problem=verdict.problem.kind if verdict.problem else None)
+        return verdict
