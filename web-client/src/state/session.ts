@@ -72,6 +72,8 @@ export function homeFor(role: Role): string {
     case "supervisor":
     case "admin":
       return "/wall";
+    case "auditor":
+      return "/audit";
   }
 }
 
