@@ -36,9 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     reset = sub.add_parser("reset-2fa", help="clear an account's second factor and end its sessions "
                                               "(a lost phone, or the last administrator locked out)")
     reset.add_argument("--username", required=True)
-    audit = sub.add_parser("audit", help="print recent audit entries as JSON lines")
-    audit.add_argument("--action")
-    audit.add_argument("--limit", type=int, default=50)
+    audit = sub.add_parser(
+        "audit", help="the audit trail: list (recent entries as JSON lines), verify (the hash chain; "
+        "exit 1 naming the first broken row), head (the chain's last link, to keep elsewhere as an anchor)")
+    audit.add_argument("what", nargs="?", choices=("list", "verify", "head"), default="list")
+    audit.add_argument("--action", help="list: only this action")
+    audit.add_argument("--limit", type=int, default=50, help="list: how many entries")
+    audit.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
+                       help="verify: a head printed earlier by `yunbang audit head` must still be in the chain")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -197,18 +202,37 @@ async def _reset_two_factor(settings: Settings, args: argparse.Namespace) -> int
 
 
 async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    """Run by an operator on the server: acts as an auditor named ``cli``. ``verify`` and
+    ``head`` only read (they work on a read-only replica or a restored backup); ``list`` is
+    itself audited, like every read of the log."""
     from server.db import Database
     from server.domain import audit
     from server.domain.clock import SystemClock
-    from server.domain.context import SYSTEM, Uow
+    from server.domain.context import Actor, Uow
+    from server.domain.errors import DomainError
+    from server.models import Role
 
+    operator = Actor(user_id=0, username="cli", role=Role.auditor)
     db = Database(settings.effective_database_url)
     try:
-        async with db.write() as session:
+        if args.what == "list":
+            async with db.write() as session:
+                uow = Uow(session, SystemClock(), settings.queue, db.dialect)
+                for row in reversed(await audit.query(uow, operator, action=args.action, limit=args.limit)):
+                    print(json.dumps(row, ensure_ascii=False))
+            return 0
+        async with db.read() as session:
             uow = Uow(session, SystemClock(), settings.queue, db.dialect)
-            for row in reversed(await audit.query(uow, SYSTEM, action=args.action, limit=args.limit)):
-                print(json.dumps(row, ensure_ascii=False))
-        return 0
+            if args.what == "head":
+                print(json.dumps(await audit.head(uow, operator), ensure_ascii=False))
+                return 0
+            anchors = dict(audit.parse_anchor(raw) for raw in args.anchor)
+            verdict = await audit.verify(uow, operator, anchors)
+        print(verdict.message, file=sys.stdout if verdict.intact else sys.stderr)
+        return 0 if verdict.intact else 1
+    except DomainError as exc:
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     finally:
         await db.dispose()
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    event,
     false,
     true,
 )
@@ -469,10 +471,36 @@ class AuditEntry(Base):
     target_id: Mapped[str] = mapped_column(String(40), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash chain (docs/operations.md "Audit trail"): ``seq`` is the row's place in the
+    # chain (1, 2, 3… in commit order; ``id`` order may differ on PostgreSQL), ``prev_hash`` the
+    # hash of row ``seq - 1``, ``hash`` the SHA-256 of this row's canonical form.
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The audit chain's last link, one row (id 1). Updating it is the chain's lock: writers
+    of audit rows take turns here, at commit, across processes and nodes."""
+
+    __tablename__ = "audit_chain_head"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AppendOnly(RuntimeError):
+    """Audit rows are written once, by ``server.domain.audit``, and never changed."""
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntry) -> None:
+    raise AppendOnly(f"audit row {entry.id} cannot be changed or deleted")
 
 
 __all__ = [
-    "Alert", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",

@@ -9,7 +9,7 @@ from functools import cached_property
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, logins, two_factor
+from server.domain import accounts, audit, logins, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -111,3 +111,12 @@ class Domain:
                 wrong.keep_changes = True
                 raise wrong from exc
             await two_factor.turn_off(uow, keys, actor, otp=None)
+
+    async def verify_audit(self, actor: Actor, anchors: dict[int, str] | None = None) -> audit.Verdict:
+        """Walk the audit chain in a read-only unit (no writer waits on it), then audit the check."""
+        async with self.unit(write=False) as uow:
+            verdict = await audit.verify(uow, actor, anchors)
+        async with self.unit() as uow:
+            audit.record(uow, actor, "audit.verify", "audit", "", intact=verdict.intact, rows=verdict.rows,
+                         head_seq=verdict.head_seq, problem=verdict.problem.kind if verdict.problem else None)
+        return verdict

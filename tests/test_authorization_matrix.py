@@ -151,6 +151,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/tidal-windows/{window_id}/close": Row(supervisor="A", admin=ALL, refusal=(404, "window_not_found"),
                                                      case="tidal", body={}),
     "GET /api/audit": Row(auditor=ANY),
+    "GET /api/audit/verify": Row(auditor=ANY),
     "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY),
 }
 

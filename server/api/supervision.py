@@ -75,20 +75,39 @@ async def close_tidal(request: web.Request) -> web.Response:
         return ok(window_view(await org.close_tidal_window(uow, who, int_param(request, "window_id"))))
 
 
-@route("GET", "/api/audit", "审计日志查询（审计员）", roles=("auditor",),
-       query={"action": "string", "actor_id": "integer", "target_type": "string", "target_id": "string",
-              "since": "date-time", "until": "date-time", "limit": "integer"}, tag="admin")
+def _moment(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput([{"field": name, "problem": "ISO 8601 date-time with a zone (Z or +08:00)"}])
+    return moment
+
+
+@route("GET", "/api/audit", "审计日志查询（审计员）：新的在前，before_id 向前翻页", roles=("auditor",),
+       query={"action": "string", "actor_id": "integer", "actor": "string", "target_type": "string",
+              "target_id": "string", "since": "date-time", "until": "date-time", "before_id": "integer",
+              "limit": "integer"}, tag="audit")
 async def get_audit(request: web.Request) -> web.Response:
     who = await actor(request)
     q = request.query
-    try:
-        since = datetime.fromisoformat(q["since"]) if q.get("since") else None
-        until = datetime.fromisoformat(q["until"]) if q.get("until") else None
-    except ValueError as exc:
-        raise InvalidInput([{"field": "since/until", "problem": "ISO 8601 date-time"}]) from exc
+    since, until = _moment(request, "since"), _moment(request, "until")
     async with request.app[DOMAIN].unit() as uow:
         return ok(await audit.query(
             uow, who, action=q.get("action"), actor_id=optional_int(request, "actor_id"),
-            target_type=q.get("target_type"), target_id=q.get("target_id"),
-            since=since, until=until, limit=optional_int(request, "limit") or 100,
+            actor_name=q.get("actor"), target_type=q.get("target_type"), target_id=q.get("target_id"),
+            since=since, until=until, before_id=optional_int(request, "before_id"),
+            limit=optional_int(request, "limit") or 100,
         ))
+
+
+@route("GET", "/api/audit/verify", "校验审计日志完整性（哈希链）；anchor=序号:哈希 核对外部保存的链头",
+       roles=("auditor",), query={"anchor": "string"}, tag="audit")
+async def verify_audit(request: web.Request) -> web.Response:
+    who = await actor(request)
+    anchors = dict(audit.parse_anchor(raw) for raw in request.query.getall("anchor", []))
+    return ok((await request.app[DOMAIN].verify_audit(who, anchors)).view())

@@ -167,13 +167,19 @@ async def finish_attempt(uow: Uow, attempt: Attempt, ok: bool) -> User:
         error.keep_changes = True
         raise error
     now, policy = uow.clock.now(), uow.login
-    await uow.session.execute(delete(LoginThrottle).where(LoginThrottle.key == f"pair:{user.id}:{attempt.ip}"))
     t = LoginThrottle
-    for key, limit in ((f"ip:{attempt.ip}", policy.address_max_failures), (f"acct:{user.id}", None)):
-        await uow.session.execute(update(t).where(t.key == key, t.failures > 0).values(
+
+    def give_back(key: str, limit: int | None) -> Any:
+        return update(t).where(t.key == key, t.failures > 0).values(
             failures=t.failures - 1,
             locked_until=case((t.failures - 1 < (limit or 1 << 30), None), else_=t.locked_until) if limit else t.locked_until,
-        ))
+        )
+
+    # In begin_attempt's order (address, pair, account): a login finishing and another one
+    # starting for the same account and address must not wait for each other in a circle.
+    await uow.session.execute(give_back(f"ip:{attempt.ip}", policy.address_max_failures))
+    await uow.session.execute(delete(t).where(t.key == f"pair:{user.id}:{attempt.ip}"))
+    await uow.session.execute(give_back(f"acct:{user.id}", None))
     insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     await uow.session.execute(
         insert(KnownAddress).values(user_id=user.id, ip=attempt.ip, last_success_at=now)

@@ -27,6 +27,7 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/supervisor/WallView.vue"),
     meta: { roles: ["supervisor", "admin"], wide: true },
   },
+  { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
   {
     path: "/2fa",

@@ -265,6 +265,31 @@ export interface IceServers {
   ttl_seconds: number;
 }
 
+/** One row of the audit trail (server/domain/audit.py `query`). */
+export interface AuditEntry {
+  id: number;
+  seq: number;
+  at: string;
+  actor_id: number | null;
+  actor: string;
+  action: string;
+  target_type: string;
+  target_id: string;
+  ip: string;
+  detail: Record<string, unknown>;
+  hash: string;
+}
+
+/** What verifying the audit hash chain found (server/domain/audit.py `Verdict.view`). */
+export interface AuditVerdict {
+  intact: boolean;
+  rows: number;
+  head: { seq: number; hash: string };
+  anchors_checked: number;
+  problem: { kind: "edited" | "deleted" | "reordered" | "truncated" | "anchor"; seq: number; id: number | null; message: string } | null;
+  message: string;
+}
+
 export interface Health {
   status: string;
   database: string;
@@ -377,4 +402,6 @@ export interface Responses {
   "post /api/invitations/{invitation_id}/accept": Invitation & { expert_name: string; case: CaseSummary };
   "post /api/invitations/{invitation_id}/decline": Invitation & { expert_name: string; reason: string };
   "post /api/tickets/{ticket_id}/opinions": Opinion;
+  "get /api/audit": AuditEntry[];
+  "get /api/audit/verify": AuditVerdict;
 }

@@ -108,7 +108,7 @@ export function homeFor(role: Role): string {
     case "admin":
       return "/wall";
     case "auditor":
-      return "/2fa";
+      return "/audit";
   }
 }
 
