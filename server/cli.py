@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--action")
     audit.add_argument("--limit", type=int, default=50)
     args = parser.parse_args(argv)
+    # Whatever yunbang writes (database, key, documents, staging) is for its own user only.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -63,6 +65,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.migrate import upgrade
+    from server.weblog import RedactingAccessLogger
 
     settings = settings.with_changes(
         host=args.host or settings.host, port=args.port or settings.port
@@ -78,7 +81,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
           f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger)
     return 0
 
 
