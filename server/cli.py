@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp.web_response
     from aiohttp import web
 
     from server.app import create_app
@@ -79,6 +80,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError:
         pass
     app = create_app(settings)
+    # aiohttp's own replies (a 400 to a request it cannot parse) would name its and Python's versions
+    aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
     print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
           f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger)

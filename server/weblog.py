@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
 
+from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web import BaseRequest, StreamResponse
 from aiohttp.web_log import AccessLogger
 
@@ -65,6 +66,8 @@ DECODERS = frozenset({
 
 
 def is_client_garbage(exc: BaseException) -> bool:
+    if isinstance(exc, BadHttpMessage):  # aiohttp's parser: a request that is not HTTP (400)
+        return True
     if not isinstance(exc, (ValueError, TypeError, IndexError, KeyError)):
         return False
     frames = [(f.f_globals.get("__name__"), f.f_code.co_name) for f, _ in traceback.walk_tb(exc.__traceback__)]
@@ -77,10 +80,11 @@ def is_client_garbage(exc: BaseException) -> bool:
 
 class ClientGarbage(logging.Filter):
     """engine.io logs a full traceback (two, with its own handler) for every frame a client
-    sends that does not decode: four frames wrote 174 lines. Such a record becomes one WARNING
-    line without the traceback or the frame's bytes, and at most ``burst`` of them are written
-    per ``period`` seconds (then one line saying how many were left out). Every other record,
-    real server errors included, passes unchanged."""
+    sends that does not decode: four frames wrote 174 lines; aiohttp one for every request it
+    cannot parse. Such a record becomes one WARNING line without the traceback or the client's
+    bytes, and at most ``burst`` of them are written per ``period`` seconds (then one line
+    saying how many were left out). Every other record, real server errors included, passes
+    unchanged."""
 
     def __init__(self, burst: int = 20, period: float = 60) -> None:
         super().__init__()
@@ -103,24 +107,32 @@ class ClientGarbage(logging.Filter):
         note = f" ({self._dropped} more left out before this one)" if self._dropped else ""
         self._dropped = 0
         record.args = (record.getMessage(), type(exc).__name__, note)
-        record.msg = "%s: a client sent a frame that does not decode (%s); ignored%s"
+        record.msg = "%s: a client sent something that does not parse (%s); ignored%s"
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
-SOCKET_LOGGERS = ("socketio.server", "engineio.server", "yunbang.socket")
+# Loggers that write what clients' garbage makes them say (aiohttp.server: unparsable requests).
+GARBAGE_LOGGERS = ("socketio.server", "engineio.server", "yunbang.socket", "aiohttp.server")
+
+
+def quiet_client_garbage() -> ClientGarbage:
+    """One shared filter (one rate budget) on every logger in ``GARBAGE_LOGGERS``."""
+    loggers = [logging.getLogger(name) for name in GARBAGE_LOGGERS]
+    shared = next((f for lg in loggers for f in lg.filters if isinstance(f, ClientGarbage)), None) or ClientGarbage()
+    for logger in loggers:
+        if shared not in logger.filters:
+            logger.addFilter(shared)
+    return shared
 
 
 def socketio_loggers() -> tuple[logging.Logger, logging.Logger]:
     """The loggers handed to python-socketio and engine.io. Given as objects, they get no
     handler of their own (with ``logger=False`` engine.io adds a bare StreamHandler, so every
-    record was printed twice); WARNING keeps engine.io's per-packet INFO lines out; one
-    garbage filter, shared with ours (``yunbang.socket``), bounds what clients can make us write."""
-    loggers = [logging.getLogger(name) for name in SOCKET_LOGGERS]
-    shared = next((f for lg in loggers for f in lg.filters if isinstance(f, ClientGarbage)), None) or ClientGarbage()
+    record was printed twice); WARNING keeps engine.io's per-packet INFO lines out."""
+    quiet_client_garbage()
+    loggers = logging.getLogger("socketio.server"), logging.getLogger("engineio.server")
     for logger in loggers:
         logger.setLevel(logging.WARNING)
-        if shared not in logger.filters:
-            logger.addFilter(shared)
-    return loggers[0], loggers[1]
+    return loggers
