@@ -1,6 +1,6 @@
 # The yunbang app image: one node = one process. Built by docker-compose.yml.
 # (Docker cannot run on the development machine: this file is validated by review and by
-# `docker-compose config`, not by a build there.)
+# `docker-compose config` and tests/test_hardening.py, not by a build there.)
 
 # The browser client, built with the lock file.
 FROM node:20-slim AS web
@@ -22,7 +22,14 @@ COPY signaling signaling
 COPY uploads uploads
 RUN pip install --no-cache-dir .
 COPY --from=web /web/dist /app/web-client/dist
+# The server runs as an unprivileged user that owns only its data directory (0700); the code
+# stays root's and read-only to it. A new named volume on /data takes this owner and mode.
+RUN groupadd --system --gid 10001 yunbang \
+    && useradd --system --uid 10001 --gid yunbang --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin yunbang \
+    && install -d -o yunbang -g yunbang -m 0700 /data
 ENV YUNBANG_HOST=0.0.0.0 YUNBANG_PORT=8080 YUNBANG_DATA_DIR=/data YUNBANG_WEB_DIST=/app/web-client/dist
 VOLUME /data
 EXPOSE 8080
+USER yunbang
 CMD ["yunbang", "serve"]

@@ -44,7 +44,7 @@ fonts:
 run: install fonts web
 	$(VENV)/bin/yunbang migrate
 	$(VENV)/bin/yunbang seed --demo
-	$(VENV)/bin/yunbang serve
+	YUNBANG_DEV_PAGES=$${YUNBANG_DEV_PAGES:-true} $(VENV)/bin/yunbang serve
 
 test: install chromium fonts web
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

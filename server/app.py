@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import socketio
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from server.api import accounts, catalog, documents, experts, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
 from server.api.base import ROUTES, client_ip, errors_middleware
@@ -25,6 +25,8 @@ from server.live import InvitationTimers, Monitor, SocketSink
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
+from server.web_security import security_headers, socketio_origin_check
+from server.weblog import is_client_garbage, socketio_loggers
 from signaling.calls import CallService
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
@@ -32,12 +34,16 @@ from uploads.service import Limits, UploadPipeline
 from uploads.storage import LocalStore, ObjectStore, S3Store
 
 log = logging.getLogger("yunbang")
+socket_log = logging.getLogger("yunbang.socket")
+OPEN_SOCKET = web.RequestKey("open_socket", web.WebSocketResponse)
 STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
     app[SETTINGS] = settings
+    settings.ensure_data_dir()
+    app.on_response_prepare.append(security_headers)
     db = Database(settings.effective_database_url)
     app[DB] = db
     tokens = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)
@@ -47,8 +53,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
         if settings.redis_url
         else None
     )
+    sio_logger, eio_logger = socketio_loggers()
     sio = socketio.AsyncServer(
-        async_mode="aiohttp", cors_allowed_origins=[], client_manager=manager, logger=False, engineio_logger=False
+        async_mode="aiohttp", cors_allowed_origins=socketio_origin_check, client_manager=manager,
+        logger=sio_logger, engineio_logger=eio_logger,
     )
     sink = SocketSink(sio)
     domain = Domain(db, clock or SystemClock(), settings, sink)
@@ -70,7 +78,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
             await namespace.end_sessions(int(event.payload["user_id"]), list(event.payload["session_ids"]))
 
     sink.observers.append(end_sessions)
-    sio.attach(app, socketio_path="socket.io")
+    attach_socketio(app, sio)
     store = object_store(settings)
     pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(
         max_file_bytes=settings.documents.max_file_bytes, max_pixels=settings.documents.max_pixels,
@@ -90,15 +98,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/api/objects/{key:.+}", serve_object)
     app.router.add_get("/", index)
-    app.router.add_get("/dev/call", dev_call)
-    socketio_js = settings.web_client_dir / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
-    if socketio_js.is_file():
-
-        async def socketio_client(request: web.Request) -> web.FileResponse:
-            return web.FileResponse(socketio_js)
-
-        app.router.add_get("/dev/socket.io.min.js", socketio_client)
-    app.router.add_static("/dev/", STATIC / "dev", show_index=False)
+    if settings.dev_pages:
+        add_dev_pages(app, settings)
     app.router.add_get("/app", to_web_client)
     app.router.add_get("/app/{path:.*}", web_client)
 
@@ -118,6 +119,48 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
 
     app.cleanup_ctx.append(resources)
     return app
+
+
+def attach_socketio(app: web.Application, sio: socketio.AsyncServer) -> None:
+    """socket.io at /socket.io/ (what ``sio.attach`` does), except that a frame a client sends
+    which engine.io cannot decode ends that client's connection with one log line: engine.io
+    lets the decoding error escape its WebSocket loop, which logged an "unhandled error" with a
+    traceback and wrote an HTTP 500 into the upgraded stream."""
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        try:
+            return await sio.handle_request(request)
+        except Exception as exc:
+            if not is_client_garbage(exc):
+                raise
+            socket_log.warning("engine.io frame from %s", request.remote, exc_info=exc)
+            ws = request.get(OPEN_SOCKET)
+            if ws is None:
+                return web.Response(status=400, text="malformed engine.io frame")
+            await ws.close(code=WSCloseCode.PROTOCOL_ERROR)
+            return ws
+
+    async def remember_socket(request: web.Request, response: web.StreamResponse) -> None:
+        if isinstance(response, web.WebSocketResponse):
+            request[OPEN_SOCKET] = response
+
+    app.on_response_prepare.append(remember_socket)
+    for method in ("GET", "POST", "OPTIONS"):
+        app.router.add_route(method, "/socket.io/", endpoint)
+
+
+def add_dev_pages(app: web.Application, settings: Settings) -> None:
+    """/dev/call, a bare two-party call page for development and browser tests; served only
+    with ``YUNBANG_DEV_PAGES`` (``make run`` sets it), never by default."""
+    app.router.add_get("/dev/call", dev_call)
+    socketio_js = settings.web_client_dir / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+    if socketio_js.is_file():
+
+        async def socketio_client(request: web.Request) -> web.FileResponse:
+            return web.FileResponse(socketio_js)
+
+        app.router.add_get("/dev/socket.io.min.js", socketio_client)
+    app.router.add_static("/dev/", STATIC / "dev", show_index=False)
 
 
 def object_store(settings: Settings) -> ObjectStore:

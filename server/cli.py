@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
                        help="verify: a head printed earlier by `yunbang audit head` must still be in the chain")
     args = parser.parse_args(argv)
+    # Whatever yunbang writes (database, key, documents, staging) is for its own user only.
+    os.umask(0o077)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -74,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import aiohttp.web_response
     from aiohttp import web
 
     from server.app import create_app
     from server.migrate import upgrade
+    from server.weblog import RedactingAccessLogger
 
     settings = settings.with_changes(
         host=args.host or settings.host, port=args.port or settings.port
@@ -91,9 +95,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     except ImportError:
         pass
     app = create_app(settings)
+    # aiohttp's own replies (a 400 to a request it cannot parse) would name its and Python's versions
+    aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
     print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
           f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import logging
 import os
 import secrets
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -173,6 +175,9 @@ class Settings:
     web_dist: Path = Path("web-client/dist")
     web_client_dir: Path = Path(__file__).resolve().parent.parent / "web-client"
     trusted_proxies: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    hsts: str = "auto"
+    dev_pages: bool = False
     call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
     documents: DocumentRules = field(default_factory=DocumentRules)
@@ -279,6 +284,9 @@ class Settings:
             monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
             web_dist=Path(get("WEB_DIST", "web-client/dist")),
             trusted_proxies=csv("TRUSTED_PROXIES"),
+            allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
+            hsts=_choice("HSTS", get("HSTS", "auto").lower(), ("auto", "always", "off")),
+            dev_pages=get("DEV_PAGES", "false").lower() in ("1", "true", "yes"),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             queue=rules,
             documents=documents,
@@ -287,6 +295,19 @@ class Settings:
                 max_experts=int(number("MAX_EXPERTS_PER_CASE", 4, int)),
             ),
         )
+
+    def ensure_data_dir(self) -> Path:
+        """The data directory, owner-only (0700) whatever the umask: it holds the database, the
+        signing key and residents' documents. An existing directory is narrowed if we own it."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = self.data_dir.stat().st_mode & 0o777
+        if mode != 0o700:
+            try:
+                self.data_dir.chmod(0o700)
+            except PermissionError:
+                logging.getLogger("yunbang").warning(
+                    "data dir %s is mode %o and not ours to narrow to 0700", self.data_dir, mode)
+        return self.data_dir
 
     def resolved_secret_key(self) -> str:
         """The token signing key: from the environment, or one generated once per data dir.
@@ -315,9 +336,24 @@ class Settings:
         path = self.data_dir / name
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.ensure_data_dir()
         value = make()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(value)
         return value
+
+
+def _origin(value: str) -> str:
+    """``https://host[:port]`` as browsers send it in ``Origin`` (lower case, no path)."""
+    parts = urlsplit(value.strip().lower())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
+        raise SettingsError(
+            f"YUNBANG_ALLOWED_ORIGINS: {value!r} is not an origin like https://yunbang.example.gov.cn")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise SettingsError(f"YUNBANG_{name}={value!r}: one of {', '.join(choices)}")
+    return value

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from server.config import Settings
 from tests.conftest import Platform, cloned_database
 from tests.helpers import district_item, take, window_of
 
@@ -26,6 +27,11 @@ ARGS = [
 async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_changes(dev_pages=True)  # /dev/call is served only when asked
 
 
 @pytest.fixture

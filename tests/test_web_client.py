@@ -24,8 +24,6 @@ async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Pl
         assert resp.status == 404
     async with http.get(platform.base + "/app/../server/config.py") as resp:
         assert resp.status == 404 or '<div id="app">' in await resp.text()
-    async with http.get(platform.base + "/dev/call") as resp:
-        assert resp.status == 200 and "通话测试页" in await resp.text()
 
 
 async def test_device_check_is_green_with_working_camera_microphone_and_network(platform: Platform, browser: Browser) -> None:
