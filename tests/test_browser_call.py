@@ -44,6 +44,16 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
+async def wait_until(page: Page, expression: str, timeout: float) -> None:
+    """Poll an expression with ``evaluate`` (``wait_for_function`` evaluates strings with eval,
+    which the app's Content-Security-Policy forbids, as it should)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await page.evaluate(expression):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"{expression} still false after {timeout} s")
+        await asyncio.sleep(0.1)
+
+
 async def open_call(browser: Browser, platform: Platform, username: str, ticket_id: int) -> Page:
     context = await browser.new_context(permissions=["camera", "microphone"])
     page = await context.new_page()
@@ -52,7 +62,7 @@ async def open_call(browser: Browser, platform: Platform, username: str, ticket_
     await page.fill("#password", "demo12345")
     await page.fill("#ticket", str(ticket_id))
     await page.click("#join")
-    await page.wait_for_function("window.yb && window.yb.joined === true", timeout=20000)
+    await wait_until(page, "window.yb && window.yb.joined === true", timeout=20)
     return page
 
 
@@ -106,7 +116,7 @@ async def test_a_reloaded_worker_tab_rejoins_the_call_by_itself(platform: Platfo
     w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
     await decoding(clerk, f"{w}:camera")
     await worker.reload()
-    await worker.wait_for_function("window.yb && window.yb.joined === true", timeout=20000)
+    await wait_until(worker, "window.yb && window.yb.joined === true", timeout=20)
     assert "重新加入" in await worker.text_content("#status")
     await decoding(worker, f"{c}:camera")
     await decoding(clerk, f"{w}:camera")
