@@ -60,6 +60,7 @@ bench: install chromium fonts web
 	$(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
+	$(PY) bench/login.py $(BENCH_ARGS)
 	$(PY) bench/join.py $(BENCH_ARGS)
 
 clean:

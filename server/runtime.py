@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
@@ -21,6 +22,9 @@ class Domain:
     def __init__(self, db: Database, clock: Clock, settings: Settings, sink: EventSink) -> None:
         self.db, self.clock, self.settings, self.sink = db, clock, settings, sink
         self.sealer = LazySealer(settings.resolved_data_key)
+        # One password hash at a time per node: argon2 is made to be costly, and a login flood
+        # hashing in parallel starved the event loop and every other write (bench/login.py).
+        self._hashing = asyncio.Semaphore(1)
 
     @asynccontextmanager
     async def unit(self, *, write: bool = True) -> AsyncIterator[Uow]:
@@ -53,6 +57,10 @@ class Domain:
         async with self.unit(write=False) as uow:
             return await accounts.load_actor(uow, user_id, ip=ip, session_id=session_id, enrolment_ok=enrolment_ok)
 
+    async def _verify(self, password_hash: str | None, password: str) -> bool:
+        async with self._hashing:
+            return await logins.verify_password(password_hash, password)
+
     async def sweep_logins(self) -> int:
         async with self.unit() as uow:
             return await logins.sweep(uow)
@@ -63,7 +71,7 @@ class Domain:
         second factor of an enrolled account, then record."""
         async with self.unit() as uow:
             attempt = await logins.begin_attempt(uow, username, ip)
-        ok = await logins.verify_password(attempt.password_hash, password)
+        ok = await self._verify(attempt.password_hash, password)
         async with self.unit() as uow:
             if ok:
                 await two_factor.check_login(uow, self.two_factor_keys, attempt, otp, recovery_code)
@@ -77,7 +85,7 @@ class Domain:
         """改密 — the owner, with the current password; every session ends, a new one starts."""
         async with self.unit() as uow:
             attempt = await logins.begin_attempt(uow, actor.username, actor.ip)
-        ok = await logins.verify_password(attempt.password_hash, current)
+        ok = await self._verify(attempt.password_hash, current)
         new_hash = await accounts.checked_hash(new)
         async with self.unit() as uow:
             try:
@@ -102,7 +110,7 @@ class Domain:
         async with self.unit() as uow:
             two_factor.check_may_turn_off(uow, await two_factor.own_account(uow, actor))
             attempt = await logins.begin_attempt(uow, actor.username, actor.ip)
-        ok = await logins.verify_password(attempt.password_hash, password)
+        ok = await self._verify(attempt.password_hash, password)
         async with self.unit() as uow:
             try:
                 await logins.finish_attempt(uow, attempt, ok)
