@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.domain.context import Actor
 from server.domain.errors import DomainError, Forbidden, Unauthorized
+from server.inputs import MAX_ID, parse_id, unstorable
 from server.keys import DOMAIN, SETTINGS, TOKENS
 
 log = logging.getLogger("yunbang.api")
@@ -31,8 +32,10 @@ class Route:
     body: type[BaseModel] | None = None
     auth: bool = True
     roles: tuple[str, ...] = ()
-    query: dict[str, str] = field(default_factory=dict)
+    query: type[BaseModel] | None = None
     tag: str = ""
+    content: dict[str, Any] = field(default_factory=dict)  # a body that is not JSON: OpenAPI content
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # request headers: JSON Schemas
 
 
 ROUTES: list[Route] = []
@@ -54,12 +57,16 @@ def route(
     body: type[BaseModel] | None = None,
     auth: bool = True,
     roles: tuple[str, ...] = (),
-    query: dict[str, str] | None = None,
+    query: type[BaseModel] | None = None,
     tag: str = "",
+    content: dict[str, Any] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
-    the domain keeps the finer rules (whose case, which queue)."""
+    the domain keeps the finer rules (whose case, which queue). ``query`` is the model `query()`
+    reads the query string with; ``content`` and ``headers`` document what a route reads that is
+    not JSON (a file, an upload offset)."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -75,7 +82,8 @@ def route(
             return await handler(request)
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
-        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query or {}, tag))
+        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query, tag, content or {},
+                            headers or {}))
         return handler
 
     return register
@@ -100,16 +108,45 @@ async def parse(request: web.Request, model: type[M]) -> M:
     if len(raw) > MAX_JSON:
         raise DomainError("body_too_large", "请求内容过大")
     try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw or b"{}", parse_int=_bounded_int)
+    except NumberTooLong as exc:
+        raise InvalidInput([{"field": "", "problem": f"numbers have at most {MAX_DIGITS} digits"}]) from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not JSON, not UTF-8; RecursionError: nested deeper than the parser's
+        # stack (64 KB of "[" is enough).
         raise DomainError("malformed_json", "请求内容不是合法的 JSON") from exc
+    return validated(model, data)
+
+
+MAX_DIGITS = 100
+
+
+class NumberTooLong(ValueError):
+    """An integer no field takes (Python itself refuses to read past 4300 digits)."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_DIGITS:
+        raise NumberTooLong(text[:20])
+    return int(text)
+
+
+def validated(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
-        ]
-        raise InvalidInput(problems) from exc
+        raise InvalidInput(problems(exc)) from exc
+    except RecursionError as exc:  # a structure nested past what the validator walks
+        raise InvalidInput([{"field": "", "problem": "nested too deeply"}]) from exc
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+
+
+def query(request: web.Request, model: type[M]) -> M:
+    """The query string, validated by the route's query model (a repeated name: its first value)."""
+    return validated(model, {name: request.query[name] for name in request.query})
 
 
 class InvalidInput(DomainError):
@@ -121,15 +158,11 @@ class InvalidInput(DomainError):
 
 
 def int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info.get(name) or request.query.get(name, "")
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise InvalidInput([{"field": name, "problem": "must be an integer"}]) from exc
-
-
-def optional_int(request: web.Request, name: str) -> int | None:
-    return int_param(request, name) if request.query.get(name) else None
+    """An id from the path: one rule for every id (`server.inputs`), 422 ``invalid_input`` else."""
+    value = parse_id(request.match_info.get(name, ""))
+    if value is None:
+        raise InvalidInput([{"field": name, "problem": f"must be an id from 1 to {MAX_ID}"}])
+    return value
 
 
 def client_ip(request: web.Request) -> str:
@@ -164,10 +197,23 @@ def _trusted(remote: str, networks: tuple[str, ...]) -> bool:
         return False
 
 
+def _unstorable_in_url(request: web.Request) -> list[dict[str, str]]:
+    """Path and query values no route could store or look up (a NUL, a lone surrogate)."""
+    found = []
+    for where, values in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in values:
+            problem = unstorable(name) or unstorable(value)
+            if problem:
+                found.append({"field": f"{where}.{name}", "problem": problem})
+    return found
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors become HTTP responses here and only here."""
     try:
+        if request.path.startswith("/api/") and (bad := _unstorable_in_url(request)):
+            raise InvalidInput(bad)
         return await handler(request)
     except DomainError as exc:
         headers = {}
@@ -181,7 +227,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         return error_response(404, "not_found", "接口不存在", {"path": request.path})
     except web.HTTPMethodNotAllowed as exc:
-        return error_response(405, "method_not_allowed", "不支持该请求方法", {"allowed": sorted(exc.allowed_methods)})
+        allowed = sorted(exc.allowed_methods)
+        response = error_response(405, "method_not_allowed", "不支持该请求方法", {"allowed": allowed})
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     except web.HTTPException:
         raise
     except Exception:

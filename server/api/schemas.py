@@ -1,14 +1,27 @@
-"""Request bodies, validated with pydantic; their JSON Schemas go into the OpenAPI document."""
+"""Request bodies and query strings, validated with pydantic; their JSON Schemas go into the
+OpenAPI document. Ids are `Id` (what the database can hold) and every string must be storable
+(`server.inputs`): out-of-range ids and NUL characters are invalid input, never a database error."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from server.inputs import Id, Instant, Storable
+from server.models import CentreLevel, InvitationStatus, TicketStatus
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Body(Storable):
+    """A JSON body: exactly the fields named, each of its own JSON type (no "5" for 5)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+
+class Query(Storable):
+    """A query string: parameters it does not name are ignored (a cache-buster, say)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class Login(Body):
@@ -16,8 +29,7 @@ class Login(Body):
     password: str = Field(min_length=1, max_length=200)
 
 
-class Resident(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Resident(Body):
     name: str = Field(min_length=1, max_length=50, description="办事群众姓名")
     id_number: str | None = Field(default=None, pattern=r"^[0-9]{17}[0-9Xx]$", description="身份证号")
     phone: str | None = Field(default=None, pattern=r"^[0-9+\- ]{5,20}$")
@@ -25,14 +37,14 @@ class Resident(BaseModel):
 
 
 class TakeTicket(Body):
-    item_id: int
+    item_id: Id
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
 
 
 class Transfer(Body):
-    department_id: int
-    centre_id: int | None = None
+    department_id: Id
+    centre_id: Id | None = None
     reason: str = Field(default="", max_length=200)
 
 
@@ -51,9 +63,9 @@ class Rating(Body):
 
 
 class OpenTidal(Body):
-    department_id: int
-    clerk_id: int
-    centre_id: int | None = None
+    department_id: Id
+    clerk_id: Id
+    centre_id: Id | None = None
     minutes: int | None = Field(default=None, ge=5, le=720)
     name: str | None = Field(default=None, max_length=100)
 
@@ -67,7 +79,7 @@ class MaterialIn(Body):
 class ItemIn(Body):
     code: str = Field(min_length=1, max_length=20)
     name: str = Field(min_length=1, max_length=100)
-    department_id: int
+    department_id: Id
     level: Literal["district", "town"]
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
     description: str = Field(default="", max_length=2000)
@@ -77,8 +89,8 @@ class ItemIn(Body):
 
 class WindowIn(Body):
     name: str = Field(min_length=1, max_length=100)
-    centre_id: int
-    department_ids: list[int] = Field(min_length=1)
+    centre_id: Id
+    department_ids: list[Id] = Field(min_length=1)
     active: bool = True
 
 
@@ -90,10 +102,10 @@ class UserIn(Body):
     password: str = Field(min_length=8, max_length=200)
     role: RoleName
     display_name: str = Field(default="", max_length=50)
-    extension_point_id: int | None = None
-    window_ids: list[int] | None = None
-    department_ids: list[int] | None = None
-    centre_ids: list[int] | None = Field(default=None, description="部门负责人所辖中心（含下级中心）")
+    extension_point_id: Id | None = None
+    window_ids: list[Id] | None = None
+    department_ids: list[Id] | None = None
+    centre_ids: list[Id] | None = Field(default=None, description="部门负责人所辖中心（含下级中心）")
     specialties: list[str] | None = None
 
 
@@ -102,10 +114,10 @@ class UserPatch(Body):
     password: str | None = Field(default=None, min_length=8, max_length=200)
     active: bool | None = None
     role: RoleName | None = Field(default=None, description="改变角色会使该账号全部令牌失效，并清空原有绑定")
-    extension_point_id: int | None = None
-    window_ids: list[int] | None = None
-    department_ids: list[int] | None = None
-    centre_ids: list[int] | None = None
+    extension_point_id: Id | None = None
+    window_ids: list[Id] | None = None
+    department_ids: list[Id] | None = None
+    centre_ids: list[Id] | None = None
     specialties: list[str] | None = None
 
 
@@ -127,7 +139,7 @@ class Review(Body):
 
 
 class Invite(Body):
-    expert_ids: list[int] = Field(min_length=1, max_length=8, description="专家的用户 id")
+    expert_ids: list[Id] = Field(min_length=1, max_length=8, description="专家的用户 id")
     note: str = Field(default="", max_length=500, description="给专家的简短说明")
 
 
@@ -136,7 +148,7 @@ class Decline(Body):
 
 
 class Stage(Body):
-    expert_ids: list[int] | None = Field(default=None, description="省略时为本件全部已接受邀请的专家")
+    expert_ids: list[Id] | None = Field(default=None, description="省略时为本件全部已接受邀请的专家")
 
 
 class Opinion(Body):
@@ -146,3 +158,60 @@ class Opinion(Body):
 class ExpertProfile(Body):
     available: bool | None = None
     parallel_consultations: bool | None = None
+
+
+# --- query strings -------------------------------------------------------------------------
+
+
+class TicketQuery(Query):
+    status: TicketStatus | None = None
+    department_id: Id | None = None
+    limit: int | None = Field(default=None, ge=1, le=500, description="最多返回条数（默认 200）")
+
+
+class UserQuery(Query):
+    role: RoleName | None = None
+
+
+class ClerkQuery(Query):
+    department_id: Id | None = None
+
+
+class ItemQuery(Query):
+    q: str | None = Field(default=None, max_length=100, description="名称或拼音首字母")
+    department_id: Id | None = None
+    level: CentreLevel | None = None
+
+
+class ExpertQuery(Query):
+    specialty: str | None = Field(default=None, max_length=100)
+    department: Id | None = None
+    online: bool | None = None
+
+
+class InvitationQuery(Query):
+    status: InvitationStatus | None = None
+
+
+class QueueQuery(Query):
+    centre_id: Id | None = None
+    department_id: Id | None = None
+
+
+class CentreQuery(Query):
+    centre_id: Id | None = None
+
+
+class AlertQuery(Query):
+    unacknowledged: bool = False
+    limit: int | None = Field(default=None, ge=1, le=500, description="最多返回条数（默认 100）")
+
+
+class AuditQuery(Query):
+    action: str | None = Field(default=None, max_length=100)
+    actor_id: Id | None = None
+    target_type: str | None = Field(default=None, max_length=100)
+    target_id: str | None = Field(default=None, max_length=100)
+    since: Instant | None = Field(default=None, description="ISO 8601，须带时区")
+    until: Instant | None = Field(default=None, description="ISO 8601，须带时区")
+    limit: int | None = Field(default=None, ge=1, le=1000, description="最多返回条数（默认 100）")
