@@ -123,6 +123,16 @@ class DocumentRules:
 
 
 @dataclass(frozen=True)
+class ChatRules:
+    """How fast one person may write in one call's chat: ``burst`` messages within
+    ``burst_seconds``, and ``per_minute`` within any 60 seconds (``chat_rate_limited`` past that)."""
+
+    burst: int = 5
+    burst_seconds: float = 2
+    per_minute: int = 60
+
+
+@dataclass(frozen=True)
 class LoginPolicy:
     """How password guessing is slowed down (docs/security.md, "Logging in").
 
@@ -182,6 +192,7 @@ class Settings:
     queue: QueueRules = field(default_factory=QueueRules)
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
+    chat: ChatRules = field(default_factory=ChatRules)
 
     @property
     def effective_database_url(self) -> str:
@@ -293,6 +304,11 @@ class Settings:
             consultations=ConsultationRules(
                 invitation_ttl_seconds=number("INVITATION_TTL_SECONDS", 120),
                 max_experts=int(number("MAX_EXPERTS_PER_CASE", 4, int)),
+            ),
+            chat=ChatRules(
+                burst=int(number("CHAT_BURST", 5, int)),
+                burst_seconds=number("CHAT_BURST_SECONDS", 2),
+                per_minute=int(number("CHAT_PER_MINUTE", 60, int)),
             ),
         )
 

@@ -3,13 +3,13 @@ for socket.io (docs/security.md)."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from server.api.base import via_trusted_proxy
 from server.config import Settings
 from server.keys import SETTINGS
 
@@ -23,8 +23,7 @@ def request_scheme(request: web.Request) -> str:
     """``https`` when TLS reached this process, or a trusted reverse proxy says its client used it."""
     if request.secure:
         return "https"
-    settings: Settings = request.app[SETTINGS]
-    if _trusted(request.remote or "", settings.trusted_proxies):
+    if via_trusted_proxy(request):
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         if forwarded in ("http", "https"):
             return forwarded
@@ -105,9 +104,3 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
         headers.setdefault("Strict-Transport-Security", HSTS)
 
 
-def _trusted(remote: str, networks: tuple[str, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(remote)
-        return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
-    except ValueError:
-        return False

@@ -173,7 +173,7 @@ class CallService:
     async def chat(self, sid: str, actor: Actor, ticket_id: int, text: str, channel: str = "call") -> dict[str, Any]:
         self._seat(sid, actor, ticket_id)
         async with self.domain.unit() as uow:
-            message = await calls.post_message(uow, actor, ticket_id, text, channel)
+            message = await calls.post_message(uow, actor, ticket_id, text, channel, self.domain.settings.chat)
         to = consultation_room(ticket_id) if channel == "consultation" else socket_room(ticket_id)
         await self.sio.emit("chat_message", message, to=to)
         return {"ok": True, "message": message}

@@ -2,6 +2,11 @@
 
 Thin like the HTTP handlers: it authenticates, puts the socket in its rooms and answers with
 acks; everything else it needs comes through the constructor.
+
+Every event a client sends is answered, whatever it carries: a known event with its result or
+``{"error": {"code", "message"}}`` (a domain refusal's own code; ``invalid_input`` for a payload
+of the wrong shape; ``internal_error``, logged once, for anything unforeseen), an unknown event
+with ``unknown_event``, and a packet whose JSON cannot be read with ``malformed_json``.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any, TypeVar
 
 import socketio
 from pydantic import BaseModel, ValidationError
+from socketio import packet
 
 from server.auth import TokenSigner
 from server.domain.context import Actor
@@ -20,17 +26,53 @@ from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
-from signaling.messages import CaptureRequest, Chat, IceCandidate, Join, Mute, Publish, SubscribeAnswer
+from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, Publish,
+                                SubscribeAnswer)
 from signaling.presence import LocalPresence
 
 log = logging.getLogger("yunbang.socket")
 
 
 M = TypeVar("M", bound=BaseModel)
+# What clients may send (each an ``on_<name>`` method); connect/disconnect are the server's own.
+CLIENT_EVENTS = ("refresh", "ping_app", "join", "publish", "subscribe_answer", "resubscribe", "ice_candidate",
+                 "mute", "chat", "capture_request", "leave")
+UNREADABLE = "\x00unreadable"  # stands in for the event of a packet whose JSON could not be read
+
+
+def error(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
 
 
 def error_ack(exc: DomainError) -> dict[str, Any]:
-    return {"error": {"code": exc.code, "message": exc.message}}
+    ack = error(exc.code, exc.message)
+    if exc.detail:
+        ack["error"]["detail"] = exc.detail
+    return ack
+
+
+class TolerantPacket(packet.Packet):  # type: ignore[misc]
+    """A socket.io packet that always decodes: an event whose JSON cannot be read (past Python's
+    4300-digit integers, nested past the parser's stack) or that is not ``[name, ...]`` becomes
+    the event `UNREADABLE`, which the namespace answers, instead of an exception in the server's
+    reader that leaves the client waiting for an ack forever."""
+
+    def decode(self, encoded_packet: Any) -> int:
+        try:
+            attachments = int(super().decode(encoded_packet))
+        except (ValueError, RecursionError):
+            if self.packet_type == packet.CONNECT:  # unreadable credentials: none, so refused
+                self.data = None
+                return 0
+            if self.packet_type not in (packet.EVENT, packet.BINARY_EVENT):
+                raise
+            self.packet_type, self.data = packet.EVENT, [UNREADABLE]
+            return 0
+        if self.packet_type in (packet.EVENT, packet.BINARY_EVENT) and not (
+                isinstance(self.data, list) and self.data and isinstance(self.data[0], str)):
+            self.packet_type, self.data = packet.EVENT, [UNREADABLE]
+            return 0
+        return attachments
 
 
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -43,6 +85,40 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.presence = presence
         self.client_ip = client_ip
         self._closing: set[asyncio.Task[None]] = set()
+        self.events = {name: getattr(self, f"on_{name}") for name in CLIENT_EVENTS}
+        self.sockets: set[str] = set()  # connected here: a disconnect is handled once
+
+    def _set_server(self, server: Any) -> None:
+        """The server reads client packets with `TolerantPacket`, so every event reaches
+        `trigger_event` and is answered."""
+        super()._set_server(server)
+        server.packet_class = TolerantPacket
+
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """Dispatch one event; the return value is the client's ack, whatever happens."""
+        sid = args[0] if args else None
+        if event == "connect" and len(args) >= 2 and args[1] is self._environ(sid):
+            return await self.on_connect(*args)
+        if event == "disconnect" and sid in self.sockets and not self.server.manager.is_connected(sid, self.namespace):
+            return await self.on_disconnect(*args)
+        if event == UNREADABLE:
+            return error("malformed_json", "消息不是合法的 JSON 事件")
+        handler = self.events.get(event) if isinstance(event, str) else None
+        if handler is None:
+            return error("unknown_event", "没有这个事件")
+        if len(args) > 2:
+            return error("invalid_input", "每个事件只带一个消息对象")
+        try:
+            return await handler(sid, args[1] if len(args) == 2 else None)
+        except DomainError as exc:
+            return error_ack(exc)
+        except Exception:
+            log.exception("socket event %s failed", event)
+            return error("internal_error", "服务器内部错误，请稍后重试")
+
+    def _environ(self, sid: Any) -> Any:
+        eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace) if isinstance(sid, str) else None
+        return self.server.environ.get(eio_sid) if eio_sid else None
 
     async def end_sessions(self, user_id: int, session_ids: list[str]) -> int:
         """Disconnect this node's sockets of those sessions (revoked: logout, password, role…)."""
@@ -97,6 +173,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                                       "auth_session": actor.session_id, "ip": actor.ip})
         for room in rooms:
             await self.enter_room(sid, room)
+        self.sockets.add(sid)
         self.presence.connected(actor.user_id)
 
     async def on_refresh(self, sid: str, data: Any = None) -> dict[str, Any]:
@@ -120,6 +197,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"ok": True, "user_id": session["user_id"]}
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        if sid not in self.sockets:
+            return
+        self.sockets.discard(sid)
         session = await self.get_session(sid)
         if session and "user_id" in session:
             self.presence.disconnected(session["user_id"])
@@ -127,11 +207,18 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     # --- the call: every handler validates, checks who asks, and hands over ---------------
     async def _call(self, sid: str, data: Any, model: type[M], act: Callable[[Actor, M], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return error("invalid_input", "消息应为一个对象")
         try:
-            message = model.model_validate(data if isinstance(data, dict) else {})
+            message = model.model_validate(data)
         except ValidationError as exc:
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "message" for e in exc.errors())
-            return {"error": {"code": "invalid_input", "message": f"消息格式不正确：{fields}"}}
+            coded = [e for e in exc.errors() if e["type"] in CODED_ERRORS]
+            if coded:
+                return error(coded[0]["type"], coded[0]["msg"])
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "message" for e in exc.errors()[:5])
+            return error("invalid_input", f"消息格式不正确：{fields}")
+        except RecursionError:
+            return error("invalid_input", "消息嵌套过深")
         try:
             actor = await self._actor(sid)
             return await act(actor, message)

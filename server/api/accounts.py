@@ -6,8 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.base import EVERYONE, OVERSIGHT, actor, client_ip, int_param, ok, optional_int, parse, route
-from server.api.schemas import Login, OtpCode, PasswordChange, TwoFactorOff, UserIn, UserPatch
+from server.api.base import EVERYONE, OVERSIGHT, actor, client_ip, int_param, ok, parse, query, route
+from server.api.schemas import ClerkQuery, Login, OtpCode, PasswordChange, TwoFactorOff, UserIn, UserPatch, UserQuery
 from server.domain import accounts, logins, two_factor
 from server.keys import DOMAIN, TOKENS
 from server.models import AuthSession, Role, User
@@ -104,21 +104,22 @@ async def turn_off_two_factor(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/users", "用户列表（管理员）", roles=("admin",), query={"role": "string"}, tag="admin")
+@route("GET", "/api/users", "用户列表（管理员）", roles=("admin",), query=UserQuery, tag="admin")
 async def list_users(request: web.Request) -> web.Response:
     who = await actor(request)
-    role = request.query.get("role")
+    role = query(request, UserQuery).role
     async with request.app[DOMAIN].unit() as uow:
-        users = await accounts.list_users(uow, who, Role(role) if role in Role.__members__ else None)
+        users = await accounts.list_users(uow, who, Role(role) if role else None)
         return ok([accounts.user_view(u) for u in users])
 
 
 @route("GET", "/api/clerks", "云窗口工作人员列表（部门负责人开潮汐窗口时选人；限本人负责的部门）",
-       roles=OVERSIGHT, query={"department_id": "integer"}, tag="supervision")
+       roles=OVERSIGHT, query=ClerkQuery, tag="supervision")
 async def list_clerks(request: web.Request) -> web.Response:
     who = await actor(request)
+    department_id = query(request, ClerkQuery).department_id
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(await accounts.list_clerks(uow, who, optional_int(request, "department_id")))
+        return ok(await accounts.list_clerks(uow, who, department_id))
 
 
 @route("POST", "/api/users", "新建用户（管理员）", body=UserIn, roles=("admin",), tag="admin")

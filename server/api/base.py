@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.domain.context import Actor
 from server.domain.errors import DomainError, Forbidden, Unauthorized
+from server.inputs import MAX_ID, parse_id, unstorable
 from server.keys import DOMAIN, SETTINGS, TOKENS
 
 log = logging.getLogger("yunbang.api")
@@ -31,9 +32,11 @@ class Route:
     body: type[BaseModel] | None = None
     auth: bool = True
     roles: tuple[str, ...] = ()
-    query: dict[str, str] = field(default_factory=dict)
+    query: type[BaseModel] | None = None
     tag: str = ""
     during_enrolment: bool = False
+    content: dict[str, Any] = field(default_factory=dict)  # a body that is not JSON: OpenAPI content
+    headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # request headers: JSON Schemas
 
 
 ROUTES: list[Route] = []
@@ -55,15 +58,19 @@ def route(
     body: type[BaseModel] | None = None,
     auth: bool = True,
     roles: tuple[str, ...] = (),
-    query: dict[str, str] | None = None,
+    query: type[BaseModel] | None = None,
     tag: str = "",
     during_enrolment: bool = False,
+    content: dict[str, Any] | None = None,
+    headers: dict[str, dict[str, Any]] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
     the domain keeps the finer rules (whose case, which queue). A session that must first enrol
     a second factor reaches only routes marked ``during_enrolment`` (403
-    ``2fa_enrolment_required`` elsewhere, decided where the actor is loaded)."""
+    ``2fa_enrolment_required`` elsewhere, decided where the actor is loaded). ``query`` is the
+    model `query()` reads the query string with; ``content`` and ``headers`` document what a
+    route reads that is not JSON (a file, an upload offset)."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -79,7 +86,8 @@ def route(
             return await handler(request)
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
-        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query or {}, tag, during_enrolment))
+        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query, tag, during_enrolment,
+                            content or {}, headers or {}))
         return handler
 
     return register
@@ -104,16 +112,45 @@ async def parse(request: web.Request, model: type[M]) -> M:
     if len(raw) > MAX_JSON:
         raise DomainError("body_too_large", "请求内容过大")
     try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(raw or b"{}", parse_int=_bounded_int)
+    except NumberTooLong as exc:
+        raise InvalidInput([{"field": "", "problem": f"numbers have at most {MAX_DIGITS} digits"}]) from exc
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not JSON, not UTF-8; RecursionError: nested deeper than the parser's
+        # stack (64 KB of "[" is enough).
         raise DomainError("malformed_json", "请求内容不是合法的 JSON") from exc
+    return validated(model, data)
+
+
+MAX_DIGITS = 100
+
+
+class NumberTooLong(ValueError):
+    """An integer no field takes (Python itself refuses to read past 4300 digits)."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_DIGITS:
+        raise NumberTooLong(text[:20])
+    return int(text)
+
+
+def validated(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
-        ]
-        raise InvalidInput(problems) from exc
+        raise InvalidInput(problems(exc)) from exc
+    except RecursionError as exc:  # a structure nested past what the validator walks
+        raise InvalidInput([{"field": "", "problem": "nested too deeply"}]) from exc
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    return [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()]
+
+
+def query(request: web.Request, model: type[M]) -> M:
+    """The query string, validated by the route's query model (a repeated name: its first value)."""
+    return validated(model, {name: request.query[name] for name in request.query})
 
 
 class InvalidInput(DomainError):
@@ -125,21 +162,17 @@ class InvalidInput(DomainError):
 
 
 def int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info.get(name) or request.query.get(name, "")
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise InvalidInput([{"field": name, "problem": "must be an integer"}]) from exc
-
-
-def optional_int(request: web.Request, name: str) -> int | None:
-    return int_param(request, name) if request.query.get(name) else None
+    """An id from the path: one rule for every id (`server.inputs`), 422 ``invalid_input`` else."""
+    value = parse_id(request.match_info.get(name, ""))
+    if value is None:
+        raise InvalidInput([{"field": name, "problem": f"must be an id from 1 to {MAX_ID}"}])
+    return value
 
 
 def client_ip(request: web.Request) -> str:
     """The caller's address; behind a trusted reverse proxy, the one it forwarded for."""
     remote = request.remote or ""
-    if _trusted(remote, request.app[SETTINGS].trusted_proxies):
+    if via_trusted_proxy(request):
         forwarded = request.headers.get("X-Forwarded-For", "")
         if forwarded:
             return forwarded.split(",")[-1].strip()[:64]
@@ -160,18 +193,33 @@ async def actor(request: web.Request, *, enrolment_ok: bool = False) -> Actor:
     return who
 
 
-def _trusted(remote: str, networks: tuple[str, ...]) -> bool:
+def via_trusted_proxy(request: web.Request) -> bool:
+    """Whether the request came from a reverse proxy in ``YUNBANG_TRUSTED_PROXIES`` (whose
+    ``X-Forwarded-*`` headers are then believed)."""
     try:
-        address = ipaddress.ip_address(remote)
-        return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
+        address = ipaddress.ip_address(request.remote or "")
     except ValueError:
         return False
+    return any(address in ipaddress.ip_network(n, strict=False) for n in request.app[SETTINGS].trusted_proxies)
+
+
+def _unstorable_in_url(request: web.Request) -> list[dict[str, str]]:
+    """Path and query values no route could store or look up (a NUL, a lone surrogate)."""
+    found = []
+    for where, values in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in values:
+            problem = unstorable(name) or unstorable(value)
+            if problem:
+                found.append({"field": f"{where}.{name}", "problem": problem})
+    return found
 
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Domain errors become HTTP responses here and only here."""
     try:
+        if request.path.startswith("/api/") and (bad := _unstorable_in_url(request)):
+            raise InvalidInput(bad)
         return await handler(request)
     except DomainError as exc:
         headers = {}
@@ -185,7 +233,10 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         return error_response(404, "not_found", "接口不存在", {"path": request.path})
     except web.HTTPMethodNotAllowed as exc:
-        return error_response(405, "method_not_allowed", "不支持该请求方法", {"allowed": sorted(exc.allowed_methods)})
+        allowed = sorted(exc.allowed_methods)
+        response = error_response(405, "method_not_allowed", "不支持该请求方法", {"allowed": allowed})
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     except web.HTTPException:
         raise
     except Exception:

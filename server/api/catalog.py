@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import STAFF, actor, int_param, ok, optional_int, parse, route
-from server.api.schemas import ItemIn, WindowIn
+from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.schemas import ItemIn, ItemQuery, WindowIn
 from server.domain import catalog, org
 from server.domain.views import item_view, window_view
 from server.keys import DOMAIN
@@ -20,17 +20,12 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
-       query={"q": "string", "department_id": "integer", "level": "string"}, roles=STAFF, tag="catalog")
+       query=ItemQuery, roles=STAFF, tag="catalog")
 async def list_items(request: web.Request) -> web.Response:
     await actor(request)
-    level = request.query.get("level")
+    q = query(request, ItemQuery)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        items = await catalog.list_items(
-            uow,
-            q=request.query.get("q"),
-            department_id=optional_int(request, "department_id"),
-            level=CentreLevel(level) if level in CentreLevel.__members__ else None,
-        )
+        items = await catalog.list_items(uow, q=q.q, department_id=q.department_id, level=q.level)
         return ok([item_view(i) for i in items])
 
 

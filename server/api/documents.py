@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.api.base import CASE_PARTIES, InvalidInput, actor, int_param, ok, parse, route
 from server.api.schemas import BeginUpload, Review
 from server.domain import documents
 from server.domain.errors import DomainError, NotFound
+from server.inputs import unstorable
 from server.keys import DOMAIN, STORE, UPLOADS
 from uploads.images import sniff
-from uploads.storage import LocalStore
+from uploads.storage import LocalStore, StorageError
 
 CHUNK = 64 * 1024
 
@@ -33,7 +36,9 @@ async def status(request: web.Request) -> web.Response:
     return ok(await request.app[UPLOADS].status(who, request.match_info["upload_id"]))
 
 
-@route("PUT", "/api/uploads/{upload_id}", "上传一段字节（请求头 Upload-Offset 为起点）", roles=CASE_PARTIES, tag="documents")
+@route("PUT", "/api/uploads/{upload_id}", "上传一段字节（请求头 Upload-Offset 为起点）", roles=CASE_PARTIES, tag="documents",
+       headers={"Upload-Offset": {"type": "integer", "minimum": 0, "description": "本段第一个字节在文件中的位置"}},
+       content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
 async def write(request: web.Request) -> web.Response:
     who = await actor(request)
     try:
@@ -53,23 +58,31 @@ async def complete(request: web.Request) -> web.Response:
 
 @route("POST", "/api/tickets/{ticket_id}/documents",
        "上传材料（multipart：先 material 字段——清单项 id 或 other——再 file 字段；流式，不整体读入内存）",
-       roles=("worker", "clerk", "expert"), tag="documents")
+       roles=("worker", "clerk", "expert"), tag="documents", content={"multipart/form-data": {
+           "schema": {"type": "object", "required": ["material", "file"], "properties": {
+               "material": {"type": "string", "minLength": 1, "maxLength": 20, "description": "清单项 id 或 other"},
+               "source": {"type": "string", "enum": ["upload", "capture"], "default": "upload"},
+               "file": {"type": "string", "format": "binary", "description": "JPEG、PNG、WebP、HEIC 照片或 PDF"},
+           }},
+           "encoding": {"file": {"contentType": "application/octet-stream"}},
+       }})
 async def upload(request: web.Request) -> web.Response:
     who = await actor(request)
     if not request.content_type.startswith("multipart/"):
         raise DomainError("multipart_required", "请以 multipart/form-data 上传")
-    reader = await request.multipart()
-    fields: dict[str, str] = {}
-    while True:
-        part = await reader.next()
-        if part is None:
-            raise InvalidInput([{"field": "file", "problem": "missing"}])
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "file":
-            break
-        if part.name in ("material", "source"):
-            fields[part.name] = (await part.read(decode=True))[:100].decode("utf-8", "replace")
+    with _readable_multipart():
+        reader = await request.multipart()
+        fields: dict[str, str] = {}
+        while True:
+            part = await reader.next()
+            if part is None:
+                raise InvalidInput([{"field": "file", "problem": "missing"}])
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                break
+            if part.name in ("material", "source"):
+                fields[part.name] = await _small_field(part)
     if "material" not in fields:
         raise InvalidInput([{"field": "material", "problem": "must come before file"}])
     limit = request.app[DOMAIN].settings.documents.max_file_bytes
@@ -77,7 +90,8 @@ async def upload(request: web.Request) -> web.Response:
 
     async def chunks() -> AsyncIterator[bytes]:
         while True:
-            chunk = await part.read_chunk(CHUNK)
+            with _readable_multipart():
+                chunk = await part.read_chunk(CHUNK)
             if not chunk:
                 return
             yield chunk
@@ -88,6 +102,31 @@ async def upload(request: web.Request) -> web.Response:
         filename=part.filename or "",
     )
     return ok(document, status)
+
+
+@contextmanager
+def _readable_multipart() -> Iterator[None]:
+    """A body that is not the multipart it says (no boundary, broken part headers) is the
+    client's error, not ours."""
+    try:
+        yield
+    except (ValueError, HttpProcessingError) as exc:
+        raise DomainError("malformed_multipart", "multipart 内容格式不正确") from exc
+
+
+async def _small_field(part: BodyPartReader, limit: int = 100) -> str:
+    """A form field read up to ``limit`` bytes (a larger one is refused, never read whole)."""
+    data = b""
+    with _readable_multipart():
+        while chunk := await part.read_chunk(limit + 1):
+            data += chunk
+            if len(data) > limit:
+                raise InvalidInput([{"field": part.name or "", "problem": f"at most {limit} bytes"}])
+    text = data.decode("utf-8", "replace")
+    problem = unstorable(text)
+    if problem:
+        raise InvalidInput([{"field": part.name or "", "problem": problem}])
+    return text
 
 
 @route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", roles=CASE_PARTIES, tag="documents")
@@ -141,6 +180,9 @@ async def serve_object(request: web.Request) -> web.StreamResponse:
         expires = 0
     if not store.verify(key, expires, request.query.get("sig", ""), time.time()):
         raise DomainError("link_expired", "链接无效或已过期，请重新打开")
-    data = await store.read(key)
+    try:
+        data = await store.read(key)
+    except StorageError as exc:  # a genuine link to an object since removed
+        raise NotFound("object_not_found", "文件不存在或已被删除") from exc
     return web.Response(body=data, content_type=sniff(data[:64]) or "application/octet-stream",
                         headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"})

@@ -4,33 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import InvalidInput, actor, int_param, ok, optional_int, parse, route
-from server.api.schemas import Decline, ExpertProfile, Invite, Opinion, Stage
+from server.api.base import actor, int_param, ok, parse, query, route
+from server.api.schemas import Decline, ExpertProfile, ExpertQuery, Invite, InvitationQuery, Opinion, Stage
 from server.domain import experts
 from server.keys import DOMAIN, PRESENCE
 
 
-def _flag(request: web.Request, name: str) -> bool | None:
-    raw = request.query.get(name, "").lower()
-    if not raw:
-        return None
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise InvalidInput([{"field": name, "problem": "true or false"}])
-
-
 @route("GET", "/api/experts", "专家库检索：按专长、部门、在线状态（presence: online / busy / offline）",
-       query={"specialty": "string", "department": "integer", "online": "boolean"},
-       roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
+       query=ExpertQuery, roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
 async def search(request: web.Request) -> web.Response:
     who = await actor(request)
+    q = query(request, ExpertQuery)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(await experts.search(
-            uow, who, request.app[PRESENCE], specialty=request.query.get("specialty") or None,
-            department_id=optional_int(request, "department"), online=_flag(request, "online"),
-        ))
+        return ok(await experts.search(uow, who, request.app[PRESENCE], specialty=q.specialty or None,
+                                       department_id=q.department, online=q.online))
 
 
 @route("PATCH", "/api/experts/me", "专家本人：暂停/恢复接受会商，是否允许同时参加多件会商", body=ExpertProfile,
@@ -80,12 +67,13 @@ async def send_back(request: web.Request) -> web.Response:
     return await _stage(request, main=False)
 
 
-@route("GET", "/api/invitations", "专家本人的会商邀请（可按 status 筛选）", query={"status": "string"},
+@route("GET", "/api/invitations", "专家本人的会商邀请（可按 status 筛选）", query=InvitationQuery,
        roles=("expert",), tag="experts")
 async def mine(request: web.Request) -> web.Response:
     who = await actor(request)
+    status = query(request, InvitationQuery).status
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(await experts.my_invitations(uow, who, request.query.get("status") or None))
+        return ok(await experts.my_invitations(uow, who, status.value if status else None))
 
 
 @route("POST", "/api/invitations/{invitation_id}/accept", "接受会商邀请（限时；一次只参加一件会商）",

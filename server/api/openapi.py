@@ -6,10 +6,20 @@ import re
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from server.api.base import ROUTES, ok, route
+from server.api.base import ROUTES, Route, ok, route
+from server.inputs import MAX_ID
 
-STRING_PATH_PARAMS = frozenset({"upload_id", "key"})  # opaque ids; every other path id is a number
+# Opaque ids; every other path id is a number the database can hold.
+STRING_PATH_PARAMS = {"upload_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"}}
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+# What a refusal can be (server/domain/errors.py): the code in the body says which.
+ERROR_STATUSES = {
+    "400": "请求有误（如 JSON 不合法）", "401": "未登录或令牌无效", "403": "无权执行", "404": "不存在",
+    "409": "与当前状态冲突", "413": "内容过大", "422": "输入有误（invalid_input 附各字段问题）",
+    "429": "尝试过多，稍后再试（附 Retry-After）",
+}
 
 ERROR = {
     "type": "object",
@@ -28,6 +38,41 @@ ERROR = {
 }
 
 
+def _model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON Schema, its nested definitions moved into components."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, sub in schema.pop("$defs", {}).items():
+        schemas[name] = sub
+    return schema
+
+
+def _parameter_schema(prop: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: absent rather than null, no pydantic titles."""
+    prop = {k: v for k, v in prop.items() if k not in ("title", "default") or (k == "default" and v is not None)}
+    options = prop.pop("anyOf", None)
+    if options:
+        present = [o for o in options if o != {"type": "null"}]
+        prop = {**(present[0] if len(present) == 1 else {"anyOf": present}), **prop}
+    return prop
+
+
+def _parameters(r: Route, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": n, "in": "path", "required": True, "schema": STRING_PATH_PARAMS.get(n, ID)}
+        for n in re.findall(r"{(\w+)}", r.path)
+    ]
+    if r.query is not None:
+        schema = _model_schema(r.query, schemas)
+        for name, prop in schema["properties"].items():
+            param: dict[str, Any] = {"name": name, "in": "query", "required": name in schema.get("required", ()),
+                                     "schema": _parameter_schema(prop)}
+            if "description" in param["schema"]:
+                param["description"] = param["schema"].pop("description")
+            params.append(param)
+    params += [{"name": n, "in": "header", "required": True, "schema": h} for n, h in r.headers.items()]
+    return params
+
+
 def build() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Error": ERROR}
@@ -38,30 +83,20 @@ def build() -> dict[str, Any]:
             "tags": [r.tag] if r.tag else [],
             "responses": {
                 "2XX": {"description": "成功"},
-                "default": {"description": "错误", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                **{status: {"$ref": f"#/components/responses/Error{status}"} for status in ERROR_STATUSES},
             },
         }
-        params = [
-            {"name": n, "in": "path", "required": True,
-             "schema": {"type": "string" if n in STRING_PATH_PARAMS else "integer"}}
-            for n in re.findall(r"{(\w+)}", r.path)
-        ]
-        params += [
-            {"name": n, "in": "query", "required": False,
-             "schema": {"type": "string", "format": t} if t == "date-time" else {"type": t}}
-            for n, t in r.query.items()
-        ]
+        params = _parameters(r, schemas)
         if params:
             op["parameters"] = params
         if r.body is not None:
-            schema = r.body.model_json_schema(ref_template="#/components/schemas/{model}")
-            for name, sub in schema.pop("$defs", {}).items():
-                schemas[name] = sub
-            schemas[r.body.__name__] = schema
+            schemas[r.body.__name__] = schema = _model_schema(r.body, schemas)
             op["requestBody"] = {
-                "required": True,
+                "required": bool(schema.get("required")),  # a body of defaults may be left out
                 "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}},
             }
+        elif r.content:
+            op["requestBody"] = {"required": True, "content": r.content}
         if r.auth:
             op["security"] = [{"bearer": []}]
         if r.roles:
@@ -76,6 +111,11 @@ def build() -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": schemas,
+            "responses": {
+                f"Error{status}": {"description": what,
+                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+                for status, what in ERROR_STATUSES.items()
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }

@@ -1,14 +1,27 @@
-"""Request bodies, validated with pydantic; their JSON Schemas go into the OpenAPI document."""
+"""Request bodies and query strings, validated with pydantic; their JSON Schemas go into the
+OpenAPI document. Ids are `Id` (what the database can hold) and every string must be storable
+(`server.inputs`): out-of-range ids and NUL characters are invalid input, never a database error."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
+
+from server.inputs import Id, Instant, Storable
+from server.models import CentreLevel, InvitationStatus, TicketStatus
 
 
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Body(Storable):
+    """A JSON body: exactly the fields named, each of its own JSON type (no "5" for 5)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+
+
+class Query(Storable):
+    """A query string: parameters it does not name are ignored (a cache-buster, say)."""
+
+    model_config = ConfigDict(extra="ignore")
 
 
 class Login(Body):
@@ -41,8 +54,7 @@ class TwoFactorOff(Body):
         return self
 
 
-class Resident(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class Resident(Body):
     name: str = Field(min_length=1, max_length=50, description="办事群众姓名")
     id_number: str | None = Field(default=None, pattern=r"^[0-9]{17}[0-9Xx]$", description="身份证号")
     phone: str | None = Field(default=None, pattern=r"^[0-9+\- ]{5,20}$")
@@ -50,14 +62,14 @@ class Resident(BaseModel):
 
 
 class TakeTicket(Body):
-    item_id: int
+    item_id: Id
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
 
 
 class Transfer(Body):
-    department_id: int
-    centre_id: int | None = None
+    department_id: Id
+    centre_id: Id | None = None
     reason: str = Field(default="", max_length=200)
 
 
@@ -76,9 +88,9 @@ class Rating(Body):
 
 
 class OpenTidal(Body):
-    department_id: int
-    clerk_id: int
-    centre_id: int | None = None
+    department_id: Id
+    clerk_id: Id
+    centre_id: Id | None = None
     minutes: int | None = Field(default=None, ge=5, le=720)
     name: str | None = Field(default=None, max_length=100)
 
@@ -92,7 +104,7 @@ class MaterialIn(Body):
 class ItemIn(Body):
     code: str = Field(min_length=1, max_length=20)
     name: str = Field(min_length=1, max_length=100)
-    department_id: int
+    department_id: Id
     level: Literal["district", "town"]
     materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
     description: str = Field(default="", max_length=2000)
@@ -102,8 +114,8 @@ class ItemIn(Body):
 
 class WindowIn(Body):
     name: str = Field(min_length=1, max_length=100)
-    centre_id: int
-    department_ids: list[int] = Field(min_length=1)
+    centre_id: Id
+    department_ids: list[Id] = Field(min_length=1)
     active: bool = True
 
 
@@ -115,10 +127,10 @@ class UserIn(Body):
     password: str = Field(min_length=8, max_length=200)
     role: RoleName
     display_name: str = Field(default="", max_length=50)
-    extension_point_id: int | None = None
-    window_ids: list[int] | None = None
-    department_ids: list[int] | None = None
-    centre_ids: list[int] | None = Field(default=None, description="部门负责人所辖中心（含下级中心）")
+    extension_point_id: Id | None = None
+    window_ids: list[Id] | None = None
+    department_ids: list[Id] | None = None
+    centre_ids: list[Id] | None = Field(default=None, description="部门负责人所辖中心（含下级中心）")
     specialties: list[str] | None = None
 
 
@@ -127,10 +139,10 @@ class UserPatch(Body):
     password: str | None = Field(default=None, min_length=8, max_length=200)
     active: bool | None = None
     role: RoleName | None = Field(default=None, description="改变角色会使该账号全部令牌失效，并清空原有绑定")
-    extension_point_id: int | None = None
-    window_ids: list[int] | None = None
-    department_ids: list[int] | None = None
-    centre_ids: list[int] | None = None
+    extension_point_id: Id | None = None
+    window_ids: list[Id] | None = None
+    department_ids: list[Id] | None = None
+    centre_ids: list[Id] | None = None
     specialties: list[str] | None = None
 
 
@@ -152,7 +164,7 @@ class Review(Body):
 
 
 class Invite(Body):
-    expert_ids: list[int] = Field(min_length=1, max_length=8, description="专家的用户 id")
+    expert_ids: list[Id] = Field(min_length=1, max_length=8, description="专家的用户 id")
     note: str = Field(default="", max_length=500, description="给专家的简短说明")
 
 
@@ -161,7 +173,7 @@ class Decline(Body):
 
 
 class Stage(Body):
-    expert_ids: list[int] | None = Field(default=None, description="省略时为本件全部已接受邀请的专家")
+    expert_ids: list[Id] | None = Field(default=None, description="省略时为本件全部已接受邀请的专家")
 
 
 class Opinion(Body):
@@ -171,3 +183,67 @@ class Opinion(Body):
 class ExpertProfile(Body):
     available: bool | None = None
     parallel_consultations: bool | None = None
+
+
+# --- query strings -------------------------------------------------------------------------
+
+
+class TicketQuery(Query):
+    status: TicketStatus | None = None
+    department_id: Id | None = None
+    limit: int | None = Field(default=None, ge=1, le=500, description="最多返回条数（默认 200）")
+
+
+class UserQuery(Query):
+    role: RoleName | None = None
+
+
+class ClerkQuery(Query):
+    department_id: Id | None = None
+
+
+class ItemQuery(Query):
+    q: str | None = Field(default=None, max_length=100, description="名称或拼音首字母")
+    department_id: Id | None = None
+    level: CentreLevel | None = None
+
+
+class ExpertQuery(Query):
+    specialty: str | None = Field(default=None, max_length=100)
+    department: Id | None = None
+    online: bool | None = None
+
+
+class InvitationQuery(Query):
+    status: InvitationStatus | None = None
+
+
+class QueueQuery(Query):
+    centre_id: Id | None = None
+    department_id: Id | None = None
+
+
+class CentreQuery(Query):
+    centre_id: Id | None = None
+
+
+class AlertQuery(Query):
+    unacknowledged: bool = False
+    limit: int | None = Field(default=None, ge=1, le=500, description="最多返回条数（默认 100）")
+
+
+class AuditVerifyQuery(Query):
+    anchor: str | None = Field(default=None, max_length=100,
+                               description="序号:哈希（yunbang audit head 的输出）；可重复给出多个")
+
+
+class AuditQuery(Query):
+    action: str | None = Field(default=None, max_length=100)
+    actor_id: Id | None = None
+    actor: str | None = Field(default=None, max_length=50, description="账号（用户名）")
+    before_id: Id | None = Field(default=None, description="只看 id 小于此值的（向前翻页）")
+    target_type: str | None = Field(default=None, max_length=100)
+    target_id: str | None = Field(default=None, max_length=100)
+    since: Instant | None = Field(default=None, description="ISO 8601，须带时区")
+    until: Instant | None = Field(default=None, description="ISO 8601，须带时区")
+    limit: int | None = Field(default=None, ge=1, le=1000, description="最多返回条数（默认 100）")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
-from server.api.base import STAFF, InvalidInput, actor, int_param, ok, optional_int, parse, route
-from server.api.schemas import OpenTidal
+from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
 from server.domain import alerts, audit, dashboard, org, queue
 from server.domain.views import window_view
 from server.keys import DB, DOMAIN
@@ -20,33 +18,30 @@ async def health(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/queues", "各部门云窗口队列：等候人数、最长等候、预警级别",
-       query={"centre_id": "integer", "department_id": "integer"}, roles=STAFF, tag="queue")
+       query=QueueQuery, roles=STAFF, tag="queue")
 async def queues(request: web.Request) -> web.Response:
     await actor(request)
+    q = query(request, QueueQuery)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(await queue.queues(
-            uow, centre_id=optional_int(request, "centre_id"),
-            department_id=optional_int(request, "department_id"),
-        ))
+        return ok(await queue.queues(uow, centre_id=q.centre_id, department_id=q.department_id))
 
 
 @route("GET", "/api/dashboard", "大屏数据：各部门等候、在办、最长等候、预警、今日办结、平均等候与办理时长、评价",
-       roles=("supervisor", "admin"), query={"centre_id": "integer"}, tag="supervision")
+       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision")
 async def get_dashboard(request: web.Request) -> web.Response:
     who = await actor(request)
+    centre_id = query(request, CentreQuery).centre_id
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(await dashboard.dashboard(uow, who, centre_id=optional_int(request, "centre_id")))
+        return ok(await dashboard.dashboard(uow, who, centre_id=centre_id))
 
 
 @route("GET", "/api/alerts", "等候超时提醒与红黄预警", roles=("supervisor", "admin"),
-       query={"unacknowledged": "boolean", "limit": "integer"}, tag="supervision")
+       query=AlertQuery, tag="supervision")
 async def list_alerts(request: web.Request) -> web.Response:
     who = await actor(request)
+    q = query(request, AlertQuery)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        found = await alerts.list_alerts(
-            uow, who, unacknowledged=request.query.get("unacknowledged") in ("1", "true"),
-            limit=optional_int(request, "limit") or 100,
-        )
+        found = await alerts.list_alerts(uow, who, unacknowledged=q.unacknowledged, limit=q.limit or 100)
         return ok([alerts.alert_view(a) for a in found])
 
 
@@ -75,39 +70,22 @@ async def close_tidal(request: web.Request) -> web.Response:
         return ok(window_view(await org.close_tidal_window(uow, who, int_param(request, "window_id"))))
 
 
-def _moment(request: web.Request, name: str) -> datetime | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput([{"field": name, "problem": "ISO 8601 date-time with a zone (Z or +08:00)"}])
-    return moment
-
-
 @route("GET", "/api/audit", "审计日志查询（审计员）：新的在前，before_id 向前翻页", roles=("auditor",),
-       query={"action": "string", "actor_id": "integer", "actor": "string", "target_type": "string",
-              "target_id": "string", "since": "date-time", "until": "date-time", "before_id": "integer",
-              "limit": "integer"}, tag="audit")
+       query=AuditQuery, tag="audit")
 async def get_audit(request: web.Request) -> web.Response:
     who = await actor(request)
-    q = request.query
-    since, until = _moment(request, "since"), _moment(request, "until")
+    q = query(request, AuditQuery)
     async with request.app[DOMAIN].unit() as uow:
         return ok(await audit.query(
-            uow, who, action=q.get("action"), actor_id=optional_int(request, "actor_id"),
-            actor_name=q.get("actor"), target_type=q.get("target_type"), target_id=q.get("target_id"),
-            since=since, until=until, before_id=optional_int(request, "before_id"),
-            limit=optional_int(request, "limit") or 100,
+            uow, who, action=q.action, actor_id=q.actor_id, actor_name=q.actor, target_type=q.target_type,
+            target_id=q.target_id, since=q.since, until=q.until, before_id=q.before_id, limit=q.limit or 100,
         ))
 
 
 @route("GET", "/api/audit/verify", "校验审计日志完整性（哈希链）；anchor=序号:哈希 核对外部保存的链头",
-       roles=("auditor",), query={"anchor": "string"}, tag="audit")
+       roles=("auditor",), query=AuditVerifyQuery, tag="audit")
 async def verify_audit(request: web.Request) -> web.Response:
     who = await actor(request)
+    query(request, AuditVerifyQuery)
     anchors = dict(audit.parse_anchor(raw) for raw in request.query.getall("anchor", []))
     return ok((await request.app[DOMAIN].verify_audit(who, anchors)).view())

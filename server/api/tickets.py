@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, optional_int, parse, route, InvalidInput
-from server.api.schemas import Cancel, Complete, Rating, TakeTicket, Transfer
+from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, parse, query, route
+from server.api.schemas import Cancel, Complete, Rating, TakeTicket, TicketQuery, Transfer
 from server.domain import calls, queue
 from server.keys import DOMAIN
-from server.models import TicketStatus
 
 
 @route("POST", "/api/tickets", "取号（社区工作人员）：返回号码、位置与预计等候", body=TakeTicket,
@@ -42,18 +41,13 @@ async def resident(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/tickets", "号列表（按角色限定范围；个人信息脱敏）",
-       query={"status": "string", "department_id": "integer", "limit": "integer"}, roles=TICKET_READERS, tag="tickets")
+       query=TicketQuery, roles=TICKET_READERS, tag="tickets")
 async def list_(request: web.Request) -> web.Response:
     who = await actor(request)
-    status = request.query.get("status")
-    if status and status not in TicketStatus.__members__:
-        raise InvalidInput([{"field": "status", "problem": f"one of {', '.join(TicketStatus.__members__)}"}])
+    q = query(request, TicketQuery)
     async with request.app[DOMAIN].unit() as uow:
-        tickets = await queue.list_tickets(
-            uow, who, status=TicketStatus(status) if status else None,
-            department_id=optional_int(request, "department_id"),
-            limit=optional_int(request, "limit") or 200,
-        )
+        tickets = await queue.list_tickets(uow, who, status=q.status, department_id=q.department_id,
+                                           limit=q.limit or 200)
         return ok([queue.view(who, t) for t in tickets])
 
 

@@ -13,14 +13,16 @@ two channels: ``call`` (everyone in the call) and ``consultation`` (clerk and ex
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
+from server.config import ChatRules
 from server.domain import audit
 from server.domain.access import serves
 from server.domain.context import Actor, Uow
-from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
+from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
 from server.models import CaseMessage, Invitation, InvitationStatus, Role, Ticket, TicketStatus, User
 
 OPEN = (TicketStatus.called, TicketStatus.in_service)
@@ -114,7 +116,10 @@ async def leave_seat(uow: Uow, seat: Seat) -> None:
         audit.record(uow, who, "call.leave", "ticket", seat.ticket_id, role="expert")
 
 
-async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channel: str = "call") -> dict[str, Any]:
+async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channel: str,
+                       rules: ChatRules) -> dict[str, Any]:
+    """发送消息 — stored on the case; refused past the chat's pace (`ChatRules`), counted from
+    the messages this person already stored in this call, so every node counts the same."""
     text = text.strip()
     if not text:
         raise Invalid("empty_message", "消息不能为空")
@@ -127,6 +132,7 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channe
         raise Forbidden("channel_forbidden", "会商频道只对云窗口工作人员和专家开放")
     if channel == "call" and seat.private:
         raise Conflict("not_in_main_call", "请等云窗口工作人员邀请您进入主通话后再发言")
+    await _keep_pace(uow, actor, ticket_id, rules)
     message = CaseMessage(
         ticket_id=ticket_id, author_id=actor.user_id, author_name=seat.display_name, author_role=seat.role,
         channel=channel, text=text, at=uow.clock.now(),
@@ -134,6 +140,19 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channe
     uow.session.add(message)
     await uow.session.flush()
     return message_view(message)
+
+
+async def _keep_pace(uow: Uow, actor: Actor, ticket_id: int, rules: ChatRules) -> None:
+    now = uow.clock.now()
+    burst_start = now - timedelta(seconds=rules.burst_seconds)
+    in_minute, in_burst = (await uow.session.execute(
+        select(func.count(), func.coalesce(func.sum(case((CaseMessage.at > burst_start, 1), else_=0)), 0))
+        .where(CaseMessage.ticket_id == ticket_id, CaseMessage.author_id == actor.user_id,
+               CaseMessage.at > now - timedelta(seconds=60))
+    )).one()
+    if in_burst >= rules.burst or in_minute >= rules.per_minute:
+        raise TooManyAttempts("chat_rate_limited", "消息发送过于频繁，请稍后再发",
+                              retry_after=rules.burst_seconds if in_minute < rules.per_minute else 60)
 
 
 async def messages(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from server.domain.calls import OPEN, call_is_open, role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from server.events import Audience
+from server.inputs import parse_id
 from server.models import Document, Material, ServiceItem, Ticket, UploadSession
 from uploads.service import StoredFile
 
@@ -43,10 +44,9 @@ def _audience(ticket: Ticket) -> Audience:
 async def _material(uow: Uow, ticket: Ticket, material: str) -> tuple[int | None, str]:
     if material == OTHER:
         return None, "其他材料"
-    try:
-        material_id = int(material)
-    except ValueError as exc:
-        raise Invalid("unknown_material", "材料项不存在", material=material) from exc
+    material_id = parse_id(material)
+    if material_id is None:
+        raise Invalid("unknown_material", "材料项不存在", material=material)
     row = await uow.session.get(Material, material_id)
     if row is None or row.item_id != ticket.item_id:
         raise Invalid("unknown_material", "该事项的材料清单中没有这一项", material=material)

@@ -12,7 +12,8 @@ type PathsWith<M extends Method> = {
 type Operation<M extends Method, P extends keyof paths> = NonNullable<paths[P][M]>;
 type PathParams<O> = O extends { parameters: { path: infer PP } } ? (PP extends object ? PP : never) : never;
 type QueryParams<O> = O extends { parameters: { query?: infer Q } } ? (Q extends object ? Q : never) : never;
-type Body<O> = O extends { requestBody: { content: { "application/json": infer B } } } ? B : never;
+type JsonBody<R> = R extends { content: { "application/json": infer B } } ? B : never;
+type Body<O> = O extends { requestBody?: infer R } ? JsonBody<R> : never;
 type Answer<M extends Method, P extends string> = `${M} ${P}` extends keyof Responses
   ? Responses[`${M} ${P}`]
   : unknown;
