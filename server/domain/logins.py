@@ -166,26 +166,27 @@ async def finish_attempt(uow: Uow, attempt: Attempt, ok: bool) -> User:
         error = Unauthorized("invalid_credentials", "用户名或密码错误")
         error.keep_changes = True
         raise error
-    now, policy = uow.clock.now(), uow.login
-    t = LoginThrottle
-
-    def give_back(key: str, limit: int | None) -> Any:
-        return update(t).where(t.key == key, t.failures > 0).values(
-            failures=t.failures - 1,
-            locked_until=case((t.failures - 1 < (limit or 1 << 30), None), else_=t.locked_until) if limit else t.locked_until,
-        )
-
+    now = uow.clock.now()
     # In begin_attempt's order (address, pair, account): a login finishing and another one
     # starting for the same account and address must not wait for each other in a circle.
-    await uow.session.execute(give_back(f"ip:{attempt.ip}", policy.address_max_failures))
-    await uow.session.execute(delete(t).where(t.key == f"pair:{user.id}:{attempt.ip}"))
-    await uow.session.execute(give_back(f"acct:{user.id}", None))
+    await _give_back(uow, f"ip:{attempt.ip}", uow.login.address_max_failures)
+    await uow.session.execute(delete(LoginThrottle).where(LoginThrottle.key == f"pair:{user.id}:{attempt.ip}"))
+    await _give_back(uow, f"acct:{user.id}", None)
     insert = pg_insert if uow.dialect == "postgresql" else sqlite_insert
     await uow.session.execute(
         insert(KnownAddress).values(user_id=user.id, ip=attempt.ip, last_success_at=now)
         .on_conflict_do_update(index_elements=["user_id", "ip"], set_={"last_success_at": now})
     )
     return user
+
+
+async def _give_back(uow: Uow, key: str, lock_at: int | None) -> None:
+    """A counted attempt that turned out right is taken off the counter (and a lock it set, if
+    the counter falls back below ``lock_at``, lifted)."""
+    t = LoginThrottle
+    locked = case((t.failures - 1 < lock_at, None), else_=t.locked_until) if lock_at else t.locked_until
+    await uow.session.execute(
+        update(t).where(t.key == key, t.failures > 0).values(failures=t.failures - 1, locked_until=locked))
 
 
 WRONG_CODE = "验证码不正确，请输入验证器上当前显示的 6 位数字"
@@ -203,11 +204,7 @@ async def refuse_second_factor(uow: Uow, attempt: Attempt, why: str, *, reused: 
     audit.record(uow, Actor(attempt.user_id or 0, attempt.username[:50], Role.worker, ip=attempt.ip),
                  "auth.login_failed", "user", attempt.user_id or "", reason=f"second_factor_{why}")
     if why == "missing":
-        limit, t = uow.login.address_max_failures, LoginThrottle
-        await uow.session.execute(update(t).where(t.key == f"ip:{attempt.ip}", t.failures > 0).values(
-            failures=t.failures - 1,
-            locked_until=case((t.failures - 1 < limit, None), else_=t.locked_until),
-        ))
+        await _give_back(uow, f"ip:{attempt.ip}", uow.login.address_max_failures)
         error = Unauthorized("otp_required", "请输入手机验证器上的 6 位验证码（或一个备用码）")
     elif why == "recovery_code":
         error = Unauthorized("invalid_recovery_code", "备用码不正确或已用过")
