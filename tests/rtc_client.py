@@ -8,6 +8,7 @@ sends and receives so tests can compare bytes.
 from __future__ import annotations
 
 import asyncio
+import fractions
 import time
 from collections import defaultdict
 from typing import Any
@@ -21,13 +22,23 @@ from av import VideoFrame
 
 
 class NoiseVideo(VideoStreamTrack):
-    def __init__(self, width: int = 320, height: int = 240) -> None:
+    def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
         super().__init__()
         self.size = (height, width, 3)
         self.rng = np.random.default_rng(1)
+        self.fps = fps
+        self._start: float | None = None
+        self._frames = 0
 
     async def recv(self) -> VideoFrame:
-        pts, time_base = await self.next_timestamp()
+        if self.fps == 30:
+            pts, time_base = await self.next_timestamp()
+        else:  # paced like next_timestamp, at another rate
+            if self._start is None:
+                self._start = time.monotonic()
+            self._frames += 1
+            await asyncio.sleep(max(0.0, self._start + self._frames / self.fps - time.monotonic()))
+            pts, time_base = self._frames * 90000 // self.fps, fractions.Fraction(1, 90000)
         frame = VideoFrame.from_ndarray(self.rng.integers(0, 255, self.size, dtype=np.uint8), format="bgr24")
         frame.pts, frame.time_base = pts, time_base
         return frame
@@ -49,6 +60,9 @@ class CallClient:
         self.drop_incoming: dict[str, Any] = {}  # {"armed": True} drops the next video packet
         self.ticket_id: int | None = None
         self._readers: list[asyncio.Task[None]] = []
+        # socket.io delivers each event in a task of its own: two offers must not interleave
+        # on one peer connection (the second would meet a half-applied first).
+        self._offers = asyncio.Lock()
         self.sio.on("*", self._record)
         self.sio.on("subscribe_offer", self._on_offer)
 
@@ -71,14 +85,14 @@ class CallClient:
         return await self.request("join", {"ticket_id": ticket_id})
 
     async def publish(self, *, screen: bool = False, audio: bool = True, side: bool = False,
-                      size: tuple[int, int] = (320, 240)) -> dict[str, Any]:
+                      size: tuple[int, int] = (320, 240), fps: int = 30) -> dict[str, Any]:
         """Camera (+ microphone, + screen share); ``side``: also the consultation side room's
         own camera and microphone (``side_camera``, ``side_microphone``)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
         pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         sources: dict[str, str] = {}
-        tracks = [("camera", NoiseVideo(*size))]
+        tracks = [("camera", NoiseVideo(*size, fps=fps))]
         if audio:
             tracks.append(("microphone", AudioStreamTrack()))
         if screen:
@@ -114,6 +128,10 @@ class CallClient:
         sender._send_keyframe = keyframe
 
     async def _on_offer(self, data: dict[str, Any]) -> None:
+        async with self._offers:
+            await self._answer(data)
+
+    async def _answer(self, data: dict[str, Any]) -> None:
         if self.subscribe_pc is None:
             self.subscribe_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             self.subscribe_pc.on("track", self._on_track)

@@ -79,8 +79,10 @@ async def test_five_participants_see_and_hear_each_other_through_the_relay(platf
     callers = [await clients(api) for api in people]
     roles = [(await caller.join(ticket["id"])).get("role") for caller in callers]
     assert roles == ["worker", "clerk", "expert", "expert", "expert"]
-    for caller in callers:  # small pictures: five encoders and twenty decoders share this process
-        assert "sdp" in await caller.publish(size=(160, 120))
+    # Small pictures at 10 frames a second: five encoders, twenty decoders and the relay share
+    # this process (at 30 a second a 2-core machine lost packets to late reads and stalled).
+    for caller in callers:
+        assert "sdp" in await caller.publish(size=(160, 120), fps=10)
 
     waits = [
         caller.wait_frames(camera(other), 8, timeout=60)
@@ -116,7 +118,7 @@ async def test_five_participants_see_and_hear_each_other_through_the_relay(platf
     await asyncio.sleep(0.2)
     assert len(room.participants) == 4
     assert "error" not in await leaving.join(ticket["id"])
-    assert "sdp" in await leaving.publish(size=(160, 120))
+    assert "sdp" in await leaving.publish(size=(160, 120), fps=10)
     before = callers[0].received[camera(expert_apis[1])]
     await callers[0].wait_frames(camera(expert_apis[1]), before + 8, timeout=60)
 
