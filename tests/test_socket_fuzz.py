@@ -14,14 +14,12 @@ import gc
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
 
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
 
@@ -38,13 +36,6 @@ KNOWN_CODES = {
     "role_forbidden", "unknown_material",
 }
 SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
-
-
-@pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
-    """With media flowing, on SQLite only (the hostile-input tests run the socket on both)."""
-    async with cloned_database("sqlite", templates, tmp_path) as url:
-        yield url
 
 
 class Fuzzer:
