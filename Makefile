@@ -23,7 +23,7 @@ install: $(STAMP) $(WEB_STAMP)
 
 # The browser client (web-client/dist, served at /app/): rebuilt when its sources change.
 WEB_SOURCES := $(shell find web-client/src -type f -not -name schema.d.ts 2>/dev/null) \
-	web-client/index.html web-client/vite.config.ts web-client/openapi.json \
+	web-client/index.html web-client/vite.config.ts web-client/openapi.json web-client/scripts/compress.mjs \
 	web-client/tsconfig.json web-client/tsconfig.app.json web-client/tsconfig.node.json
 WEB_BUILT := web-client/dist/.built
 

@@ -3,6 +3,7 @@ switch, the expert's desk, and a worker page that survives a dropped connection.
 
 from __future__ import annotations
 
+import re
 
 from playwright.async_api import Browser, expect
 
@@ -24,6 +25,30 @@ async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Pl
         assert resp.status == 404
     async with http.get(platform.base + "/app/../server/config.py") as resp:
         assert resp.status == 404 or '<div id="app">' in await resp.text()
+
+
+async def test_the_app_goes_out_precompressed_to_a_village_link(platform: Platform) -> None:
+    """Scripts and styles leave precompressed (brotli, else gzip), about a quarter of their size,
+    immutable under their hashed names; the page itself is never cached stale."""
+    http = platform.http
+    async with http.get(platform.base + "/app/") as page:
+        assert page.headers["Cache-Control"] == "no-cache"
+        html = await page.text()
+    assets = re.findall(r'/app/(assets/[^"]+\.(?:js|css))"', html)
+    assert assets, html
+    plain = compressed = 0
+    for asset in assets:
+        for encoding in ("br", "gzip", "identity"):
+            async with http.get(f"{platform.base}/app/{asset}", headers={"Accept-Encoding": encoding},
+                                auto_decompress=False) as resp:
+                body = await resp.read()
+                assert resp.status == 200, asset
+                assert resp.headers.get("Content-Encoding") == (None if encoding == "identity" else encoding), asset
+                assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+                assert "Accept-Encoding" in resp.headers.get("Vary", "") or encoding == "identity"
+                plain += len(body) if encoding == "identity" else 0
+                compressed += len(body) if encoding == "br" else 0
+    assert compressed * 3 < plain, (compressed, plain)
 
 
 async def test_device_check_is_green_with_working_camera_microphone_and_network(platform: Platform, browser: Browser) -> None:
