@@ -277,8 +277,7 @@ class CallService:
         await self.sio.close_room(consultation_room(ticket_id))
 
     async def shutdown(self) -> None:
-        for rid in list(self.relay.rooms):
-            await self.relay.close_room(rid)
+        await self.relay.shutdown()
         for presence in self.present.values():
             if presence.leave_task is not None:
                 presence.leave_task.cancel()

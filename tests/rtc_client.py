@@ -17,7 +17,7 @@ import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from av import VideoFrame
 
 
@@ -196,6 +196,51 @@ class CallClient:
 
         transport._send_rtp = send
         return lost
+
+    def record_remb(self) -> list[int]:
+        """Keep every REMB the relay sends this publisher (bit/s), in order."""
+        assert self.publish_pc is not None
+        received: list[int] = []
+        for transceiver in self.publish_pc.getTransceivers():
+            sender = transceiver.sender
+            original = sender._handle_rtcp_packet
+
+            async def handle(packet: Any, original: Any = original) -> None:
+                if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                    received.append(unpack_remb_fci(packet.fci)[0])
+                await original(packet)
+
+            sender._handle_rtcp_packet = handle
+        return received
+
+    def _video_receivers(self) -> list[Any]:
+        assert self.subscribe_pc is not None
+        return [t.receiver for t in self.subscribe_pc.getTransceivers()
+                if t.kind == "video" and t.receiver._RTCRtpReceiver__remote_streams]
+
+    def quiet_estimator(self) -> None:
+        """Stop this subscriber's own REMBs (aiortc estimates and sends them), so a test decides."""
+        for receiver in self._video_receivers():
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = None
+
+    async def send_remb(self, bitrate: int) -> None:
+        """Say, as a browser on a thin link would, that this subscriber takes ``bitrate``."""
+        receivers = self._video_receivers()
+        ssrcs = [s for r in receivers for s in r._RTCRtpReceiver__remote_streams]
+        rtcp_ssrc = receivers[0]._RTCRtpReceiver__rtcp_ssrc
+        await receivers[0]._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                                     fci=pack_remb_fci(bitrate, ssrcs)))
+
+    async def send_nack(self, lost: list[int]) -> None:
+        """Ask the relay for these camera packets again (by the sequence numbers it sent)."""
+        receiver = self._video_receivers()[0]
+        ssrc = next(iter(receiver._RTCRtpReceiver__remote_streams))
+        await receiver._send_rtcp_nack(ssrc, sorted(lost))
+
+    def last_sequence(self) -> int:
+        receiver = self._video_receivers()[0]
+        stream = next(iter(receiver._RTCRtpReceiver__remote_streams.values()))
+        return int(stream.max_seq)
 
     async def request_keyframe(self) -> None:
         """What a browser does when its decoder lost the picture: a PLI to the relay."""

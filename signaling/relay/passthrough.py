@@ -29,7 +29,18 @@ from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, is_rtcp, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTP_HISTORY_SIZE,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    is_rtcp,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
 
 log = logging.getLogger("yunbang.relay")
 
@@ -38,16 +49,20 @@ AIOICE_VERSION = "0.13.0"
 NTP_EPOCH_OFFSET = 2208988800
 _R = "_RTCRtpReceiver__"
 _S = "_RTCRtpSender__"
-_RECEIVER_ATTRS = ("codecs", "remote_streams", "rtx_ssrc", "nack_generator", "active_ssrc", "decoder_queue")
+_RECEIVER_ATTRS = ("codecs", "remote_streams", "rtx_ssrc", "nack_generator", "active_ssrc", "decoder_queue",
+                   "remote_bitrate_estimator", "rtcp_ssrc")
 _SENDER_ATTRS = (
     "mid", "rtp_header_extensions_map", "ntp_timestamp", "rtp_timestamp",
     "octet_count", "packet_count", "rtp_started", "rtp_exited", "encoder",
-    "rtx_payload_type", "rtx_sequence_number",
+    "rtx_payload_type", "rtx_sequence_number", "rtt",
 )
 _DTLS_ATTRS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_map", "_RTCDtlsTransport__rx_packets")
 
 PacketSink = Callable[[RtpPacket], None]
 _HEADER = struct.Struct("!BBHLLHH")
+DEFAULT_RETRANSMIT_BPS = 300_000  # until the relay knows what the subscriber's link carries
+RETRANSMIT_BURST_S = 0.25
+MIN_RESEND_GAP_S = 0.05
 _ON_RTP = "_yunbang_on_rtp"  # the tapped receiver's synchronous packet handler
 
 
@@ -82,18 +97,22 @@ def ntp_now() -> int:
     return (int(now) << 32) | int((now % 1) * 4294967296)
 
 
-def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
+def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
+                 estimate: Callable[[int], None] | None = None) -> None:
     """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
 
     Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept.
     The same handler serves aiortc's own receive path (until `fast_receive` is installed) and
-    the fast path.
+    the fast path. For video, aiortc's delay-based estimator (abs-send-time; ≈ 3 µs a packet)
+    keeps running, and each estimate of what the publisher's uplink carries goes to ``estimate``.
     """
     attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
     codecs: dict[int, Any] = attrs["codecs"]
     remote_streams: dict[int, Any] = attrs["remote_streams"]
     rtx_ssrc: dict[int, int] = attrs["rtx_ssrc"]
     nack = attrs["nack_generator"]
+    estimator = attrs["remote_bitrate_estimator"] if estimate is not None else None
+    monotonic = time.monotonic
 
     def on_rtp(packet: RtpPacket) -> None:
         if not receiver._enabled:
@@ -105,6 +124,11 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
         if stream is None:
             stream = remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(arrival_time_ms=int(monotonic() * 1000), abs_send_time=packet.extensions.abs_send_time,
+                                 payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
+            if remb is not None:
+                estimate(remb[0])  # type: ignore[misc]
         if is_rtx(codec):
             original = rtx_ssrc.get(packet.ssrc)
             apt = codec.parameters.get("apt")
@@ -175,6 +199,15 @@ async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     await receiver._send_rtcp_pli(media_ssrc)
 
 
+async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
+    """Tell a publisher the most it should send for these streams (REMB, goog-remb)."""
+    rtcp_ssrc = getattr(receiver, _R + "rtcp_ssrc")
+    if rtcp_ssrc is None or not media_ssrcs:
+        return
+    await receiver._send_rtcp(RtcpPsfbPacket(fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0,
+                                             fci=pack_remb_fci(int(bitrate), list(media_ssrcs))))
+
+
 class PacketSender:
     """Drives one subscriber's RTCRtpSender from forwarded packets instead of an encoder.
 
@@ -184,6 +217,12 @@ class PacketSender:
     packed here directly (header and one-byte header extensions), not through aiortc's
     generic serializer: this is the per-packet path. The history the subscriber's NACKs are
     answered from keeps those bytes' parts; a packet object is built only for a retransmission.
+
+    What the subscriber reports comes back here: its REMB (``remb_bps``: what its link takes),
+    the loss of its receiver reports (``fraction_lost``) and the round trip aiortc measures from
+    them (``rtt``). Retransmissions are budgeted: a packet asked for again within a round trip is
+    not sent twice, and repairs take at most ``retransmit_bps`` (a token bucket of a quarter
+    second), so a lossy link's NACKs never become a storm on top of the media.
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
@@ -203,9 +242,44 @@ class PacketSender:
         self._last_ts = 0
         self.forwarded = 0
         self.retransmitted = 0
+        self.retransmit_refused = 0
+        self.remb_bps: int | None = None
+        self.remb_at = 0.0
+        self.fraction_lost = 0.0
+        self.retransmit_bps = DEFAULT_RETRANSMIT_BPS
+        self._tokens = DEFAULT_RETRANSMIT_BPS / 8 * RETRANSMIT_BURST_S
+        self._tokens_at = time.monotonic()
+        self._resent: dict[int, float] = {}
+        handle_rtcp = sender._handle_rtcp_packet
         sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
         sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
+
+        async def rtcp(packet: Any) -> None:
+            self._feedback(packet)
+            await handle_rtcp(packet)
+
+        sender._handle_rtcp_packet = rtcp  # type: ignore[method-assign]
+
+    def _feedback(self, packet: Any) -> None:
+        """Keep what the subscriber says of its link: its REMB and its receiver reports' loss."""
+        if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self.sender._ssrc in ssrcs or not ssrcs:
+                self.remb_bps, self.remb_at = bitrate, time.monotonic()
+        elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
+            for report in packet.reports:
+                if report.ssrc == self.sender._ssrc:
+                    self.fraction_lost = report.fraction_lost / 256
+
+    @property
+    def rtt(self) -> float | None:
+        """The round trip to the subscriber, from its receiver reports (seconds), once known."""
+        rtt: float | None = getattr(self.sender, _S + "rtt")
+        return rtt
 
     def bind(self, payload_type: int) -> None:
         """Called once negotiation is done: the payload type to send is known."""
@@ -265,10 +339,26 @@ class PacketSender:
         self.forwarded += 1
 
     async def retransmit(self, sequence_number: int) -> None:
-        """A subscriber's NACK: send the packet again from the history (as RTX if negotiated)."""
+        """A subscriber's NACK: send the packet again from the history (as RTX if negotiated),
+        unless it was resent within a round trip or the repair budget is spent."""
         kept = self._history[sequence_number % RTP_HISTORY_SIZE]
         if kept is None or kept[0] != sequence_number or self._payload_type is None:
             return
+        now = time.monotonic()
+        again = self._resent.get(sequence_number)
+        if again is not None and now - again < max(MIN_RESEND_GAP_S, self.rtt or 0.0):
+            self.retransmit_refused += 1
+            return
+        burst = self.retransmit_bps / 8 * RETRANSMIT_BURST_S
+        self._tokens = min(burst, self._tokens + (now - self._tokens_at) * self.retransmit_bps / 8)
+        self._tokens_at = now
+        if self._tokens < len(kept[4]):
+            self.retransmit_refused += 1
+            return
+        self._tokens -= len(kept[4])
+        if len(self._resent) > RTP_HISTORY_SIZE:
+            self._resent = {s: t for s, t in self._resent.items() if now - t < 1.0}
+        self._resent[sequence_number] = now
         seq, timestamp, marker, extension, payload = kept
         sender = self.sender
         payload_type, ssrc = self._payload_type, sender._ssrc

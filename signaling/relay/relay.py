@@ -29,8 +29,16 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
+from signaling.relay import feedback
 from signaling.relay.keyframes import detector
-from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, tap_receiver
+from signaling.relay.passthrough import (
+    PacketSender,
+    fast_receive,
+    ntp_now,
+    request_keyframe,
+    send_remb,
+    tap_receiver,
+)
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
@@ -92,8 +100,9 @@ class _Placeholder(MediaStreamTrack):
 class Source:
     """A track one participant publishes, forwarded to every outlet subscribed to it.
 
-    Video is forwarded in sequence order. A gap waits up to ``GAP_WAIT_S`` for the relay's
-    NACK to bring the packet back; if it does not come, the relay asks the publisher for a
+    Video is forwarded in sequence order. A gap waits up to ``gap_wait`` (from the round trip
+    to the publisher, ``feedback.gap_wait``) for the relay's NACK to bring the packet back; if
+    it does not come, the relay asks the publisher for a
     keyframe, drops what it held, and resumes at that keyframe with the numbering shifted so
     subscribers see no hole. Their jitter buffers never stall on a packet that will not come
     (aiortc's freezes for seconds on one), and the picture is back within a keyframe's trip.
@@ -113,6 +122,9 @@ class Source:
     packets: int = 0
     gaps_recovered: int = 0
     gaps_skipped: int = 0
+    gap_wait: float = GAP_WAIT_S
+    uplink_bps: int | None = None  # what the publisher's uplink carries, estimated from arrivals
+    target_bps: int | None = None  # what the publisher was last told to send for this source
     _last_keyframe_request: float = 0.0
     _expected: int | None = None
     _shift: int = 0
@@ -149,7 +161,7 @@ class Source:
         elif ahead < 0x8000:
             self._held[packet.sequence_number] = packet
             if self._gap_timer is None:
-                self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._give_up)
+                self._gap_timer = asyncio.get_running_loop().call_later(self.gap_wait, self._give_up)
             if len(self._held) > MAX_HELD:
                 self._give_up()
         # else: older than what was already forwarded or skipped: a late duplicate
@@ -163,7 +175,7 @@ class Source:
             self._gap_timer = None
             self.gaps_recovered += 1
         elif self._held and self._gap_timer is None:
-            self._gap_timer = asyncio.get_running_loop().call_later(GAP_WAIT_S, self._give_up)
+            self._gap_timer = asyncio.get_running_loop().call_later(self.gap_wait, self._give_up)
 
     def _give_up(self) -> None:
         """The missing packet is not coming: resume at the next keyframe, shifted to close the gap."""
@@ -187,6 +199,9 @@ class Source:
         self._expected = keyframe_seq
         self._held = {p.sequence_number: p for p in held[start:]}
         self._flush()
+
+    def on_estimate(self, bitrate: int) -> None:
+        self.uplink_bps = bitrate
 
     def _send(self, packet: RtpPacket) -> None:
         if self._shift:
@@ -249,6 +264,8 @@ class Participant:
     renegotiate: bool = False
     private: bool = False  # what it publishes reaches backstage participants only
     backstage: bool = False  # it receives private tracks too
+    remb_bps: int | None = None  # the last REMB sent to its browser
+    remb_at: float = 0.0
 
     def sees(self, source: Source) -> bool:
         return self.backstage or not source.private
@@ -269,6 +286,7 @@ class Relay:
         self.rooms: dict[str, RelayRoom] = {}
         self._keys = 0
         self._lock: dict[str, asyncio.Lock] = {}
+        self._feedback: asyncio.Task[None] | None = None
 
     def _config(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -354,7 +372,8 @@ class Relay:
                     key=self._keys,
                     private=participant.private or source_name in SIDE_SOURCES,
                 )
-                tap_receiver(transceiver.receiver, source.on_packet)
+                tap_receiver(transceiver.receiver, source.on_packet,
+                             source.on_estimate if source.kind == "video" else None)
                 new_sources[source.track_id] = source
             for track_id, source in new_sources.items():
                 previous = participant.sources.get(track_id)
@@ -373,6 +392,7 @@ class Relay:
                 await self._renegotiate(room, other)
         for source in new_sources.values():
             source.request_keyframe()
+        self._start_feedback()
         return answer
 
     async def subscribe(self, room_id: str, participant_id: str) -> None:
@@ -527,6 +547,69 @@ class Relay:
                 for transceiver in pc.getTransceivers():
                     fast_receive(transceiver.receiver.transport)
             await self.sink.peer_state(room_id, participant_id, which, pc.connectionState)
+
+    # --- bandwidth feedback (signaling/relay/feedback.py) ------------------------------------
+
+    def _start_feedback(self) -> None:
+        if self._feedback is None or self._feedback.done():
+            self._feedback = asyncio.create_task(self._feedback_loop())
+
+    async def _feedback_loop(self) -> None:
+        """Once a second while any room is open; ends by itself when the last room closes."""
+        while self.rooms:
+            await asyncio.sleep(feedback.INTERVAL_S)
+            for room in list(self.rooms.values()):
+                for participant in list(room.participants.values()):
+                    try:
+                        await self._tell_publisher(room, participant)
+                    except Exception:
+                        log.exception("bandwidth feedback to %s failed", participant.participant_id)
+
+    async def _tell_publisher(self, room: RelayRoom, participant: Participant) -> None:
+        """Targets for this participant's video (the weakest subscriber's link wins), one REMB
+        to its browser, repair budgets for its subscribers, and gap waits from its round trip."""
+        rtts = sorted(o.sender.rtt for o in participant.outlets if o.sender.rtt is not None)
+        wait = feedback.gap_wait(rtts[len(rtts) // 2] if rtts else None)
+        now = time.monotonic()
+        targets, audio, ssrcs, receiver = [], 0, [], None
+        for source in participant.sources.values():
+            source.gap_wait = wait
+            if source.media_ssrc is None:
+                continue
+            ssrcs.append(source.media_ssrc)
+            if source.kind != "video":
+                audio += 1
+                continue
+            receiver = receiver or source.receiver
+            subscribers = [
+                feedback.Subscriber(o.sender.remb_bps if now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S else None,
+                                    o.sender.fraction_lost)
+                for o in source.outlets
+            ]
+            source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps, subscribers)
+            if source.target_bps is None:
+                continue
+            targets.append(source.target_bps)
+            for outlet, subscriber in zip(source.outlets, subscribers, strict=True):
+                outlet.sender.retransmit_bps = feedback.retransmit_budget(
+                    min(subscriber.remb_bps or source.target_bps, source.target_bps))
+        if receiver is not None and targets:
+            remb = feedback.remb_to_send(participant.remb_bps, participant.remb_at,
+                                         feedback.publisher_total(targets, audio), now)
+            if remb is not None:
+                participant.remb_bps, participant.remb_at = remb, now
+                await send_remb(receiver, remb, ssrcs)
+
+    async def shutdown(self) -> None:
+        for room_id in list(self.rooms):
+            await self.close_room(room_id)
+        if self._feedback is not None:
+            self._feedback.cancel()
+            try:
+                await self._feedback
+            except asyncio.CancelledError:
+                pass
+            self._feedback = None
 
     def counts(self) -> dict[str, int]:
         pcs = sum(1 for r in self.rooms.values() for p in r.participants.values()

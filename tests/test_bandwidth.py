@@ -1,0 +1,140 @@
+"""Bandwidth feedback through the relay, with real aiortc clients: the relay tells each publisher
+what to send (REMB), the weakest subscriber's link wins, repairs are budgeted, and the wait for a
+lost packet follows the round trip."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.keys import CALLS
+from signaling.relay import feedback
+from tests.conftest import Platform, cloned_database
+from tests.helpers import district_item, take, window_of
+from tests.rtc_client import CallClient
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    """Media tests run on SQLite only: the database is not what they exercise."""
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient, str, Any]]:
+    """The worker publishes a camera (small pictures), the clerk subscribes: (worker, clerk,
+    the camera's track id, the relay's source for it)."""
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "带宽群众")
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    worker = await CallClient(platform.base, worker_api.token).connect()
+    clerk = await CallClient(platform.base, clerk_api.token).connect()
+    try:
+        await worker.join(ticket["id"])
+        await clerk.join(ticket["id"])
+        assert "sdp" in await worker.publish(audio=False, size=(160, 120))
+        track = f"u{worker_api.user['id']}:camera"
+        await clerk.wait_frames(track, 10, timeout=30)
+        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        yield worker, clerk, track, source
+    finally:
+        await worker.close()
+        await clerk.close()
+
+
+async def until(condition: Any, timeout: float, what: str) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what} not within {timeout} s") from None
+
+
+async def test_the_relay_tells_the_publisher_what_its_subscriber_can_take(call) -> None:
+    worker, clerk, track, source = call
+    rembs = worker.record_remb()
+    clerk.quiet_estimator()
+
+    async def thin_link(bitrate: int) -> None:
+        while True:
+            await clerk.send_remb(bitrate)
+            await asyncio.sleep(0.3)
+
+    pacing = asyncio.create_task(thin_link(200_000))
+    try:
+        await until(lambda: rembs and rembs[-1] <= 200_000, 15, "a REMB down to the subscriber's 200 kbit/s")
+        assert source.target_bps is not None and source.target_bps <= 200_000
+        frames = clerk.received[track]
+        await clerk.wait_frames(track, 5, timeout=20)
+        assert clerk.received[track] > frames, "video keeps flowing at the lower rate"
+        pacing.cancel()
+        pacing = asyncio.create_task(thin_link(5_000_000))
+        await until(lambda: rembs[-1] >= 400_000, 20, "the REMB rising again once the link is wide")
+        steps = [b / a for a, b in zip(rembs, rembs[1:], strict=False) if b > a]
+        assert steps and max(steps) <= 1.15 + 1e-6, "rises in steps of at most 15 %"
+        assert max(rembs) <= feedback.CAMERA_MAX_BPS, "never more than a camera needs"
+    finally:
+        pacing.cancel()
+
+
+async def test_repairs_are_sent_once_a_round_trip_and_within_a_budget(call, platform: Platform) -> None:
+    worker, clerk, track, source = call
+    (outlet,) = source.outlets
+    sender = outlet.sender
+    last = clerk.last_sequence()
+    lost = [(last - n) & 0xFFFF for n in range(1, 41)]
+    before = sender.retransmitted
+    for _ in range(5):  # a storm: the same forty packets asked for five times at once
+        await clerk.send_nack(lost)
+    await until(lambda: sender.retransmitted - before >= 1, 5, "a retransmission")
+    await asyncio.sleep(0.3)
+    sent = sender.retransmitted - before
+    assert sent <= 40, f"each packet at most once within a round trip, sent {sent}"
+    assert sender.retransmit_refused >= 160
+
+    sender.retransmit_bps = 8_000  # a budget of 1 kB/s: a quarter second holds 250 bytes
+    await asyncio.sleep(0.5)
+    before, refused = sender.retransmitted, sender.retransmit_refused
+    last = clerk.last_sequence()
+    await clerk.send_nack([(last - n) & 0xFFFF for n in range(1, 41)])
+    await until(lambda: sender.retransmit_refused - refused >= 35, 5, "repairs refused past the budget")
+    assert sender.retransmitted - before <= 3
+
+
+async def test_the_wait_for_a_lost_packet_follows_the_round_trip(call, platform: Platform) -> None:
+    worker, clerk, track, source = call
+    assert feedback.gap_wait(None) == feedback.GAP_WAIT_MIN_S
+    assert feedback.gap_wait(0.12) == pytest.approx(0.21)
+    assert feedback.gap_wait(2.0) == feedback.GAP_WAIT_MAX_S
+    relay = platform.app[CALLS].relay
+    publisher = next(p for r in relay.rooms.values() for p in r.participants.values() if track in p.sources)
+    # The worker also subscribes (to the clerk's nothing yet): publish the clerk's camera so the
+    # worker's own connection back measures the round trip.
+    assert "sdp" in await clerk.publish(audio=False, size=(160, 120))
+    await until(lambda: any(o.sender.rtt for o in publisher.outlets), 20, "a round trip measured to the publisher")
+    await asyncio.sleep(feedback.INTERVAL_S * 1.5)
+    rtts = sorted(o.sender.rtt for o in publisher.outlets if o.sender.rtt is not None)
+    assert source.gap_wait == pytest.approx(feedback.gap_wait(rtts[len(rtts) // 2]), abs=0.05)
+
+
+def test_targets_follow_the_weakest_link_and_loss() -> None:
+    sub = feedback.Subscriber
+    assert feedback.video_target("camera", None, None, []) is None, "nothing known: no opinion"
+    assert feedback.video_target("camera", None, 900_000, [sub(400_000, 0.0)]) == 400_000
+    assert feedback.video_target("camera", 400_000, None, [sub(None, 0.3)]) == 340_000, "30 % loss: down 15 %"
+    assert feedback.video_target("camera", 400_000, None, [sub(None, 0.0)]) == 420_000, "clean: up 5 %"
+    assert feedback.video_target("screen", 3_000_000, None, [sub(None, 0.0)]) == feedback.SCREEN_MAX_BPS
+    assert feedback.video_target("camera", 90_000, None, [sub(None, 0.9)]) == feedback.MIN_VIDEO_BPS
+    assert feedback.remb_to_send(None, 0, 500_000, 1.0) == 500_000
+    assert feedback.remb_to_send(500_000, 0, 520_000, 1.0) is None, "a small wander is not sent"
+    assert feedback.remb_to_send(500_000, 0, 520_000, 6.0) == 500_000, "the last value again after a while"
+    assert feedback.remb_to_send(500_000, 0, 300_000, 1.0) == 300_000, "a fall at once"
+    assert feedback.remb_to_send(500_000, 0, 900_000, 1.0) == 575_000, "a rise in a step"
