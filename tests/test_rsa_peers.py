@@ -115,7 +115,7 @@ def test_relay_certificates_stay_ecdsa_and_offer_forward_secret_rsa_suites() -> 
     certificate = pc._RTCPeerConnection__certificates[0]
     assert isinstance(certificate, dtls.RelayCertificate)
     assert certificate._key.curve.name == "secp256r1"
-    assert datetime.datetime.now(datetime.timezone.utc) < certificate.expires
+    assert datetime.datetime.now(datetime.UTC) < certificate.expires
     offered = _dtls12_suites(certificate)
     assert offered[0] == "ECDHE-ECDSA-AES128-GCM-SHA256", "browsers keep the suite they negotiate today"
     assert "ECDHE-RSA-AES128-GCM-SHA256" in offered
