@@ -164,6 +164,7 @@ class Client:
         conn = self.publisher = Connection(self, "publish", PUBLISHER)
         for transceiver in conn.transceivers():
             transceiver.set_property("direction", GstWebRTC.WebRTCRTPTransceiverDirection.SENDONLY)
+        conn.transceivers()[0].set_property("do-nack", True)  # video (linked first): RTX for the relay's NACKs
         conn.pipeline.set_state(Gst.State.PLAYING)
         conn.negotiation_needed.wait(10)
         sdp = ask(conn.pc, "create-offer", None, field="offer")
