@@ -211,6 +211,7 @@ class Client:
         ask(conn.pc, "set-remote-description", description(GstWebRTC.WebRTCSDPType.OFFER, data["sdp"]))
         answer = ask(conn.pc, "create-answer", None, field="answer")
         ask(conn.pc, "set-local-description", description(GstWebRTC.WebRTCSDPType.ANSWER, answer))
+        self.offers[-1]["answer_setup"] = re.search(r"^a=setup:(\w+)", answer, re.MULTILINE).group(1)
         if "ok" in self.request("subscribe_answer", type="answer", sdp=answer):
             conn.acknowledged()
 

@@ -134,6 +134,7 @@ async def test_webrtcbin_subscriber_renegotiates_resubscribes_and_rejoins(call) 
     await clerk.publish()
     status = await worker.wait_frames(f"{c}:camera", 10)
     assert [o["new_connection"] for o in status["offers"]][:1] == [True]
+    assert status["offers"][0]["answer_setup"] == "active", "webrtcbin is the DTLS client: the relay the server"
 
     # Renegotiation: the clerk shares a screen, then stops; the same connection carries it.
     await clerk.publish(screen=True)
