@@ -19,7 +19,6 @@ import json
 import re
 import sys
 import threading
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -46,11 +45,6 @@ SOURCE_OF_KIND = {"video": "camera", "audio": "microphone"}
 def out(message: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
-
-
-def log(text: str) -> None:
-    sys.stderr.write(f"{time.strftime('%H:%M:%S')} gst_client: {text}\n")
-    sys.stderr.flush()
 
 
 def ask(element: Any, signal: str, *args: Any, field: str | None = None) -> str | None:
@@ -106,17 +100,18 @@ class Connection:
 
     def _on_candidate(self, _pc: Any, mline: int, candidate: str) -> None:
         entry = {"candidate": candidate, "sdpMLineIndex": mline}
-        with self.lock:
-            if not self.acked:
+        with self.lock:  # in order: none overtakes the held ones
+            if self.acked:
+                self.client.send_candidate(self.which, entry)
+            else:
                 self.held.append(entry)
-                return
-        self.client.send_candidate(self.which, entry)
 
     def acknowledged(self) -> None:
         with self.lock:
-            self.acked, held, self.held = True, self.held, []
-        for entry in held:
-            self.client.send_candidate(self.which, entry)
+            self.acked = True
+            for entry in self.held:
+                self.client.send_candidate(self.which, entry)
+            self.held = []
 
     def transceivers(self) -> list[Any]:
         found, index = [], 0  # "get-transceivers" returns a GArray the bindings cannot iterate
