@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium fonts web
+.PHONY: run test bench lint install clean chromium fonts web gstreamer
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ web: $(WEB_BUILT)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# The webrtcbin client test (tests/gst_client.py) runs Debian's GStreamer in Debian's own Python.
+GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice \
+	python3-gst-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-socketio python3-websocket
+gstreamer:
+	@dpkg -s $(GST_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(GST_PACKAGES))
+
 # Watermarks are drawn in Chinese: Debian's Noto CJK fonts.
 fonts:
 	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
@@ -46,7 +52,7 @@ run: install fonts web
 	$(VENV)/bin/yunbang seed --demo
 	YUNBANG_DEV_PAGES=$${YUNBANG_DEV_PAGES:-true} $(VENV)/bin/yunbang serve
 
-test: install chromium fonts web
+test: install chromium fonts gstreamer web
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install

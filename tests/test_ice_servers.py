@@ -11,6 +11,7 @@ import pytest
 
 import server.api.rtc  # noqa: F401  (registers GET /api/ice-servers in ROUTES before the app is built)
 import signaling.turn
+from server.api.rtc import IceServers
 from server.config import Settings
 from signaling.turn import ice_servers, turn_credentials
 from tests.conftest import Platform
@@ -63,5 +64,6 @@ async def test_logged_in_users_get_stun_and_short_lived_turn(platform: Platform)
     expiry, label = turn["username"].split(":")
     assert label == f"u{worker.user['id']}" and "worker1" not in turn["username"]
     assert 0 < int(expiry) - time.time() <= reply.body["ttl_seconds"]
+    assert IceServers.model_validate(reply.body).model_dump(exclude_none=True) == reply.body, "as OpenAPI says"
     other = (await clerk.get("/api/ice-servers")).body["ice_servers"][1]
     assert other["username"] != turn["username"]

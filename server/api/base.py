@@ -37,6 +37,7 @@ class Route:
     during_enrolment: bool = False
     content: dict[str, Any] = field(default_factory=dict)  # a body that is not JSON: OpenAPI content
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # request headers: JSON Schemas
+    response: type[BaseModel] | None = None  # the success body, for OpenAPI (documentation only)
 
 
 ROUTES: list[Route] = []
@@ -63,6 +64,7 @@ def route(
     during_enrolment: bool = False,
     content: dict[str, Any] | None = None,
     headers: dict[str, dict[str, Any]] | None = None,
+    response: type[BaseModel] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
@@ -70,7 +72,8 @@ def route(
     a second factor reaches only routes marked ``during_enrolment`` (403
     ``2fa_enrolment_required`` elsewhere, decided where the actor is loaded). ``query`` is the
     model `query()` reads the query string with; ``content`` and ``headers`` document what a
-    route reads that is not JSON (a file, an upload offset)."""
+    route reads that is not JSON (a file, an upload offset); ``response`` the model of its success
+    body, for clients written from the OpenAPI document alone."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -87,7 +90,7 @@ def route(
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
         ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query, tag, during_enrolment,
-                            content or {}, headers or {}))
+                            content or {}, headers or {}, response))
         return handler
 
     return register

@@ -86,6 +86,10 @@ def build() -> dict[str, Any]:
                 **{status: {"$ref": f"#/components/responses/Error{status}"} for status in ERROR_STATUSES},
             },
         }
+        if r.response is not None:
+            schemas[r.response.__name__] = _model_schema(r.response, schemas)
+            op["responses"]["2XX"]["content"] = {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{r.response.__name__}"}}}
         params = _parameters(r, schemas)
         if params:
             op["parameters"] = params

@@ -30,6 +30,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.relay import feedback
+from signaling.relay.dtls import peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,
@@ -345,7 +346,7 @@ class Relay:
                 if sources.get(m.rtp.muxId or "") not in SOURCES:
                     raise RelayError("unknown_track_source", f"第 {m.rtp.muxId} 路媒体未说明来源（camera/microphone/screen）")
             old_pc = participant.publish_pc
-            pc = RTCPeerConnection(self._config())
+            pc = peer_connection(self._config())
             for m in media:
                 transceiver = pc.addTransceiver(m.kind, direction="recvonly")
                 transceiver.setCodecPreferences(_capabilities(m.kind))
@@ -428,7 +429,7 @@ class Relay:
         }
         pc = participant.subscribe_pc
         if pc is None:
-            pc = participant.subscribe_pc = RTCPeerConnection(self._config())
+            pc = participant.subscribe_pc = peer_connection(self._config())
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:
