@@ -458,6 +458,9 @@ class RelayWorker(Worker):
     async def peer_state(self, room_id: str, participant_id: str, which: str, state: str) -> None:
         return None
 
+    async def video_paused(self, room_id: str, participant_id: str, track_id: str, paused: bool) -> None:
+        return None
+
     async def op_info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "loop": type(asyncio.get_running_loop()).__module__}
 

@@ -69,6 +69,13 @@ class CallService:
             await self.sio.emit("peer_state", {"ticket_id": presence.seat.ticket_id, "pc": which, "state": state},
                                 to=presence.sid)
 
+    async def video_paused(self, room: str, participant: str, track_id: str, paused: bool) -> None:
+        """Audio first: this participant's link cannot take that video now (or can again)."""
+        presence = self._by_ids(room, participant)
+        if presence is not None:
+            await self.sio.emit("video_paused", {"ticket_id": presence.seat.ticket_id, "track_id": track_id,
+                                                 "paused": paused, "reason": "network"}, to=presence.sid)
+
     def _by_ids(self, room: str, participant: str) -> Presence | None:
         return self.present.get((int(room[1:]), int(participant[1:])))
 

@@ -37,7 +37,11 @@ async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient
     try:
         await worker.join(ticket["id"])
         await clerk.join(ticket["id"])
-        assert "sdp" in await worker.publish(audio=False, size=(160, 120))
+        answer = await worker.publish(size=(160, 120))
+        lines = answer["sdp"].split("\r\n")
+        pt = next(line.split()[0].split(":")[1] for line in lines if line.lower().endswith("opus/48000/2"))
+        opus = [line for line in lines if line.startswith(f"a=fmtp:{pt} ")]
+        assert opus and "useinbandfec=1" in opus[0] and "usedtx=1" in opus[0], "Opus FEC and DTX asked of the publisher"
         track = f"u{worker_api.user['id']}:camera"
         await clerk.wait_frames(track, 10, timeout=30)
         source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
@@ -70,7 +74,8 @@ async def test_the_relay_tells_the_publisher_what_its_subscriber_can_take(call) 
 
     pacing = asyncio.create_task(thin_link(200_000))
     try:
-        await until(lambda: rembs and rembs[-1] <= 200_000, 15, "a REMB down to the subscriber's 200 kbit/s")
+        audio = feedback.AUDIO_BPS  # the worker's microphone: its room is added to the video's
+        await until(lambda: rembs and rembs[-1] <= 200_000 + audio, 15, "a REMB down to the subscriber's 200 kbit/s")
         assert source.target_bps is not None and source.target_bps <= 200_000
         frames = clerk.received[track]
         await clerk.wait_frames(track, 5, timeout=20)
@@ -80,7 +85,7 @@ async def test_the_relay_tells_the_publisher_what_its_subscriber_can_take(call) 
         await until(lambda: rembs[-1] >= 400_000, 20, "the REMB rising again once the link is wide")
         steps = [b / a for a, b in zip(rembs, rembs[1:], strict=False) if b > a]
         assert steps and max(steps) <= 1.15 + 1e-6, "rises in steps of at most 15 %"
-        assert max(rembs) <= feedback.CAMERA_MAX_BPS, "never more than a camera needs"
+        assert max(rembs) <= feedback.CAMERA_MAX_BPS + audio, "never more than a camera and a microphone need"
     finally:
         pacing.cancel()
 
@@ -125,6 +130,50 @@ async def test_the_wait_for_a_lost_packet_follows_the_round_trip(call, platform:
     assert source.gap_wait == pytest.approx(feedback.gap_wait(rtts[len(rtts) // 2]), abs=0.05)
 
 
+async def test_a_link_too_thin_for_video_keeps_the_audio_and_tries_video_again(call, monkeypatch) -> None:
+    worker, clerk, track, source = call
+    monkeypatch.setattr(feedback, "RESUME_TRY_S", 3.0)
+    monkeypatch.setattr(feedback, "RESUME_GRACE_S", 2.0)
+    (outlet,) = source.outlets
+    clerk.quiet_estimator()
+    link = {"bps": 60_000}
+
+    async def report() -> None:
+        while True:
+            await clerk.send_remb(link["bps"])
+            await asyncio.sleep(0.3)
+
+    pacing = asyncio.create_task(report())
+    microphone = track.replace(":camera", ":microphone")
+    try:
+        await until(lambda: outlet.paused, 10, "the video paused for a 60 kbit/s link")
+        event = next(e for e in clerk.named("video_paused") if e["paused"])
+        assert event["track_id"] == track and event["reason"] == "network"
+        forwarded, heard = outlet.sender.forwarded, clerk.received[microphone]
+        await asyncio.sleep(1.0)
+        assert outlet.sender.forwarded == forwarded, "no video packet to a paused subscriber"
+        assert clerk.received[microphone] > heard, "the audio keeps flowing"
+        link["bps"] = 3_000_000
+        await until(lambda: not outlet.paused, 10, "the video tried again")
+        assert [e["paused"] for e in clerk.named("video_paused")][-1] is False
+        frames = clerk.received[track]
+        await clerk.wait_frames(track, 5, timeout=15)
+        assert clerk.received[track] > frames, "pictures again after the keyframe"
+    finally:
+        pacing.cancel()
+
+
+def test_opus_gets_fec_and_dtx_in_every_sdp_the_relay_hands_out() -> None:
+    from signaling.relay.sdp import opus_resilient
+
+    with_fmtp = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 stereo=1\r\n"
+    assert "a=fmtp:111 stereo=1;useinbandfec=1;usedtx=1;minptime=10" in opus_resilient(with_fmtp)
+    without = "m=audio 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 OPUS/48000/2\r\n"
+    assert "a=fmtp:96 useinbandfec=1;usedtx=1;minptime=10" in opus_resilient(without)
+    video = "m=video 9 UDP/TLS/RTP/SAVPF 97\r\na=rtpmap:97 VP8/90000\r\n"
+    assert opus_resilient(video) == video
+
+
 def test_targets_follow_the_weakest_link_and_loss() -> None:
     sub = feedback.Subscriber
     assert feedback.video_target("camera", None, None, []) is None, "nothing known: no opinion"
@@ -138,3 +187,8 @@ def test_targets_follow_the_weakest_link_and_loss() -> None:
     assert feedback.remb_to_send(500_000, 0, 520_000, 6.0) == 500_000, "the last value again after a while"
     assert feedback.remb_to_send(500_000, 0, 300_000, 1.0) == 300_000, "a fall at once"
     assert feedback.remb_to_send(500_000, 0, 900_000, 1.0) == 575_000, "a rise in a step"
+    assert feedback.video_paused(False, 0.0, 0, 100_000, 100.0) is True, "too thin: pause"
+    assert feedback.video_paused(False, 99.0, 1, 100_000, 100.0) is False, "just resumed: give it time"
+    assert feedback.video_paused(True, 100.0, 1, None, 105.0) is True, "paused: wait before trying"
+    assert feedback.video_paused(True, 100.0, 1, None, 111.0) is False, "then try again"
+    assert feedback.video_paused(True, 100.0, 3, None, 135.0) is True, "longer after each pause"

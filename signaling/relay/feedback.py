@@ -12,6 +12,10 @@ second the relay works out, for every video source:
 - and sends the publisher one REMB with the sum of its video targets plus its audio. Browsers
   treat REMB as a ceiling for everything they send on that connection.
 
+Audio first: a subscriber whose link takes less than 120 kbit/s gets no video for a while (its
+audio keeps flowing, its page says so), and its link no longer holds everyone else's picture
+down; video is tried again after 10 s, then 20, 40, 60 s while the link stays that thin.
+
 Each subscriber's repairs may take a quarter of what it receives (at least 100 kbit/s). The wait
 for a lost packet follows the round trip to the publisher (1.5 × RTT + 30 ms, 80–600 ms): on a
 120 ms link a repair can arrive before the relay gives up and asks for a keyframe.
@@ -32,6 +36,10 @@ HEAVY_LOSS = 0.10
 LIGHT_LOSS = 0.02
 GAP_WAIT_MIN_S = 0.08
 GAP_WAIT_MAX_S = 0.6
+PAUSE_BELOW_BPS = 120_000
+RESUME_TRY_S = 10.0
+RESUME_GRACE_S = 4.0
+RESUME_TRY_MAX_S = 60.0
 RETRANSMIT_SHARE = 0.25
 RETRANSMIT_MIN_BPS = 100_000
 
@@ -83,6 +91,14 @@ def remb_to_send(last: int | None, last_at: float, total: int, now: float) -> in
     if now - last_at >= REMB_REFRESH_S:
         return last
     return None
+
+
+def video_paused(paused: bool, since: float, pauses: int, remb_bps: int | None, now: float) -> bool:
+    """Whether a subscriber's video stays (or goes) paused for its link (audio first). ``since``:
+    when it last changed; a resumed video gets a few seconds for the link's estimate to grow."""
+    if not paused:
+        return remb_bps is not None and remb_bps < PAUSE_BELOW_BPS and now - since >= RESUME_GRACE_S
+    return now - since < min(RESUME_TRY_MAX_S, RESUME_TRY_S * 2 ** max(0, pauses - 1))
 
 
 def gap_wait(rtt: float | None) -> float:

@@ -32,6 +32,7 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from signaling.relay import feedback
 from signaling.relay.dtls import peer_connection
 from signaling.relay.keyframes import detector
+from signaling.relay.sdp import opus_resilient
 from signaling.relay.passthrough import (
     PacketSender,
     fast_receive,
@@ -60,6 +61,8 @@ class RelaySink(Protocol):
     async def subscribe_offer(self, room_id: str, participant_id: str, sdp: str, tracks: list[dict[str, Any]]) -> None: ...
 
     async def peer_state(self, room_id: str, participant_id: str, which: str, state: str) -> None: ...
+
+    async def video_paused(self, room_id: str, participant_id: str, track_id: str, paused: bool) -> None: ...
 
 
 def _capabilities(kind: str) -> list[RTCRtpCodecCapability]:
@@ -209,7 +212,8 @@ class Source:
             packet.sequence_number = (packet.sequence_number - self._shift) & 0xFFFF
         ntp = ntp_now()
         for outlet in self.outlets:
-            outlet.sender.forward(packet, self.key, ntp)
+            if not outlet.paused:
+                outlet.sender.forward(packet, self.key, ntp)
 
     def close(self) -> None:
         if self._gap_timer is not None:
@@ -252,6 +256,9 @@ class Outlet:
     sender: PacketSender
     track_id: str | None
     kind: str
+    paused: bool = False  # audio first: this subscriber's link cannot take the video now
+    paused_at: float = 0.0  # when it last paused or resumed
+    pauses: int = 0
 
 
 @dataclass
@@ -387,7 +394,7 @@ class Relay:
             participant.publish_pc = pc
             if old_pc is not None:
                 await old_pc.close()
-            answer = pc.localDescription.sdp
+            answer = opus_resilient(pc.localDescription.sdp)
         for other in list(room.participants.values()):
             if other.participant_id != participant_id and other.subscribe_pc is not None:
                 await self._renegotiate(room, other)
@@ -459,7 +466,8 @@ class Relay:
             if source is not None:
                 entry.update(source.describe())
             tracks.append(entry)
-        await self.sink.subscribe_offer(room.room_id, participant.participant_id, pc.localDescription.sdp, tracks)
+        await self.sink.subscribe_offer(room.room_id, participant.participant_id,
+                                        opus_resilient(pc.localDescription.sdp), tracks)
 
     async def answer_subscription(self, room_id: str, participant_id: str, answer_sdp: str) -> None:
         room, participant = self._participant(room_id, participant_id)
@@ -587,11 +595,13 @@ class Relay:
                                     o.sender.fraction_lost)
                 for o in source.outlets
             ]
+            await self._gate_video(room, source, subscribers, now)
+            subscribers = [s for o, s in zip(source.outlets, subscribers, strict=True) if not o.paused]
             source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps, subscribers)
             if source.target_bps is None:
                 continue
             targets.append(source.target_bps)
-            for outlet, subscriber in zip(source.outlets, subscribers, strict=True):
+            for outlet, subscriber in zip([o for o in source.outlets if not o.paused], subscribers, strict=True):
                 outlet.sender.retransmit_bps = feedback.retransmit_budget(
                     min(subscriber.remb_bps or source.target_bps, source.target_bps))
         if receiver is not None and targets:
@@ -600,6 +610,24 @@ class Relay:
             if remb is not None:
                 participant.remb_bps, participant.remb_at = remb, now
                 await send_remb(receiver, remb, ssrcs)
+
+    async def _gate_video(self, room: RelayRoom, source: Source, subscribers: list[feedback.Subscriber],
+                          now: float) -> None:
+        """Pause a subscriber's video while its link is too thin for it, try again later."""
+        for outlet, subscriber in zip(source.outlets, subscribers, strict=True):
+            paused = feedback.video_paused(outlet.paused, outlet.paused_at, outlet.pauses, subscriber.remb_bps, now)
+            if paused == outlet.paused:
+                if not paused and outlet.pauses and now - outlet.paused_at > feedback.RESUME_TRY_MAX_S * 2:
+                    outlet.pauses = 0  # a good while without a pause: start the back-off again
+                continue
+            outlet.paused, outlet.paused_at = paused, now
+            if paused:
+                outlet.pauses += 1
+            else:
+                source.request_keyframe()
+            viewer = next((p for p in room.participants.values() if outlet in p.outlets), None)
+            if viewer is not None:
+                await self.sink.video_paused(room.room_id, viewer.participant_id, source.track_id, paused)
 
     async def shutdown(self) -> None:
         for room_id in list(self.rooms):

@@ -146,6 +146,7 @@ export interface ServerToClientEvents {
   participant_joined: (participant: Participant) => void;
   participant_left: (participant: Participant) => void;
   track_muted: (track: Track & { ticket_id: number }) => void;
+  video_paused: (state: { ticket_id: number; track_id: string; paused: boolean; reason: "network" }) => void;
   chat_message: (message: Message) => void;
   peer_state: (state: { ticket_id: number; pc: "publish" | "subscribe"; state: "connecting" | "connected" | "failed" | "closed" }) => void;
   call_replaced: (call: { ticket_id: number }) => void;
