@@ -461,6 +461,9 @@ class RelayWorker(Worker):
     async def video_paused(self, room_id: str, participant_id: str, track_id: str, paused: bool) -> None:
         return None
 
+    async def publish_layers(self, room_id: str, participant_id: str, source: str, active: list[str]) -> None:
+        return None
+
     async def op_info(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "loop": type(asyncio.get_running_loop()).__module__}
 

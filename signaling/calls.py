@@ -76,6 +76,13 @@ class CallService:
             await self.sio.emit("video_paused", {"ticket_id": presence.seat.ticket_id, "track_id": track_id,
                                                  "paused": paused, "reason": "network"}, to=presence.sid)
 
+    async def publish_layers(self, room: str, participant: str, source: str, active: list[str]) -> None:
+        """Dynacast: which of its simulcast layers this publisher should send now."""
+        presence = self._by_ids(room, participant)
+        if presence is not None:
+            await self.sio.emit("publish_layers", {"ticket_id": presence.seat.ticket_id, "source": source,
+                                                   "active": active}, to=presence.sid)
+
     def _by_ids(self, room: str, participant: str) -> Presence | None:
         return self.present.get((int(room[1:]), int(participant[1:])))
 

@@ -44,6 +44,121 @@ class NoiseVideo(VideoStreamTrack):
         return frame
 
 
+class _Idle(VideoStreamTrack):
+    """A track that never yields a frame: the simulcast publisher sends its layers itself."""
+
+    async def recv(self) -> VideoFrame:
+        await asyncio.Event().wait()
+        raise RuntimeError("unreachable")
+
+
+RID_EXT, REPAIRED_RID_EXT = 10, 11
+LAYERS = (("q", 80, 60, 70_000), ("h", 160, 120, 220_000), ("f", 320, 240, 650_000))
+
+
+class SimulcastCamera:
+    """What a browser publishing simulcast puts on the wire, from aiortc parts: one video
+    m-section with ``a=rid``/``a=simulcast:send`` and the RID header extension, and one RTP
+    stream per layer (its own SSRC, its RID on every packet), each from its own VP8 encoder at
+    its own size and rate, a keyframe every second (what the relay asks for) and whenever asked."""
+
+    def __init__(self, layers: tuple[tuple[str, int, int, int], ...] = LAYERS, fps: int = 15) -> None:
+        self.layers, self.fps = layers, fps
+        self.active = {rid for rid, *_ in layers}
+        self.sent: dict[str, int] = defaultdict(int)  # rid -> packets
+        self.keyframes_asked: dict[int, int] = defaultdict(int)  # ssrc -> PLIs received
+        self.ssrcs: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._force: set[int] = set()
+
+    @staticmethod
+    def offer(sdp: str) -> str:
+        """Add the layers to aiortc's offer (its own SSRC of the m-section is never used)."""
+        rids = [rid for rid, *_ in LAYERS]
+        out = []
+        for line in sdp.split("\r\n"):
+            out.append(line)
+            if line.startswith("a=mid:") and any(x.startswith("m=video") for x in out):
+                out += [f"a=extmap:{RID_EXT} urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id",
+                        f"a=extmap:{REPAIRED_RID_EXT} urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"]
+                out += [f"a=rid:{rid} send" for rid in rids] + ["a=simulcast:send " + ";".join(rids)]
+        return "\r\n".join(out)
+
+    def start(self, transceiver: Any, answer_sdp: str) -> None:
+        from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+        from aiortc.rtp import HeaderExtensionsMap
+
+        vp8 = next(int(line.split()[0].split(":")[1]) for line in answer_sdp.split("\r\n")
+                   if line.startswith("a=rtpmap:") and "VP8/90000" in line)
+        extensions = HeaderExtensionsMap()
+        extensions.configure(RTCRtpParameters(headerExtensions=[
+            RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid"),
+            RTCRtpHeaderExtensionParameters(id=RID_EXT, uri="urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id")]))
+        dtls = transceiver.sender.transport
+        handle_rtcp = dtls._handle_rtcp_data
+
+        async def rtcp(data: bytes) -> None:  # PLIs for the layers' SSRCs: nobody else knows them
+            from aiortc.rtp import RtcpPsfbPacket as Psfb
+            from aiortc.rtp import RtcpPacket
+
+            try:
+                for packet in RtcpPacket.parse(data):
+                    if isinstance(packet, Psfb) and packet.fmt == 1:
+                        self.keyframes_asked[packet.media_ssrc] += 1
+                        self._force.add(packet.media_ssrc)
+            except ValueError:
+                pass
+            await handle_rtcp(data)
+
+        dtls._handle_rtcp_data = rtcp
+        for rid, width, height, bitrate in self.layers:
+            self._tasks.append(asyncio.ensure_future(
+                self._run(dtls, extensions, vp8, transceiver.mid, rid, width, height, bitrate)))
+
+    async def _run(self, dtls: Any, extensions: Any, payload_type: int, mid: str, rid: str,
+                   width: int, height: int, bitrate: int) -> None:
+        import random
+
+        from aiortc.codecs.vpx import Vp8Encoder
+
+        encoder = Vp8Encoder()
+        encoder._Vp8Encoder__target_bitrate = bitrate  # below aiortc's 250 kbit/s floor, as a browser's low layer
+        ssrc = self.ssrcs[rid] = random.randint(1, 0xFFFFFFFF)
+        seq, base = random.randint(0, 0xFFFF), random.randint(0, 0xFFFFFFFF)
+        rng = np.random.default_rng(hash(rid) & 0xFFFF)
+        start, n = time.monotonic(), 0
+        while True:
+            n += 1
+            await asyncio.sleep(max(0.0, start + n / self.fps - time.monotonic()))
+            if rid not in self.active:
+                continue
+            frame = VideoFrame.from_ndarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), format="bgr24")
+            frame.pts, frame.time_base = n * 90000 // self.fps, fractions.Fraction(1, 90000)
+            keyframe = n % self.fps == 1 or ssrc in self._force
+            self._force.discard(ssrc)
+            payloads, timestamp = encoder.encode(frame, force_keyframe=keyframe)
+            for i, payload in enumerate(payloads):
+                packet = RtpPacket(payload_type=payload_type, sequence_number=seq, ssrc=ssrc,
+                                   timestamp=(base + timestamp) & 0xFFFFFFFF, marker=int(i == len(payloads) - 1),
+                                   payload=payload)
+                packet.extensions.mid = mid
+                packet.extensions.rtp_stream_id = rid
+                seq = (seq + 1) & 0xFFFF
+                try:
+                    await dtls._send_rtp(packet.serialize(extensions))
+                except ConnectionError:
+                    return
+                self.sent[rid] += 1
+
+    def set_active(self, rids: list[str]) -> None:
+        """Dynacast: send only these layers (a browser sets ``encodings[i].active``)."""
+        self.active = set(rids)
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+
 class CallClient:
     def __init__(self, base: str, token: str, name: str = "") -> None:
         self.base, self.token, self.name = base, token, name
@@ -55,6 +170,8 @@ class CallClient:
         self.received: dict[str, int] = defaultdict(int)          # track_id -> decoded frames
         self.frame_times: dict[str, list[float]] = defaultdict(list)  # track_id -> when decoded
         self.received_payloads: dict[str, list[bytes]] = defaultdict(list)  # track_id -> RTP payloads
+        self.received_sequences: dict[str, list[int]] = defaultdict(list)  # track_id -> RTP sequence numbers
+        self.frame_sizes: dict[str, tuple[int, int]] = {}  # track_id -> the last decoded frame's size
         self.track_by_mid: dict[str, dict[str, Any]] = {}
         self.keyframe_requests = 0
         self.drop_incoming: dict[str, Any] = {}  # {"armed": True} drops the next video packet
@@ -110,6 +227,32 @@ class CallClient:
             await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
         return reply
 
+    async def publish_simulcast(self, camera: SimulcastCamera) -> dict[str, Any]:
+        """Publish a camera in layers (see `SimulcastCamera`), no microphone."""
+        if self.publish_pc is not None:
+            await self.publish_pc.close()
+        pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        transceiver = pc.addTransceiver(_Idle(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await self.request("publish", {"ticket_id": self.ticket_id, "type": "offer",
+                                               "sdp": camera.offer(pc.localDescription.sdp),
+                                               "sources": {transceiver.mid: "camera"}})
+        if "sdp" in reply:
+            await pc.setRemoteDescription(RTCSessionDescription(reply["sdp"], "answer"))
+            for _ in range(200):
+                if transceiver.sender.transport.state == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            camera.start(transceiver, reply["sdp"])
+            self.on("publish_layers", lambda data: camera.set_active(data["active"]))
+        return reply
+
+    def on(self, event: str, handler: Any) -> None:
+        async def call(data: Any) -> None:
+            handler(data)
+
+        self.sio.on(event, call)
+
     def _record_sent(self, sender: Any) -> None:
         original_next = sender._next_encoded_frame
         original_keyframe = sender._send_keyframe
@@ -159,6 +302,7 @@ class CallClient:
                 self.drop_incoming["retransmitted"] = int.from_bytes(packet.payload[:2], "big")
             if info.get("kind") == "video" and packet.payload_type in {c.payloadType for c in transceiver._codecs[:1]}:
                 self.received_payloads[info.get("track_id", mid)].append(packet.payload)
+                self.received_sequences[info.get("track_id", mid)].append(packet.sequence_number)
             await original(packet, arrival_time_ms)
 
         receiver._handle_rtp_packet = tap
@@ -166,8 +310,10 @@ class CallClient:
         async def read() -> None:
             try:
                 while True:
-                    await track.recv()
+                    frame = await track.recv()
                     info = self.track_by_mid.get(mid, {})
+                    if track.kind == "video":
+                        self.frame_sizes[info.get("track_id", mid)] = (frame.width, frame.height)
                     self.received[info.get("track_id", mid)] += 1
                     self.frame_times[info.get("track_id", mid)].append(time.monotonic())
             except Exception:

@@ -40,6 +40,14 @@ PAUSE_BELOW_BPS = 120_000
 RESUME_TRY_S = 10.0
 RESUME_GRACE_S = 4.0
 RESUME_TRY_MAX_S = 60.0
+PROBE_WAIT_S = 8.0
+PROBE_WAIT_MAX_S = 64.0
+PROBE_FAILED_S = 6.0
+PROBE_GRACE_S = 4.0
+LAYER_OFF_AFTER_S = 5.0
+LAYER_UP_HEADROOM = 0.8
+LAYER_NOMINAL_BPS = (150_000, 500_000, 1_500_000)
+SIMULCAST_MAX_BPS = 2_200_000
 RETRANSMIT_SHARE = 0.25
 RETRANSMIT_MIN_BPS = 100_000
 
@@ -52,15 +60,25 @@ class Subscriber:
     fraction_lost: float
 
 
-def cap_for(source: str) -> int:
+def cap_for(source: str, layered: bool = False) -> int:
+    if layered:
+        return SIMULCAST_MAX_BPS
     return SCREEN_MAX_BPS if source == "screen" else CAMERA_MAX_BPS
 
 
 def video_target(source: str, previous: int | None, uplink_bps: int | None,
-                 subscribers: list[Subscriber]) -> int | None:
+                 subscribers: list[Subscriber], layered: bool = False) -> int | None:
     """The most this video source should send now (bit/s); None while nothing is known yet
-    (no estimate of the uplink, no subscriber's, no loss): the publisher's own start is better."""
-    cap = cap_for(source)
+    (no estimate of the uplink, no subscriber's, no loss): the publisher's own start is better.
+
+    One stream: the weakest subscriber's link wins. In layers (simulcast) each subscriber takes
+    the layer its link carries, so only the strongest subscriber (and the uplink) limits what
+    the publisher sends; browsers drop their upper layers first when told to send less."""
+    if layered and subscribers:
+        unknown = [s for s in subscribers if s.remb_bps is None]
+        subscribers = [min(unknown, key=lambda s: s.fraction_lost)] if unknown else [
+            max(subscribers, key=lambda s: s.remb_bps or 0)]
+    cap = cap_for(source, layered)
     estimates = [s.remb_bps for s in subscribers if s.remb_bps] + ([uplink_bps] if uplink_bps else [])
     worst_loss = max((s.fraction_lost for s in subscribers), default=0.0)
     if previous is None and not estimates and worst_loss <= HEAVY_LOSS:
@@ -111,3 +129,58 @@ def gap_wait(rtt: float | None) -> float:
 def retransmit_budget(receives_bps: int) -> int:
     """What a subscriber's repairs may take (bit/s), from what it receives."""
     return max(RETRANSMIT_MIN_BPS, int(receives_bps * RETRANSMIT_SHARE))
+
+
+def layer_rates(measured: list[int | None]) -> list[int]:
+    """What each layer (lowest first) takes: measured when it is being sent, else its nominal
+    rate (the layers a client publishes are described in docs/protocol.md)."""
+    nominal = LAYER_NOMINAL_BPS[-len(measured):] if len(measured) <= len(LAYER_NOMINAL_BPS) else \
+        [LAYER_NOMINAL_BPS[-1]] * len(measured)
+    return [m if m else n for m, n in zip(measured, nominal, strict=True)]
+
+
+def choose_layer(current: int, rates: list[int], remb_bps: int | None, fraction_lost: float,
+                 since_change: float, probe_wait: float, probing: bool = False) -> int:
+    """The layer a subscriber should get now (index into ``rates``, lowest first).
+
+    Down at once when its layer no longer fits the subscriber's estimate or loss is heavy; up
+    when the estimate clearly carries the next layer. A receiver's estimate hardly grows past
+    what it receives, so a clean link (little loss for ``probe_wait`` seconds) also tries the
+    next layer up (``probing`` for ``PROBE_GRACE_S`` after: only heavy loss brings it down, the
+    estimate needs that time to grow); if that fails it comes back down and waits twice as long
+    before trying again.
+    """
+    top = len(rates) - 1
+    if fraction_lost > HEAVY_LOSS and current > 0:
+        return current - 1
+    if probing:
+        return current
+    if remb_bps is not None:
+        fits = [i for i, rate in enumerate(rates) if rate <= remb_bps]
+        best = fits[-1] if fits else 0
+        if best < current:
+            return best
+        roomy = [i for i, rate in enumerate(rates) if rate <= remb_bps * LAYER_UP_HEADROOM]
+        if roomy and roomy[-1] > current:
+            return current + 1
+    elif current < top and fraction_lost < LIGHT_LOSS:
+        return top
+    if current < top and fraction_lost < LIGHT_LOSS and since_change >= probe_wait:
+        return current + 1
+    return current
+
+
+def next_probe_wait(probe_wait: float, went_down: bool, since_change: float) -> float:
+    """After a switch: a fall soon after trying a layer up doubles the wait before the next try;
+    a layer held a good while brings the wait back to its start."""
+    if went_down and since_change < PROBE_FAILED_S:
+        return min(PROBE_WAIT_MAX_S, probe_wait * 2)
+    if since_change > PROBE_WAIT_MAX_S:
+        return PROBE_WAIT_S
+    return probe_wait
+
+
+def active_layers(wanted: set[int], count: int) -> list[int]:
+    """The layers the publisher should send (dynacast): those some subscriber gets or is moving
+    to, and always the lowest, so a subscriber whose link falls has somewhere to go at once."""
+    return sorted(wanted | {0}) if count > 1 else [0]

@@ -27,8 +27,10 @@ import aiortc
 import pylibsrtp
 from aiortc.codecs import is_rtx
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
-from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+from aiortc.rtcrtpreceiver import NackGenerator, RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTP_HISTORY_SIZE,
@@ -41,6 +43,8 @@ from aiortc.rtp import (
     unpack_remb_fci,
     unwrap_rtx,
 )
+
+from signaling.relay.sdp import REPAIRED_RID_URI, RID_URI
 
 log = logging.getLogger("yunbang.relay")
 
@@ -87,6 +91,13 @@ def check_aiortc() -> None:
     for name in ("_run_rtp", "_send_keyframe", "_retransmit"):
         if not hasattr(RTCRtpSender, name):
             raise AiortcMismatch(f"RTCRtpSender.{name} is gone")
+    from aiortc.rtcdtlstransport import RtpRouter
+
+    router = RtpRouter()
+    if not all(hasattr(router, name) for name in ("mid_table", "ssrc_table", "route_rtp")):
+        raise AiortcMismatch("aiortc's RtpRouter moved")
+    if "_headerExtensions" not in RTCRtpTransceiver("video", None, None).__dict__:  # type: ignore[arg-type]
+        raise AiortcMismatch("RTCRtpTransceiver._headerExtensions is gone")
     if not hasattr(Connection, "data_received"):
         raise AiortcMismatch("aioice's Connection.data_received is gone")
 
@@ -101,16 +112,21 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
                  estimate: Callable[[int], None] | None = None) -> None:
     """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
 
-    Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept.
-    The same handler serves aiortc's own receive path (until `fast_receive` is installed) and
-    the fast path. For video, aiortc's delay-based estimator (abs-send-time; ≈ 3 µs a packet)
-    keeps running, and each estimate of what the publisher's uplink carries goes to ``estimate``.
+    Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept,
+    each per SSRC: a simulcast publisher sends several streams (one per layer, told apart by
+    their RID header extension, no SSRC in its SDP) on one transceiver, and their RTX streams
+    name the layer they repair (repaired RID). The same handler serves aiortc's own receive
+    path (until `fast_receive` is installed) and the fast path. For video, aiortc's delay-based
+    estimator (abs-send-time; ≈ 3 µs a packet) keeps running, and each estimate of what the
+    publisher's uplink carries goes to ``estimate``.
     """
     attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
     codecs: dict[int, Any] = attrs["codecs"]
     remote_streams: dict[int, Any] = attrs["remote_streams"]
     rtx_ssrc: dict[int, int] = attrs["rtx_ssrc"]
-    nack = attrs["nack_generator"]
+    first_nack = attrs["nack_generator"]
+    nacks: dict[int, NackGenerator] = {}
+    ssrc_of_rid: dict[str, int] = {}
     estimator = attrs["remote_bitrate_estimator"] if estimate is not None else None
     monotonic = time.monotonic
 
@@ -131,12 +147,22 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
                 estimate(remb[0])  # type: ignore[misc]
         if is_rtx(codec):
             original = rtx_ssrc.get(packet.ssrc)
+            if original is None and packet.extensions.repaired_rtp_stream_id is not None:
+                original = ssrc_of_rid.get(packet.extensions.repaired_rtp_stream_id)
+                if original is not None:
+                    rtx_ssrc[packet.ssrc] = original
             apt = codec.parameters.get("apt")
             if original is None or len(packet.payload) < 2 or apt not in codecs:
                 return
             packet = unwrap_rtx(packet, payload_type=apt, ssrc=original)
-        if nack is not None and nack.add(packet):
-            asyncio.ensure_future(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+        elif packet.extensions.rtp_stream_id is not None:
+            ssrc_of_rid[packet.extensions.rtp_stream_id] = packet.ssrc
+        if first_nack is not None:
+            nack = nacks.get(packet.ssrc)
+            if nack is None:
+                nack = nacks[packet.ssrc] = first_nack if not nacks else NackGenerator()
+            if nack.add(packet):
+                asyncio.ensure_future(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         sink(packet)
 
     async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -144,6 +170,38 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
 
     receiver._handle_rtp_packet = types.MethodType(handle, receiver)  # type: ignore[method-assign]
     setattr(receiver, _ON_RTP, on_rtp)
+
+
+def accept_simulcast(transceiver: RTCRtpTransceiver, extensions: dict[str, int]) -> None:
+    """Negotiate the RID header extensions a simulcast offer carries (``extensions``: URI → id
+    from the offer) on this receiving transceiver, so the answer accepts them and incoming
+    packets are parsed with them. Call after setRemoteDescription, before createAnswer."""
+    have = {e.uri for e in transceiver._headerExtensions}
+    for uri in (RID_URI, REPAIRED_RID_URI):
+        if uri in extensions and uri not in have:
+            transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=extensions[uri], uri=uri))
+
+
+def route_by_mid(dtls: RTCDtlsTransport) -> None:
+    """Route packets of SSRCs nobody signalled (a simulcast layer's, and its RTX) by their MID
+    header extension. aiortc 1.16 routes an unknown SSRC only by payload type, which fails as
+    soon as two video transceivers share one (a camera in layers and a screen share)."""
+    router = dtls._rtp_router
+    if getattr(router, "_yunbang_mid", False):
+        return
+    by_ssrc_or_type = router.route_rtp
+
+    def route(packet: RtpPacket) -> Any:
+        receiver = router.ssrc_table.get(packet.ssrc)
+        if receiver is None and packet.extensions.mid is not None:
+            receiver = router.mid_table.get(packet.extensions.mid)
+            if receiver is not None:
+                router.ssrc_table[packet.ssrc] = receiver
+                return receiver
+        return by_ssrc_or_type(packet)
+
+    router.route_rtp = route
+    router._yunbang_mid = True
 
 
 def fast_receive(dtls: RTCDtlsTransport) -> bool:

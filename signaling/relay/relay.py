@@ -9,6 +9,7 @@ the socket. It reaches clients only through a ``RelaySink``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -32,22 +33,26 @@ from aiortc.sdp import SessionDescription, candidate_from_sdp
 from signaling.relay import feedback
 from signaling.relay.dtls import peer_connection
 from signaling.relay.keyframes import detector
-from signaling.relay.sdp import opus_resilient
 from signaling.relay.passthrough import (
     PacketSender,
+    accept_simulcast,
     fast_receive,
     ntp_now,
     request_keyframe,
+    route_by_mid,
     send_remb,
     tap_receiver,
 )
+from signaling.relay.sdp import accept_layers, opus_resilient, simulcast_offers
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
-SIDE_SOURCES = ("side_camera", "side_microphone")  # the consultation side room's own tracks
+SIDE_SOURCES = ("side_camera", "side_microphone")
+LAYERED_SOURCES = ("camera", "side_camera")  # a screen share keeps its resolution: one layer  # the consultation side room's own tracks
 KEYFRAME_INTERVAL_S = 0.5
 GAP_WAIT_S = 0.08
 MAX_HELD = 256
+LAYER_IDLE_S = 1.5  # a layer with no packet for this long is not being sent
 H264_PROFILES = ("42001f", "42e01f")
 
 
@@ -63,6 +68,8 @@ class RelaySink(Protocol):
     async def peer_state(self, room_id: str, participant_id: str, which: str, state: str) -> None: ...
 
     async def video_paused(self, room_id: str, participant_id: str, track_id: str, paused: bool) -> None: ...
+
+    async def publish_layers(self, room_id: str, participant_id: str, source: str, active: list[str]) -> None: ...
 
 
 def _capabilities(kind: str) -> list[RTCRtpCodecCapability]:
@@ -100,55 +107,57 @@ class _Placeholder(MediaStreamTrack):
         raise RuntimeError("the relay never pulls frames")
 
 
-@dataclass
-class Source:
-    """A track one participant publishes, forwarded to every outlet subscribed to it.
+class Stream:
+    """One RTP stream of a source (a simulcast layer, or the only stream), forwarded in
+    sequence order.
 
-    Video is forwarded in sequence order. A gap waits up to ``gap_wait`` (from the round trip
-    to the publisher, ``feedback.gap_wait``) for the relay's NACK to bring the packet back; if
-    it does not come, the relay asks the publisher for a
-    keyframe, drops what it held, and resumes at that keyframe with the numbering shifted so
-    subscribers see no hole. Their jitter buffers never stall on a packet that will not come
-    (aiortc's freezes for seconds on one), and the picture is back within a keyframe's trip.
+    A gap waits up to the source's ``gap_wait`` (from the round trip to the publisher,
+    ``feedback.gap_wait``) for the relay's NACK to bring the packet back; if it does not come,
+    the relay asks the publisher for a keyframe, drops what it held, and resumes at that
+    keyframe with the numbering shifted so subscribers see no hole. Their jitter buffers never
+    stall on a packet that will not come (aiortc's freezes for seconds on one), and the
+    picture is back within a keyframe's trip.
     """
 
-    track_id: str
-    participant_id: str
-    kind: str
-    source: str
-    codec: RTCRtpCodecParameters
-    receiver: RTCRtpReceiver
-    key: int
-    outlets: list["Outlet"] = field(default_factory=list)
-    media_ssrc: int | None = None
-    muted: bool = False
-    private: bool = False  # forwarded only to participants with backstage access
-    packets: int = 0
-    gaps_recovered: int = 0
-    gaps_skipped: int = 0
-    gap_wait: float = GAP_WAIT_S
-    uplink_bps: int | None = None  # what the publisher's uplink carries, estimated from arrivals
-    target_bps: int | None = None  # what the publisher was last told to send for this source
-    _last_keyframe_request: float = 0.0
-    _expected: int | None = None
-    _shift: int = 0
-    _held: dict[int, RtpPacket] = field(default_factory=dict)
-    _gap_timer: asyncio.TimerHandle | None = None
-    _keyframe_timer: asyncio.TimerHandle | None = None
-    _awaiting_keyframe: bool = False
-
-    def __post_init__(self) -> None:
-        self._is_keyframe = detector(self.codec.mimeType)
+    def __init__(self, source: "Source", index: int, rid: str | None, key: int) -> None:
+        self.source = source
+        self.index = index
+        self.rid = rid
+        self.key = key  # a subscriber's numbering is rebased whenever the key it gets changes
+        self.media_ssrc: int | None = None
+        self.packets = 0
+        self.octets = 0
+        self.rate_bps: int | None = None  # measured over whole feedback intervals it was sent in
+        self.rate_at = 0.0
+        self.live_since = 0.0
+        self._octets_mark = 0
+        self.last_packet_at = 0.0
+        self.gaps_recovered = 0
+        self.gaps_skipped = 0
+        self._expected: int | None = None
+        self._shift = 0
+        self._held: dict[int, RtpPacket] = {}
+        self._gap_timer: asyncio.TimerHandle | None = None
+        self._keyframe_timer: asyncio.TimerHandle | None = None
+        self._last_keyframe_request = 0.0
+        self._awaiting_keyframe = False
 
     def on_packet(self, packet: RtpPacket) -> None:
-        """Called for every packet the publisher sends, synchronously, from the receive path."""
-        self.media_ssrc = packet.ssrc
+        if packet.ssrc != self.media_ssrc:
+            if self.media_ssrc is not None and self.source.layered:
+                self.reset()  # the publisher restarted this layer under a new SSRC
+            self.media_ssrc = packet.ssrc
         self.packets += 1
-        if self.kind != "video":
-            self._send(packet)
+        self.octets += len(packet.payload)
+        now = time.monotonic()
+        if now - self.last_packet_at >= LAYER_IDLE_S:
+            self.live_since = now  # (re)started: a rate measured over a part of an interval is not its rate
+        self.last_packet_at = now
+        if self.source.kind != "video":
+            self.source.emit(self, packet)
             return
         if self._awaiting_keyframe:
-            if not self._is_keyframe(packet.payload):
+            if not self.source.is_keyframe(packet.payload):
                 return
             self._awaiting_keyframe = False
             if self._expected is not None:
@@ -165,10 +174,15 @@ class Source:
         elif ahead < 0x8000:
             self._held[packet.sequence_number] = packet
             if self._gap_timer is None:
-                self._gap_timer = asyncio.get_running_loop().call_later(self.gap_wait, self._give_up)
+                self._gap_timer = asyncio.get_running_loop().call_later(self.source.gap_wait, self._give_up)
             if len(self._held) > MAX_HELD:
                 self._give_up()
         # else: older than what was already forwarded or skipped: a late duplicate
+
+    def _send(self, packet: RtpPacket) -> None:
+        if self._shift:
+            packet.sequence_number = (packet.sequence_number - self._shift) & 0xFFFF
+        self.source.emit(self, packet)
 
     def _flush(self) -> None:
         while self._expected in self._held:
@@ -179,7 +193,7 @@ class Source:
             self._gap_timer = None
             self.gaps_recovered += 1
         elif self._held and self._gap_timer is None:
-            self._gap_timer = asyncio.get_running_loop().call_later(self.gap_wait, self._give_up)
+            self._gap_timer = asyncio.get_running_loop().call_later(self.source.gap_wait, self._give_up)
 
     def _give_up(self) -> None:
         """The missing packet is not coming: resume at the next keyframe, shifted to close the gap."""
@@ -192,7 +206,7 @@ class Source:
         expected = self._expected
         held = sorted(self._held.values(), key=lambda p: (p.sequence_number - expected) & 0xFFFF)
         self._held.clear()
-        start = next((i for i, p in enumerate(held) if self._is_keyframe(p.payload)), None)
+        start = next((i for i, p in enumerate(held) if self.source.is_keyframe(p.payload)), None)
         if start is None:
             self._awaiting_keyframe = True
             self._last_keyframe_request = 0.0
@@ -204,16 +218,40 @@ class Source:
         self._held = {p.sequence_number: p for p in held[start:]}
         self._flush()
 
-    def on_estimate(self, bitrate: int) -> None:
-        self.uplink_bps = bitrate
+    def measure(self, now: float) -> None:
+        """This stream's rate, smoothed over the feedback intervals it was sent throughout (a layer
+        turned off or on within an interval keeps its last rate: a part of one says nothing)."""
+        if self.rate_at and self.live(now) and self.live_since <= self.rate_at:
+            rate = int((self.octets - self._octets_mark) * 8 / max(now - self.rate_at, 1e-3))
+            self.rate_bps = rate if self.rate_bps is None else (self.rate_bps + rate) // 2
+        self.rate_at, self._octets_mark = now, self.octets
 
-    def _send(self, packet: RtpPacket) -> None:
-        if self._shift:
-            packet.sequence_number = (packet.sequence_number - self._shift) & 0xFFFF
-        ntp = ntp_now()
-        for outlet in self.outlets:
-            if not outlet.paused:
-                outlet.sender.forward(packet, self.key, ntp)
+    def live(self, now: float) -> bool:
+        return now - self.last_packet_at < LAYER_IDLE_S
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a keyframe, at most one per ``KEYFRAME_INTERVAL_S``: a request
+        within the interval is deferred to its end, never dropped (a subscriber that joins just
+        after another would otherwise wait for a keyframe nobody asked for)."""
+        if self.source.kind != "video" or self.media_ssrc is None:
+            return
+        wait = self._last_keyframe_request + KEYFRAME_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            if self._keyframe_timer is None:
+                self._keyframe_timer = asyncio.get_running_loop().call_later(wait, self._deferred_keyframe)
+            return
+        self._last_keyframe_request = time.monotonic()
+        asyncio.ensure_future(request_keyframe(self.source.receiver, self.media_ssrc))
+
+    def _deferred_keyframe(self) -> None:
+        self._keyframe_timer = None
+        self.request_keyframe()
+
+    def reset(self) -> None:
+        self.close()
+        self._expected = None
+        self._shift = 0
+        self._awaiting_keyframe = False
 
     def close(self) -> None:
         if self._gap_timer is not None:
@@ -223,29 +261,144 @@ class Source:
             self._keyframe_timer.cancel()
             self._keyframe_timer = None
         self._held.clear()
+
+
+@dataclass
+class Source:
+    """A track one participant publishes, forwarded to every outlet subscribed to it.
+
+    A camera may come in simulcast layers (``rids``, lowest first): each layer is a `Stream`,
+    and each outlet gets one layer at a time, chosen for its subscriber's link
+    (``feedback.choose_layer``) and switched only at a keyframe of the new layer, with the
+    subscriber's numbering rebased so it sees one continuous stream.
+    """
+
+    track_id: str
+    participant_id: str
+    kind: str
+    source: str
+    codec: RTCRtpCodecParameters
+    receiver: RTCRtpReceiver
+    key: int
+    rids: tuple[str, ...] = ()
+    outlets: list["Outlet"] = field(default_factory=list)
+    muted: bool = False
+    private: bool = False  # forwarded only to participants with backstage access
+    gap_wait: float = GAP_WAIT_S
+    uplink_bps: int | None = None  # what the publisher's uplink carries, estimated from arrivals
+    target_bps: int | None = None  # what the publisher was last told to send for this source
+    active_rids: tuple[str, ...] = ()  # the layers the publisher was last asked to send
+    active_at: float = 0.0
+    streams: list[Stream] = field(default_factory=list)
+    _by_ssrc: dict[int, Stream] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.is_keyframe = detector(self.codec.mimeType)
+        if not self.streams:
+            names: tuple[str | None, ...] = self.rids or (None,)
+            self.streams = [Stream(self, i, rid, self.key * 8 + i) for i, rid in enumerate(names)]
+        self._by_rid = {s.rid: s for s in self.streams if s.rid is not None}
+
+    @property
+    def layered(self) -> bool:
+        return len(self.streams) > 1
+
+    @property
+    def media_ssrc(self) -> int | None:
+        """The SSRC of the highest stream seen (what a REMB to the publisher names)."""
+        return next((s.media_ssrc for s in reversed(self.streams) if s.media_ssrc is not None), None)
+
+    @property
+    def ssrcs(self) -> list[int]:
+        return [s.media_ssrc for s in self.streams if s.media_ssrc is not None]
+
+    @property
+    def packets(self) -> int:
+        return sum(s.packets for s in self.streams)
+
+    @property
+    def gaps_recovered(self) -> int:
+        return sum(s.gaps_recovered for s in self.streams)
+
+    @property
+    def gaps_skipped(self) -> int:
+        return sum(s.gaps_skipped for s in self.streams)
+
+    def on_packet(self, packet: RtpPacket) -> None:
+        """Called for every packet the publisher sends, synchronously, from the receive path."""
+        stream = self._by_ssrc.get(packet.ssrc)
+        if stream is None:
+            if not self.layered:
+                stream = self.streams[0]
+            else:
+                stream = self._by_rid.get(packet.extensions.rtp_stream_id or "")
+                if stream is None:
+                    return  # a layer's first packets carry its RID; without one it cannot be placed
+            self._by_ssrc[packet.ssrc] = stream
+        stream.on_packet(packet)
+
+    def emit(self, stream: Stream, packet: RtpPacket) -> None:
+        """A packet of ``stream`` in order: to every outlet on that layer, and to those waiting
+        to switch to it once its keyframe starts."""
+        ntp = ntp_now()
+        index = stream.index
+        keyframe: bool | None = None
+        for outlet in self.outlets:
+            if outlet.paused:
+                continue
+            if outlet.layer != index:
+                if self.layered:
+                    if outlet.want != index:
+                        continue
+                    if outlet.layer is not None:  # a switch: only where the new layer's keyframe starts
+                        if keyframe is None:
+                            keyframe = self.is_keyframe(packet.payload)
+                        if not keyframe:
+                            continue
+                outlet.layer = index
+            outlet.sender.forward(packet, stream.key, ntp)
+
+    def on_estimate(self, bitrate: int) -> None:
+        self.uplink_bps = bitrate
+
+    def close(self) -> None:
+        for stream in self.streams:
+            stream.close()
         self.outlets = []
 
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a keyframe, at most one per ``KEYFRAME_INTERVAL_S``: a request
-        within the interval is deferred to its end, never dropped (a subscriber that joins just
-        after another would otherwise wait for a keyframe nobody asked for)."""
-        if self.kind != "video" or self.media_ssrc is None:
-            return
-        wait = self._last_keyframe_request + KEYFRAME_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            if self._keyframe_timer is None:
-                self._keyframe_timer = asyncio.get_running_loop().call_later(wait, self._deferred_keyframe)
-            return
-        self._last_keyframe_request = time.monotonic()
-        asyncio.ensure_future(request_keyframe(self.receiver, self.media_ssrc))
+    def stream(self, index: int | None) -> Stream:
+        return self.streams[index if index is not None and index < len(self.streams) else -1]
 
-    def _deferred_keyframe(self) -> None:
-        self._keyframe_timer = None
-        self.request_keyframe()
+    def request_keyframe(self, index: int | None = None) -> None:
+        """A keyframe of one layer (``index``), or of every layer."""
+        for stream in ([self.stream(index)] if index is not None else self.streams):
+            stream.request_keyframe()
+
+    def initial_layer(self) -> int:
+        """Where a new subscriber starts: the highest layer being sent (its link is not known yet;
+        the feedback loop moves it down within a second or two if it cannot take it)."""
+        now = time.monotonic()
+        return next((s.index for s in reversed(self.streams) if s.live(now)), len(self.streams) - 1)
+
+    def adopt(self, outlet: "Outlet") -> None:
+        """An outlet starts carrying this source (a new subscription, or the publisher's new
+        connection taking over its previous one's subscribers)."""
+        outlet.layer = None
+        outlet.want, outlet.want_at = self.initial_layer(), time.monotonic()
+        outlet.sender.keyframe_callback = functools.partial(self.keyframe_for, outlet)
+        if outlet not in self.outlets:
+            self.outlets.append(outlet)
+
+    def keyframe_for(self, outlet: "Outlet") -> None:
+        """A subscriber asked for a keyframe (PLI/FIR): of the layer it gets or is moving to."""
+        self.request_keyframe(outlet.want if outlet.want is not None else outlet.layer)
 
     def describe(self) -> dict[str, Any]:
-        return {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
-                "source": self.source, "muted": self.muted, "channel": "consultation" if self.private else "call"}
+        described = {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
+                     "source": self.source, "muted": self.muted, "channel": "consultation" if self.private else "call"}
+        if self.layered:
+            described["layers"] = list(self.rids)
+        return described
 
 
 @dataclass
@@ -259,6 +412,11 @@ class Outlet:
     paused: bool = False  # audio first: this subscriber's link cannot take the video now
     paused_at: float = 0.0  # when it last paused or resumed
     pauses: int = 0
+    layer: int | None = None  # the layer (stream index) this subscriber gets; None: not started
+    want: int | None = None  # the layer chosen for its link; switched to at that layer's keyframe
+    want_at: float = 0.0  # when ``want`` last changed
+    probe_wait: float = feedback.PROBE_WAIT_S  # how long a clean link waits before trying a layer up
+    probed: bool = False  # ``want`` went up on trial (its link's estimate did not yet show room for it)
 
 
 @dataclass
@@ -352,6 +510,8 @@ class Relay:
             for m in media:
                 if sources.get(m.rtp.muxId or "") not in SOURCES:
                     raise RelayError("unknown_track_source", f"第 {m.rtp.muxId} 路媒体未说明来源（camera/microphone/screen）")
+            layered = {mid: offer for mid, offer in simulcast_offers(offer_sdp).items()
+                       if sources.get(mid) in LAYERED_SOURCES}
             old_pc = participant.publish_pc
             pc = peer_connection(self._config())
             for m in media:
@@ -360,6 +520,10 @@ class Relay:
             self._watch(pc, room_id, participant_id, "publish")
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                for transceiver in pc.getTransceivers():
+                    if transceiver.mid in layered:
+                        accept_simulcast(transceiver, layered[transceiver.mid].extensions)
+                    route_by_mid(transceiver.receiver.transport)
                 await pc.setLocalDescription(await pc.createAnswer())
             except Exception as exc:
                 await pc.close()
@@ -378,6 +542,7 @@ class Relay:
                     codec=transceiver._codecs[0],
                     receiver=transceiver.receiver,
                     key=self._keys,
+                    rids=layered[transceiver.mid].rids if transceiver.mid in layered else (),
                     private=participant.private or source_name in SIDE_SOURCES,
                 )
                 tap_receiver(transceiver.receiver, source.on_packet,
@@ -386,7 +551,8 @@ class Relay:
             for track_id, source in new_sources.items():
                 previous = participant.sources.get(track_id)
                 if previous is not None and previous.codec.mimeType == source.codec.mimeType:
-                    source.outlets = previous.outlets
+                    for outlet in previous.outlets:
+                        source.adopt(outlet)
                     previous.outlets = []
             for old in participant.sources.values():
                 old.close()
@@ -394,7 +560,7 @@ class Relay:
             participant.publish_pc = pc
             if old_pc is not None:
                 await old_pc.close()
-            answer = opus_resilient(pc.localDescription.sdp)
+            answer = accept_layers(opus_resilient(pc.localDescription.sdp), layered)
         for other in list(room.participants.values()):
             if other.participant_id != participant_id and other.subscribe_pc is not None:
                 await self._renegotiate(room, other)
@@ -454,7 +620,6 @@ class Relay:
             outlet.track_id = track_id
             outlet.transceiver.direction = "sendonly"
             outlet.transceiver.setCodecPreferences(_matching(source.kind, source.codec))
-            outlet.sender.keyframe_callback = source.request_keyframe
         if not participant.outlets:
             return
         participant.offer_pending = True
@@ -490,8 +655,8 @@ class Relay:
                 continue
             outlet.sender.bind(outlet.transceiver._codecs[0].payloadType)
             if outlet not in source.outlets:
-                source.outlets.append(outlet)
-            source.request_keyframe()
+                source.adopt(outlet)
+            source.keyframe_for(outlet)
         if participant.renegotiate:
             await self._renegotiate(room, participant)
 
@@ -585,7 +750,7 @@ class Relay:
             source.gap_wait = wait
             if source.media_ssrc is None:
                 continue
-            ssrcs.append(source.media_ssrc)
+            ssrcs.extend(source.ssrcs)
             if source.kind != "video":
                 audio += 1
                 continue
@@ -596,12 +761,16 @@ class Relay:
                 for o in source.outlets
             ]
             await self._gate_video(room, source, subscribers, now)
-            subscribers = [s for o, s in zip(source.outlets, subscribers, strict=True) if not o.paused]
-            source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps, subscribers)
+            flowing = [(o, s) for o, s in zip(source.outlets, subscribers, strict=True) if not o.paused]
+            if source.layered:
+                self._choose_layers(source, flowing, now)
+                await self._ask_layers(room, participant, source, now)
+            source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps,
+                                                      [s for _, s in flowing], layered=source.layered)
             if source.target_bps is None:
                 continue
             targets.append(source.target_bps)
-            for outlet, subscriber in zip([o for o in source.outlets if not o.paused], subscribers, strict=True):
+            for outlet, subscriber in flowing:
                 outlet.sender.retransmit_bps = feedback.retransmit_budget(
                     min(subscriber.remb_bps or source.target_bps, source.target_bps))
         if receiver is not None and targets:
@@ -610,6 +779,39 @@ class Relay:
             if remb is not None:
                 participant.remb_bps, participant.remb_at = remb, now
                 await send_remb(receiver, remb, ssrcs)
+
+    def _choose_layers(self, source: Source, flowing: list[tuple[Outlet, feedback.Subscriber]], now: float) -> None:
+        """Each subscriber's layer for its link (simulcast); a change waits for that layer's keyframe."""
+        for stream in source.streams:
+            stream.measure(now)
+        rates = feedback.layer_rates([s.rate_bps for s in source.streams])
+        for outlet, subscriber in flowing:
+            current = outlet.want if outlet.want is not None else source.initial_layer()
+            since = now - outlet.want_at
+            probing = outlet.layer is not None and current > outlet.layer or (
+                since < feedback.PROBE_GRACE_S and outlet.probed)
+            chosen = feedback.choose_layer(current, rates, subscriber.remb_bps, subscriber.fraction_lost,
+                                           since, outlet.probe_wait, probing)
+            if chosen == current:
+                continue
+            outlet.probe_wait = feedback.next_probe_wait(outlet.probe_wait, chosen < current, since)
+            outlet.probed = chosen > current and (subscriber.remb_bps is None or rates[chosen] > subscriber.remb_bps
+                                                  * feedback.LAYER_UP_HEADROOM)
+            outlet.want, outlet.want_at = chosen, now
+            source.request_keyframe(chosen)
+
+    async def _ask_layers(self, room: RelayRoom, participant: Participant, source: Source, now: float) -> None:
+        """Dynacast: the publisher sends only the layers someone gets (and the lowest). A layer is
+        turned on at once, off only after it has gone unused for a few seconds."""
+        wanted = {i for o in source.outlets if not o.paused for i in (o.layer, o.want) if i is not None}
+        active = tuple(source.rids[i] for i in feedback.active_layers(wanted, len(source.streams)))
+        if active == source.active_rids:
+            source.active_at = now
+            return
+        if set(active) < set(source.active_rids) and now - source.active_at < feedback.LAYER_OFF_AFTER_S:
+            return
+        source.active_rids, source.active_at = active, now
+        await self.sink.publish_layers(room.room_id, participant.participant_id, source.source, list(active))
 
     async def _gate_video(self, room: RelayRoom, source: Source, subscribers: list[feedback.Subscriber],
                           now: float) -> None:

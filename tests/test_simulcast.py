@@ -1,0 +1,139 @@
+"""Simulcast through the relay, with real aiortc peers: a publisher sends its camera in three
+layers (each its own SSRC and RID, as browsers do), each subscriber gets the layer its link
+carries, switched at keyframes with no gap in the numbering it sees, and layers nobody needs
+are paused at the publisher (dynacast)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.keys import CALLS
+from signaling.relay import feedback
+from tests.conftest import Platform, cloned_database
+from tests.helpers import district_item, take, window_of
+from tests.rtc_client import LAYERS, CallClient, SimulcastCamera
+
+
+@pytest.fixture
+async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+    async with cloned_database("sqlite", templates, tmp_path) as url:
+        yield url
+
+
+async def until(condition: Any, timeout: float, what: str) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what} not within {timeout} s") from None
+
+
+def gaps(sequences: list[int]) -> list[tuple[int, int]]:
+    return [(a, b) for a, b in zip(sequences, sequences[1:], strict=False) if (b - a) & 0xFFFF != 1]
+
+
+@pytest.fixture
+async def layered(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient, SimulcastCamera, str, Any]]:
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "分层群众")
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    worker = await CallClient(platform.base, worker_api.token).connect()
+    clerk = await CallClient(platform.base, clerk_api.token).connect()
+    camera = SimulcastCamera()
+    try:
+        await worker.join(ticket["id"])
+        await clerk.join(ticket["id"])
+        reply = await worker.publish_simulcast(camera)
+        assert "a=simulcast:recv q;h;f" in reply["sdp"], "the relay accepts the three layers"
+        assert "a=rid:q recv" in reply["sdp"] and "sdes:rtp-stream-id" in reply["sdp"]
+        track = f"u{worker_api.user['id']}:camera"
+        await clerk.wait_frames(track, 5, timeout=30)
+        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        yield worker, clerk, camera, track, source
+    finally:
+        camera.stop()
+        await worker.close()
+        await clerk.close()
+
+
+async def test_a_thin_link_gets_the_low_layer_without_gaps_and_climbs_when_it_lifts(layered, monkeypatch) -> None:
+    worker, clerk, camera, track, source = layered
+    monkeypatch.setattr(feedback, "PROBE_WAIT_S", 3.0)
+    assert [s.rid for s in source.streams] == ["q", "h", "f"]
+    offered = next(t for t in clerk.track_by_mid.values() if t.get("track_id") == track)
+    assert offered["layers"] == ["q", "h", "f"], "the subscriber is told the track comes in layers"
+    (outlet,) = source.outlets
+    await until(lambda: outlet.layer == 2, 15, "an unknown link starts on the top layer")
+    await until(lambda: clerk.frame_sizes.get(track) == (320, 240), 15, "the top layer's pictures decoded")
+
+    clerk.quiet_estimator()
+    link = {"bps": 150_000}
+
+    async def report() -> None:
+        while True:
+            await clerk.send_remb(link["bps"])
+            await asyncio.sleep(0.3)
+
+    pacing = asyncio.create_task(report())
+    try:
+        await until(lambda: outlet.layer == 0, 15, "a 150 kbit/s link moved to the low layer")
+        await until(lambda: clerk.frame_sizes.get(track) == (80, 60), 10, "the low layer's pictures decoded")
+        seen = len(clerk.received_sequences[track])
+        await asyncio.sleep(2.0)
+        assert outlet.layer == 0, "it stays low while the link is thin"
+        low = clerk.received_sequences[track][seen:]
+        assert len(low) > 10 and not gaps(low), "one continuous stream on the low layer"
+        await until(lambda: camera.active == {"q"}, 15, "layers nobody needs paused at the publisher")
+        paused_at = dict(camera.sent)
+        await asyncio.sleep(1.0)
+        assert camera.sent["f"] == paused_at["f"] and camera.sent["q"] > paused_at["q"]
+
+        link["bps"] = 3_000_000
+        await until(lambda: outlet.layer == 2, 30, "the top layer again once the limit lifts")
+        await until(lambda: clerk.frame_sizes.get(track) == (320, 240), 10, "top layer decoded again")
+        assert camera.active == {"q", "h", "f"}
+        whole = clerk.received_sequences[track]
+        assert not gaps(whole), f"no gap in the numbering across every switch: {gaps(whole)[:5]}"
+        assert source.gaps_skipped == 0
+    finally:
+        pacing.cancel()
+
+
+def test_the_layer_follows_the_estimate_and_a_clean_link_tries_the_next_one() -> None:
+    rates = [100_000, 300_000, 900_000]
+    assert feedback.choose_layer(2, rates, 150_000, 0.0, 10, 8) == 0, "down at once to what fits"
+    assert feedback.choose_layer(0, rates, 400_000, 0.0, 1, 8) == 1, "up when the estimate has room"
+    assert feedback.choose_layer(1, rates, 400_000, 0.0, 1, 8) == 1, "not up into a layer that does not fit"
+    assert feedback.choose_layer(1, rates, 400_000, 0.0, 9, 8) == 2, "a clean link tries the next layer"
+    assert feedback.choose_layer(2, rates, 400_000, 0.0, 1, 8, probing=True) == 2, "the trial gets its time"
+    assert feedback.choose_layer(2, rates, 400_000, 0.2, 1, 8, probing=True) == 1, "heavy loss ends it"
+    assert feedback.choose_layer(1, rates, None, 0.0, 0, 8) == 2, "unknown link: the best layer"
+    assert feedback.next_probe_wait(8, True, 2) == 16, "a failed trial waits twice as long"
+    assert feedback.next_probe_wait(64, True, 2) == feedback.PROBE_WAIT_MAX_S
+    assert feedback.active_layers({2}, 3) == [0, 2], "the lowest always flows"
+    assert feedback.layer_rates([None, 250_000]) == [500_000, 250_000]
+
+
+def test_simulcast_sections_are_read_from_the_offer() -> None:
+    from signaling.relay.sdp import accept_layers, simulcast_offers
+
+    offer = ("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\n"
+             "a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n"
+             "a=extmap:5 urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id\r\n"
+             "a=rid:lo send\r\na=rid:hi send\r\na=simulcast:send lo;~hi\r\n"
+             "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\n")
+    found = simulcast_offers(offer)
+    assert list(found) == ["0"] and found["0"].rids == ("lo", "hi")
+    assert found["0"].extensions["urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"] == 4
+    answer = accept_layers("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\nm=video 9 x\r\na=mid:1\r\n", found)
+    assert "a=mid:0\r\na=rid:lo recv\r\na=rid:hi recv\r\na=simulcast:recv lo;hi\r\n" in answer
+    assert answer.count("simulcast") == 1
+    assert LAYERS[0][0] == "q"
