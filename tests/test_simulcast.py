@@ -66,7 +66,6 @@ async def layered(platform: Platform) -> AsyncIterator[tuple[CallClient, CallCli
 
 async def test_a_thin_link_gets_the_low_layer_without_gaps_and_climbs_when_it_lifts(layered, monkeypatch) -> None:
     worker, clerk, camera, track, source = layered
-    monkeypatch.setattr(feedback, "PROBE_WAIT_S", 3.0)
     assert [s.rid for s in source.streams] == ["q", "h", "f"]
     offered = next(t for t in clerk.track_by_mid.values() if t.get("track_id") == track)
     assert offered["layers"] == ["q", "h", "f"], "the subscriber is told the track comes in layers"
@@ -109,17 +108,30 @@ async def test_a_thin_link_gets_the_low_layer_without_gaps_and_climbs_when_it_li
 
 def test_the_layer_follows_the_estimate_and_a_clean_link_tries_the_next_one() -> None:
     rates = [100_000, 300_000, 900_000]
-    assert feedback.choose_layer(2, rates, 150_000, 0.0, 10, 8) == 0, "down at once to what fits"
-    assert feedback.choose_layer(0, rates, 400_000, 0.0, 1, 8) == 1, "up when the estimate has room"
-    assert feedback.choose_layer(1, rates, 400_000, 0.0, 1, 8) == 1, "not up into a layer that does not fit"
-    assert feedback.choose_layer(1, rates, 400_000, 0.0, 9, 8) == 2, "a clean link tries the next layer"
-    assert feedback.choose_layer(2, rates, 400_000, 0.0, 1, 8, probing=True) == 2, "the trial gets its time"
-    assert feedback.choose_layer(2, rates, 400_000, 0.2, 1, 8, probing=True) == 1, "heavy loss ends it"
-    assert feedback.choose_layer(1, rates, None, 0.0, 0, 8) == 2, "unknown link: the best layer"
+    choose, Choice = feedback.choose_layer, feedback.LayerChoice
+    assert choose(2, rates, 130_000, 160_000, 0.0, 10, 8, False) == Choice(0, False), "falling: down to what fits"
+    assert choose(2, rates, 300_000, 290_000, 0.0, 10, 8, False) == Choice(2, False), "an estimate that lags is no reason"
+    assert choose(2, rates, 700_000, 800_000, 0.0, 10, 8, False) == Choice(1, False), "a falling one under the rate is"
+    assert choose(2, rates, 300_000, 300_000, 0.0, 10, 8, False) == Choice(1, False), "far under and not growing"
+    assert choose(1, rates, 300_000, 300_000, 0.15, 10, 8, False) == Choice(0, False), "so is heavy loss"
+    assert choose(0, rates, 400_000, 400_000, 0.0, 1, 8, False) == Choice(1, False), "up when the estimate has room"
+    assert choose(1, rates, 330_000, 330_000, 0.0, 1, 8, False) == Choice(1, False), "no room for the next: stay"
+    assert choose(1, rates, 330_000, 330_000, 0.0, 9, 8, False) == Choice(2, True), "a clean link tries the next"
+    assert choose(2, rates, 330_000, 320_000, 0.0, 3, 8, True) == Choice(2, True), "the trial goes on while all is well"
+    assert choose(2, rates, 340_000, 330_000, 0.0, 7, 8, True) == Choice(2, False), "and is kept after a while"
+    assert choose(2, rates, 290_000, 330_000, 0.0, 3, 8, True) == Choice(1, False), "a falling estimate ends it"
+    assert choose(2, rates, 400_000, 400_000, 0.2, 3, 8, True) == Choice(1, False), "so does heavy loss"
+    assert choose(1, rates, None, None, 0.0, 0, 8, False) == Choice(2, False), "unknown link: the best layer"
     assert feedback.next_probe_wait(8, True, 2) == 16, "a failed trial waits twice as long"
     assert feedback.next_probe_wait(64, True, 2) == feedback.PROBE_WAIT_MAX_S
+    assert feedback.next_probe_wait(32, False, 100) == feedback.PROBE_WAIT_S, "a layer held long: start again"
     assert feedback.active_layers({2}, 3) == [0, 2], "the lowest always flows"
     assert feedback.layer_rates([None, 250_000]) == [500_000, 250_000]
+    nominal = list(feedback.LAYER_NOMINAL_BPS)
+    assert feedback.layered_target(0, nominal, None, 100_000) == 165_000, "room for the layers someone gets"
+    assert feedback.layered_target(2, nominal, None, 100_000) == feedback.SIMULCAST_MAX_BPS
+    assert feedback.layered_target(2, nominal, 400_000, 600_000) == 400_000, "a congested uplink bounds it"
+    assert feedback.layered_target(2, nominal, 400_000, 300_000) == feedback.SIMULCAST_MAX_BPS
 
 
 def test_simulcast_sections_are_read_from_the_offer() -> None:

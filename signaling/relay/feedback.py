@@ -42,8 +42,13 @@ RESUME_GRACE_S = 4.0
 RESUME_TRY_MAX_S = 60.0
 PROBE_WAIT_S = 8.0
 PROBE_WAIT_MAX_S = 64.0
-PROBE_FAILED_S = 6.0
-PROBE_GRACE_S = 4.0
+SWITCH_WAIT_S = 5.0  # a layer asked for that has not started by then is given up
+PROBE_CONFIRM_S = 6.0
+REMB_FALL = 0.9  # an estimate 10 % under the last one: the link is congested
+REMB_RISE = 1.02
+LAYER_TOO_BIG = 0.5  # an estimate under half a layer's rate and not growing: it does not fit
+UPLINK_CONGESTED = 0.8  # the uplink's estimate this far under what arrives: congestion
+LAYER_FITS = 0.85  # a layer fits an estimate this much over 85 % of its rate
 LAYER_OFF_AFTER_S = 5.0
 LAYER_UP_HEADROOM = 0.8
 LAYER_NOMINAL_BPS = (150_000, 500_000, 1_500_000)
@@ -60,25 +65,16 @@ class Subscriber:
     fraction_lost: float
 
 
-def cap_for(source: str, layered: bool = False) -> int:
-    if layered:
-        return SIMULCAST_MAX_BPS
+def cap_for(source: str) -> int:
     return SCREEN_MAX_BPS if source == "screen" else CAMERA_MAX_BPS
 
 
 def video_target(source: str, previous: int | None, uplink_bps: int | None,
-                 subscribers: list[Subscriber], layered: bool = False) -> int | None:
+                 subscribers: list[Subscriber]) -> int | None:
     """The most this video source should send now (bit/s); None while nothing is known yet
     (no estimate of the uplink, no subscriber's, no loss): the publisher's own start is better.
-
-    One stream: the weakest subscriber's link wins. In layers (simulcast) each subscriber takes
-    the layer its link carries, so only the strongest subscriber (and the uplink) limits what
-    the publisher sends; browsers drop their upper layers first when told to send less."""
-    if layered and subscribers:
-        unknown = [s for s in subscribers if s.remb_bps is None]
-        subscribers = [min(unknown, key=lambda s: s.fraction_lost)] if unknown else [
-            max(subscribers, key=lambda s: s.remb_bps or 0)]
-    cap = cap_for(source, layered)
+    The weakest subscriber's link wins (a source in layers: `layered_target`)."""
+    cap = cap_for(source)
     estimates = [s.remb_bps for s in subscribers if s.remb_bps] + ([uplink_bps] if uplink_bps else [])
     worst_loss = max((s.fraction_lost for s in subscribers), default=0.0)
     if previous is None and not estimates and worst_loss <= HEAVY_LOSS:
@@ -96,16 +92,18 @@ def publisher_total(video_targets: list[int], audio_sources: int) -> int:
     return sum(video_targets) + audio_sources * AUDIO_BPS
 
 
-def remb_to_send(last: int | None, last_at: float, total: int, now: float) -> int | None:
+def remb_to_send(last: int | None, last_at: float, total: int, now: float, stepped: bool = True) -> int | None:
     """The REMB to send now, or None: a fall of over 10 % at once, a rise in steps of at most
     15 %, the same value again every few seconds. Encoders restart on big jumps (aiortc's at
-    every change over 10 %): a target that wanders a little each second must not reach them."""
+    every change over 10 %): a target that wanders a little each second must not reach them.
+    A publisher of layers (a browser) gets a rise at once (``stepped`` False): it is only a
+    ceiling, and its upper layers start only under a ceiling that has room for them."""
     if last is None:
         return total
     if total < last * 0.9:
         return total
     if total > last * 1.1:
-        return min(total, int(last * 1.15))
+        return min(total, int(last * 1.15)) if stepped else total
     if now - last_at >= REMB_REFRESH_S:
         return last
     return None
@@ -139,43 +137,64 @@ def layer_rates(measured: list[int | None]) -> list[int]:
     return [m if m else n for m, n in zip(measured, nominal, strict=True)]
 
 
-def choose_layer(current: int, rates: list[int], remb_bps: int | None, fraction_lost: float,
-                 since_change: float, probe_wait: float, probing: bool = False) -> int:
+@dataclass(frozen=True)
+class LayerChoice:
+    layer: int
+    trial: bool  # trying this layer: the subscriber's estimate has not shown room for it yet
+
+
+def choose_layer(current: int, rates: list[int], remb_bps: int | None, last_remb_bps: int | None,
+                 fraction_lost: float, since_change: float, probe_wait: float, trial: bool) -> LayerChoice:
     """The layer a subscriber should get now (index into ``rates``, lowest first).
 
-    Down at once when its layer no longer fits the subscriber's estimate or loss is heavy; up
-    when the estimate clearly carries the next layer. A receiver's estimate hardly grows past
-    what it receives, so a clean link (little loss for ``probe_wait`` seconds) also tries the
-    next layer up (``probing`` for ``PROBE_GRACE_S`` after: only heavy loss brings it down, the
-    estimate needs that time to grow); if that fails it comes back down and waits twice as long
-    before trying again.
+    A receiver's estimate (REMB) follows what it receives — it hardly grows past it — so it
+    cannot say that a higher layer would fit (Chrome's grows some 8 % a second after a switch
+    up); it does say when the link is congested, by falling, or by staying far under the layer
+    without growing. So: down on congestion (heavy loss, a falling estimate under the layer's
+    rate, or one under half of it and not rising) to the layer the estimate carries; up at once when the estimate has room for the next
+    layer; and after ``probe_wait`` seconds of a clean link, a *trial* of the next layer up,
+    kept when ``PROBE_CONFIRM_S`` pass without congestion, ended by the first sign of it (and a
+    failed trial doubles the wait, `next_probe_wait`).
     """
     top = len(rates) - 1
-    if fraction_lost > HEAVY_LOSS and current > 0:
-        return current - 1
-    if probing:
-        return current
-    if remb_bps is not None:
-        fits = [i for i, rate in enumerate(rates) if rate <= remb_bps]
-        best = fits[-1] if fits else 0
-        if best < current:
-            return best
-        roomy = [i for i, rate in enumerate(rates) if rate <= remb_bps * LAYER_UP_HEADROOM]
-        if roomy and roomy[-1] > current:
-            return current + 1
-    elif current < top and fraction_lost < LIGHT_LOSS:
-        return top
+    rate = rates[current]
+    falling = remb_bps is not None and last_remb_bps is not None and remb_bps < last_remb_bps * REMB_FALL
+    rising = remb_bps is not None and last_remb_bps is not None and remb_bps > last_remb_bps * REMB_RISE
+    congested = fraction_lost > HEAVY_LOSS or (remb_bps is not None and remb_bps < rate and (
+        falling or (remb_bps < rate * LAYER_TOO_BIG and not rising)))
+    if congested and current > 0:
+        if trial or remb_bps is None:
+            return LayerChoice(current - 1, False)
+        fits = [i for i, r in enumerate(rates) if r * LAYER_FITS <= remb_bps]
+        return LayerChoice(min(current - 1, fits[-1] if fits else 0), False)
+    if trial:
+        return LayerChoice(current, since_change < PROBE_CONFIRM_S)
+    if remb_bps is None:
+        return LayerChoice(top if fraction_lost < LIGHT_LOSS else current, False)
+    if current < top and rates[current + 1] <= remb_bps * LAYER_UP_HEADROOM:
+        return LayerChoice(current + 1, False)
     if current < top and fraction_lost < LIGHT_LOSS and since_change >= probe_wait:
-        return current + 1
-    return current
+        return LayerChoice(current + 1, True)
+    return LayerChoice(current, False)
 
 
-def next_probe_wait(probe_wait: float, went_down: bool, since_change: float) -> float:
-    """After a switch: a fall soon after trying a layer up doubles the wait before the next try;
-    a layer held a good while brings the wait back to its start."""
-    if went_down and since_change < PROBE_FAILED_S:
+def layered_target(wanted_top: int, rates_nominal: list[int], uplink_bps: int | None, incoming_bps: int) -> int:
+    """What a publisher of layers should send: room for every layer up to the highest any
+    subscriber gets or is moving to — not what its subscribers' estimates say (each takes the
+    layer it can), and under its uplink only when that shows congestion (estimate under what
+    arrives). Browsers turn their upper layers off when this is less than they need."""
+    target = min(SIMULCAST_MAX_BPS, int(sum(rates_nominal[: wanted_top + 1]) * 1.1))
+    if uplink_bps is not None and uplink_bps < incoming_bps * UPLINK_CONGESTED:
+        target = min(target, uplink_bps)
+    return max(MIN_VIDEO_BPS, target)
+
+
+def next_probe_wait(probe_wait: float, trial_failed: bool, held_s: float) -> float:
+    """After a change of layer: a failed trial doubles the wait before the next one; a layer
+    held a good while brings the wait back to its start."""
+    if trial_failed:
         return min(PROBE_WAIT_MAX_S, probe_wait * 2)
-    if since_change > PROBE_WAIT_MAX_S:
+    if held_s > PROBE_WAIT_MAX_S:
         return PROBE_WAIT_S
     return probe_wait
 

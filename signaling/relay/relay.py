@@ -53,6 +53,7 @@ KEYFRAME_INTERVAL_S = 0.5
 GAP_WAIT_S = 0.08
 MAX_HELD = 256
 LAYER_IDLE_S = 1.5  # a layer with no packet for this long is not being sent
+STILL_SENDING_S = 0.5  # a layer measured over an interval must still be arriving at its end
 H264_PROFILES = ("42001f", "42e01f")
 
 
@@ -221,7 +222,7 @@ class Stream:
     def measure(self, now: float) -> None:
         """This stream's rate, smoothed over the feedback intervals it was sent throughout (a layer
         turned off or on within an interval keeps its last rate: a part of one says nothing)."""
-        if self.rate_at and self.live(now) and self.live_since <= self.rate_at:
+        if self.rate_at and now - self.last_packet_at < STILL_SENDING_S and self.live_since <= self.rate_at:
             rate = int((self.octets - self._octets_mark) * 8 / max(now - self.rate_at, 1e-3))
             self.rate_bps = rate if self.rate_bps is None else (self.rate_bps + rate) // 2
         self.rate_at, self._octets_mark = now, self.octets
@@ -355,6 +356,7 @@ class Source:
                             keyframe = self.is_keyframe(packet.payload)
                         if not keyframe:
                             continue
+                    outlet.want_at = time.monotonic()  # its time on the layer starts now
                 outlet.layer = index
             outlet.sender.forward(packet, stream.key, ntp)
 
@@ -416,7 +418,8 @@ class Outlet:
     want: int | None = None  # the layer chosen for its link; switched to at that layer's keyframe
     want_at: float = 0.0  # when ``want`` last changed
     probe_wait: float = feedback.PROBE_WAIT_S  # how long a clean link waits before trying a layer up
-    probed: bool = False  # ``want`` went up on trial (its link's estimate did not yet show room for it)
+    trial: bool = False  # ``want`` is a trial of a layer up (see feedback.choose_layer)
+    last_remb: int | None = None  # the subscriber's estimate at the last choice
 
 
 @dataclass
@@ -765,8 +768,14 @@ class Relay:
             if source.layered:
                 self._choose_layers(source, flowing, now)
                 await self._ask_layers(room, participant, source, now)
-            source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps,
-                                                      [s for _, s in flowing], layered=source.layered)
+            if source.layered:
+                top = max((i for o, _ in flowing for i in (o.layer, o.want) if i is not None), default=0)
+                source.target_bps = feedback.layered_target(
+                    top, feedback.layer_rates([None] * len(source.streams)), source.uplink_bps,
+                    sum(s.rate_bps or 0 for s in source.streams))
+            else:
+                source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps,
+                                                          [s for _, s in flowing])
             if source.target_bps is None:
                 continue
             targets.append(source.target_bps)
@@ -775,7 +784,8 @@ class Relay:
                     min(subscriber.remb_bps or source.target_bps, source.target_bps))
         if receiver is not None and targets:
             remb = feedback.remb_to_send(participant.remb_bps, participant.remb_at,
-                                         feedback.publisher_total(targets, audio), now)
+                                         feedback.publisher_total(targets, audio), now,
+                                         stepped=not any(s.layered for s in participant.sources.values()))
             if remb is not None:
                 participant.remb_bps, participant.remb_at = remb, now
                 await send_remb(receiver, remb, ssrcs)
@@ -788,17 +798,21 @@ class Relay:
         for outlet, subscriber in flowing:
             current = outlet.want if outlet.want is not None else source.initial_layer()
             since = now - outlet.want_at
-            probing = outlet.layer is not None and current > outlet.layer or (
-                since < feedback.PROBE_GRACE_S and outlet.probed)
-            chosen = feedback.choose_layer(current, rates, subscriber.remb_bps, subscriber.fraction_lost,
-                                           since, outlet.probe_wait, probing)
-            if chosen == current:
+            if outlet.layer is not None and outlet.layer != current:  # its keyframe (or the layer) not here yet
+                if since < feedback.SWITCH_WAIT_S:
+                    continue
+                outlet.want, outlet.want_at, outlet.trial = outlet.layer, now, False
+                outlet.probe_wait = feedback.next_probe_wait(outlet.probe_wait, True, since)
                 continue
-            outlet.probe_wait = feedback.next_probe_wait(outlet.probe_wait, chosen < current, since)
-            outlet.probed = chosen > current and (subscriber.remb_bps is None or rates[chosen] > subscriber.remb_bps
-                                                  * feedback.LAYER_UP_HEADROOM)
-            outlet.want, outlet.want_at = chosen, now
-            source.request_keyframe(chosen)
+            choice = feedback.choose_layer(current, rates, subscriber.remb_bps, outlet.last_remb,
+                                           subscriber.fraction_lost, since, outlet.probe_wait, outlet.trial)
+            outlet.last_remb = subscriber.remb_bps
+            if choice.layer != current:
+                outlet.probe_wait = feedback.next_probe_wait(
+                    outlet.probe_wait, outlet.trial and choice.layer < current, since)
+                outlet.want, outlet.want_at = choice.layer, now
+                source.request_keyframe(choice.layer)
+            outlet.trial = choice.trial
 
     async def _ask_layers(self, room: RelayRoom, participant: Participant, source: Source, now: float) -> None:
         """Dynacast: the publisher sends only the layers someone gets (and the lowest). A layer is

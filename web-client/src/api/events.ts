@@ -33,6 +33,8 @@ export interface Track {
   user_id?: number;
   role?: Role;
   display_name?: string;
+  /** The track comes in simulcast layers (lowest first); the relay picks one for you. */
+  layers?: string[];
 }
 
 export interface OfferedTrack extends Track {
@@ -146,6 +148,7 @@ export interface ServerToClientEvents {
   participant_joined: (participant: Participant) => void;
   participant_left: (participant: Participant) => void;
   track_muted: (track: Track & { ticket_id: number }) => void;
+  publish_layers: (layers: { ticket_id: number; source: Source; active: string[] }) => void;
   video_paused: (state: { ticket_id: number; track_id: string; paused: boolean; reason: "network" }) => void;
   chat_message: (message: Message) => void;
   peer_state: (state: { ticket_id: number; pc: "publish" | "subscribe"; state: "connecting" | "connected" | "failed" | "closed" }) => void;

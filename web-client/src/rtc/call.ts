@@ -52,9 +52,29 @@ function preferVp8(transceiver: RTCRtpTransceiver): void {
   transceiver.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
 }
 
+/**
+ * The camera goes out in three layers (simulcast, docs/protocol.md "Layers"): the relay gives
+ * each viewer the one its link carries and asks us (publish_layers) to pause those nobody gets.
+ * Lowest first, as the relay reads them; the rates match the relay's nominal ones.
+ */
+const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", scaleResolutionDownBy: 1, maxBitrate: MAX_VIDEO_BITRATE },
+];
+
+function addCamera(pc: RTCPeerConnection, track: MediaStreamTrack): RTCRtpTransceiver {
+  try {
+    return pc.addTransceiver(track, { direction: "sendonly", sendEncodings: CAMERA_LAYERS.map((e) => ({ ...e })) });
+  } catch {
+    return pc.addTransceiver(track, { direction: "sendonly" }); // a browser without simulcast: one stream
+  }
+}
+
 async function capBitrate(sender: RTCRtpSender): Promise<void> {
   const params = sender.getParameters();
   if (!params.encodings?.length) params.encodings = [{}];
+  if (params.encodings.length > 1) return; // layers carry their own caps
   for (const encoding of params.encodings) encoding.maxBitrate = MAX_VIDEO_BITRATE;
   try {
     await sender.setParameters(params);
@@ -164,6 +184,9 @@ export class CallSession {
         }
         this.refreshRemote();
       }),
+      this.live.on("publish_layers", (l) => {
+        if (mine(l) && l.source === "camera") void this.setLayers(l.active);
+      }),
       this.live.on("call_replaced", (c) => {
         if (mine(c)) this.end("replaced");
       }),
@@ -247,7 +270,8 @@ export class CallSession {
     this.pub = pc;
     const entries: [RTCRtpTransceiver, Source][] = [];
     for (const track of local.getTracks()) {
-      entries.push([pc.addTransceiver(track, { direction: "sendonly" }), track.kind === "video" ? "camera" : "microphone"]);
+      if (track.kind === "video") entries.push([addCamera(pc, track), "camera"]);
+      else entries.push([pc.addTransceiver(track, { direction: "sendonly" }), "microphone"]);
     }
     if (this.sideMic) entries.push([pc.addTransceiver(this.sideMic, { direction: "sendonly" }), "side_microphone"]);
     const screenTrack = this.state.screen?.getVideoTracks()[0];
@@ -268,6 +292,28 @@ export class CallSession {
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
     for (const [t] of entries) if (t.sender.track?.kind === "video") await capBitrate(t.sender);
     await this.sendMutes(true);
+  }
+
+  /** Dynacast: send only the camera layers the relay says someone gets. */
+  private async setLayers(active: string[]): Promise<void> {
+    const sender = this.cameraSender;
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    for (const encoding of params.encodings) {
+      const on = !encoding.rid || active.includes(encoding.rid);
+      if (encoding.active !== on) {
+        encoding.active = on;
+        changed = true;
+      }
+    }
+    if (!changed) return;
+    try {
+      await sender.setParameters(params);
+    } catch {
+      // a renegotiation in flight: the relay asks again when it next changes its mind
+    }
   }
 
   private async onOffer(offer: SubscribeOffer, seq: number): Promise<void> {
