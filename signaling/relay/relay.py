@@ -350,8 +350,10 @@ class Source:
             if outlet.layer != index:
                 if self.layered:
                     if outlet.want != index:
-                        continue
-                    if outlet.layer is not None:  # a switch: only where the new layer's keyframe starts
+                        if outlet.layer is not None or self.stream(outlet.want).live(time.monotonic()):
+                            continue
+                        outlet.want = index  # not started, and the layer chosen is not being sent: start here
+                    elif outlet.layer is not None:  # a switch: only where the new layer's keyframe starts
                         if keyframe is None:
                             keyframe = self.is_keyframe(packet.payload)
                         if not keyframe:

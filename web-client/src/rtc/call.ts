@@ -71,6 +71,18 @@ function addCamera(pc: RTCPeerConnection, track: MediaStreamTrack): RTCRtpTransc
   }
 }
 
+/** A shared screen is text: on a thin link it keeps its resolution and loses frame rate instead. */
+async function keepResolution(sender: RTCRtpSender): Promise<void> {
+  if (sender.track) sender.track.contentHint = "detail";
+  const params = sender.getParameters() as RTCRtpSendParameters & { degradationPreference?: string };
+  params.degradationPreference = "maintain-resolution";
+  try {
+    await sender.setParameters(params);
+  } catch {
+    // older browsers: the content hint alone asks for the same
+  }
+}
+
 async function capBitrate(sender: RTCRtpSender): Promise<void> {
   const params = sender.getParameters();
   if (!params.encodings?.length) params.encodings = [{}];
@@ -290,7 +302,11 @@ export class CallSession {
     });
     if (pc !== this.pub) return;
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-    for (const [t] of entries) if (t.sender.track?.kind === "video") await capBitrate(t.sender);
+    for (const [t, source] of entries) {
+      if (t.sender.track?.kind !== "video") continue;
+      await capBitrate(t.sender);
+      if (source === "screen") await keepResolution(t.sender);
+    }
     await this.sendMutes(true);
   }
 
