@@ -72,11 +72,12 @@ async def test_a_subscriber_on_a_thin_link_shows_on_the_wall_as_a_poor_call(plat
 
         await until(poor_on_the_wall, 15, "the call listed as poor")
         report = quality.room_links(service.relay, f"t{ticket['id']}")[f"u{clerk_api.user['id']}"]
-        assert report.grade == "poor" and report.downlink_bps == 60_000
+        # poor for its 60 kbit/s, and (once the relay pauses its video for it, audio first) for that
+        assert report.grade == "poor" and (report.downlink_bps == 60_000 or report.video_paused == 1), report
         wall = (await supervisor.get("/api/dashboard/links")).body
         call = next(c for c in wall["poor_now"] if c["ticket_id"] == ticket["id"])
         clerk_link = next(p for p in call["participants"] if p["role"] == "clerk")
-        assert clerk_link["grade"] == "poor" and clerk_link["bitrate_kbps"] == 60
+        assert clerk_link["grade"] == "poor" and clerk_link["bitrate_kbps"] in (60, None), clerk_link
         point = next(p for p in wall["extension_points"] if p["extension_point_id"] == ticket["extension_point_id"])
         assert point["poor_calls_today"] >= 1
         assert "弱网群众" not in json.dumps(wall, ensure_ascii=False)

@@ -31,7 +31,7 @@ from signaling.relay.relay import RelayError, _capabilities, _Placeholder
 log = logging.getLogger("yunbang.relay.probe")
 MAX_S = 20.0
 MAX_PROBES = 4
-START_S = 2.0  # the first seconds: the browser is told it may send up to the camera's cap
+START_S = 2.0  # the first seconds of media: the browser is told, often, it may send up to the camera's cap
 KEYFRAME_INTERVAL_S = 0.5
 
 
@@ -47,11 +47,14 @@ class Probe:
     packets: int = 0
     octets: int = 0
     media_ssrc: int | None = None
+    first_packet_at: float | None = None
     uplink_bps: int | None = None
     task: asyncio.Task[None] | None = None
     _keyframe_at: float = 0.0
 
     def on_packet(self, packet: RtpPacket) -> None:
+        if self.media_ssrc is None:
+            self.first_packet_at = time.monotonic()
         self.media_ssrc = packet.ssrc
         self.packets += 1
         self.octets += len(packet.payload)
@@ -134,10 +137,10 @@ class Probes:
         """Tell the browser what to send once a second; close the probe when its time is up."""
         try:
             while time.monotonic() - probe.started < self.max_s:
-                await asyncio.sleep(1.0)
+                starting = probe.first_packet_at is None or time.monotonic() - probe.first_packet_at < START_S
+                await asyncio.sleep(0.25 if starting else 1.0)  # browsers trust a REMB in their first seconds
                 if probe.media_ssrc is None:
                     continue
-                starting = time.monotonic() - probe.started < START_S + 1.0
                 bitrate = CAMERA_MAX_BPS if starting or probe.uplink_bps is None else min(CAMERA_MAX_BPS, probe.uplink_bps)
                 await send_remb(probe.transceiver.receiver, bitrate, [probe.media_ssrc])
         except asyncio.CancelledError:

@@ -13,7 +13,8 @@ good      below those
 ========  ==============  ===========  ===================
 
 For the relay, a participant's link is its downlink — the loss of its receiver reports, the
-round trip measured from them and the REMB it sends (what its link takes), over every track it
+round trip measured from them and the REMB it sends (what its link takes; only while it receives
+a moving picture, since a browser's estimate follows what arrives), over every track it
 receives; a video paused for its link (audio first) is poor — and its uplink, what aiortc's
 delay-based estimator says its camera's packets arrive at. Read-only: it changes nothing.
 """
@@ -66,12 +67,14 @@ class LinkReport:
     video_paused: int  # videos paused for its link
 
 
-def _report(participant: Participant, now: float) -> LinkReport:
+def _report(participant: Participant, muted: set[str], now: float) -> LinkReport:
     outlets = [o for o in participant.outlets if o.track_id is not None]
     losses = [o.sender.fraction_lost for o in outlets]
     rtts = [o.sender.rtt for o in outlets if o.sender.rtt is not None]
+    # A browser's REMB follows what arrives: with no moving picture to receive it says little.
+    watching = any(o.kind == "video" and not o.paused and o.track_id not in muted for o in outlets)
     rembs = [o.sender.remb_bps for o in outlets
-             if o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S]
+             if watching and o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S]
     paused = sum(1 for o in outlets if o.paused)
     uplinks = [s.uplink_bps for s in participant.sources.values()
                if s.kind == "video" and not s.muted and s.uplink_bps is not None]
@@ -90,5 +93,6 @@ def room_links(relay: Relay, room_id: str) -> dict[str, LinkReport]:
     if room is None:
         return {}
     now = time.monotonic()
-    return {pid: _report(p, now) for pid, p in room.participants.items()
+    muted = {s.track_id for p in room.participants.values() for s in p.sources.values() if s.muted}
+    return {pid: _report(p, muted, now) for pid, p in room.participants.items()
             if p.publish_pc is not None or p.subscribe_pc is not None}
