@@ -141,3 +141,27 @@ async def test_the_device_check_measures_the_video_path_to_the_relay(platform: P
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_the_device_check_says_what_to_do_when_udp_to_the_relay_is_blocked(platform: Platform) -> None:
+    """A browser that may not use UDP (as behind a firewall that drops it, with no TURN server
+    configured) gets no media path: the network line is red and names the fix."""
+    from playwright.async_api import async_playwright
+
+    from tests.web import ARGS, CHROMIUM
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                            args=[*ARGS, "--webrtc-ip-handling-policy=disable_non_proxied_udp"])
+        try:
+            _, page = await person(chromium, platform)
+            await log_in(page, "worker1")
+            await page.wait_for_url("**/app/worker/check")
+            network = page.locator("[data-testid=check-network]")
+            await expect(network).to_have_attribute("data-result", "bad", timeout=30000)
+            await expect(network).to_contain_text("网页能打开，但视频通道不通")
+            await expect(network).to_contain_text("请网络管理员放行到视频服务器的 UDP，或为本平台配置 TURN 中继服务器")
+            await screenshot(page, "worker-device-check-udp-blocked")
+        finally:
+            await chromium.close()
+    assert not platform.app[CALLS].probes.active, "the page ended its probe"
