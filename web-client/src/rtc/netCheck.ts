@@ -90,6 +90,7 @@ function selectedPair(stats: Stats[]): Stats | undefined {
   const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
   return (
     stats.find((s) => s.type === "candidate-pair" && transport && s.id === transport.selectedCandidatePairId) ??
+    stats.find((s) => s.type === "candidate-pair" && s.selected === true) ?? // Firefox
     stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded")
   );
 }

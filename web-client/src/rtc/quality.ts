@@ -120,6 +120,7 @@ export function pairRttMs(stats: Stats[]): number | null {
   const transport = stats.find((s) => s.type === "transport" && s.selectedCandidatePairId);
   const pair =
     stats.find((s) => s.type === "candidate-pair" && transport && s.id === transport.selectedCandidatePairId) ??
+    stats.find((s) => s.type === "candidate-pair" && s.selected === true) ?? // Firefox
     stats.find((s) => s.type === "candidate-pair" && s.nominated && s.state === "succeeded");
   const rtt = num(pair?.currentRoundTripTime);
   return rtt === null ? null : rtt * 1000;
