@@ -458,6 +458,28 @@ class ExpertOpinion(Base):
     at: Mapped[datetime]
 
 
+class CallLink(Base):
+    """通话链路 — how one participant's network carried one call: the worst grade seen, the
+    seconds spent poor or fair, and the last sample (signaling/relay/quality.py grades it)."""
+
+    __tablename__ = "call_links"
+    __table_args__ = (Index("ix_call_links_ticket_user", "ticket_id", "user_id", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    grade: Mapped[str] = mapped_column(String(8))  # the last sample's
+    worst_grade: Mapped[str] = mapped_column(String(8))
+    poor_s: Mapped[int] = mapped_column(Integer, default=0)
+    fair_s: Mapped[int] = mapped_column(Integer, default=0)
+    sampled_s: Mapped[int] = mapped_column(Integer, default=0)
+    loss_pct: Mapped[float | None]
+    rtt_ms: Mapped[int | None] = mapped_column(Integer)
+    bitrate_kbps: Mapped[int | None] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(index=True)
+    last_at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     """审计日志 — every state change and every privileged read: who, what, when, from where."""
 

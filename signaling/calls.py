@@ -15,18 +15,23 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from server.domain import calls, documents
+from server.domain import calls, documents, links
 from server.domain.context import Actor
 from server.domain.errors import Conflict, DomainError
 from server.events import Event
 from server.runtime import Domain
 from signaling.audience import call_room, consultation_room
+from signaling.relay import quality
+from signaling.relay.probe import Probes
 from signaling.relay.relay import Relay, RelayError
 
 log = logging.getLogger("yunbang.calls")
+LINK_SAMPLE_S = 5.0  # how often each participant's link is graded and recorded (domain/links.py)
 
 
 def room_id(ticket_id: int) -> str:
@@ -54,7 +59,10 @@ class CallService:
         self.sio = sio
         self.grace = grace_seconds
         self.relay = Relay(self)
+        self.probes = Probes(lambda: self.relay.ice_servers)
         self.present: dict[tuple[int, int], Presence] = {}
+        self.link_sample_s = LINK_SAMPLE_S
+        self._links: asyncio.Task[None] | None = None
 
     # --- RelaySink -------------------------------------------------------------------------
     async def subscribe_offer(self, room: str, participant: str, sdp: str, tracks: list[dict[str, Any]]) -> None:
@@ -125,6 +133,7 @@ class CallService:
         backstage = seat.role in calls.PRIVATE_ROLES
         tracks = self.relay.join(room_id(ticket_id), participant_id(actor.user_id), private=seat.private,
                                  backstage=backstage)
+        self._start_link_sampling()
         await self.sio.enter_room(sid, socket_room(ticket_id))
         if backstage:
             await self.sio.enter_room(sid, consultation_room(ticket_id))
@@ -219,6 +228,51 @@ class CallService:
         except Exception:
             log.exception("call negotiation step failed")
 
+    # --- the device check's network line (signaling/relay/probe.py) -----------------------
+    async def net_check(self, actor: Actor, sdp: str) -> dict[str, Any]:
+        """Answer a browser's probe offer: the relay echoes its video back for a few seconds."""
+        calls.may_check_network(actor)
+        answer = await self._relay_call(self.probes.start(participant_id(actor.user_id), sdp))
+        return {"type": "answer", "sdp": answer, "max_s": self.probes.max_s}
+
+    async def net_check_end(self, actor: Actor) -> dict[str, Any]:
+        figures = await self.probes.stop(participant_id(actor.user_id))
+        return {"ok": True, **(figures or {})}
+
+    # --- link quality (signaling/relay/quality.py grades, server/domain/links.py records) ---
+    def _start_link_sampling(self) -> None:
+        if self._links is None or self._links.done():
+            self._links = asyncio.create_task(self._sample_links_loop())
+
+    async def _sample_links_loop(self) -> None:
+        """Every few seconds while anyone is in a call; ends by itself when the last one leaves."""
+        last = time.monotonic()
+        while self.present:
+            await asyncio.sleep(self.link_sample_s)
+            now = time.monotonic()
+            try:
+                await self.sample_links(now - last)
+            except Exception:
+                log.exception("recording call links failed")
+            last = now
+
+    async def sample_links(self, seconds: float) -> None:
+        """Grade every participant's link and record it on its ticket."""
+        by_ticket: dict[int, list[links.LinkSample]] = defaultdict(list)
+        rooms: dict[int, dict[str, quality.LinkReport]] = {}
+        for (ticket_id, user_id), presence in list(self.present.items()):
+            if ticket_id not in rooms:
+                rooms[ticket_id] = quality.room_links(self.relay, room_id(ticket_id))
+            report = rooms[ticket_id].get(participant_id(user_id))
+            if report is None:
+                continue
+            rates = [r for r in (report.downlink_bps, report.uplink_bps) if r is not None]
+            by_ticket[ticket_id].append(links.LinkSample(user_id, presence.seat.role, report.grade, report.loss,
+                                                         report.rtt_s, min(rates) if rates else None))
+        for ticket_id, samples in by_ticket.items():
+            async with self.domain.unit() as uow:
+                await links.record(uow, ticket_id, samples, seconds)
+
     # --- lifecycle -------------------------------------------------------------------------
     async def socket_gone(self, sid: str) -> None:
         """Keep the places of a dropped socket for the grace period."""
@@ -291,6 +345,14 @@ class CallService:
         await self.sio.close_room(consultation_room(ticket_id))
 
     async def shutdown(self) -> None:
+        if self._links is not None:
+            self._links.cancel()
+            try:
+                await self._links
+            except asyncio.CancelledError:
+                pass
+            self._links = None
+        await self.probes.shutdown()
         await self.relay.shutdown()
         for presence in self.present.values():
             if presence.leave_task is not None:

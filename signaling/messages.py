@@ -77,3 +77,15 @@ class Chat(Message):
 
 class CaptureRequest(Message):
     material: str = Field(min_length=1, max_length=20)
+
+
+class NetCheck(Storable):
+    """The device check's probe offer: one sendrecv video m-line (docs/protocol.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["offer"]
+    sdp: Sdp
+
+
+class NetCheckEnd(Storable):
+    model_config = ConfigDict(extra="forbid")

@@ -26,8 +26,8 @@ from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
-from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, Publish,
-                                SubscribeAnswer)
+from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
+                                Publish, SubscribeAnswer)
 from signaling.presence import LocalPresence
 
 log = logging.getLogger("yunbang.socket")
@@ -36,7 +36,7 @@ log = logging.getLogger("yunbang.socket")
 M = TypeVar("M", bound=BaseModel)
 # What clients may send (each an ``on_<name>`` method); connect/disconnect are the server's own.
 CLIENT_EVENTS = ("refresh", "ping_app", "join", "publish", "subscribe_answer", "resubscribe", "ice_candidate",
-                 "mute", "chat", "capture_request", "leave")
+                 "mute", "chat", "capture_request", "leave", "net_check", "net_check_end")
 UNREADABLE = "\x00unreadable"  # stands in for the event of a packet whose JSON could not be read
 
 
@@ -255,3 +255,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
         return await self._call(sid, data, Join, lambda a, m: self.calls.leave(sid, a, m.ticket_id))
+
+    async def on_net_check(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, NetCheck, lambda a, m: self.calls.net_check(a, m.sdp))
+
+    async def on_net_check_end(self, sid: str, data: Any = None) -> dict[str, Any]:
+        return await self._call(sid, data, NetCheckEnd, lambda a, m: self.calls.net_check_end(a))

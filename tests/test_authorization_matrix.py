@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import pytest
 import socketio
+from aiortc import RTCPeerConnection
 
 from server.api.base import ROUTES
 from server.keys import MONITOR, STORE
@@ -144,6 +145,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/tickets/{ticket_id}/opinions": Row(expert="A", case="ticket", body={"text": "建议补充户口簿"}),
     # --- supervision and audit
     "GET /api/dashboard": Row(supervisor=ANY, admin=ANY),
+    "GET /api/dashboard/links": Row(supervisor=ANY, admin=ANY),
     "GET /api/alerts": Row(supervisor=ANY, admin=ANY),
     "POST /api/alerts/{alert_id}/acknowledge": Row(supervisor="A", admin=ALL, refusal=(404, "alert_not_found"),
                                                    case="alert", body={}),
@@ -169,6 +171,9 @@ SOCKET: dict[str, tuple[dict[str, str], str]] = {
     "chat": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     "capture_request": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     "leave": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
+    # the device check's probe: about no case, for those who take calls (its offer: probe_offer())
+    "net_check": ({"worker": ANY, "clerk": ANY, "expert": ANY}, "role_forbidden"),
+    "net_check_end": ({r: ANY for r in ROLES}, ""),
 }
 SOCKET_BODIES: dict[str, dict[str, Any]] = {
     "publish": {"type": "offer", "sdp": "v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\n", "sources": {"0": "camera"}},
@@ -381,6 +386,16 @@ async def test_the_matrix_holds_for_every_route_event_role_and_case(platform: Pl
     assert routes > 500 and sockets > 200
 
 
+async def probe_offer() -> dict[str, Any]:
+    """A network check's offer (one sendrecv video m-line), as a browser's device check sends."""
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="sendrecv")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return {"type": "offer", "sdp": sdp}
+
+
 async def check_socket_events(world: World) -> int:
     platform, tickets = world.platform, world.cases["ticket"]
     anonymous = socketio.AsyncClient(reconnection=False)
@@ -395,17 +410,19 @@ async def check_socket_events(world: World) -> int:
                                  transports=["websocket"], wait_timeout=5)
             sockets[role] = client
         first, final = ["refresh", "ping_app", "join"], ["leave"]
+        caseless_bodies = {"net_check": await probe_offer()}
         for event in first + [e for e in SOCKET if e not in first + final] + final:
             admitted, refusal = SOCKET[event]
             for role in ROLES:
-                for case in ([None] if admitted == {r: ANY for r in ROLES} else list("APWC")):
-                    payload = {} if case is None else {"ticket_id": tickets[case], **SOCKET_BODIES.get(event, {})}
+                for case in ([None] if set(admitted.values()) == {ANY} else list("APWC")):
+                    payload = (caseless_bodies.get(event, {}) if case is None
+                               else {"ticket_id": tickets[case], **SOCKET_BODIES.get(event, {})})
                     ack = await sockets[role].call(event, payload, timeout=15)
                     code = ack.get("error", {}).get("code") if isinstance(ack, dict) else None
                     where = (event, role, case, ack)
                     allowed = admitted.get(role, "")
                     if case is None:
-                        assert code is None, where
+                        assert code == (None if role in admitted else refusal), where
                     elif case in allowed:
                         rule = SOCKET_RULE_REFUSALS.get((event, role))
                         assert code == rule if rule else code not in REFUSALS, where

@@ -60,7 +60,7 @@ async def test_device_check_is_green_with_working_camera_microphone_and_network(
     await expect(page.locator("[data-testid=check-camera]")).to_contain_text("正常")
     await page.click("[data-testid=check-again]")
     await expect(page.locator("[data-testid=check-camera]")).to_have_attribute("data-result", "ok")
-    await expect(page.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok")
+    await expect(page.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok", timeout=25000)
     await expect(page.locator("[data-testid=check-continue]")).to_have_text("检测通过，开始接待")
     await page.click("[data-testid=check-continue]")
     await page.wait_for_url("**/app/worker")

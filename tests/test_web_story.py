@@ -64,7 +64,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     _, worker = await person(browser, platform)
     await log_in(worker, "worker1")
     await expect(worker.locator("[data-testid=check-camera]")).to_have_attribute("data-result", "ok")
-    await expect(worker.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok")
+    await expect(worker.locator("[data-testid=check-network]")).to_have_attribute("data-result", "ok", timeout=25000)
     await screenshot(worker, "worker-device-check")
     await worker.click("[data-testid=check-continue]")
     await worker.fill("input[data-testid=item-search]", "gljt")

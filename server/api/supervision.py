@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.api.base import STAFF, actor, int_param, ok, parse, query, route
 from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
-from server.domain import alerts, audit, dashboard, org, queue
+from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
 from server.keys import DB, DOMAIN
 
@@ -33,6 +33,15 @@ async def get_dashboard(request: web.Request) -> web.Response:
     centre_id = query(request, CentreQuery).centre_id
     async with request.app[DOMAIN].unit(write=False) as uow:
         return ok(await dashboard.dashboard(uow, who, centre_id=centre_id))
+
+
+@route("GET", "/api/dashboard/links", "大屏：网络较差的通话（进行中）与各延伸点今日网络较差的通话数",
+       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision")
+async def get_link_wall(request: web.Request) -> web.Response:
+    who = await actor(request)
+    centre_id = query(request, CentreQuery).centre_id
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await links.link_wall(uow, who, centre_id=centre_id))
 
 
 @route("GET", "/api/alerts", "等候超时提醒与红黄预警", roles=("supervisor", "admin"),

@@ -46,6 +46,11 @@ def call_is_open(status: TicketStatus | str) -> bool:
     return TicketStatus(status) in OPEN
 
 
+def may_check_network(actor: Actor) -> None:
+    """The device check's probe of the media path (网络检测) is for those who take calls."""
+    actor.require(Role.worker, Role.clerk, Role.expert)
+
+
 async def _ticket(uow: Uow, ticket_id: int) -> Ticket:
     ticket = await uow.session.get(Ticket, ticket_id)
     if ticket is None:

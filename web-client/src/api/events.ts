@@ -189,6 +189,11 @@ export interface ClientToServerEvents {
     ack: Ack<OkAck & Omit<CaptureRequested, "ticket_id">>,
   ) => void;
   leave: (payload: { ticket_id: number }, ack: Ack<OkAck>) => void;
+  net_check: (payload: { type: "offer"; sdp: string }, ack: Ack<{ type: "answer"; sdp: string; max_s: number }>) => void;
+  net_check_end: (
+    payload: Record<string, never>,
+    ack: Ack<OkAck & { received_packets?: number; echoed_packets?: number; uplink_bps?: number | null; seconds?: number }>,
+  ) => void;
 }
 
 /** Ticket events a worker's or clerk's page reacts to (all carry the Ticket). */

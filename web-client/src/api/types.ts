@@ -205,6 +205,39 @@ export interface Dashboard {
   alerts: Alert[];
 }
 
+export type LinkGrade = "good" | "fair" | "poor";
+
+/** GET /api/dashboard/links (server/domain/links.py): no personal data, roles only. */
+export interface LinkWall {
+  at: string;
+  poor_now: {
+    ticket_id: number;
+    number: string;
+    status: string;
+    department: string;
+    extension_point: string;
+    extension_point_id: number;
+    centre_id: number;
+    participants: {
+      role: "worker" | "clerk" | "expert";
+      grade: LinkGrade;
+      worst_grade: LinkGrade;
+      poor_s: number;
+      loss_pct: number | null;
+      rtt_ms: number | null;
+      bitrate_kbps: number | null;
+    }[];
+  }[];
+  extension_points: {
+    extension_point_id: number;
+    name: string;
+    centre_id: number;
+    calls_today: number;
+    poor_calls_today: number;
+    poor_s_today: number;
+  }[];
+}
+
 export type DocumentStatus = "provided" | "accepted" | "rejected";
 
 export interface CaseDocument {
@@ -379,6 +412,7 @@ export interface Responses {
   "get /api/tickets/{ticket_id}/messages": Message[];
   "get /api/queues": Queue[];
   "get /api/dashboard": Dashboard;
+  "get /api/dashboard/links": LinkWall;
   "get /api/alerts": Alert[];
   "post /api/alerts/{alert_id}/acknowledge": Alert;
   "post /api/tidal-windows": Window;

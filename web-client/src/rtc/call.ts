@@ -11,6 +11,7 @@ import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer }
 import { ApiError, request } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
 import { callConstraints, mediaProblem, type MediaProblem } from "./devices";
+import { QualitySampler } from "./quality";
 
 export type CallPhase = "idle" | "joining" | "connected" | "reconnecting" | "closed" | "replaced" | "failed";
 
@@ -115,7 +116,17 @@ export class CallSession {
     remote: [] as RemoteTrack[],
     local: null as MediaStream | null,
     screen: null as MediaStream | null,
+    /** Received videos the relay paused because our link cannot take them (video_paused). */
+    videoPaused: {} as Record<string, boolean>,
   });
+  /** Link quality of every tile, from getStats once a second (rtc/quality.ts). */
+  readonly quality = new QualitySampler(() => ({
+    pub: this.pub,
+    sub: this.sub,
+    camera: this.cameraTrack(),
+    remote: this.state.remote.filter((r) => r.info.kind === "video").map((r) => ({ trackId: r.info.track_id, track: r.track })),
+    paused: this.state.videoPaused,
+  }));
   private pub: RTCPeerConnection | null = null;
   private sub: RTCPeerConnection | null = null;
   private cameraSender: RTCRtpSender | null = null;
@@ -199,6 +210,9 @@ export class CallSession {
       this.live.on("publish_layers", (l) => {
         if (mine(l) && l.source === "camera") void this.setLayers(l.active);
       }),
+      this.live.on("video_paused", (v) => {
+        if (mine(v)) this.state.videoPaused = { ...this.state.videoPaused, [v.track_id]: v.paused };
+      }),
       this.live.on("call_replaced", (c) => {
         if (mine(c)) this.end("replaced");
       }),
@@ -207,6 +221,7 @@ export class CallSession {
         void this.join().catch((e: unknown) => this.fail(e));
       }),
     );
+    this.quality.start();
     if (!this.live.connected) {
       this.state.phase = "reconnecting";
       return; // the connect hook joins
@@ -337,6 +352,7 @@ export class CallSession {
     if (!this.sub) {
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
       this.sub = pc;
+      this.state.videoPaused = {}; // a new subscription starts with every video flowing
       this.watch(pc, async () => {
         pc.close();
         if (this.sub === pc) this.sub = null;
@@ -521,6 +537,7 @@ export class CallSession {
     this.ended = true;
     for (const off of this.offs) off();
     this.offs = [];
+    this.quality.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.pub?.close();

@@ -1,0 +1,98 @@
+"""Link quality — 链路质量: good / fair / poor for each participant of a room, read from what the
+relay already measures (nothing is sent for it).
+
+The grade of a link is the worst of three figures (docs/protocol.md "Link quality"; the browser
+grades its own tiles with the same numbers in web-client/src/rtc/quality.ts):
+
+========  ==============  ===========  ===================
+grade     loss            round trip   bitrate
+========  ==============  ===========  ===================
+poor      ≥ 10 %          ≥ 500 ms     < 120 kbit/s
+fair      ≥ 3 %           ≥ 250 ms     < 300 kbit/s
+good      below those
+========  ==============  ===========  ===================
+
+For the relay, a participant's link is its downlink — the loss of its receiver reports, the
+round trip measured from them and the REMB it sends (what its link takes; only while it receives
+a moving picture, since a browser's estimate follows what arrives), over every track it
+receives; a video paused for its link (audio first) is poor — and its uplink, what aiortc's
+delay-based estimator says its camera's packets arrive at. Read-only: it changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from signaling.relay import feedback
+
+if TYPE_CHECKING:
+    from signaling.relay.relay import Participant, Relay
+
+GOOD, FAIR, POOR = "good", "fair", "poor"
+GRADES = (GOOD, FAIR, POOR)
+FAIR_LOSS, POOR_LOSS = 0.03, 0.10
+FAIR_RTT_S, POOR_RTT_S = 0.25, 0.5
+FAIR_BPS, POOR_BPS = 300_000, feedback.PAUSE_BELOW_BPS
+
+
+def worst(*grades: str) -> str:
+    return max(grades, key=GRADES.index, default=GOOD)
+
+
+def grade(loss: float | None, rtt_s: float | None, bitrate_bps: float | None) -> str:
+    """The grade of one link from its loss (0–1), round trip (s) and bitrate (bit/s); an
+    unknown figure does not count."""
+    result = GOOD
+    if loss is not None:
+        result = worst(result, POOR if loss >= POOR_LOSS else FAIR if loss >= FAIR_LOSS else GOOD)
+    if rtt_s is not None:
+        result = worst(result, POOR if rtt_s >= POOR_RTT_S else FAIR if rtt_s >= FAIR_RTT_S else GOOD)
+    if bitrate_bps is not None:
+        result = worst(result, POOR if bitrate_bps < POOR_BPS else FAIR if bitrate_bps < FAIR_BPS else GOOD)
+    return result
+
+
+@dataclass(frozen=True)
+class LinkReport:
+    """One participant's link as the relay sees it now."""
+
+    participant_id: str
+    grade: str
+    loss: float | None  # the worst receiver-report loss of what it receives (0–1)
+    rtt_s: float | None  # the longest round trip to it
+    downlink_bps: int | None  # its REMB, if recent
+    uplink_bps: int | None  # what its camera's packets arrive at
+    video_paused: int  # videos paused for its link
+
+
+def _report(participant: Participant, muted: set[str], now: float) -> LinkReport:
+    outlets = [o for o in participant.outlets if o.track_id is not None]
+    losses = [o.sender.fraction_lost for o in outlets]
+    rtts = [o.sender.rtt for o in outlets if o.sender.rtt is not None]
+    # A browser's REMB follows what arrives: with no moving picture to receive it says little.
+    watching = any(o.kind == "video" and not o.paused and o.track_id not in muted for o in outlets)
+    rembs = [o.sender.remb_bps for o in outlets
+             if watching and o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S]
+    paused = sum(1 for o in outlets if o.paused)
+    uplinks = [s.uplink_bps for s in participant.sources.values()
+               if s.kind == "video" and not s.muted and s.uplink_bps is not None]
+    loss = max(losses) if losses else None
+    rtt = max(rtts) if rtts else None
+    down = min(rembs) if rembs else None
+    up = min(uplinks) if uplinks else None
+    result = worst(grade(loss, rtt, down), grade(None, None, up), POOR if paused else GOOD)
+    return LinkReport(participant.participant_id, result, loss, rtt, down, up, paused)
+
+
+def room_links(relay: Relay, room_id: str) -> dict[str, LinkReport]:
+    """The link of every participant in a room that has media (empty when the room is not
+    open here)."""
+    room = relay.rooms.get(room_id)
+    if room is None:
+        return {}
+    now = time.monotonic()
+    muted = {s.track_id for p in room.participants.values() for s in p.sources.values() if s.muted}
+    return {pid: _report(p, muted, now) for pid, p in room.participants.items()
+            if p.publish_pc is not None or p.subscribe_pc is not None}
