@@ -197,6 +197,7 @@ async def test_firefox_worker_offering_only_mdns_candidates_calls_a_chromium_cle
     assert await until(lambda: worker.evaluate("window.yb.call.state.phase === 'connected'"), "通话中 on Firefox")
     assert await worker.evaluate("window.yb.call.state.trouble") == ""
     assert await worker.text("[data-testid=call-phase]") == "通话中"
+    assert "视频已接通" in await worker.text("[data-testid=called-banner]")
 
     # The camera selector names the camera, never its id.
     camera_id = await worker.evaluate("window.yb.call.state.cameraId")
@@ -275,6 +276,7 @@ async def test_a_camera_that_does_not_get_through_is_told_and_retried_with_back_
     await until(lambda: worker.evaluate("window.yb.call?.state.trouble === 'send'"), "the worker told")
     assert "您的画面没有传出去" in await worker.text("[data-testid=media-trouble]")
     assert await worker.evaluate("window.yb.call.state.phase") != "connected"
+    assert "正在接通视频" in await worker.text("[data-testid=called-banner]"), "not 视频已接通"
     await until(lambda: _contains(worker, "请联系管理员"),
                 "the worker sent to the administrator", timeout=30)
     await worker.screenshot("firefox-worker-camera-blocked")

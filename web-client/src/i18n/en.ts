@@ -154,6 +154,8 @@ const en: Messages<typeof zhCN> = {
   call: {
     called: "A cloud window called you; the video is on",
     calledBy: "{window} called you; the video is on",
+    calledConnecting: "A cloud window called you; connecting the video…",
+    calledByConnecting: "{window} called you; connecting the video…",
     calledHelp: "Please ask the resident to sit in front of the camera.",
     waitingVideo: "Connecting the video…",
     waitingClerk: "Connecting the cloud window's video…",

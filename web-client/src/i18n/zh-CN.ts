@@ -151,6 +151,8 @@ export default {
   call: {
     called: "云窗口已叫号，视频已接通",
     calledBy: "{window} 已叫号，视频已接通",
+    calledConnecting: "云窗口已叫号，正在接通视频…",
+    calledByConnecting: "{window} 已叫号，正在接通视频…",
     calledHelp: "请群众坐到摄像头前，开始办理。",
     waitingVideo: "正在接通视频…",
     waitingClerk: "正在接通云窗口的视频…",
