@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium fonts web gstreamer
+.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ web: $(WEB_BUILT)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
+# Firefox in the browser tests (tests/test_web_firefox.py): Debian's Firefox ESR, driven by
+# puppeteer-core over WebDriver BiDi from tests/firefox (its own package.json, not web-client's).
+FIREFOX_STAMP := tests/firefox/node_modules/.package-lock.json
+
+$(FIREFOX_STAMP): tests/firefox/package.json tests/firefox/package-lock.json
+	cd tests/firefox && npm ci --no-audit --no-fund
+
+firefox: $(FIREFOX_STAMP)
+	@command -v firefox-esr >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq firefox-esr)
+
 # The webrtcbin client test (tests/gst_client.py) runs Debian's GStreamer in Debian's own Python.
 GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice \
 	python3-gst-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-socketio python3-websocket
@@ -52,7 +62,7 @@ run: install fonts web
 	$(VENV)/bin/yunbang seed --demo
 	YUNBANG_DEV_PAGES=$${YUNBANG_DEV_PAGES:-true} $(VENV)/bin/yunbang serve
 
-test: install chromium fonts gstreamer web
+test: install chromium firefox fonts gstreamer web
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install

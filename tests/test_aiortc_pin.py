@@ -6,7 +6,7 @@ import aiortc
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from signaling.relay import passthrough
+from signaling.relay import ice, passthrough
 from signaling.relay.keyframes import h264_keyframe_start, vp8_keyframe_start
 
 
@@ -22,6 +22,12 @@ def test_installed_aiortc_is_the_one_the_passthrough_is_written_for() -> None:
     for attribute in passthrough._SENDER_ATTRS:
         assert f"self.__{attribute}" in sender_source, f"RTCRtpSender.__{attribute} moved"
     assert callable(RTCRtpReceiver._handle_rtp_packet) and callable(RTCRtpSender._run_rtp)
+
+
+def test_installed_aioice_still_learns_peers_from_their_checks() -> None:
+    """signaling/relay/ice.py (mDNS-only publishers) holds end-of-candidates on aiortc's ICE
+    transports and counts on aioice's peer-reflexive candidates."""
+    ice.check_aioice()
 
 
 def test_keyframe_detection() -> None:

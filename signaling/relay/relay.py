@@ -31,7 +31,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.relay import feedback
-from signaling.relay.dtls import peer_connection
+from signaling.relay.ice import peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,

@@ -170,6 +170,8 @@ const en: Messages<typeof zhCN> = {
   call: {
     called: "A cloud window called you; the video is on",
     calledBy: "{window} called you; the video is on",
+    calledConnecting: "A cloud window called you; connecting the video…",
+    calledByConnecting: "{window} called you; connecting the video…",
     calledHelp: "Please ask the resident to sit in front of the camera.",
     waitingVideo: "Connecting the video…",
     waitingClerk: "Connecting the cloud window's video…",
@@ -200,6 +202,12 @@ const en: Messages<typeof zhCN> = {
       closed: "The call has ended",
       replaced: "The call was opened in another window",
       failed: "The call could not be connected",
+    },
+    trouble: {
+      send: "Your picture is not getting through; retrying…",
+      sendHelp: "Your picture is not getting through: the network may be blocking the video connection. Please contact the administrator. Still retrying.",
+      receive: "The other side's picture is not arriving; retrying…",
+      receiveHelp: "The other side's picture keeps not arriving: their network or this one may be blocking the video connection. Please contact the administrator. Still retrying.",
     },
   },
   chat: { title: "Messages", callTitle: "Messages (seen at the extension point)", empty: "No messages yet", placeholder: "Type and press Enter", send: "Send" },

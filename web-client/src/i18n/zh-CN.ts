@@ -167,6 +167,8 @@ export default {
   call: {
     called: "云窗口已叫号，视频已接通",
     calledBy: "{window} 已叫号，视频已接通",
+    calledConnecting: "云窗口已叫号，正在接通视频…",
+    calledByConnecting: "{window} 已叫号，正在接通视频…",
     calledHelp: "请群众坐到摄像头前，开始办理。",
     waitingVideo: "正在接通视频…",
     waitingClerk: "正在接通云窗口的视频…",
@@ -197,6 +199,12 @@ export default {
       closed: "通话已结束",
       replaced: "通话已在另一个窗口打开",
       failed: "通话没有接通",
+    },
+    trouble: {
+      send: "您的画面没有传出去，正在重试…",
+      sendHelp: "您的画面没有传出去：网络可能拦截了视频连接，请联系管理员。系统仍在自动重试。",
+      receive: "对方的画面没有传过来，正在重试…",
+      receiveHelp: "对方的画面一直没有传过来：对方或本机的网络可能拦截了视频连接，请联系管理员。系统仍在自动重试。",
     },
   },
   chat: { title: "文字消息", callTitle: "文字消息（延伸点可见）", empty: "还没有消息", placeholder: "输入文字，按回车发送", send: "发送" },

@@ -32,6 +32,17 @@ export interface ReceivedStats {
 
 const MAX_VIDEO_BITRATE = 1_500_000;
 const DISCONNECTED_GRACE_MS = 4000;
+/** How often the media watch reads getStats (see checkMedia). */
+const MEDIA_CHECK_MS = 1000;
+/** A new connection must show media flowing within this long… */
+const MEDIA_GRACE_MS = 10_000;
+/** …and a flowing one that shows no progress for this long is in trouble. */
+const MEDIA_STALL_MS = 8000;
+/** Retries of a connection in trouble: the first at once, then 5 s, 10 s, 20 s … up to a minute apart. */
+const RETRY_BASE_MS = 5000;
+const RETRY_MAX_MS = 60_000;
+/** After this many retries without media the message says to call the administrator. */
+const RETRIES_BEFORE_HELP = 2;
 /** How long a consultation.stage move explains the participant_left / _joined that follows it. */
 const STAGE_MOVE_MS = 5000;
 
@@ -96,6 +107,46 @@ async function capBitrate(sender: RTCRtpSender): Promise<void> {
   }
 }
 
+/** Our camera and microphone going out (publishing connection) or the others' media coming in. */
+export type Direction = "send" | "receive";
+
+/** What the media watch knows of one direction (see checkMedia). */
+interface Flow {
+  pc: RTCPeerConnection | null;
+  /** When this connection (or the wish to receive anything on it) started. */
+  since: number;
+  /** The progress counter at the last look, and when it last grew. */
+  count: number;
+  grewAt: number;
+  ok: boolean;
+  /** Not flowing past its grace: told to the user and retried; retries since it last flowed, and the pending one. */
+  troubled: boolean;
+  attempts: number;
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+function newFlow(): Flow {
+  return { pc: null, since: 0, count: -1, grewAt: 0, ok: false, troubled: false, attempts: 0, timer: null };
+}
+
+/** A number that grows while media flows: for the publishing connection, what comes back from
+ * the relay (RTCP reports on the candidate pair, remote-inbound-rtp); for the subscribing one,
+ * RTP packets received (audio keeps it growing while the relay pauses video on a weak link). */
+async function progressCount(pc: RTCPeerConnection, direction: Direction): Promise<number> {
+  let count = 0;
+  const report = await pc.getStats();
+  report.forEach((s: Record<string, unknown>) => {
+    if (direction === "receive") {
+      if (s.type === "inbound-rtp") count += Number(s.packetsReceived ?? 0);
+    } else if (s.type === "candidate-pair") {
+      count += Number(s.bytesReceived ?? 0);
+    } else if (s.type === "remote-inbound-rtp") {
+      count += Number(s.packetsReceived ?? 0) + Number(s.roundTripTimeMeasurements ?? 0);
+    }
+  });
+  return count;
+}
+
 export class CallSession {
   readonly state = reactive({
     phase: "idle" as CallPhase,
@@ -118,6 +169,13 @@ export class CallSession {
     screen: null as MediaStream | null,
     /** Received videos the relay paused because our link cannot take them (video_paused). */
     videoPaused: {} as Record<string, boolean>,
+    /**
+     * Media that is not getting through although the connection is up as far as signalling
+     * goes: "send" (our camera does not reach the relay), "receive" (the others' media does not
+     * arrive); "" when all flows. `troubleRetries` counts the retries so far.
+     */
+    trouble: "" as Direction | "",
+    troubleRetries: 0,
   });
   /** Link quality of every tile, from getStats once a second (rtc/quality.ts). */
   readonly quality = new QualitySampler(() => ({
@@ -143,6 +201,10 @@ export class CallSession {
   private offs: (() => void)[] = [];
   private offers: Promise<void> = Promise.resolve();
   private timers = new Map<RTCPeerConnection, ReturnType<typeof setTimeout>>();
+  private flows: Record<Direction, Flow> = { send: newFlow(), receive: newFlow() };
+  private mediaTimer: ReturnType<typeof setInterval> | null = null;
+  private checking = false;
+  private joining = false;
   private ended = false;
 
   constructor(
@@ -222,6 +284,7 @@ export class CallSession {
       }),
     );
     this.quality.start();
+    this.mediaTimer = setInterval(() => void this.checkMedia(), MEDIA_CHECK_MS);
     if (!this.live.connected) {
       this.state.phase = "reconnecting";
       return; // the connect hook joins
@@ -232,6 +295,15 @@ export class CallSession {
   /** Join (or rejoin after a dropped socket): the relay answers with a fresh subscribe offer. */
   private async join(): Promise<void> {
     if (this.ended) return;
+    this.joining = true;
+    try {
+      await this.joinOnce();
+    } finally {
+      this.joining = false;
+    }
+  }
+
+  private async joinOnce(): Promise<void> {
     this.state.phase = this.state.joined ? "reconnecting" : "joining";
     if (this.sub) {
       this.sub.close();
@@ -257,7 +329,7 @@ export class CallSession {
       if (settings?.deviceId) this.state.cameraId = settings.deviceId;
     }
     await this.publish();
-    this.state.phase = "connected";
+    // "connected" only once media flows: checkMedia decides.
     this.state.joined = true;
     this.state.error = "";
   }
@@ -307,7 +379,7 @@ export class CallSession {
       if (source === "camera") this.cameraSender = t.sender;
       if (t.sender.track?.kind === "video") preferVp8(t);
     }
-    this.watch(pc, () => this.publish());
+    this.watch(pc, "send");
     await pc.setLocalDescription(await pc.createOffer());
     await waitGathering(pc);
     const sources: Record<string, Source> = {};
@@ -353,11 +425,7 @@ export class CallSession {
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
       this.sub = pc;
       this.state.videoPaused = {}; // a new subscription starts with every video flowing
-      this.watch(pc, async () => {
-        pc.close();
-        if (this.sub === pc) this.sub = null;
-        await this.live.request("resubscribe", { ticket_id: this.ticketId });
-      });
+      this.watch(pc, "receive");
     }
     const pc = this.sub;
     // A track_muted that arrived after this offer (while an earlier one was being answered) is newer.
@@ -387,8 +455,8 @@ export class CallSession {
     this.state.remote = remote;
   }
 
-  /** Recover a connection whose ICE failed or stayed disconnected: publish again / resubscribe. */
-  private watch(pc: RTCPeerConnection, recover: () => Promise<void>): void {
+  /** A connection whose ICE failed or stayed disconnected is in trouble at once (see troubled). */
+  private watch(pc: RTCPeerConnection, direction: Direction): void {
     const clear = () => {
       const timer = this.timers.get(pc);
       if (timer) clearTimeout(timer);
@@ -396,15 +464,9 @@ export class CallSession {
     };
     const retry = () => {
       clear();
-      if (this.ended || pc.signalingState === "closed" || !this.live.connected) return;
-      if (pc !== this.pub && pc !== this.sub) return;
-      this.state.phase = "reconnecting";
-      recover().then(
-        () => {
-          if (!this.ended) this.state.phase = "connected";
-        },
-        (e: unknown) => this.fail(e),
-      );
+      if (this.ended || pc.signalingState === "closed") return;
+      if (pc !== (direction === "send" ? this.pub : this.sub)) return;
+      this.troubled(direction);
     };
     pc.addEventListener("iceconnectionstatechange", () => {
       if (pc.iceConnectionState === "failed") retry();
@@ -413,6 +475,101 @@ export class CallSession {
         this.timers.set(pc, setTimeout(() => pc.iceConnectionState === "disconnected" && retry(), DISCONNECTED_GRACE_MS));
       } else clear();
     });
+  }
+
+  /**
+   * The media watch, once a second: a direction flows when its connection's ICE is connected
+   * and its progress counter grew within MEDIA_STALL_MS. The call is "connected" only when both
+   * flow (receiving counts as flowing while nobody else publishes). A direction that has not
+   * flowed MEDIA_GRACE_MS after its connection started, or stalled, is in trouble: the user is
+   * told (state.trouble) and it is retried with back-off.
+   */
+  private async checkMedia(): Promise<void> {
+    if (this.ended || this.checking || this.joining || !this.state.joined || !this.live.connected) return;
+    this.checking = true;
+    try {
+      const now = Date.now();
+      for (const direction of ["send", "receive"] as const) {
+        const flow = this.flows[direction];
+        const pc = direction === "send" ? this.pub : this.sub;
+        const wanted = direction === "send" ? pc !== null : this.state.remote.length > 0;
+        if (pc !== flow.pc || !wanted) Object.assign(flow, { pc, since: now, count: -1, grewAt: 0, ok: false });
+        if (!wanted && direction === "receive") {
+          flow.ok = true; // nobody else publishes: nothing to wait for
+          this.flowing(direction);
+        }
+        if (!pc || !wanted) continue;
+        const ice = pc.iceConnectionState;
+        const count = await progressCount(pc, direction);
+        if (flow.count >= 0 && count > flow.count) flow.grewAt = now;
+        flow.count = count;
+        flow.ok = (ice === "connected" || ice === "completed") && flow.grewAt > 0 && now - flow.grewAt < MEDIA_STALL_MS;
+        if (flow.ok) {
+          this.flowing(direction);
+        } else if (now - Math.max(flow.since, flow.grewAt) > (flow.grewAt ? MEDIA_STALL_MS : MEDIA_GRACE_MS)) {
+          this.troubled(direction);
+        }
+      }
+      if (this.ended || this.joining) return;
+      const { send, receive } = this.flows;
+      if (send.ok && receive.ok) {
+        this.state.phase = "connected";
+      } else if (this.state.phase === "connected" && this.state.trouble) {
+        this.state.phase = "reconnecting";
+      }
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private flowing(direction: Direction): void {
+    const flow = this.flows[direction];
+    flow.attempts = 0;
+    flow.troubled = false;
+    if (flow.timer) clearTimeout(flow.timer);
+    flow.timer = null;
+    this.showTrouble();
+  }
+
+  /** Say so, and publish again / resubscribe: at once the first time, then further and further apart. */
+  private troubled(direction: Direction): void {
+    const flow = this.flows[direction];
+    if (this.ended || flow.timer) return;
+    flow.troubled = true;
+    this.showTrouble();
+    if (this.state.phase === "connected") this.state.phase = "reconnecting";
+    const delay = flow.attempts === 0 ? 0 : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (flow.attempts - 1));
+    flow.timer = setTimeout(() => {
+      flow.timer = null;
+      if (this.ended || !this.live.connected || this.joining) return;
+      flow.attempts += 1;
+      flow.pc = null; // the retried connection gets its own grace period
+      this.showTrouble();
+      void this.retry(direction).catch((e: unknown) => this.fail(e));
+    }, delay);
+  }
+
+  /** Our camera not getting out matters most; then the others' media not coming in. */
+  private showTrouble(): void {
+    const shown = (["send", "receive"] as const).find((d) => this.flows[d].troubled);
+    this.state.trouble = shown ?? "";
+    this.state.troubleRetries = shown ? this.flows[shown].attempts : 0;
+  }
+
+  private async retry(direction: Direction): Promise<void> {
+    if (direction === "send") {
+      await this.publish();
+      return;
+    }
+    const pc = this.sub;
+    pc?.close();
+    if (this.sub === pc) this.sub = null;
+    await this.live.request("resubscribe", { ticket_id: this.ticketId });
+  }
+
+  /** Whether the message should send the user to the administrator (retries did not help). */
+  get needsHelp(): boolean {
+    return this.state.troubleRetries >= RETRIES_BEFORE_HELP;
   }
 
   async shareScreen(): Promise<void> {
@@ -540,6 +697,10 @@ export class CallSession {
     this.quality.stop();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    if (this.mediaTimer) clearInterval(this.mediaTimer);
+    this.mediaTimer = null;
+    for (const flow of Object.values(this.flows)) if (flow.timer) clearTimeout(flow.timer);
+    this.state.trouble = "";
     this.pub?.close();
     this.sub?.close();
     this.pub = this.sub = null;

@@ -14,16 +14,31 @@ export function cameraKind(label: string, facing?: string): CameraKind {
   return "other";
 }
 
-export async function listCameras(): Promise<Camera[]> {
+/**
+ * The cameras to choose from. Before the page may use a camera, browsers hide what they have:
+ * Firefox lists cameras with empty ids and labels, Chromium with empty labels. So list them
+ * once a camera is open (pass its track): devices without an id are left out, the open camera
+ * is always in the list (with the track's label), and a camera without a label is shown by
+ * number (the caller's "摄像头 1/2…"), never by its id.
+ */
+export async function listCameras(current?: MediaStreamTrack | null): Promise<Camera[]> {
   if (!navigator.mediaDevices?.enumerateDevices) return [];
   const devices = await navigator.mediaDevices.enumerateDevices();
-  return devices
-    .filter((d) => d.kind === "videoinput")
+  const cameras: Camera[] = devices
+    .filter((d) => d.kind === "videoinput" && d.deviceId)
     .map((d) => {
       const caps = (d as MediaDeviceInfo & { getCapabilities?: () => MediaTrackCapabilities }).getCapabilities?.();
       const facing = caps?.facingMode?.[0];
       return { deviceId: d.deviceId, label: d.label, kind: cameraKind(d.label, facing) };
     });
+  const settings = current?.getSettings();
+  const open = cameras.find((c) => c.deviceId === settings?.deviceId);
+  if (current && settings?.deviceId && !open) {
+    cameras.unshift({ deviceId: settings.deviceId, label: current.label, kind: cameraKind(current.label, settings.facingMode) });
+  } else if (open && !open.label && current?.label) {
+    Object.assign(open, { label: current.label, kind: cameraKind(current.label, settings?.facingMode) });
+  }
+  return cameras;
 }
 
 /** The camera and microphone of a call: VGA keeps a community office's uplink and CPU calm. */
