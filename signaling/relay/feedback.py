@@ -12,7 +12,8 @@ second the relay works out, for every video source:
 - and sends the publisher one REMB with the sum of its video targets plus its audio. Browsers
   treat REMB as a ceiling for everything they send on that connection.
 
-Audio first: a subscriber whose link takes less than 120 kbit/s gets no video for a while (its
+Audio first: a subscriber whose link takes less than 120 kbit/s (its REMB, when under what it is
+sent: a browser's REMB follows what arrives; in layers, once on the lowest) gets no video for a while (its
 audio keeps flowing, its page says so), and its link no longer holds everyone else's picture
 down; video is tried again after 10 s, then 20, 40, 60 s while the link stays that thin.
 

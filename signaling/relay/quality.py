@@ -13,10 +13,13 @@ good      below those
 ========  ==============  ===========  ===================
 
 For the relay, a participant's link is its downlink — the loss of its receiver reports, the
-round trip measured from them and the REMB it sends (what its link takes; only while it receives
-a moving picture, since a browser's estimate follows what arrives), over every track it
-receives; a video paused for its link (audio first) is poor — and its uplink, what aiortc's
-delay-based estimator says its camera's packets arrive at. Read-only: it changes nothing.
+round trip measured from them and the REMB it sends, over every track it receives; a video
+paused for its link (audio first) is poor — and its uplink, what aiortc's delay-based estimator
+says its camera's packets arrive at. Both estimates follow what arrives (a picture in its low
+simulcast layer, a still one, makes them small on a fine link), so they count only when they
+show congestion: under half of what the relay sends that participant, or under 80 % of what
+it receives from it.
+Read-only: it changes nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING
 from signaling.relay import feedback
 
 if TYPE_CHECKING:
-    from signaling.relay.relay import Participant, Relay
+    from signaling.relay.relay import Participant, Relay, Source
 
 GOOD, FAIR, POOR = "good", "fair", "poor"
 GRADES = (GOOD, FAIR, POOR)
@@ -67,17 +70,22 @@ class LinkReport:
     video_paused: int  # videos paused for its link
 
 
-def _report(participant: Participant, muted: set[str], now: float) -> LinkReport:
+def _report(participant: Participant, sources: dict[str, Source], now: float) -> LinkReport:
     outlets = [o for o in participant.outlets if o.track_id is not None]
     losses = [o.sender.fraction_lost for o in outlets]
     rtts = [o.sender.rtt for o in outlets if o.sender.rtt is not None]
-    # A browser's REMB follows what arrives: with no moving picture to receive it says little.
-    watching = any(o.kind == "video" and not o.paused and o.track_id not in muted for o in outlets)
+    sent = 0  # what the relay sends it now (bit/s), over the videos it receives
+    for outlet in outlets:
+        source = sources.get(outlet.track_id or "")
+        if outlet.kind == "video" and not outlet.paused and source is not None and not source.muted:
+            sent += source.stream(outlet.layer).rate_bps or 0
     rembs = [o.sender.remb_bps for o in outlets
-             if watching and o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S]
+             if o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S
+             and o.sender.remb_bps < sent * feedback.LAYER_TOO_BIG]
     paused = sum(1 for o in outlets if o.paused)
     uplinks = [s.uplink_bps for s in participant.sources.values()
-               if s.kind == "video" and not s.muted and s.uplink_bps is not None]
+               if s.kind == "video" and not s.muted and s.uplink_bps is not None
+               and s.uplink_bps < sum(x.rate_bps or 0 for x in s.streams) * feedback.UPLINK_CONGESTED]
     loss = max(losses) if losses else None
     rtt = max(rtts) if rtts else None
     down = min(rembs) if rembs else None
@@ -93,6 +101,6 @@ def room_links(relay: Relay, room_id: str) -> dict[str, LinkReport]:
     if room is None:
         return {}
     now = time.monotonic()
-    muted = {s.track_id for p in room.participants.values() for s in p.sources.values() if s.muted}
-    return {pid: _report(p, muted, now) for pid, p in room.participants.items()
+    sources = {s.track_id: s for p in room.participants.values() for s in p.sources.values()}
+    return {pid: _report(p, sources, now) for pid, p in room.participants.items()
             if p.publish_pc is not None or p.subscribe_pc is not None}

@@ -760,6 +760,8 @@ class Relay:
                 audio += 1
                 continue
             receiver = receiver or source.receiver
+            for stream in source.streams:
+                stream.measure(now)
             subscribers = [
                 feedback.Subscriber(o.sender.remb_bps if now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S else None,
                                     o.sender.fraction_lost)
@@ -794,8 +796,6 @@ class Relay:
 
     def _choose_layers(self, source: Source, flowing: list[tuple[Outlet, feedback.Subscriber]], now: float) -> None:
         """Each subscriber's layer for its link (simulcast); a change waits for that layer's keyframe."""
-        for stream in source.streams:
-            stream.measure(now)
         rates = feedback.layer_rates([s.rate_bps for s in source.streams])
         for outlet, subscriber in flowing:
             current = outlet.want if outlet.want is not None else source.initial_layer()
@@ -833,7 +833,12 @@ class Relay:
                           now: float) -> None:
         """Pause a subscriber's video while its link is too thin for it, try again later."""
         for outlet, subscriber in zip(source.outlets, subscribers, strict=True):
-            paused = feedback.video_paused(outlet.paused, outlet.paused_at, outlet.pauses, subscriber.remb_bps, now)
+            # a browser's REMB follows what arrives: only one under what it is sent is a thin link,
+            # and a subscriber in layers first goes down to the lowest
+            sent = source.stream(outlet.layer).rate_bps or 0 if outlet.layer is not None else 0
+            thin = subscriber.remb_bps if (subscriber.remb_bps is not None and not (outlet.layer or 0) > 0
+                                           and subscriber.remb_bps < sent * feedback.UPLINK_CONGESTED) else None
+            paused = feedback.video_paused(outlet.paused, outlet.paused_at, outlet.pauses, thin, now)
             if paused == outlet.paused:
                 if not paused and outlet.pauses and now - outlet.paused_at > feedback.RESUME_TRY_MAX_S * 2:
                     outlet.pauses = 0  # a good while without a pause: start the back-off again
