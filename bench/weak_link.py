@@ -83,6 +83,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import collections
 import contextlib
 import ipaddress
@@ -219,6 +220,7 @@ class Link:
             if run("sh", "-c", f"command -v {tool}", check=False).returncode != 0:
                 raise SystemExit(f"{tool} is missing (Debian: apt-get install iproute2 iptables)")
         self.made = True
+        atexit.register(self.remove)  # should the event loop not get to close() (a second Ctrl-C)
         steps = [
             ("ip", "netns", "add", self.ns),
             ("ip", "link", "add", self.host_dev, "type", "veth", "peer", "name", self.ns_dev),
