@@ -578,7 +578,8 @@ class Bench:
         clerk, worker = await asyncio.gather(self.clerk.evaluate(SAMPLE), self.worker.evaluate(SAMPLE))
         return at, clerk, worker
 
-    async def start_call(self) -> tuple[dict[str, Any], float | None]:
+    async def start_call(self) -> tuple[dict[str, Any], float | None, float | None]:
+        """Take a ticket, call it; seconds from 叫号 until the clerk and the worker decode each other."""
         ticket = await self.worker_api.call("POST", "/api/tickets", {"item_id": self.item_id,
                                                                       "resident": {"name": "弱网测试群众"}})
         await worker_waiting(self.worker)
@@ -594,7 +595,7 @@ class Bench:
         limit = 20 if self.quick else 40
         times = await asyncio.gather(first_frame(self.clerk, worker_cam, started, limit),
                                      first_frame(self.worker, clerk_cam, started, limit))
-        return ticket, None if None in times else max(t for t in times if t is not None)
+        return ticket, times[0], times[1]
 
     async def end_call(self, ticket: dict[str, Any]) -> None:
         try:
@@ -640,10 +641,19 @@ class Bench:
         result: dict[str, Any] = {}
         if profile.name == "constrained":
             result.update(await cold_load(self.worker_browser, self.base))
-        ticket, join_s = await self.start_call()
+        ticket, clerk_s, worker_s = await self.start_call()
+        join_s = None if clerk_s is None or worker_s is None else max(clerk_s, worker_s)
         result["join_s"] = round(join_s, 2) if join_s is not None else None
         if join_s is None:
-            log(f"  {profile.name}: the pages did not both decode a frame within {20 if self.quick else 40} s of 叫号")
+            shots = ROOT / "var" / "weak_link"
+            shots.mkdir(parents=True, exist_ok=True)
+            for who, page in (("clerk", self.clerk), ("worker", self.worker)):
+                with contextlib.suppress(Exception):
+                    await page.screenshot(path=str(shots / f"{profile.name}-{who}.png"))
+            seen = {"the clerk": clerk_s, "the worker": worker_s}
+            log(f"  {profile.name}: within {20 if self.quick else 40} s of 叫号, "
+                + "; ".join(f"{who} decoded {'nothing' if t is None else f'a frame after {t:.2f} s'}"
+                            for who, t in seen.items()) + f" (screenshots in {shots})")
         else:
             log(f"  both pages decode each other ({result['join_s']} s after 叫号)")
         await asyncio.sleep(self.settle)
@@ -687,7 +697,8 @@ def table(name: str, profile: Profile, result: dict[str, Any]) -> str:
         f"{profile.rate_kbit} kbit/s, {profile.delay_ms:g} ms one way, {profile.loss * 100:g} % loss, each way"
     if profile.blackout_s:
         link = f"clean, cut both ways for {profile.blackout_s:g} s"
-    head = [f"{name}: {link}; window {result.get('window_s')} s, join {result.get('join_s')} s"]
+    joined = "the pages never both decoded" if result.get("join_s") is None else f"join {result['join_s']} s"
+    head = [f"{name}: {link}; window {result.get('window_s')} s, {joined}"]
     if "first_load_s" in result:
         head[0] += f", first page load {result['first_load_s']} s ({result['first_load_kb']} KB)"
     columns = [(key, title) for key, title in COLUMNS if key in result["w2c"] or key in result["c2w"]]
