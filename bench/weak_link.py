@@ -386,12 +386,21 @@ async def first_frame(page: Page, track_id: str, started: float, timeout: float)
     return None
 
 
+LIVE_CONNECTED = "window.yb && window.yb.live && window.yb.live.status.state === 'connected'"
+
+
 async def worker_waiting(page: Page) -> None:
     """(Re)load the worker's page until it shows the waiting ticket (past the device check; on a slow
-    link the check's button may go away under the click, so a click is tried briefly)."""
+    link the check's button may go away under the click, so a click is tried briefly) and its
+    socket.io connection is up. A worker waits minutes for a call; this bench calls at once, and
+    the client reloads the desk on a *re*connection only, so a page whose first connection came
+    up after ``ticket.called`` was sent (1–2 s on the poor link) would never hear of the call —
+    a suspected cause of the poor-link calls in which the worker's page never joined; that is the
+    client's to fix, not what the profiles measure."""
     await page.goto("/app/worker")
     for _ in range(600):
         if await page.locator("[data-testid=waiting]").is_visible():
+            await page.wait_for_function(LIVE_CONNECTED, timeout=30000)
             return
         button = page.locator("[data-testid=check-continue]")
         with contextlib.suppress(Exception):
@@ -650,6 +659,11 @@ class Bench:
             for who, page in (("clerk", self.clerk), ("worker", self.worker)):
                 with contextlib.suppress(Exception):
                     await page.screenshot(path=str(shots / f"{profile.name}-{who}.png"))
+            state = await self.worker.evaluate(
+                "({live: window.yb.live.status.state, reconnects: window.yb.live.status.reconnects,"
+                " call: window.yb.call ? window.yb.call.state.phase : null,"
+                " waiting: !!document.querySelector('[data-testid=waiting]')})")
+            log(f"  the worker's page: {state}")
             seen = {"the clerk": clerk_s, "the worker": worker_s}
             log(f"  {profile.name}: within {20 if self.quick else 40} s of 叫号, "
                 + "; ".join(f"{who} decoded {'nothing' if t is None else f'a frame after {t:.2f} s'}"
