@@ -76,7 +76,9 @@ and the call connected; back ≤ 1 s after the outage; first load ≤ 5 s.
 ``--ref REV`` measures another revision ("before"): it is checked out with ``git worktree add``
 into a temporary directory, its web client built there (``npm run build``, node_modules linked
 from this tree), its server started, the same profiles run, and the worktree removed.
-``--profile NAME`` (repeatable) runs only those profiles.
+``--profile NAME`` (repeatable) runs only those profiles. On this 2-core machine a full run takes
+about 6–7 minutes and ``--quick`` about 70–75 s (a ``--ref`` adds ~20 s of web client build);
+5 s windows are coarse — one freeze of 1 s reads as 12 s/min — so compare full runs.
 """
 
 from __future__ import annotations
