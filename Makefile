@@ -5,7 +5,11 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
+<<<<<<< HEAD
 .PHONY: run test bench lint install clean chromium firefox fonts web gstreamer
+=======
+.PHONY: run test bench lint install clean chromium fonts web gstreamer netshape
+>>>>>>> v11-weaklink
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +57,10 @@ GST_PACKAGES := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0
 gstreamer:
 	@dpkg -s $(GST_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(GST_PACKAGES))
 
+# bench/weak_link.py shapes the worker's link: network namespaces and tc (iproute2), NFQUEUE rules (iptables-legacy).
+netshape:
+	@command -v iptables-legacy >/dev/null && command -v tc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables)
+
 # Watermarks are drawn in Chinese: Debian's Noto CJK fonts.
 fonts:
 	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
@@ -72,12 +80,13 @@ lint: install
 	$(VENV)/bin/mypy server/domain
 	cd web-client && npm run typecheck
 
-bench: install chromium fonts web
+bench: install chromium fonts web netshape
 	$(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
 	$(PY) bench/login.py $(BENCH_ARGS)
 	$(PY) bench/join.py $(BENCH_ARGS)
+	$(PY) bench/weak_link.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
