@@ -126,12 +126,12 @@ def test_the_layer_follows_the_estimate_and_a_clean_link_tries_the_next_one() ->
     assert feedback.next_probe_wait(64, True, 2) == feedback.PROBE_WAIT_MAX_S
     assert feedback.next_probe_wait(32, False, 100) == feedback.PROBE_WAIT_S, "a layer held long: start again"
     assert feedback.active_layers({2}, 3) == [0, 2], "the lowest always flows"
-    assert feedback.layer_rates([None, 250_000]) == [500_000, 250_000]
-    nominal = list(feedback.LAYER_NOMINAL_BPS)
-    assert feedback.layered_target(0, nominal, None, 100_000) == 165_000, "room for the layers someone gets"
-    assert feedback.layered_target(2, nominal, None, 100_000) == feedback.SIMULCAST_MAX_BPS
-    assert feedback.layered_target(2, nominal, 400_000, 600_000) == 400_000, "a congested uplink bounds it"
-    assert feedback.layered_target(2, nominal, 400_000, 300_000) == feedback.SIMULCAST_MAX_BPS
+    assert feedback.layer_rates([None, 250_000]) == [300_000, 250_000]
+    assert feedback.layer_rates([None] * 4) == [150_000, 500_000, 1_500_000, 1_500_000]
+    nominal = list(feedback.LAYER_NOMINAL_BPS[3])
+    assert feedback.layered_target(nominal, None, 100_000) == feedback.SIMULCAST_MAX_BPS, "room for every layer"
+    assert feedback.layered_target(nominal, 400_000, 600_000) == 400_000, "a congested uplink bounds it"
+    assert feedback.layered_target(nominal, 400_000, 300_000) == feedback.SIMULCAST_MAX_BPS
 
 
 def test_simulcast_sections_are_read_from_the_offer() -> None:

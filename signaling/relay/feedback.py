@@ -43,7 +43,8 @@ RESUME_GRACE_S = 4.0
 RESUME_TRY_MAX_S = 60.0
 PROBE_WAIT_S = 8.0
 PROBE_WAIT_MAX_S = 64.0
-SWITCH_WAIT_S = 5.0  # a layer asked for that has not started by then is given up
+SWITCH_WAIT_S = 15.0  # a layer asked for that has not started by then is given up (a browser's
+# estimate must grow before it turns an upper layer on)
 PROBE_CONFIRM_S = 6.0
 REMB_FALL = 0.9  # an estimate 10 % under the last one: the link is congested
 REMB_RISE = 1.02
@@ -52,7 +53,7 @@ UPLINK_CONGESTED = 0.8  # the uplink's estimate this far under what arrives: con
 LAYER_FITS = 0.85  # a layer fits an estimate this much over 85 % of its rate
 LAYER_OFF_AFTER_S = 5.0
 LAYER_UP_HEADROOM = 0.8
-LAYER_NOMINAL_BPS = (150_000, 500_000, 1_500_000)
+LAYER_NOMINAL_BPS = {2: (300_000, 1_500_000), 3: (150_000, 500_000, 1_500_000)}  # by number of layers
 SIMULCAST_MAX_BPS = 2_200_000
 RETRANSMIT_SHARE = 0.25
 RETRANSMIT_MIN_BPS = 100_000
@@ -133,8 +134,8 @@ def retransmit_budget(receives_bps: int) -> int:
 def layer_rates(measured: list[int | None]) -> list[int]:
     """What each layer (lowest first) takes: measured when it is being sent, else its nominal
     rate (the layers a client publishes are described in docs/protocol.md)."""
-    nominal = LAYER_NOMINAL_BPS[-len(measured):] if len(measured) <= len(LAYER_NOMINAL_BPS) else \
-        [LAYER_NOMINAL_BPS[-1]] * len(measured)
+    nominal = LAYER_NOMINAL_BPS.get(len(measured)) or (LAYER_NOMINAL_BPS[3] + (CAMERA_MAX_BPS,) * len(measured))[
+        : len(measured)]
     return [m if m else n for m, n in zip(measured, nominal, strict=True)]
 
 
@@ -160,9 +161,9 @@ def choose_layer(current: int, rates: list[int], remb_bps: int | None, last_remb
     top = len(rates) - 1
     rate = rates[current]
     falling = remb_bps is not None and last_remb_bps is not None and remb_bps < last_remb_bps * REMB_FALL
-    rising = remb_bps is not None and last_remb_bps is not None and remb_bps > last_remb_bps * REMB_RISE
+    steady = remb_bps is not None and last_remb_bps is not None and remb_bps <= last_remb_bps * REMB_RISE
     congested = fraction_lost > HEAVY_LOSS or (remb_bps is not None and remb_bps < rate and (
-        falling or (remb_bps < rate * LAYER_TOO_BIG and not rising)))
+        falling or (remb_bps < rate * LAYER_TOO_BIG and steady)))
     if congested and current > 0:
         if trial or remb_bps is None:
             return LayerChoice(current - 1, False)
@@ -179,12 +180,13 @@ def choose_layer(current: int, rates: list[int], remb_bps: int | None, last_remb
     return LayerChoice(current, False)
 
 
-def layered_target(wanted_top: int, rates_nominal: list[int], uplink_bps: int | None, incoming_bps: int) -> int:
-    """What a publisher of layers should send: room for every layer up to the highest any
-    subscriber gets or is moving to — not what its subscribers' estimates say (each takes the
-    layer it can), and under its uplink only when that shows congestion (estimate under what
-    arrives). Browsers turn their upper layers off when this is less than they need."""
-    target = min(SIMULCAST_MAX_BPS, int(sum(rates_nominal[: wanted_top + 1]) * 1.1))
+def layered_target(rates_nominal: list[int], uplink_bps: int | None, incoming_bps: int) -> int:
+    """What a publisher of layers may send: room for every layer — not what its subscribers'
+    estimates say (each takes the layer it can; which layers are sent at all is dynacast's
+    business, `active_layers`), and under its uplink only when that shows congestion (an
+    estimate well under what arrives). A browser's own estimate grows only under a ceiling with
+    room: a lower one would keep its upper layers off for good."""
+    target = min(SIMULCAST_MAX_BPS, int(sum(rates_nominal) * 1.1))
     if uplink_bps is not None and uplink_bps < incoming_bps * UPLINK_CONGESTED:
         target = min(target, uplink_bps)
     return max(MIN_VIDEO_BPS, target)

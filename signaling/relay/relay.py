@@ -773,9 +773,8 @@ class Relay:
                 self._choose_layers(source, flowing, now)
                 await self._ask_layers(room, participant, source, now)
             if source.layered:
-                top = max((i for o, _ in flowing for i in (o.layer, o.want) if i is not None), default=0)
                 source.target_bps = feedback.layered_target(
-                    top, feedback.layer_rates([None] * len(source.streams)), source.uplink_bps,
+                    feedback.layer_rates([None] * len(source.streams)), source.uplink_bps,
                     sum(s.rate_bps or 0 for s in source.streams))
             else:
                 source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps,

@@ -65,9 +65,12 @@ function preferVp8(transceiver: RTCRtpTransceiver): void {
 }
 
 /**
- * The camera goes out in three layers (simulcast, docs/protocol.md "Layers"): the relay gives
- * each viewer the one its link carries and asks us (publish_layers) to pause those nobody gets.
- * Lowest first, as the relay reads them; the rates match the relay's nominal ones.
+ * The camera goes out in layers (simulcast, docs/protocol.md "Layers"): the relay gives each
+ * viewer the one its link carries and asks us (publish_layers) to pause those nobody gets.
+ * Lowest first, as the relay reads them; the rates match the relay's nominal ones. From a VGA
+ * camera Chrome sends the lower two of these three (its layer limit for that size); measured
+ * on shaped links (bench/weak_link.py) that beat two layers of 320×240 and 640×480, whose
+ * upper layer flooded a 600 kbit/s uplink.
  */
 const CAMERA_LAYERS: RTCRtpEncodingParameters[] = [
   { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
