@@ -5,11 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-<<<<<<< HEAD
-.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer
-=======
-.PHONY: run test bench lint install clean chromium fonts web gstreamer netshape
->>>>>>> v11-weaklink
+.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
