@@ -67,6 +67,8 @@ _HEADER = struct.Struct("!BBHLLHH")
 DEFAULT_RETRANSMIT_BPS = 300_000  # until the relay knows what the subscriber's link carries
 RETRANSMIT_BURST_S = 0.25
 MIN_RESEND_GAP_S = 0.05
+UNREPAIRABLE_BURST = 20  # repairs refused within UNREPAIRABLE_WINDOW_S: ask for a keyframe instead
+UNREPAIRABLE_WINDOW_S = 0.25
 _ON_RTP = "_yunbang_on_rtp"  # the tapped receiver's synchronous packet handler
 
 
@@ -308,6 +310,10 @@ class PacketSender:
         self._tokens = DEFAULT_RETRANSMIT_BPS / 8 * RETRANSMIT_BURST_S
         self._tokens_at = time.monotonic()
         self._resent: dict[int, float] = {}
+        self._burst_at = 0.0
+        self._burst = 0
+        self._asked_keyframe_at = 0.0
+        self.keyframes_for_losses = 0
         handle_rtcp = sender._handle_rtcp_packet
         sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
         sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
@@ -396,6 +402,18 @@ class PacketSender:
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         self.forwarded += 1
 
+    def _unrepairable(self, now: float) -> None:
+        """More lost than the repair budget covers (a link back from an outage): one keyframe
+        request instead of the subscriber's NACKs running out one by one (seconds of freeze);
+        at most one a second per subscriber."""
+        if now - self._burst_at > UNREPAIRABLE_WINDOW_S:
+            self._burst_at, self._burst = now, 0
+        self._burst += 1
+        if self._burst >= UNREPAIRABLE_BURST and now - self._asked_keyframe_at >= 1.0:
+            self._asked_keyframe_at = now
+            self.keyframes_for_losses += 1
+            self.keyframe_callback()
+
     async def retransmit(self, sequence_number: int) -> None:
         """A subscriber's NACK: send the packet again from the history (as RTX if negotiated),
         unless it was resent within a round trip or the repair budget is spent."""
@@ -412,6 +430,7 @@ class PacketSender:
         self._tokens_at = now
         if self._tokens < len(kept[4]):
             self.retransmit_refused += 1
+            self._unrepairable(now)
             return
         self._tokens -= len(kept[4])
         if len(self._resent) > RTP_HISTORY_SIZE:
