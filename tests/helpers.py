@@ -72,3 +72,15 @@ class Listener:
                 await asyncio.sleep(0.02)
 
         return await asyncio.wait_for(poll(), timeout)
+
+
+async def until(condition: Any, timeout: float, what: str) -> None:
+    """Wait until a synchronous condition holds (a relay's state, a client's counters)."""
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.1)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"{what} not within {timeout} s") from None

@@ -14,7 +14,7 @@ import pytest
 from server.keys import CALLS
 from signaling.relay import feedback
 from tests.conftest import Platform, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import CallClient
 
 
@@ -49,17 +49,6 @@ async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient
     finally:
         await worker.close()
         await clerk.close()
-
-
-async def until(condition: Any, timeout: float, what: str) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.1)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"{what} not within {timeout} s") from None
 
 
 async def test_the_relay_tells_the_publisher_what_its_subscriber_can_take(call) -> None:

@@ -15,7 +15,7 @@ import pytest
 from server.keys import CALLS
 from signaling.relay import feedback
 from tests.conftest import Platform, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import LAYERS, CallClient, SimulcastCamera
 
 
@@ -23,17 +23,6 @@ from tests.rtc_client import LAYERS, CallClient, SimulcastCamera
 async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
-
-
-async def until(condition: Any, timeout: float, what: str) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.1)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"{what} not within {timeout} s") from None
 
 
 def gaps(sequences: list[int]) -> list[tuple[int, int]]:
