@@ -45,6 +45,7 @@ PROBE_WAIT_S = 8.0
 PROBE_WAIT_MAX_S = 64.0
 SWITCH_WAIT_S = 15.0  # a layer asked for that has not started by then is given up (a browser's
 # estimate must grow before it turns an upper layer on)
+LAYER_ABSENT_S = 4.0  # a layer asked for this long that has never come is one the publisher cannot send
 PROBE_CONFIRM_S = 6.0
 REMB_FALL = 0.9  # an estimate 10 % under the last one: the link is congested
 REMB_RISE = 1.02

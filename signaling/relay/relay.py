@@ -131,6 +131,7 @@ class Stream:
         self.rate_bps: int | None = None  # measured over whole feedback intervals it was sent in
         self.rate_at = 0.0
         self.live_since = 0.0
+        self.asked_at: float | None = time.monotonic()  # since when the publisher is asked to send it
         self._octets_mark = 0
         self.last_packet_at = 0.0
         self.gaps_recovered = 0
@@ -229,6 +230,11 @@ class Stream:
 
     def live(self, now: float) -> bool:
         return now - self.last_packet_at < LAYER_IDLE_S
+
+    def absent(self, now: float) -> bool:
+        """Asked for a while and never sent: the publisher cannot send this layer (a browser sends
+        fewer layers from a small camera: two of three from VGA)."""
+        return self.packets == 0 and self.asked_at is not None and now - self.asked_at >= feedback.LAYER_ABSENT_S
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most one per ``KEYFRAME_INTERVAL_S``: a request
@@ -394,8 +400,13 @@ class Source:
             self.outlets.append(outlet)
 
     def keyframe_for(self, outlet: "Outlet") -> None:
-        """A subscriber asked for a keyframe (PLI/FIR): of the layer it gets or is moving to."""
-        self.request_keyframe(outlet.want if outlet.want is not None else outlet.layer)
+        """A subscriber asked for a keyframe (PLI/FIR): of the layer it is moving to when that
+        layer is flowing (the switch brings it one), else of the layer it gets — a subscriber must
+        never wait out a switch to a layer that is not coming with a picture it cannot decode."""
+        index = outlet.want if outlet.want is not None else outlet.layer
+        if outlet.layer is not None and index != outlet.layer and not self.stream(index).live(time.monotonic()):
+            index = outlet.layer
+        self.request_keyframe(index)
 
     def describe(self) -> dict[str, Any]:
         described = {"track_id": self.track_id, "participant_id": self.participant_id, "kind": self.kind,
@@ -795,16 +806,21 @@ class Relay:
 
     def _choose_layers(self, source: Source, flowing: list[tuple[Outlet, feedback.Subscriber]], now: float) -> None:
         """Each subscriber's layer for its link (simulcast); a change waits for that layer's keyframe."""
-        rates = feedback.layer_rates([s.rate_bps for s in source.streams])
+        # the layers the publisher can send: up to the highest that is not absent
+        top = max((s.index for s in source.streams if not s.absent(now)), default=0)
+        rates = feedback.layer_rates([s.rate_bps for s in source.streams])[: top + 1]
         for outlet, subscriber in flowing:
             current = outlet.want if outlet.want is not None else source.initial_layer()
             since = now - outlet.want_at
             if outlet.layer is not None and outlet.layer != current:  # its keyframe (or the layer) not here yet
-                if since < feedback.SWITCH_WAIT_S:
+                if since < feedback.SWITCH_WAIT_S and current <= top:
                     continue
                 outlet.want, outlet.want_at, outlet.trial = outlet.layer, now, False
                 outlet.probe_wait = feedback.next_probe_wait(outlet.probe_wait, True, since)
                 continue
+            current = min(current, top)
+            if outlet.want is not None and outlet.want > current:
+                outlet.want = current  # not started yet, and the layer it was to start on is absent
             choice = feedback.choose_layer(current, rates, subscriber.remb_bps, outlet.last_remb,
                                            subscriber.fraction_lost, since, outlet.probe_wait, outlet.trial)
             outlet.last_remb = subscriber.remb_bps
@@ -825,6 +841,12 @@ class Relay:
             return
         if set(active) < set(source.active_rids) and now - source.active_at < feedback.LAYER_OFF_AFTER_S:
             return
+        for stream in source.streams:
+            on = stream.rid in active
+            if on and stream.asked_at is None:
+                stream.asked_at = now
+            elif not on:
+                stream.asked_at = None
         source.active_rids, source.active_at = active, now
         await self.sink.publish_layers(room.room_id, participant.participant_id, source.source, list(active))
 
