@@ -378,9 +378,21 @@ async def log_in(context: BrowserContext, username: str) -> Page:
     return page
 
 
-async def first_frame(page: Page, track_id: str, started: float, timeout: float) -> float | None:
+PHASE = "window.yb && window.yb.call ? window.yb.call.state.phase : 'no call'"
+
+
+async def first_frame(page: Page, track_id: str, started: float, timeout: float,
+                      steps: list[str] | None = None) -> float | None:
+    """Seconds from ``started`` until ``page`` decodes a frame of ``track_id``; the call's phases on
+    the way are appended to ``steps`` ("joining 0.4 s", …), so a slow join shows where it waited."""
+    phase = None
     while time.perf_counter() < started + timeout:
         stats = await page.evaluate("window.yb && window.yb.stats ? window.yb.stats() : {}")
+        if steps is not None:
+            now = await page.evaluate(PHASE)
+            if now != phase:
+                phase = now
+                steps.append(f"{now} {time.perf_counter() - started:.1f} s")
         entry = stats.get(track_id) if isinstance(stats, dict) else None
         if entry and entry.get("framesDecoded", 0) > 0:
             return time.perf_counter() - started
@@ -560,6 +572,10 @@ def recovered_at(polls: list[tuple[float, int]]) -> tuple[float, bool] | None:
     return None
 
 
+def fmt_s(value: float | None) -> str:
+    return "never" if value is None else f"{value:.1f} s"
+
+
 WORSE = {"fps": min, "frozen_s_per_min": max, "audio_concealed_pct": max, "loss_pct": max,
          "connected_pct": min, "recovery_s": max}
 
@@ -604,8 +620,12 @@ class Bench:
         worker_cam = f"u{self.worker_api.user['id']}:camera"
         clerk_cam = f"u{self.clerk_api.user['id']}:camera"
         limit = 20 if self.quick else 40
-        times = await asyncio.gather(first_frame(self.clerk, worker_cam, started, limit),
-                                     first_frame(self.worker, clerk_cam, started, limit))
+        clerk_steps: list[str] = []
+        worker_steps: list[str] = []
+        times = await asyncio.gather(first_frame(self.clerk, worker_cam, started, limit, clerk_steps),
+                                     first_frame(self.worker, clerk_cam, started, limit, worker_steps))
+        log(f"  join: the clerk {' → '.join(clerk_steps)}, decoded {fmt_s(times[0])}; "
+            f"the worker {' → '.join(worker_steps)}, decoded {fmt_s(times[1])}")
         return ticket, times[0], times[1]
 
     async def end_call(self, ticket: dict[str, Any]) -> None:

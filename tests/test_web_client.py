@@ -4,6 +4,7 @@ switch, the expert's desk, and a worker page that survives a dropped connection.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
@@ -11,6 +12,8 @@ from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.web import decoding, eventually, log_in, person
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Platform) -> None:
@@ -29,7 +32,8 @@ async def test_root_leads_to_the_app_and_its_pages_survive_a_reload(platform: Pl
 
 async def test_the_app_goes_out_precompressed_to_a_village_link(platform: Platform) -> None:
     """Scripts and styles leave precompressed (brotli, else gzip), about a quarter of their size,
-    immutable under their hashed names; the page itself is never cached stale."""
+    immutable under their hashed names; the page itself is never cached stale. A file under 1 KB
+    (web-client/scripts/compress.mjs) goes as it is: compressing it would save nothing."""
     http = platform.http
     async with http.get(platform.base + "/app/") as page:
         assert page.headers["Cache-Control"] == "no-cache"
@@ -43,9 +47,10 @@ async def test_the_app_goes_out_precompressed_to_a_village_link(platform: Platfo
                                 auto_decompress=False) as resp:
                 body = await resp.read()
                 assert resp.status == 200, asset
-                assert resp.headers.get("Content-Encoding") == (None if encoding == "identity" else encoding), asset
+                tiny = (ROOT / "web-client" / "dist" / asset).stat().st_size < 1024
+                assert resp.headers.get("Content-Encoding") == (None if encoding == "identity" or tiny else encoding), asset
                 assert resp.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-                assert "Accept-Encoding" in resp.headers.get("Vary", "") or encoding == "identity"
+                assert "Accept-Encoding" in resp.headers.get("Vary", "") or encoding == "identity" or tiny
                 plain += len(body) if encoding == "identity" else 0
                 compressed += len(body) if encoding == "br" else 0
     assert compressed * 3 < plain, (compressed, plain)

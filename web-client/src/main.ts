@@ -1,5 +1,5 @@
 import { createApp } from "vue";
-import "element-plus/dist/index.css";
+import "element-plus/theme-chalk/base.css";
 import "./styles.css";
 import App from "./App.vue";
 import { installDebugHook } from "./debug";

@@ -2,6 +2,7 @@ import { createRouter, createWebHistory, type RouteRecordRaw } from "vue-router"
 import type { Role } from "@/api/types";
 import { homeFor, mustEnrol, restore, session, whenEnrolmentRequired, whenLoggedOut } from "@/state/session";
 import { deviceCheckPassed } from "@/state/deviceCheck";
+import LoginView from "@/views/LoginView.vue";
 
 declare module "vue-router" {
   interface RouteMeta {
@@ -11,7 +12,7 @@ declare module "vue-router" {
 }
 
 const routes: RouteRecordRaw[] = [
-  { path: "/login", name: "login", component: () => import("@/views/LoginView.vue") },
+  { path: "/login", name: "login", component: LoginView }, // in the first load: a cold visit starts here
   { path: "/", name: "home", component: { render: () => null } },
   {
     path: "/worker/check",
