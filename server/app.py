@@ -118,6 +118,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
         await db.dispose()
 
     app.cleanup_ctx.append(resources)
+
+    async def disconnect_clients(app: web.Application) -> None:
+        """On stop (SIGTERM, an upgrade): close every socket.io connection at once, so its
+        client reconnects (to another node behind the load balancer) and the server's wait for
+        open handlers does not run to its timeout on a websocket that would never end."""
+        eio = sio.eio
+        for sid, socket in list(eio.sockets.items()):
+            # not engine.io's disconnect(): it waits for each client to take its close packet, and a
+            # polling client that went away never comes back for it
+            with contextlib.suppress(Exception):
+                await socket.close(wait=False)
+            eio.sockets.pop(sid, None)
+
+    app.on_shutdown.append(disconnect_clients)
     return app
 
 

@@ -12,6 +12,8 @@ import sys
 
 from server.config import Settings, SettingsError
 
+STOP_WAIT_S = 5.0
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="yunbang", description="云帮办 远程视频受理平台")
@@ -99,7 +101,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
     print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
           f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger)
+    # on SIGTERM the socket.io clients are told at once (server.app: disconnect_clients); a request
+    # still running after STOP_WAIT_S is cut (an upload resumes where it was), not waited on for
+    # aiohttp's default minute
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger,
+                shutdown_timeout=STOP_WAIT_S)
     return 0
 
 

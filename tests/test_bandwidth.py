@@ -136,6 +136,11 @@ async def test_a_link_too_thin_for_video_keeps_the_audio_and_tries_video_again(c
     pacing = asyncio.create_task(report())
     microphone = track.replace(":camera", ":microphone")
     try:
+        await asyncio.sleep(feedback.THIN_FOR_S / 2)  # a moment of low estimate (a link back from an outage)
+        link["bps"] = 3_000_000
+        await asyncio.sleep(feedback.THIN_FOR_S)
+        assert not outlet.paused and not clerk.named("video_paused"), "a moment of low estimate pauses nothing"
+        link["bps"] = 60_000
         await until(lambda: outlet.paused, 10, "the video paused for a 60 kbit/s link")
         event = next(e for e in clerk.named("video_paused") if e["paused"])
         assert event["track_id"] == track and event["reason"] == "network"

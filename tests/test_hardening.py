@@ -30,7 +30,7 @@ from server.domain.clock import ManualClock
 from server.migrate import upgrade
 from server.weblog import ClientGarbage, RedactingAccessLogger, redact_url
 from tests.conftest import Api, Platform, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, until, window_of
 from tests.media import phone_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -395,9 +395,16 @@ async def test_yunbang_serve_keeps_files_private_logs_no_secrets_and_shrugs_off_
             reply = await asyncio.to_thread(raw_request, port, b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")
             assert reply.startswith("HTTP/1.0 400") and "\r\nServer: yunbang\r\n" in reply, reply
             await asyncio.sleep(0.5)
+            client = socketio.AsyncClient(reconnection=False)
+            await client.connect(base, auth={"token": clerk.token}, transports=["websocket"], wait_timeout=5)
+            proc.terminate()  # a stop with a client connected: it is told, and the server does not wait on it
+            await until(lambda: not client.connected, 10, "the connected client told of the stop")
+            stopped = await asyncio.to_thread(proc.wait, 15)
+            assert stopped == 0, log.read_text()[-3000:]
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
     assert open_to_others(data) == []
     assert any(p.is_file() for p in (data / "objects").rglob("*")), "the document is in the local store"
     text = log.read_text()

@@ -12,7 +12,7 @@ second the relay works out, for every video source:
 - and sends the publisher one REMB with the sum of its video targets plus its audio. Browsers
   treat REMB as a ceiling for everything they send on that connection.
 
-Audio first: a subscriber whose link takes less than 120 kbit/s (its REMB, when under what it is
+Audio first: a subscriber whose link takes less than 120 kbit/s for 3 s (its REMB, when under what it is
 sent: a browser's REMB follows what arrives; in layers, once on the lowest) gets no video for a while (its
 audio keeps flowing, its page says so), and its link no longer holds everyone else's picture
 down; video is tried again after 10 s, then 20, 40, 60 s while the link stays that thin.
@@ -38,6 +38,7 @@ LIGHT_LOSS = 0.02
 GAP_WAIT_MIN_S = 0.08
 GAP_WAIT_MAX_S = 0.6
 PAUSE_BELOW_BPS = 120_000
+THIN_FOR_S = 3.0  # a link's estimate must stay under PAUSE_BELOW_BPS this long before its video pauses
 RESUME_TRY_S = 10.0
 RESUME_GRACE_S = 4.0
 RESUME_TRY_MAX_S = 60.0

@@ -427,6 +427,7 @@ class Outlet:
     paused: bool = False  # audio first: this subscriber's link cannot take the video now
     paused_at: float = 0.0  # when it last paused or resumed
     pauses: int = 0
+    thin_since: float = 0.0  # since when its link's estimate is under what video needs (0: it is not)
     layer: int | None = None  # the layer (stream index) this subscriber gets; None: not started
     want: int | None = None  # the layer chosen for its link; switched to at that layer's keyframe
     want_at: float = 0.0  # when ``want`` last changed
@@ -859,6 +860,13 @@ class Relay:
             sent = source.stream(outlet.layer).rate_bps or 0 if outlet.layer is not None else 0
             thin = subscriber.remb_bps if (subscriber.remb_bps is not None and not (outlet.layer or 0) > 0
                                            and subscriber.remb_bps < sent * feedback.UPLINK_CONGESTED) else None
+            # only a link that stays thin: a browser's estimate right after an outage is low for a moment
+            if thin is None or thin >= feedback.PAUSE_BELOW_BPS:
+                outlet.thin_since = 0.0
+            elif not outlet.thin_since:
+                outlet.thin_since = now
+            if thin is not None and now - (outlet.thin_since or now) < feedback.THIN_FOR_S:
+                thin = None
             paused = feedback.video_paused(outlet.paused, outlet.paused_at, outlet.pauses, thin, now)
             if paused == outlet.paused:
                 if not paused and outlet.pauses and now - outlet.paused_at > feedback.RESUME_TRY_MAX_S * 2:
