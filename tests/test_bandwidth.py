@@ -5,6 +5,7 @@ lost packet follows the round trip."""
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,31 @@ def test_targets_follow_the_weakest_link_and_loss() -> None:
     assert feedback.video_paused(True, 100.0, 1, None, 105.0) is True, "paused: wait before trying"
     assert feedback.video_paused(True, 100.0, 1, None, 111.0) is False, "then try again"
     assert feedback.video_paused(True, 100.0, 3, None, 135.0) is True, "longer after each pause"
+
+
+def test_a_subscribers_loss_is_counted_over_two_seconds_not_per_report(monkeypatch) -> None:
+    """Browsers report several times a second over a few dozen packets each: one report may say
+    30 % on a link that loses 3 %. The relay reads the loss from the reports' cumulative counts
+    over the last two seconds, so a layer is not switched (a freeze) on each swing."""
+    from signaling.relay import passthrough
+
+    sender = object.__new__(passthrough.PacketSender)
+    sender.fraction_lost = 0.0
+    sender._loss_marks = collections.deque()
+    clock = {"now": 100.0}
+    monkeypatch.setattr(passthrough.time, "monotonic", lambda: clock["now"])
+    highest = lost = 0
+    seen = []
+    for i in range(40):  # 10 packets every 0.25 s, one lost in every ~third report: 3–4 %
+        highest += 10
+        lost += 1 if i % 3 == 0 else 0
+        clock["now"] += 0.25
+        sender._loss_over_window(highest, lost)
+        seen.append(sender.fraction_lost)
+    assert max(seen[8:]) < 0.06, seen
+    for _ in range(12):  # then a congested link: 20 %
+        highest += 10
+        lost += 2
+        clock["now"] += 0.25
+        sender._loss_over_window(highest, lost)
+    assert sender.fraction_lost == pytest.approx(0.2, abs=0.02)

@@ -103,7 +103,8 @@ def test_the_layer_follows_the_estimate_and_a_clean_link_tries_the_next_one() ->
     assert choose(2, rates, 700_000, 800_000, 0.0, 10, 8, False) == Choice(1, False), "a falling one under the rate is"
     assert choose(2, rates, 300_000, 300_000, 0.0, 10, 8, False) == Choice(1, False), "far under and not growing"
     assert choose(1, rates, 300_000, 300_000, 0.15, 10, 8, False) == Choice(0, False), "so is heavy loss"
-    assert choose(0, rates, 400_000, 400_000, 0.0, 1, 8, False) == Choice(1, False), "up when the estimate has room"
+    assert choose(0, rates, 400_000, 400_000, 0.0, 4, 8, False) == Choice(1, False), "up when the estimate has room"
+    assert choose(0, rates, 400_000, 400_000, 0.0, 1, 8, False) == Choice(0, False), "not the moment after a change"
     assert choose(1, rates, 330_000, 330_000, 0.0, 1, 8, False) == Choice(1, False), "no room for the next: stay"
     assert choose(1, rates, 330_000, 330_000, 0.0, 9, 8, False) == Choice(2, True), "a clean link tries the next"
     assert choose(2, rates, 330_000, 320_000, 0.0, 3, 8, True) == Choice(2, True), "the trial goes on while all is well"
@@ -138,3 +139,51 @@ def test_simulcast_sections_are_read_from_the_offer() -> None:
     assert "a=mid:0\r\na=rid:lo recv\r\na=rid:hi recv\r\na=simulcast:recv lo;hi\r\n" in answer
     assert answer.count("simulcast") == 1
     assert LAYERS[0][0] == "q"
+
+
+async def test_in_a_five_party_room_each_subscriber_gets_its_own_layer(platform: Platform) -> None:
+    """A consultation (worker, clerk, three experts): the expert on a thin link gets the low layer,
+    the others keep the top one; the publisher sends both and nothing in between (dynacast)."""
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "会商分层群众")
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    experts = [await platform.login(n) for n in ("expert1", "expert2", "expert3")]
+    reply = await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations",
+                                 {"expert_ids": [e.user["id"] for e in experts]})
+    assert reply.status == 201, reply
+    for invitation, expert in zip(reply.body["invitations"], experts, strict=True):
+        assert (await expert.post(f"/api/invitations/{invitation['id']}/accept")).status == 200
+    assert (await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations/bring-in", {})).status == 200
+    people = [await CallClient(platform.base, api.token).connect() for api in (worker_api, clerk_api, *experts)]
+    worker, viewers = people[0], people[1:]
+    camera = SimulcastCamera()
+    try:
+        for person in people:
+            assert "error" not in await person.join(ticket["id"])
+        await worker.publish_simulcast(camera)
+        track = f"u{worker_api.user['id']}:camera"
+        for viewer in viewers:
+            await viewer.wait_frames(track, 5, timeout=60)
+        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        assert source is not None and len(source.outlets) == 4
+        thin = viewers[-1]
+        thin.quiet_estimator()
+
+        async def report() -> None:
+            while True:
+                await thin.send_remb(150_000)
+                await asyncio.sleep(0.3)
+
+        pacing = asyncio.create_task(report())
+        try:
+            await until(lambda: thin.frame_sizes.get(track) == (80, 60), 30, "the thin expert on the low layer")
+            await asyncio.sleep(2.0)
+            assert [v.frame_sizes.get(track) for v in viewers[:-1]] == [(320, 240)] * 3, "the others keep the top"
+            assert sorted(o.layer for o in source.outlets) == [0, 2, 2, 2]
+            await until(lambda: camera.active == {"q", "f"}, 15, "the middle layer nobody gets paused")
+        finally:
+            pacing.cancel()
+    finally:
+        camera.stop()
+        for person in people:
+            await person.close()

@@ -55,6 +55,7 @@ UPLINK_CONGESTED = 0.8  # the uplink's estimate this far under what arrives: con
 LAYER_FITS = 0.85  # a layer fits an estimate this much over 85 % of its rate
 LAYER_OFF_AFTER_S = 5.0
 LAYER_UP_HEADROOM = 0.8
+LAYER_HOLD_S = 3.0  # a layer is held this long before going up (an estimate lags a step down: no flapping)
 LAYER_NOMINAL_BPS = {2: (300_000, 1_500_000), 3: (150_000, 500_000, 1_500_000)}  # by number of layers
 SIMULCAST_MAX_BPS = 2_200_000
 RETRANSMIT_SHARE = 0.25
@@ -155,8 +156,9 @@ def choose_layer(current: int, rates: list[int], remb_bps: int | None, last_remb
     cannot say that a higher layer would fit (Chrome's grows some 8 % a second after a switch
     up); it does say when the link is congested, by falling, or by staying far under the layer
     without growing. So: down on congestion (heavy loss, a falling estimate under the layer's
-    rate, or one under half of it and not rising) to the layer the estimate carries; up at once when the estimate has room for the next
-    layer; and after ``probe_wait`` seconds of a clean link, a *trial* of the next layer up,
+    rate, or one under half of it and not rising) to the layer the estimate carries; up when the
+    estimate has room for the next layer and the current one has been held ``LAYER_HOLD_S`` (an
+    estimate lags a step down, and each switch costs a keyframe); and after ``probe_wait`` seconds of a clean link, a *trial* of the next layer up,
     kept when ``PROBE_CONFIRM_S`` pass without congestion, ended by the first sign of it (and a
     failed trial doubles the wait, `next_probe_wait`).
     """
@@ -175,7 +177,7 @@ def choose_layer(current: int, rates: list[int], remb_bps: int | None, last_remb
         return LayerChoice(current, since_change < PROBE_CONFIRM_S)
     if remb_bps is None:
         return LayerChoice(top if fraction_lost < LIGHT_LOSS else current, False)
-    if current < top and rates[current + 1] <= remb_bps * LAYER_UP_HEADROOM:
+    if current < top and rates[current + 1] <= remb_bps * LAYER_UP_HEADROOM and since_change >= LAYER_HOLD_S:
         return LayerChoice(current + 1, False)
     if current < top and fraction_lost < LIGHT_LOSS and since_change >= probe_wait:
         return LayerChoice(current + 1, True)

@@ -15,6 +15,7 @@ fail loudly if an upgrade moves any of it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import importlib.metadata
 import logging
 import struct
@@ -65,6 +66,7 @@ _DTLS_ATTRS = ("_rx_srtp", "_tx_srtp", "_rtp_router", "_rtp_header_extensions_ma
 PacketSink = Callable[[RtpPacket], None]
 _HEADER = struct.Struct("!BBHLLHH")
 DEFAULT_RETRANSMIT_BPS = 300_000  # until the relay knows what the subscriber's link carries
+LOSS_WINDOW_S = 2.0  # the subscriber's loss is measured over this long
 RETRANSMIT_BURST_S = 0.25
 MIN_RESEND_GAP_S = 0.05
 UNREPAIRABLE_BURST = 20  # repairs refused within UNREPAIRABLE_WINDOW_S: ask for a keyframe instead
@@ -279,7 +281,7 @@ class PacketSender:
     answered from keeps those bytes' parts; a packet object is built only for a retransmission.
 
     What the subscriber reports comes back here: its REMB (``remb_bps``: what its link takes),
-    the loss of its receiver reports (``fraction_lost``) and the round trip aiortc measures from
+    the loss its receiver reports count (``fraction_lost``, over the last two seconds) and the round trip aiortc measures from
     them (``rtt``). Retransmissions are budgeted: a packet asked for again within a round trip is
     not sent twice, and repairs take at most ``retransmit_bps`` (a token bucket of a quarter
     second), so a lossy link's NACKs never become a storm on top of the media.
@@ -306,6 +308,7 @@ class PacketSender:
         self.remb_bps: int | None = None
         self.remb_at = 0.0
         self.fraction_lost = 0.0
+        self._loss_marks: collections.deque[tuple[float, int, int]] = collections.deque()
         self.retransmit_bps = DEFAULT_RETRANSMIT_BPS
         self._tokens = DEFAULT_RETRANSMIT_BPS / 8 * RETRANSMIT_BURST_S
         self._tokens_at = time.monotonic()
@@ -337,7 +340,22 @@ class PacketSender:
         elif isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             for report in packet.reports:
                 if report.ssrc == self.sender._ssrc:
-                    self.fraction_lost = report.fraction_lost / 256
+                    self._loss_over_window(report.highest_sequence, report.packets_lost)
+
+    def _loss_over_window(self, highest: int, lost: int) -> None:
+        """The loss over the last ``LOSS_WINDOW_S``, from the reports' cumulative counts — not one
+        report's own fraction: browsers report several times a second, each over a few dozen
+        packets, so it swings from 0 to 30 % on a link that loses 3 %, and a layer switch on each
+        swing is a freeze."""
+        now = time.monotonic()
+        marks = self._loss_marks
+        marks.append((now, highest, lost))
+        while len(marks) > 2 and now - marks[1][0] >= LOSS_WINDOW_S:
+            marks.popleft()
+        _, first_highest, first_lost = marks[0]
+        expected = highest - first_highest
+        if expected > 0:
+            self.fraction_lost = min(1.0, max(0.0, (lost - first_lost) / expected))
 
     @property
     def rtt(self) -> float | None:
