@@ -9,6 +9,7 @@
 // Bitrate counts only where the network is what holds it down (a still picture is cheap): a
 // sender that says it is limited by bandwidth, or a received video arriving at under 10 fps.
 import { reactive } from "vue";
+import { newPlayout, nextPlayout, type Playout } from "./playout";
 
 export const FAIR_LOSS = 0.03;
 export const POOR_LOSS = 0.1;
@@ -144,6 +145,7 @@ export const SELF = "self";
 export class QualitySampler {
   readonly links = reactive<Record<string, LinkQuality>>({});
   private inbound = new Map<string, InboundSample>();
+  private playout = new Map<string, Playout>();
   private outbound: OutboundSample | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private busy = false;
@@ -180,6 +182,7 @@ export class QualitySampler {
             framesDecoded: num(inbound.framesDecoded) ?? 0,
             jitter: num(inbound.jitter),
           };
+          this.smooth(src.sub, r.track, r.trackId, inbound);
           const figures = inboundFigures(this.inbound.get(r.trackId), cur, pairRttMs(stats), !!src.paused[r.trackId]);
           this.inbound.set(r.trackId, cur);
           this.links[r.trackId] = { ...figures, grade: grade(figures) };
@@ -210,10 +213,32 @@ export class QualitySampler {
         if (!seen.has(key)) {
           delete this.links[key];
           this.inbound.delete(key);
+          this.playout.delete(key);
         }
       }
     } finally {
       this.busy = false;
+    }
+  }
+
+  /** The receiver's playout hold follows its freezes (playout.ts). */
+  private smooth(pc: RTCPeerConnection, track: MediaStreamTrack, trackId: string, inbound: Stats): void {
+    const freezes = num(inbound.freezeCount);
+    const frozenS = num(inbound.totalFreezesDuration);
+    if (freezes === null || frozenS === null) return; // a browser that does not count freezes
+    const receiver = pc.getReceivers().find((r) => r.track === track) as
+      | (RTCRtpReceiver & { jitterBufferTarget?: number | null })
+      | undefined;
+    if (!receiver || !("jitterBufferTarget" in receiver)) return;
+    const before = this.playout.get(trackId) ?? newPlayout(freezes, frozenS);
+    const after = nextPlayout(before, freezes, frozenS, performance.now() / 1000);
+    this.playout.set(trackId, after);
+    if (after.targetMs !== before.targetMs) {
+      try {
+        receiver.jitterBufferTarget = after.targetMs || null;
+      } catch {
+        // out of the browser's range: keep its own
+      }
     }
   }
 

@@ -1,0 +1,107 @@
+"""Smooth playout in real Chromium: when the worker's frames reach the clerk late (as a packet
+repaired over a village link's round trip does), the clerk's page holds received frames a little
+longer (RTCRtpReceiver.jitterBufferTarget, web-client/src/rtc/playout.ts), so the same late
+frames stop freezing the picture."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from playwright.async_api import Browser, Page, expect
+
+from server.keys import CALLS
+from tests.conftest import Platform
+from tests.helpers import district_item, take, window_of
+from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from tests.web import decoding, eventually, log_in, person
+
+HOLD_EVERY_S = 1.5
+HOLD_S = 0.35  # a repair over a 200 ms round trip, and the relay's wait for it
+
+
+async def playout(page: Page, track_id: str) -> dict[str, Any]:
+    """The receiving page's hold (ms, null: the browser's own) and freezes of one received video."""
+    return await page.evaluate("""async (id) => {
+        const call = window.yb.call;
+        for (const t of call.sub.getTransceivers()) {
+            const info = call.tracksByMid.get(t.mid);
+            if (!info || info.track_id !== id) continue;
+            const out = {target: t.receiver.jitterBufferTarget ?? null};
+            (await t.receiver.getStats()).forEach((s) => {
+                if (s.type === "inbound-rtp") Object.assign(out, {freezes: s.freezeCount || 0,
+                    decoded: s.framesDecoded || 0});
+            });
+            return out;
+        }
+        return {};
+    }""", track_id)
+
+
+def late_frames(outlet: Any) -> asyncio.Task[None]:
+    """Every HOLD_EVERY_S, what the relay forwards to this subscriber is held HOLD_S and then sent
+    at once: the frames arrive late, none is lost."""
+    sender = outlet.sender
+    forward = sender.forward
+    held: list[tuple[Any, ...]] = []
+    state = {"until": 0.0}
+
+    def holding(packet: Any, key: int, ntp: int) -> None:
+        if time.monotonic() < state["until"]:
+            held.append((packet, key, ntp))
+        else:
+            forward(packet, key, ntp)
+
+    sender.forward = holding
+
+    async def run() -> None:
+        try:
+            while True:
+                await asyncio.sleep(HOLD_EVERY_S)
+                state["until"] = time.monotonic() + HOLD_S
+                await asyncio.sleep(HOLD_S)
+                state["until"] = 0.0
+                for args in held:
+                    forward(*args)
+                held.clear()
+        finally:
+            sender.forward = forward
+
+    return asyncio.create_task(run())
+
+
+async def test_late_frames_stop_freezing_once_the_page_holds_them_longer(platform: Platform, browser: Browser) -> None:
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "迟到群众")
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    track = f"u{worker_api.user['id']}:camera"
+
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk1")
+    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
+    await decoding(clerk, track)
+    start = await playout(clerk, track)
+    assert start["target"] is None, "a clean link: the browser's own playout"
+
+    source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+    assert source is not None
+    (outlet,) = source.outlets
+    holding = late_frames(outlet)
+    try:
+        async def held_longer() -> bool:
+            return ((await playout(clerk, track)).get("target") or 0) >= HOLD_S * 1000
+
+        await eventually(held_longer, 40, "the clerk's page holding frames longer than they are late")
+        await asyncio.sleep(3.0)  # the browser moves its playout delay towards the target gradually
+        before = await playout(clerk, track)
+        await asyncio.sleep(HOLD_EVERY_S * 8)
+        after = await playout(clerk, track)
+        assert after["decoded"] > before["decoded"] + 50, "still decoding"
+        assert after["freezes"] - before["freezes"] <= 1, (before, after, "eight late bursts, no freeze")
+        assert start["freezes"] < before["freezes"], "the late frames froze it before the page held them"
+    finally:
+        holding.cancel()
