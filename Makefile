@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape
+.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape services
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,7 +66,12 @@ run: install fonts web
 	$(VENV)/bin/yunbang seed --demo
 	YUNBANG_DEV_PAGES=$${YUNBANG_DEV_PAGES:-true} $(VENV)/bin/yunbang serve
 
-test: install chromium firefox fonts gstreamer web
+# PostgreSQL and Redis: the tests use the configured ones when they answer, else start their own
+# from these packages (tests/services.py); installed here when their programs are missing.
+services:
+	@(ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server)
+
+test: install chromium firefox fonts gstreamer web services
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install
@@ -76,8 +81,8 @@ lint: install
 	$(VENV)/bin/mypy server/domain
 	cd web-client && npm run typecheck
 
-bench: install chromium fonts web netshape
-	$(PY) bench/queue.py $(BENCH_ARGS)
+bench: install chromium fonts web netshape services
+	$(PY) -m tests.services -- $(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
 	$(PY) bench/login.py $(BENCH_ARGS)

@@ -32,8 +32,12 @@ from server.db import Database
 from server.domain.clock import ManualClock
 from server.migrate import upgrade
 from server.seed import seed_demo
+from tests import services
 
-PG_ADMIN = os.environ.get("YUNBANG_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# the PostgreSQL and Redis configured when they answer, else ones started for this run (tests/services.py)
+SERVICES = services.ensure()
+PG_ADMIN = os.environ["YUNBANG_TEST_PG"]
+REDIS_URL = os.environ["YUNBANG_TEST_REDIS"]
 RUN = uuid.uuid4().hex[:8]
 # Monday 2026-11-23 10:00 in Ningbo: inside default service hours.
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -230,3 +234,7 @@ async def platform(settings: Settings, clock: ManualClock) -> AsyncIterator[Plat
     async with ClientSession() as http:
         yield Platform(server, http, clock, app)
     await server.close()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    SERVICES.stop()

@@ -8,7 +8,7 @@ import pytest
 import socketio
 
 from server.keys import MONITOR
-from tests.conftest import Platform
+from tests.conftest import REDIS_URL, Platform
 from tests.helpers import Listener, district_item, take, window_of
 
 
@@ -105,7 +105,7 @@ async def test_events_cross_nodes_through_redis(settings, clock, listeners) -> N
 
     from server.app import create_app
 
-    shared = settings.with_changes(redis_url="redis://127.0.0.1:6379/0", redis_channel=f"yb-test-{uuid.uuid4().hex}")
+    shared = settings.with_changes(redis_url=REDIS_URL, redis_channel=f"yb-test-{uuid.uuid4().hex}")
     servers = [TestServer(create_app(shared, clock=clock, run_monitor=False)) for _ in range(2)]
     for s in servers:
         await s.start_server()
