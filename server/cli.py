@@ -9,8 +9,12 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from server.config import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from server.preflight import Failure
 
 STOP_WAIT_S = 5.0
 
@@ -77,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
+async def _preflight(settings: Settings) -> list["Failure"]:
+    """The database, Redis and object store answer before anything starts (server/preflight.py)."""
+    from server.app import object_store
+    from server.preflight import check_start
+
+    return await check_start(settings, object_store(settings))
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import aiohttp.web_response
     from aiohttp import web
@@ -88,6 +100,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.with_changes(
         host=args.host or settings.host, port=args.port or settings.port
     )
+    failures = asyncio.run(_preflight(settings))
+    if failures:
+        for failure in failures:
+            print(failure.line(), file=sys.stderr)
+        return 3
     if not args.no_migrate:
         upgrade(settings.effective_database_url, data_key=settings.resolved_data_key())
     try:  # the media relay forwards noticeably more packets per core on uvloop

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 from aiohttp import web
+
+from server import preflight
 
 from server.api.base import STAFF, actor, int_param, ok, parse, query, route
 from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
 from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
-from server.keys import DB, DOMAIN
+from uploads.storage import ObjectStore
+from server.keys import DB, DOMAIN, SETTINGS, STORE
 
 
-@route("GET", "/api/health", "健康检查（含数据库连通性）", auth=False, tag="ops")
+@route("GET", "/api/health", "健康检查：数据库、Redis（如已配置）、对象存储各自是否可用；有一项不可用时返回 503",
+       auth=False, tag="ops")
 async def health(request: web.Request) -> web.Response:
-    await request.app[DB].ping()
-    return ok({"status": "ok", "database": request.app[DB].dialect})
+    """Each dependency "ok" or "unavailable" (no more: this answer is public); 503 while one is down,
+    so a load balancer takes the node out and a compose health check shows which one failed."""
+    settings = request.app[SETTINGS]
+    states: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(request.app[DB].ping(), preflight.TIMEOUT_S)
+        states["database"] = "ok"
+    except Exception:
+        states["database"] = "unavailable"
+    if settings.redis_url:
+        states["redis"] = "ok" if await preflight.check_redis(settings.redis_url) is None else "unavailable"
+    store = cast(ObjectStore, request.app[STORE])
+    states["storage"] = "ok" if await preflight.check_store(store, "") is None else "unavailable"
+    up = all(state == "ok" for state in states.values())
+    body = {"status": "ok" if up else "unavailable", "database": request.app[DB].dialect, "dependencies": states}
+    return ok(body, status=200 if up else 503)
 
 
 @route("GET", "/api/queues", "各部门云窗口队列：等候人数、最长等候、预警级别",
