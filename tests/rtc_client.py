@@ -321,8 +321,9 @@ class CallClient:
 
         self._readers.append(asyncio.ensure_future(read()))
 
-    def drop_one_video_packet(self) -> dict[str, Any]:
-        """Lose the next camera packet on the way to the relay, and every retransmission of it."""
+    def drop_one_video_packet(self, retransmissions: int | None = None) -> dict[str, Any]:
+        """Lose the next camera packet on the way to the relay, and the first ``retransmissions``
+        retransmissions of it (None: every one)."""
         assert self.publish_pc is not None
         video = next(t.sender for t in self.publish_pc.getTransceivers() if t.kind == "video")
         transport = video.transport
@@ -336,8 +337,11 @@ class CallClient:
                     lost.update(seq=packet.sequence_number, at=time.monotonic())
                     return
                 if packet.ssrc == video._rtx_ssrc and lost.get("seq") == int.from_bytes(packet.payload[:2], "big"):
-                    lost["retransmissions_dropped"] = lost.get("retransmissions_dropped", 0) + 1
-                    return
+                    dropped = lost.get("retransmissions_dropped", 0)
+                    if retransmissions is None or dropped < retransmissions:
+                        lost["retransmissions_dropped"] = dropped + 1
+                        return
+                    lost["retransmissions_sent"] = lost.get("retransmissions_sent", 0) + 1
             await original(data)
 
         transport._send_rtp = send

@@ -215,6 +215,23 @@ async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, 
     assert source.gaps_skipped >= 1
 
 
+async def test_a_lost_retransmission_is_asked_for_again_before_the_relay_gives_up(platform, called, clients) -> None:
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(audio=False)
+    w_cam = f"u{worker_api.user['id']}:camera"
+    await clerk.wait_frames(w_cam, 30)
+    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    skipped, recovered = source.gaps_skipped, source.gaps_recovered
+    lost = worker.drop_one_video_packet(retransmissions=1)
+    await clerk.wait_frames(w_cam, clerk.received[w_cam] + 30)
+    assert lost.get("retransmissions_dropped") == 1 and lost.get("retransmissions_sent", 0) >= 1, lost
+    assert source.gaps_skipped == skipped, "repaired by the second NACK, not skipped to a keyframe"
+    assert source.gaps_recovered > recovered
+
+
 async def test_fifty_calls_leave_no_peer_connection_task_or_track_behind(platform, clients) -> None:
     import gc
 

@@ -18,8 +18,10 @@ audio keeps flowing, its page says so), and its link no longer holds everyone el
 down; video is tried again after 10 s, then 20, 40, 60 s while the link stays that thin.
 
 Each subscriber's repairs may take a quarter of what it receives (at least 100 kbit/s). The wait
-for a lost packet follows the round trip to the publisher (1.5 × RTT + 30 ms, 80–600 ms): on a
-120 ms link a repair can arrive before the relay gives up and asks for a keyframe.
+for a lost packet follows the round trip to the publisher (2.5 × RTT + 40 ms, 80–900 ms), and a
+packet still missing a round trip after the first NACK is asked for again: on a 200 ms link a
+repair whose retransmission was lost too still arrives before the relay gives up and asks for a
+keyframe (a wait the subscriber's page covers by holding frames longer, web-client playout.ts).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ ESTIMATE_FRESH_S = 5.0
 HEAVY_LOSS = 0.10
 LIGHT_LOSS = 0.02
 GAP_WAIT_MIN_S = 0.08
-GAP_WAIT_MAX_S = 0.6
+GAP_WAIT_MAX_S = 0.9
 PAUSE_BELOW_BPS = 120_000
 THIN_FOR_S = 3.0  # a link's estimate must stay under PAUSE_BELOW_BPS this long before its video pauses
 RESUME_TRY_S = 10.0
@@ -123,10 +125,16 @@ def video_paused(paused: bool, since: float, pauses: int, remb_bps: int | None, 
 
 
 def gap_wait(rtt: float | None) -> float:
-    """How long a gap in a source's packets may wait for the relay's NACK to bring it back."""
+    """How long a gap in a source's packets may wait for the relay's NACKs to bring it back: two
+    round trips and a margin (the first repair may be lost too; `renack_after` asks again)."""
     if rtt is None:
         return GAP_WAIT_MIN_S
-    return min(GAP_WAIT_MAX_S, max(GAP_WAIT_MIN_S, 1.5 * rtt + 0.03))
+    return min(GAP_WAIT_MAX_S, max(GAP_WAIT_MIN_S, 2.5 * rtt + 0.04))
+
+
+def renack_after(rtt: float | None) -> float:
+    """When a gap still open is asked for again: a round trip and a margin after the first NACK."""
+    return max(GAP_WAIT_MIN_S / 2, 1.2 * (rtt or 0.0) + 0.02)
 
 
 def retransmit_budget(receives_bps: int) -> int:

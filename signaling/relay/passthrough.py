@@ -261,6 +261,14 @@ async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     await receiver._send_rtcp_pli(media_ssrc)
 
 
+async def request_repair(receiver: RTCRtpReceiver, media_ssrc: int, sequence_numbers: list[int]) -> None:
+    """Ask the publisher again for packets still missing (a NACK of our own: aiortc's generator
+    asks once per loss, and a retransmission lost in turn is asked for only if a new loss
+    happens to follow)."""
+    if sequence_numbers:
+        await receiver._send_rtcp_nack(media_ssrc, sequence_numbers)
+
+
 async def send_remb(receiver: RTCRtpReceiver, bitrate: int, media_ssrcs: list[int]) -> None:
     """Tell a publisher the most it should send for these streams (REMB, goog-remb)."""
     rtcp_ssrc = getattr(receiver, _R + "rtcp_ssrc")

@@ -39,6 +39,7 @@ from signaling.relay.passthrough import (
     fast_receive,
     ntp_now,
     request_keyframe,
+    request_repair,
     route_by_mid,
     send_remb,
     tap_receiver,
@@ -140,6 +141,7 @@ class Stream:
         self._shift = 0
         self._held: dict[int, RtpPacket] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
+        self._renack_timer: asyncio.TimerHandle | None = None
         self._keyframe_timer: asyncio.TimerHandle | None = None
         self._last_keyframe_request = 0.0
         self._awaiting_keyframe = False
@@ -176,7 +178,7 @@ class Stream:
         elif ahead < 0x8000:
             self._held[packet.sequence_number] = packet
             if self._gap_timer is None:
-                self._gap_timer = asyncio.get_running_loop().call_later(self.source.gap_wait, self._give_up)
+                self._start_gap_wait()
             if len(self._held) > MAX_HELD:
                 self._give_up()
         # else: older than what was already forwarded or skipped: a late duplicate
@@ -194,8 +196,29 @@ class Stream:
             self._gap_timer.cancel()
             self._gap_timer = None
             self.gaps_recovered += 1
+            if self._renack_timer is not None:
+                self._renack_timer.cancel()
+                self._renack_timer = None
         elif self._held and self._gap_timer is None:
-            self._gap_timer = asyncio.get_running_loop().call_later(self.source.gap_wait, self._give_up)
+            self._start_gap_wait()
+
+    def _start_gap_wait(self) -> None:
+        """A gap: wait for the repair (aiortc has sent the NACK), ask once more a round trip later
+        if it has not come (the retransmission may be lost too), give up at ``gap_wait``."""
+        loop = asyncio.get_running_loop()
+        self._gap_timer = loop.call_later(self.source.gap_wait, self._give_up)
+        if self._renack_timer is not None:
+            self._renack_timer.cancel()
+        self._renack_timer = loop.call_later(feedback.renack_after(self.source.rtt), self._ask_again)
+
+    def _ask_again(self) -> None:
+        self._renack_timer = None
+        if not self._held or self._expected is None or self.media_ssrc is None:
+            return
+        newest = max((seq - self._expected) & 0xFFFF for seq in self._held)
+        missing = [(self._expected + i) & 0xFFFF for i in range(min(newest, MAX_HELD))
+                   if (self._expected + i) & 0xFFFF not in self._held]
+        asyncio.ensure_future(request_repair(self.source.receiver, self.media_ssrc, missing))
 
     def _give_up(self) -> None:
         """The missing packet is not coming: resume at the next keyframe, shifted to close the gap."""
@@ -264,6 +287,9 @@ class Stream:
         if self._gap_timer is not None:
             self._gap_timer.cancel()
             self._gap_timer = None
+        if self._renack_timer is not None:
+            self._renack_timer.cancel()
+            self._renack_timer = None
         if self._keyframe_timer is not None:
             self._keyframe_timer.cancel()
             self._keyframe_timer = None
@@ -292,6 +318,7 @@ class Source:
     muted: bool = False
     private: bool = False  # forwarded only to participants with backstage access
     gap_wait: float = GAP_WAIT_S
+    rtt: float | None = None  # the round trip to the publisher (measured on its own subscribing connection)
     uplink_bps: int | None = None  # what the publisher's uplink carries, estimated from arrivals
     target_bps: int | None = None  # what the publisher was last told to send for this source
     active_rids: tuple[str, ...] = ()  # the layers the publisher was last asked to send
@@ -760,11 +787,12 @@ class Relay:
         """Targets for this participant's video (the weakest subscriber's link wins), one REMB
         to its browser, repair budgets for its subscribers, and gap waits from its round trip."""
         rtts = sorted(o.sender.rtt for o in participant.outlets if o.sender.rtt is not None)
-        wait = feedback.gap_wait(rtts[len(rtts) // 2] if rtts else None)
+        rtt = rtts[len(rtts) // 2] if rtts else None
+        wait = feedback.gap_wait(rtt)
         now = time.monotonic()
         targets, audio, ssrcs, receiver = [], 0, [], None
         for source in participant.sources.values():
-            source.gap_wait = wait
+            source.gap_wait, source.rtt = wait, rtt
             if source.media_ssrc is None:
                 continue
             ssrcs.extend(source.ssrcs)
@@ -865,7 +893,7 @@ class Relay:
                 outlet.thin_since = 0.0
             elif not outlet.thin_since:
                 outlet.thin_since = now
-            if thin is not None and now - (outlet.thin_since or now) < feedback.THIN_FOR_S:
+            if not outlet.thin_since or now - outlet.thin_since < feedback.THIN_FOR_S:
                 thin = None
             paused = feedback.video_paused(outlet.paused, outlet.paused_at, outlet.pauses, thin, now)
             if paused == outlet.paused:
