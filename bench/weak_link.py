@@ -18,7 +18,7 @@ browsers driven by Playwright with fake cameras (640×480, 20 fps) and microphon
 
 Profiles (each a fresh call: the worker takes a ticket, the clerk presses 叫号, both pages decode
 each other's camera; then ``--settle`` seconds (5; ``--quick`` 0.5), then a window of 60 s,
-``--quick`` 4 s; the outage profile's window is longer by the blackout in ``--quick``, and goes on
+``--quick`` 3 s; the outage profile's window is longer by the blackout in ``--quick``, and goes on
 at least a second past the later recovery; the link is cut 20 s into the window, ``--quick`` 0.5 s):
 
 ============  =======================================================
@@ -78,7 +78,7 @@ into a temporary directory, its web client built there (``npm run build``, node_
 from this tree), its server started, the same profiles run, and the worktree removed.
 ``--profile NAME`` (repeatable) runs only those profiles. On this 2-core machine a full run takes
 about 6–7 minutes and ``--quick`` under a minute (a ``--ref`` adds ~20 s of web client build);
-4 s windows are coarse — one freeze of 1 s reads as 15 s/min — so compare full runs.
+3 s windows are coarse — one freeze of 1 s reads as 20 s/min — so compare full runs.
 """
 
 from __future__ import annotations
@@ -835,14 +835,14 @@ async def profiles(link: Link, base: str, http: aiohttp.ClientSession, clerk_bro
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 s windows instead of 60 s (under a minute in all)")
-    parser.add_argument("--window", type=float, help="seconds measured per profile (default 60; --quick 4)")
+    parser.add_argument("--quick", action="store_true", help="3 s windows instead of 60 s (under a minute in all)")
+    parser.add_argument("--window", type=float, help="seconds measured per profile (default 60; --quick 3)")
     parser.add_argument("--settle", type=float, help="seconds between both pages decoding and the window "
                                                      "(default 5; --quick 0.5)")
     parser.add_argument("--profile", action="append", choices=list(PROFILES), help="run only this profile (repeatable)")
     parser.add_argument("--ref", help="measure this git revision instead of the working tree (e.g. the 'before')")
     args = parser.parse_args(argv)
-    window = args.window or (4.0 if args.quick else 60.0)
+    window = args.window or (3.0 if args.quick else 60.0)
     settle = args.settle if args.settle is not None else (0.5 if args.quick else 5.0)
     names = args.profile or list(PROFILES)
     started = time.perf_counter()
