@@ -407,11 +407,9 @@ LIVE_CONNECTED = "window.yb && window.yb.live && window.yb.live.status.state ===
 async def worker_waiting(page: Page) -> None:
     """(Re)load the worker's page until it shows the waiting ticket (past the device check; on a slow
     link the check's button may go away under the click, so a click is tried briefly) and its
-    socket.io connection is up. A worker waits minutes for a call; this bench calls at once, and
-    the client reloads the desk on a *re*connection only, so a page whose first connection came
-    up after ``ticket.called`` was sent (1–2 s on the poor link) would never hear of the call —
-    a suspected cause of the poor-link calls in which the worker's page never joined; that is the
-    client's to fix, not what the profiles measure."""
+    socket.io connection is up, so 叫号 finds the page listening (a page whose first connection
+    comes up after ``ticket.called`` reads its ticket again and joins all the same, but later:
+    tests/test_web_client.py; the join time measured here is the listening page's)."""
     await page.goto("/app/worker")
     for _ in range(600):
         if await page.locator("[data-testid=waiting]").is_visible():

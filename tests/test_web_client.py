@@ -3,6 +3,7 @@ switch, the expert's desk, and a worker page that survives a dropped connection.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -200,3 +201,31 @@ async def test_wall_display_follows_the_queue_raises_the_wait_alert_and_opens_a_
     await expect(tidal).to_have_count(1)
     await tidal.get_by_role("button", name="关闭").click()
     await expect(tidal).to_have_count(0)
+
+
+async def test_a_worker_page_whose_socket_comes_up_after_the_call_still_joins_it(platform: Platform, browser: Browser) -> None:
+    """On a slow village link the page's first socket.io connection may come up after 叫号: the
+    ticket.called event went out before it listened, so the page reads its ticket again on every
+    connect, the first one included, and joins the call instead of waiting on a ticket already called."""
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "迟连群众")
+    context, page = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    link_up = asyncio.Event()
+
+    async def socket_io(route) -> None:  # type: ignore[no-untyped-def]
+        await link_up.wait()  # long polling: held until the link is up
+        await route.continue_()
+
+    async def socket_io_ws(ws) -> None:  # type: ignore[no-untyped-def]
+        await link_up.wait()  # and WebSocket, tried first
+        ws.connect_to_server()
+
+    await context.route("**/socket.io/**", socket_io)
+    await context.route_web_socket("**/socket.io/**", socket_io_ws)
+    await log_in(page, "worker1")
+    await expect(page.locator("[data-testid=waiting]")).to_contain_text(ticket["number"])
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    link_up.set()  # the page's first connection comes up now, after the call
+    await expect(page.locator("[data-testid=called-banner]")).to_be_visible(timeout=20000)
+    await expect(page.locator("[data-testid=waiting]")).to_be_hidden()

@@ -112,7 +112,9 @@ export function follow(onCalled: (again: boolean) => void): () => void {
         desk.ticket = { ...desk.ticket, position: p.position, estimated_wait_s: p.estimated_wait_s };
       }
     }),
-    live.onReconnect(() => {
+    // every connect, the first included: a page whose socket comes up after its ticket was called
+    // (a slow village link) never heard ticket.called, and would wait on a ticket already called
+    live.onConnect(() => {
       const before = desk.ticket?.status;
       void reload().then(() => {
         if (before === "waiting" && desk.ticket?.status === "called") onCalled(false);
