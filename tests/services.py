@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -80,10 +81,10 @@ def _postgres_bin(name: str) -> str:
     raise RuntimeError(f"PostgreSQL's {name} is not installed: run `make services` (Debian's postgresql package)")
 
 
-def _wait(check: object, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _wait(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited at start:\n{log.read_text(errors='replace')[-2000:]}")
