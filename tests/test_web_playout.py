@@ -9,13 +9,12 @@ import asyncio
 import time
 from typing import Any
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page
 
 from server.keys import CALLS
 from tests.conftest import Platform
-from tests.helpers import district_item, take, window_of
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from tests.web import decoding, eventually, log_in, person
+from tests.web import clerk_watching_worker, eventually
 
 HOLD_EVERY_S = 1.5
 HOLD_S = 0.35  # a repair over a 200 ms round trip, and the relay's wait for it
@@ -72,18 +71,7 @@ def late_frames(outlet: Any) -> asyncio.Task[None]:
 
 
 async def test_late_frames_stop_freezing_once_the_page_holds_them_longer(platform: Platform, browser: Browser) -> None:
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "迟到群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
-    track = f"u{worker_api.user['id']}:camera"
-
-    context, worker = await person(browser, platform)
-    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
-    await log_in(worker, "worker1")
-    _, clerk = await person(browser, platform)
-    await log_in(clerk, "clerk1")
-    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
-    await decoding(clerk, track)
+    ticket, track, clerk = await clerk_watching_worker(platform, browser, "迟到群众")
     start = await playout(clerk, track)
     assert start["target"] is None, "a clean link: the browser's own playout"
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page
 
 from server.keys import CALLS
 from tests.conftest import Platform
-from tests.helpers import district_item, take, window_of
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from tests.web import decoding, eventually, log_in, person
+from tests.web import clerk_watching_worker, decoding, eventually
 
 
 async def received_video(page: Page, track_id: str) -> dict[str, Any]:
@@ -48,18 +47,7 @@ def cap_link(outlet: Any, bps: dict[str, int]) -> None:
 
 
 async def test_the_clerk_page_gets_the_layer_its_link_carries(platform: Platform, browser: Browser) -> None:
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "分层群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
-    track = f"u{worker_api.user['id']}:camera"
-
-    context, worker = await person(browser, platform)
-    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
-    await log_in(worker, "worker1")
-    _, clerk = await person(browser, platform)
-    await log_in(clerk, "clerk1")
-    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
-    await decoding(clerk, track)
+    ticket, track, clerk = await clerk_watching_worker(platform, browser, "分层群众")
 
     relay = platform.app[CALLS].relay
     source = relay.source(f"t{ticket['id']}", track)

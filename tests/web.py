@@ -112,6 +112,27 @@ async def decoding(page: Page, track_id: str, timeout: float = 25) -> None:
     await eventually(rising, timeout, f"{track_id} decoding")
 
 
+async def clerk_watching_worker(platform: Platform, browser: Browser, resident: str) -> tuple[dict[str, Any], str, Page]:
+    """worker1 takes a ticket, clerk1 calls it, both pages join: the ticket, the worker's camera
+    track id, and the clerk's page once it decodes that camera."""
+    from playwright.async_api import expect
+
+    from tests.helpers import district_item, take, window_of
+
+    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], resident)
+    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    track = f"u{worker_api.user['id']}:camera"
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    _, clerk = await person(browser, platform)
+    await log_in(clerk, "clerk1")
+    await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
+    await decoding(clerk, track)
+    return ticket, track, clerk
+
+
 # Fixtures every browser test module imports: the app on SQLite, serving the built client, and
 # one Chromium per test.
 
