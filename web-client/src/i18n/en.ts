@@ -32,6 +32,8 @@ const en: Messages<typeof zhCN> = {
     recoveryCode: "Recovery code",
     recoveryFormat: "A recovery code has 10 letters and digits, e.g. ABCDE-23456",
     startOver: "Start over",
+    showPassword: "Show",
+    hidePassword: "Hide",
   },
   twoFactor: {
     title: "Two-step verification",

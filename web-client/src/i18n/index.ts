@@ -1,7 +1,4 @@
-import { computed } from "vue";
 import { createI18n } from "vue-i18n";
-import elementEn from "element-plus/es/locale/lang/en";
-import elementZh from "element-plus/es/locale/lang/zh-cn";
 import { setNetworkMessage } from "@/api/http";
 import en from "./en";
 import zhCN from "./zh-CN";
@@ -19,8 +16,6 @@ export const i18n = createI18n({
   fallbackLocale: "zh-CN",
   messages: { "zh-CN": zhCN, en },
 });
-
-export const elementLocale = computed(() => (i18n.global.locale.value === "en" ? elementEn : elementZh));
 
 export function setLang(lang: Lang): void {
   i18n.global.locale.value = lang;

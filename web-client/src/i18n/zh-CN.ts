@@ -29,6 +29,8 @@ export default {
     recoveryCode: "备用码",
     recoveryFormat: "备用码是 10 位字母和数字，例如 ABCDE-23456",
     startOver: "重新输入账号",
+    showPassword: "显示密码",
+    hidePassword: "隐藏密码",
   },
   twoFactor: {
     title: "两步验证",
