@@ -217,3 +217,47 @@ def test_a_subscribers_loss_is_counted_over_two_seconds_not_per_report(monkeypat
         clock["now"] += 0.25
         sender._loss_over_window(highest, lost)
     assert sender.fraction_lost == pytest.approx(0.2, abs=0.02)
+
+
+def test_an_uplink_that_cannot_carry_the_layers_loses_the_top_one_and_tries_it_again_later() -> None:
+    """The poor profile's worker: 300 kbit/s up, two layers of ~120 + ~110 kbit/s and its audio; the
+    relay's estimate of the uplink stays under what the layers take. After 3 s the top layer goes
+    for everyone (dynacast stops it at the publisher); it is tried again 8 s later, and a try that
+    fails at once doubles the wait. A brief dip does nothing; a good uplink caps nothing, nor an
+    estimate that wavers (a busy machine) while no packet is lost for good. (The fifth argument
+    counts the gaps given up so far: here one a second.)"""
+    rates = [120_000, 110_000]
+    cap = feedback.UplinkCap()
+    for t in range(1, 20):  # tight, but every gap repaired
+        assert cap.update(190_000, rates, 1, 230_000, 0, float(t)) is None
+    cap = feedback.UplinkCap()
+    assert cap.update(None, rates, 1, 230_000, int(0.0), 0.0) is None  # nothing known yet
+    assert cap.update(400_000, rates, 1, 230_000, int(1.0), 1.0) is None  # room: clean and constrained links
+    assert cap.update(190_000, rates, 1, 230_000, int(2.0), 2.0) is None  # tight, not for long yet
+    assert cap.update(250_000, rates, 1, 230_000, int(3.0), 3.0) is None  # a dip, over
+    for t in (4.0, 5.0, 6.0):
+        assert cap.update(190_000, rates, 1, 230_000, int(t), t) is None
+    assert cap.update(190_000, rates, 1, 230_000, int(7.0), 7.0) == 0  # 3 s tight: the lowest layer only
+    # the top layer still arrives until dynacast stops it; nothing more to take away anyway
+    assert cap.update(150_000, rates, 1, 230_000, int(11.0), 11.0) == 0
+    assert cap.update(180_000, rates, 0, 120_000, int(14.0), 14.0) == 0  # the lowest alone fits: not tight
+    assert cap.update(180_000, rates, 0, 120_000, int(15.0), 15.0) is None  # 8 s on: tried again
+    for t in (16.0, 17.0, 18.0):
+        assert cap.update(190_000, rates, 1, 230_000, int(t), t) is None
+    assert cap.update(190_000, rates, 1, 230_000, int(19.0), 19.0) == 0  # the try failed at once
+    assert cap.probe_wait == 2 * feedback.PROBE_WAIT_S
+    assert cap.update(180_000, rates, 0, 120_000, int(19.0 + feedback.PROBE_WAIT_S), 19.0 + feedback.PROBE_WAIT_S) == 0  # waits longer now
+    assert cap.update(180_000, rates, 0, 120_000, int(19.0 + 2 * feedback.PROBE_WAIT_S), 19.0 + 2 * feedback.PROBE_WAIT_S) is None
+
+
+def test_three_layers_step_down_one_at_a_time_to_what_the_uplink_carries() -> None:
+    cap = feedback.UplinkCap()
+    rates = [150_000, 400_000, 1_200_000]
+    for t in range(1, 5):
+        top = cap.update(600_000, rates, 2, 1_750_000, t, float(t))
+    assert top == 1  # 150 + 400 fit 600
+    # the top layer still arrives for a while: no second step until it has had time to stop
+    assert cap.update(300_000, rates, 2, 1_750_000, int(5.0), 5.0) == 1
+    for t in (7.0, 8.0, 9.0, 10.0):
+        top = cap.update(300_000, rates, 1, 550_000, int(t), t)
+    assert top == 0

@@ -17,6 +17,13 @@ sent: a browser's REMB follows what arrives; in layers, once on the lowest) gets
 audio keeps flowing, its page says so), and its link no longer holds everyone else's picture
 down; video is tried again after 10 s, then 20, 40, 60 s while the link stays that thin.
 
+A publisher's uplink that cannot carry its layers (the relay's estimate of what arrives stays
+under 90 % of the layers' rate for 3 s, and a packet lost on it was never repaired meanwhile: the
+line is queueing and dropping — a delay-based estimate alone wavers on a busy machine) loses its top layer
+for every subscriber, however good their links: dynacast then stops it at the publisher, and the
+lower layers get the line to themselves. The layer is tried again after 8 s, then 16, 32, 64 s
+while the uplink keeps refusing it (`UplinkCap`).
+
 Each subscriber's repairs may take a quarter of what it receives (at least 100 kbit/s). The wait
 for a lost packet follows the round trip to the publisher (2.5 × RTT + 40 ms, 80–900 ms), and a
 packet still missing a round trip after the first NACK is asked for again: on a 200 ms link a
@@ -26,7 +33,7 @@ keyframe (a wait the subscriber's page covers by holding frames longer, web-clie
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 INTERVAL_S = 1.0
 REMB_REFRESH_S = 5.0
@@ -60,6 +67,9 @@ LAYER_UP_HEADROOM = 0.8
 LAYER_HOLD_S = 3.0  # a layer is held this long before going up (an estimate lags a step down: no flapping)
 LAYER_NOMINAL_BPS = {2: (300_000, 1_500_000), 3: (150_000, 500_000, 1_500_000)}  # by number of layers
 SIMULCAST_MAX_BPS = 2_200_000
+UPLINK_TIGHT = 0.9  # the uplink's estimate under this share of its layers' rate: it does not carry them
+UPLINK_HOLD_S = 3.0  # ... for this long before the top layer goes
+UPLINK_TRIAL_S = 15.0  # a layer back for less than this that goes again doubles the wait to the next try
 RETRANSMIT_SHARE = 0.25
 RETRANSMIT_MIN_BPS = 100_000
 
@@ -218,3 +228,44 @@ def active_layers(wanted: set[int], count: int) -> list[int]:
     """The layers the publisher should send (dynacast): those some subscriber gets or is moving
     to, and always the lowest, so a subscriber whose link falls has somewhere to go at once."""
     return sorted(wanted | {0}) if count > 1 else [0]
+
+
+@dataclass
+class UplinkCap:
+    """The highest layer a publisher's uplink carries (None: all it sends), with the state of
+    the decision: since when the uplink has been tight, when the cap last changed, how long to
+    wait before trying the next layer up again."""
+
+    top: int | None = None
+    tight_since: float = 0.0
+    changed_at: float = 0.0
+    probe_wait: float = field(default=PROBE_WAIT_S)
+    lifted: bool = False  # the last change let a layer back
+    skipped_mark: int = 0  # gaps given up when the uplink became tight
+
+    def update(self, uplink_bps: int | None, rates: list[int], live_top: int, incoming_bps: int,
+               skipped: int, now: float) -> int | None:
+        """Once a feedback round: ``rates`` of the layers (lowest first), ``live_top`` the highest
+        layer arriving now, ``incoming_bps`` what arrives of all of them, ``skipped`` how many gaps
+        in them so far were given up (never repaired). Down one layer when the uplink stays tight
+        and loses packets for good meanwhile (never under the lowest); up one after ``probe_wait`` of an uplink
+        that is not; a layer that came back and went again within ``UPLINK_TRIAL_S`` doubles
+        the wait."""
+        tight = uplink_bps is not None and incoming_bps > 0 and uplink_bps < incoming_bps * UPLINK_TIGHT
+        if not tight:
+            self.tight_since = 0.0
+        elif not self.tight_since:
+            self.tight_since, self.skipped_mark = now, skipped
+        top = live_top if self.top is None else min(self.top, live_top)
+        # a layer just capped goes on arriving until dynacast stops it: no second step meanwhile
+        settled = self.top is None or self.lifted or now - self.changed_at >= 2 * UPLINK_HOLD_S
+        if (tight and top > 0 and settled and now - self.tight_since >= UPLINK_HOLD_S
+                and skipped > self.skipped_mark):
+            fits = [i for i in range(top) if sum(rates[: i + 1]) <= (uplink_bps or 0)]
+            came_back_lately = self.lifted and now - self.changed_at < UPLINK_TRIAL_S
+            self.probe_wait = min(PROBE_WAIT_MAX_S, self.probe_wait * 2) if came_back_lately else PROBE_WAIT_S
+            self.top, self.changed_at, self.tight_since, self.lifted = (fits[-1] if fits else 0), now, 0.0, False
+        elif self.top is not None and not tight and now - self.changed_at >= self.probe_wait:
+            self.top = None if self.top + 1 >= len(rates) - 1 else self.top + 1
+            self.changed_at, self.lifted = now, True
+        return self.top

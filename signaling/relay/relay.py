@@ -323,6 +323,7 @@ class Source:
     target_bps: int | None = None  # what the publisher was last told to send for this source
     active_rids: tuple[str, ...] = ()  # the layers the publisher was last asked to send
     active_at: float = 0.0
+    uplink_cap: feedback.UplinkCap = field(default_factory=feedback.UplinkCap)  # layers its uplink carries
     streams: list[Stream] = field(default_factory=list)
     _by_ssrc: dict[int, Stream] = field(default_factory=dict)
 
@@ -835,9 +836,15 @@ class Relay:
 
     def _choose_layers(self, source: Source, flowing: list[tuple[Outlet, feedback.Subscriber]], now: float) -> None:
         """Each subscriber's layer for its link (simulcast); a change waits for that layer's keyframe."""
-        # the layers the publisher can send: up to the highest that is not absent
+        # the layers the publisher can send: up to the highest that is not absent, and that its
+        # uplink carries
         top = max((s.index for s in source.streams if not s.absent(now)), default=0)
         rates = feedback.layer_rates([s.rate_bps for s in source.streams])[: top + 1]
+        live = [s for s in source.streams if s.live(now)]
+        cap = source.uplink_cap.update(source.uplink_bps, rates, max((s.index for s in live), default=0),
+                                       sum(s.rate_bps or 0 for s in live), source.gaps_skipped, now)
+        if cap is not None and cap < top:
+            top, rates = cap, rates[: cap + 1]
         for outlet, subscriber in flowing:
             current = outlet.want if outlet.want is not None else source.initial_layer()
             since = now - outlet.want_at
@@ -847,9 +854,11 @@ class Relay:
                 outlet.want, outlet.want_at, outlet.trial = outlet.layer, now, False
                 outlet.probe_wait = feedback.next_probe_wait(outlet.probe_wait, True, since)
                 continue
-            current = min(current, top)
-            if outlet.want is not None and outlet.want > current:
-                outlet.want = current  # not started yet, and the layer it was to start on is absent
+            if current > top:  # the layer is absent, or its uplink does not carry it: down to what is
+                current = outlet.want = top
+                outlet.want_at = now
+                if outlet.layer != top:
+                    source.request_keyframe(top)  # switched at its keyframe, asked for now
             choice = feedback.choose_layer(current, rates, subscriber.remb_bps, outlet.last_remb,
                                            subscriber.fraction_lost, since, outlet.probe_wait, outlet.trial)
             outlet.last_remb = subscriber.remb_bps
