@@ -17,7 +17,7 @@ import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from av import VideoFrame
 
 
@@ -347,6 +347,30 @@ class CallClient:
         transport._send_rtp = send
         return lost
 
+    def ignore_keyframe_requests(self, count: int, remb_too: bool = False) -> dict[str, int]:
+        """Lose the next ``count`` keyframe requests (PLI) the relay sends for the camera, as a bad
+        line would; the returned counts say how many came (``asked``) and were lost (``lost``), and
+        setting its ``count`` changes how many are lost in all. ``remb_too``: lose the REMBs as
+        well meanwhile (aiortc's encoder starts again, with a keyframe, when its target changes)."""
+        assert self.publish_pc is not None
+        video = next(t.sender for t in self.publish_pc.getTransceivers() if t.kind == "video")
+        original = video._handle_rtcp_packet
+        seen = {"asked": 0, "lost": 0, "count": count}
+
+        async def handle(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_PLI:
+                seen["asked"] += 1
+                if seen["lost"] < seen["count"]:
+                    seen["lost"] += 1
+                    return
+            if remb_too and seen["lost"] < seen["count"] and isinstance(packet, RtcpPsfbPacket) \
+                    and packet.fmt == RTCP_PSFB_APP:
+                return
+            await original(packet)
+
+        video._handle_rtcp_packet = handle
+        return seen
+
     def record_remb(self) -> list[int]:
         """Keep every REMB the relay sends this publisher (bit/s), in order."""
         assert self.publish_pc is not None
@@ -391,6 +415,12 @@ class CallClient:
         receiver = self._video_receivers()[0]
         stream = next(iter(receiver._RTCRtpReceiver__remote_streams.values()))
         return int(stream.max_seq)
+
+    def video_lost(self) -> int:
+        """Packets of the (first) received video its receiver counts as lost: gaps in the numbering."""
+        receiver = self._video_receivers()[0]
+        stream = next(iter(receiver._RTCRtpReceiver__remote_streams.values()))
+        return int(stream.packets_lost)
 
     async def request_keyframe(self) -> None:
         """What a browser does when its decoder lost the picture: a PLI to the relay."""

@@ -11,7 +11,7 @@ import pytest
 from server.keys import CALLS
 from signaling.relay.passthrough import fast_receive_active, never_decoded, never_encoded
 from tests.conftest import Platform, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import CallClient
 
 
@@ -230,6 +230,28 @@ async def test_a_lost_retransmission_is_asked_for_again_before_the_relay_gives_u
     assert lost.get("retransmissions_dropped") == 1 and lost.get("retransmissions_sent", 0) >= 1, lost
     assert source.gaps_skipped == skipped, "repaired by the second NACK, not skipped to a keyframe"
     assert source.gaps_recovered > recovered
+
+
+async def test_a_keyframe_request_lost_on_the_way_is_sent_again(platform, called, clients) -> None:
+    """A packet lost for good (every retransmission too): the relay resumes at the next keyframe and
+    asks the publisher for one. On a bad line that request may be lost as well; the relay asks
+    again every two round trips (at least every 0.5 s) until the keyframe comes, rather than leave
+    the subscriber frozen until a keyframe nobody asked for."""
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(audio=False)
+    w_cam = f"u{worker_api.user['id']}:camera"
+    await clerk.wait_frames(w_cam, 30)
+    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    skipped = source.gaps_skipped
+    keyframes = worker.ignore_keyframe_requests(1)
+    lost = worker.drop_one_video_packet(retransmissions=None)
+    await until(lambda: source.gaps_skipped > skipped, 5, "the relay giving the packet up")
+    await clerk.wait_frames(w_cam, 10, timeout=5)
+    assert "seq" in lost and keyframes["lost"] == 1, (lost, keyframes)
+    assert keyframes["asked"] >= 2, "the lost request was made again"
 
 
 async def test_fifty_calls_leave_no_peer_connection_task_or_track_behind(platform, clients) -> None:

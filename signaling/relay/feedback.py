@@ -21,8 +21,8 @@ A publisher's uplink that cannot carry its layers (the relay's estimate of what 
 under 90 % of the layers' rate for 3 s, and a packet lost on it was never repaired meanwhile: the
 line is queueing and dropping — a delay-based estimate alone wavers on a busy machine) loses its top layer
 for every subscriber, however good their links: dynacast then stops it at the publisher, and the
-lower layers get the line to themselves. The layer is tried again after 8 s, then 16, 32, 64 s
-while the uplink keeps refusing it (`UplinkCap`).
+lower layers get the line to themselves. The layer is tried again after 8 s if the estimate has
+room for it, else 16 s; each try that fails at once doubles the wait, up to 64 s (`UplinkCap`).
 
 Each subscriber's repairs may take a quarter of what it receives (at least 100 kbit/s). The wait
 for a lost packet follows the round trip to the publisher (2.5 × RTT + 40 ms, 80–900 ms), and a
@@ -249,8 +249,9 @@ class UplinkCap:
         layer arriving now, ``incoming_bps`` what arrives of all of them, ``skipped`` how many gaps
         in them so far were given up (never repaired). Down one layer when the uplink stays tight
         and loses packets for good meanwhile (never under the lowest); up one after ``probe_wait`` of an uplink
-        that is not; a layer that came back and went again within ``UPLINK_TRIAL_S`` doubles
-        the wait."""
+        that is not (twice that while its estimate has no room for the layer: an estimate grows
+        only so far past what arrives, so room cannot be the only way back); a layer that came
+        back and went again within ``UPLINK_TRIAL_S`` doubles the wait."""
         tight = uplink_bps is not None and incoming_bps > 0 and uplink_bps < incoming_bps * UPLINK_TIGHT
         if not tight:
             self.tight_since = 0.0
@@ -265,7 +266,8 @@ class UplinkCap:
             came_back_lately = self.lifted and now - self.changed_at < UPLINK_TRIAL_S
             self.probe_wait = min(PROBE_WAIT_MAX_S, self.probe_wait * 2) if came_back_lately else PROBE_WAIT_S
             self.top, self.changed_at, self.tight_since, self.lifted = (fits[-1] if fits else 0), now, 0.0, False
-        elif self.top is not None and not tight and now - self.changed_at >= self.probe_wait:
+        elif self.top is not None and not tight and now - self.changed_at >= self.probe_wait * (
+                1 if (uplink_bps or 0) >= sum(rates[: self.top + 2]) else 2):
             self.top = None if self.top + 1 >= len(rates) - 1 else self.top + 1
             self.changed_at, self.lifted = now, True
         return self.top

@@ -311,6 +311,7 @@ class PacketSender:
         self._last_seq = 0
         self._last_ts = 0
         self.forwarded = 0
+        self.octets = 0  # payload bytes forwarded
         self.retransmitted = 0
         self.retransmit_refused = 0
         self.remb_bps: int | None = None
@@ -427,6 +428,12 @@ class PacketSender:
         sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
         sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
         self.forwarded += 1
+        self.octets += len(payload)
+
+    def rebase(self) -> None:
+        """The next packet continues this subscriber's numbering from the last one sent, whatever
+        was skipped in between (its video was paused): no gap for it to count as lost or ask for."""
+        self._source = None
 
     def _unrepairable(self, now: float) -> None:
         """More lost than the repair budget covers (a link back from an outage): one keyframe

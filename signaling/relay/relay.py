@@ -162,6 +162,10 @@ class Stream:
             return
         if self._awaiting_keyframe:
             if not self.source.is_keyframe(packet.payload):
+                # the request, or the keyframe, may be lost on a bad line: ask again every two
+                # round trips until it comes (never wait for a subscriber's own PLI)
+                if now - self._last_keyframe_request >= max(KEYFRAME_INTERVAL_S, 2 * (self.source.rtt or 0.0)):
+                    self.request_keyframe()
                 return
             self._awaiting_keyframe = False
             if self._expected is not None:
@@ -462,6 +466,17 @@ class Outlet:
     probe_wait: float = feedback.PROBE_WAIT_S  # how long a clean link waits before trying a layer up
     trial: bool = False  # ``want`` is a trial of a layer up (see feedback.choose_layer)
     last_remb: int | None = None  # the subscriber's estimate at the last choice
+    sent_bps: int | None = None  # what it was really forwarded lately (a layer waiting for a keyframe sends nothing)
+    _sent_mark: tuple[float, int] = (0.0, 0)
+
+    def measure_sent(self, now: float) -> int | None:
+        """What this outlet forwarded since the last feedback round (smoothed over two rounds)."""
+        at, octets = self._sent_mark
+        if at and now > at:
+            rate = int((self.sender.octets - octets) * 8 / (now - at))
+            self.sent_bps = rate if self.sent_bps is None else (self.sent_bps + rate) // 2
+        self._sent_mark = (now, self.sender.octets)
+        return self.sent_bps
 
 
 @dataclass
@@ -893,8 +908,12 @@ class Relay:
         """Pause a subscriber's video while its link is too thin for it, try again later."""
         for outlet, subscriber in zip(source.outlets, subscribers, strict=True):
             # a browser's REMB follows what arrives: only one under what it is sent is a thin link,
-            # and a subscriber in layers first goes down to the lowest
+            # and a subscriber in layers first goes down to the lowest. What it is sent: what the
+            # relay really forwarded to it (a layer whose publisher's line loses packets waits for
+            # keyframes and forwards little; the estimate falling with it says nothing of this link)
+            forwarded = outlet.measure_sent(now)
             sent = source.stream(outlet.layer).rate_bps or 0 if outlet.layer is not None else 0
+            sent = min(sent, forwarded) if forwarded is not None else sent
             thin = subscriber.remb_bps if (subscriber.remb_bps is not None and not (outlet.layer or 0) > 0
                                            and subscriber.remb_bps < sent * feedback.UPLINK_CONGESTED) else None
             # only a link that stays thin: a browser's estimate right after an outage is low for a moment
@@ -913,6 +932,7 @@ class Relay:
             if paused:
                 outlet.pauses += 1
             else:
+                outlet.sender.rebase()  # its numbering goes on where it stopped: no false loss, no NACKs
                 source.request_keyframe()
             viewer = next((p for p in room.participants.values() if outlet in p.outlets), None)
             if viewer is not None:
