@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape services
+.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape services prodstack
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,22 +71,30 @@ run: install fonts web
 services:
 	@(ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server)
 
-test: install chromium firefox fonts gstreamer web services
+# The production topology (tests/test_production.py, bench/join.py --topology production): Debian's
+# nginx and coturn run as processes with the deploy/ files; docker-compose validates the compose file.
+prodstack:
+	@(command -v nginx || test -x /usr/sbin/nginx) >/dev/null && command -v turnserver >/dev/null && (command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1) \
+		|| (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx coturn docker-compose)
+
+test: install chromium firefox fonts gstreamer web services prodstack
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check --select F,E9,B server signaling uploads tests bench
+	$(VENV)/bin/ruff check --select F,E9,B server signaling uploads tests bench deploy
+	$(PY) -m deploy.render --check
 	$(PY) -m server.check_migrations
 	$(VENV)/bin/mypy server/domain
 	cd web-client && npm run typecheck
 
-bench: install chromium fonts web netshape services
+bench: install chromium fonts web netshape services prodstack
 	$(PY) -m tests.services -- $(PY) bench/queue.py $(BENCH_ARGS)
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
 	$(PY) bench/login.py $(BENCH_ARGS)
 	$(PY) bench/join.py $(BENCH_ARGS)
+	$(PY) bench/join.py --topology production $(BENCH_ARGS)
 	$(PY) bench/weak_link.py $(BENCH_ARGS)
 
 clean:

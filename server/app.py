@@ -63,7 +63,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     sink.domain = domain
     app[DOMAIN] = domain
     app[SIO] = sio
-    calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds)
+    calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds,
+                        media_addresses=settings.media_addresses)
     sink.observers.append(calls.on_event)
     invitation_timers = InvitationTimers(domain)
     sink.observers.append(invitation_timers.on_event)

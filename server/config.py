@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 import logging
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,6 +183,8 @@ class Settings:
     stun_urls: tuple[str, ...] = ()
     turn_secret: str = ""
     turn_ttl_seconds: int = 3600
+    ice_relay_roles: tuple[str, ...] = ()
+    media_addresses: tuple[str, ...] = ()
     monitor_interval_seconds: float = 20
     web_dist: Path = Path("web-client/dist")
     web_client_dir: Path = Path(__file__).resolve().parent.parent / "web-client"
@@ -286,12 +290,14 @@ class Settings:
             s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),
             s3_access_key=get("S3_ACCESS_KEY"),
             s3_secret_key=get("S3_SECRET_KEY"),
-            s3_bucket=get("S3_BUCKET", "yunbang"),
+            s3_bucket=_bucket(get("S3_BUCKET", "yunbang")),
             s3_secure=get("S3_SECURE", "false").lower() in ("1", "true", "yes"),
             turn_urls=csv("TURN_URLS"),
             stun_urls=csv("STUN_URLS"),
             turn_secret=get("TURN_SECRET"),
             turn_ttl_seconds=int(number("TURN_TTL_SECONDS", 3600, int)),
+            ice_relay_roles=_relay_roles(csv("ICE_RELAY_ROLES"), turn=bool(csv("TURN_URLS") and get("TURN_SECRET"))),
+            media_addresses=tuple(_address("MEDIA_ADDRESSES", a) for a in csv("MEDIA_ADDRESSES")),
             monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
             web_dist=Path(get("WEB_DIST", "web-client/dist")),
             trusted_proxies=csv("TRUSTED_PROXIES"),
@@ -367,6 +373,42 @@ def _origin(value: str) -> str:
         raise SettingsError(
             f"YUNBANG_ALLOWED_ORIGINS: {value!r} is not an origin like https://yunbang.example.gov.cn")
     return f"{parts.scheme}://{parts.netloc}"
+
+
+#: Roles whose browsers make calls, for ``YUNBANG_ICE_RELAY_ROLES``.
+CALL_ROLES = ("worker", "clerk", "expert")
+#: First path segments the app (and the proxy in front of it) uses: a bucket of that name could not
+#: be reached at ``/<bucket>/`` on the app's host (docs/documents.md, "Behind the proxy").
+RESERVED_PATHS = frozenset({"api", "app", "socket.io", "dev", "healthz", "metrics", "static"})
+
+
+def _relay_roles(values: tuple[str, ...], *, turn: bool) -> tuple[str, ...]:
+    """Roles whose browsers send media only through TURN (``iceTransportPolicy: "relay"``)."""
+    roles = CALL_ROLES if "all" in values else values
+    unknown = [r for r in roles if r not in CALL_ROLES]
+    if unknown:
+        raise SettingsError(
+            f"YUNBANG_ICE_RELAY_ROLES: {', '.join(unknown)} not one of {', '.join(CALL_ROLES)} or all")
+    if roles and not turn:
+        raise SettingsError("YUNBANG_ICE_RELAY_ROLES needs TURN: set YUNBANG_TURN_URLS and YUNBANG_TURN_SECRET")
+    return tuple(roles)
+
+
+def _address(name: str, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError as exc:
+        raise SettingsError(f"YUNBANG_{name}: {value!r} is not an IP address") from exc
+
+
+def _bucket(name: str) -> str:
+    """An S3 bucket name (3–63 of a-z 0-9 . -) that no path of the app's host already uses."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", name):
+        raise SettingsError(f"YUNBANG_S3_BUCKET={name!r}: 3–63 lower-case letters, digits, dots and hyphens")
+    if name in RESERVED_PATHS:
+        raise SettingsError(
+            f"YUNBANG_S3_BUCKET={name!r}: the app's host already uses /{name}/; choose another bucket name")
+    return name
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:

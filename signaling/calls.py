@@ -54,12 +54,13 @@ class Presence:
 
 
 class CallService:
-    def __init__(self, domain: Domain, sio: Any, grace_seconds: float = 60.0) -> None:
+    def __init__(self, domain: Domain, sio: Any, grace_seconds: float = 60.0,
+                 media_addresses: tuple[str, ...] = ()) -> None:
         self.domain = domain
         self.sio = sio
         self.grace = grace_seconds
-        self.relay = Relay(self)
-        self.probes = Probes(lambda: self.relay.ice_servers)
+        self.relay = Relay(self, addresses=media_addresses)
+        self.probes = Probes(lambda: self.relay.ice_servers, addresses=media_addresses)
         self.present: dict[tuple[int, int], Presence] = {}
         self.link_sample_s = LINK_SAMPLE_S
         self._links: asyncio.Task[None] | None = None

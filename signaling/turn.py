@@ -11,7 +11,7 @@ import base64
 import hashlib
 import hmac
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from server.config import Settings
 
@@ -41,3 +41,10 @@ def ice_servers(settings: Settings, user_label: str, now: float) -> list[dict[st
         _warned_missing_secret = True
         log.warning("YUNBANG_TURN_URLS is set without YUNBANG_TURN_SECRET: TURN is not offered")
     return servers
+
+
+def transport_policy(settings: Settings, role: str) -> Literal["all", "relay"]:
+    """``iceTransportPolicy`` for a browser of ``role``: ``relay`` (media only through TURN) for
+    the roles in ``YUNBANG_ICE_RELAY_ROLES`` — a network that lets only the TURN server through,
+    or a rule that media crosses the DMZ there — else ``all``."""
+    return "relay" if role in settings.ice_relay_roles else "all"

@@ -47,6 +47,7 @@ def settings(settings: Settings) -> Settings:
         stun_urls=("stun:turn.example.org:3478",),
         turn_urls=("turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:443?transport=tcp"),
         turn_secret=SECRET,
+        ice_relay_roles=("worker",),
     )
 
 
@@ -67,3 +68,10 @@ async def test_logged_in_users_get_stun_and_short_lived_turn(platform: Platform)
     assert IceServers.model_validate(reply.body).model_dump(exclude_none=True) == reply.body, "as OpenAPI says"
     other = (await clerk.get("/api/ice-servers")).body["ice_servers"][1]
     assert other["username"] != turn["username"]
+
+
+async def test_relay_roles_get_the_relay_transport_policy(platform: Platform) -> None:
+    """YUNBANG_ICE_RELAY_ROLES=worker: the worker's browser sends media only through TURN."""
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
+    assert (await worker.get("/api/ice-servers")).body["ice_transport_policy"] == "relay"
+    assert (await clerk.get("/api/ice-servers")).body["ice_transport_policy"] == "all"

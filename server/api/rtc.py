@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.base import CASE_PARTIES, actor, ok, route
 from server.keys import SETTINGS
-from signaling.turn import ice_servers
+from signaling.turn import ice_servers, transport_policy
 
 
 class IceServer(BaseModel):
@@ -28,6 +28,9 @@ class IceServers(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ice_servers: list[IceServer] = Field(description="empty when none is configured (a LAN reaches the relay)")
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        description="the RTCConfiguration iceTransportPolicy for this user: relay = media only through TURN "
+                    "(YUNBANG_ICE_RELAY_ROLES)")
     ttl_seconds: int = Field(description="how long TURN credentials are valid: fetch again before then")
 
 
@@ -37,4 +40,5 @@ async def get_ice_servers(request: web.Request) -> web.Response:
     who = await actor(request)
     settings = request.app[SETTINGS]
     return ok({"ice_servers": ice_servers(settings, f"u{who.user_id}", time.time()),
+               "ice_transport_policy": transport_policy(settings, who.role.value),
                "ttl_seconds": settings.turn_ttl_seconds})

@@ -22,7 +22,14 @@ browser gives up its own checks. On subscribing connections (the relay offers) t
 checks usually arrive before its answer and aioice has pairs from them at once; the same rule
 covers the other case.
 
-Only connections made by ``peer_connection`` are changed; aiortc and aioice are not patched.
+Host addresses: aioice gathers a host candidate on every address of the machine but loopback.
+``gather_on(pc, addresses)`` makes a connection gather on the given addresses only (the
+operator's ``YUNBANG_MEDIA_ADDRESSES``; ``127.0.0.1`` in the production topology test, where
+coturn relays to the relay over loopback), by handing aioice's ``get_component_candidates`` that
+list.
+
+Only connections made by ``peer_connection`` (and given to ``gather_on``) are changed; aiortc and
+aioice are not patched.
 This reaches into aiortc's private ``RTCPeerConnection.__createDtlsTransport`` and
 ``RTCIceTransport._connection`` and relies on aioice's trickle handling, pinned like
 ``passthrough.py``: ``check_aioice()`` runs at import.
@@ -33,8 +40,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
+from aioice.candidate import Candidate
 from aioice.ice import Connection
 from aioice.mdns import is_mdns_hostname
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection
@@ -75,6 +83,23 @@ def wait_for_checks(pc: RTCPeerConnection) -> RTCPeerConnection:
     return pc
 
 
+def gather_on(pc: RTCPeerConnection, addresses: Sequence[str]) -> RTCPeerConnection:
+    """Make every ICE transport ``pc`` creates from now on gather host candidates on
+    ``addresses`` only (every address but loopback, aioice's choice, when empty)."""
+    if not addresses:
+        return pc
+    create: Callable[[], RTCDtlsTransport] = getattr(pc, _CREATE_DTLS)
+    chosen = list(addresses)
+
+    def create_gathering() -> RTCDtlsTransport:
+        transport = create()
+        _gather_on(transport.transport._connection, chosen)
+        return transport
+
+    setattr(pc, _CREATE_DTLS, create_gathering)
+    return pc
+
+
 def _hold_end_of_candidates(ice: RTCIceTransport) -> None:
     add: AddCandidate = ice.addRemoteCandidate
     connection: Connection = ice._connection
@@ -95,6 +120,18 @@ def _hold_end_of_candidates(ice: RTCIceTransport) -> None:
         held.append(asyncio.ensure_future(_end_later(ice, add, connection)))
 
     ice.addRemoteCandidate = add_remote_candidate  # type: ignore[method-assign]
+
+
+def _gather_on(connection: Connection, ours: list[str]) -> None:
+    """Host candidates on ``addresses`` instead of every address aioice finds (none still means
+    none: the relay transport policy asks for no host candidate)."""
+    gather = connection.get_component_candidates
+
+    async def get_component_candidates(component: int, addresses: list[str],
+                                       timeout: int = 5) -> list[Candidate]:
+        return await gather(component=component, addresses=ours if addresses else [], timeout=timeout)
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
 async def _end_later(ice: RTCIceTransport, add: AddCandidate, connection: Connection) -> None:
@@ -136,6 +173,9 @@ def check_aioice() -> None:
         raise AiortcMismatch("aioice's connect() no longer waits while candidates are expected")
     if 'type="prflx"' not in inspect.getsource(Connection.check_incoming):
         raise AiortcMismatch("aioice no longer learns peer-reflexive candidates from checks")
+    if "self.get_component_candidates(component=component, addresses=addresses)" not in inspect.getsource(
+            Connection.gather_candidates):
+        raise AiortcMismatch("aioice no longer gathers host candidates through get_component_candidates")
     if not isinstance(getattr(Connection, "remote_candidates", None), property):
         raise AiortcMismatch("aioice's Connection.remote_candidates is gone")
 

@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.relay import feedback
-from signaling.relay.ice import peer_connection
+from signaling.relay.ice import gather_on, peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,
@@ -506,9 +507,13 @@ class RelayRoom:
 class Relay:
     """Add participant, publish, subscribe, close; nothing about tickets or sockets."""
 
-    def __init__(self, sink: RelaySink, ice_servers: list[RTCIceServer] | None = None) -> None:
+    def __init__(self, sink: RelaySink, ice_servers: list[RTCIceServer] | None = None,
+                 addresses: Sequence[str] = ()) -> None:
+        """``addresses``: where the relay gathers host candidates (every address of the machine
+        but loopback when empty; ``YUNBANG_MEDIA_ADDRESSES``)."""
         self.sink = sink
         self.ice_servers = ice_servers or []
+        self.addresses = tuple(addresses)
         self.rooms: dict[str, RelayRoom] = {}
         self._keys = 0
         self._lock: dict[str, asyncio.Lock] = {}
@@ -573,7 +578,7 @@ class Relay:
             layered = {mid: offer for mid, offer in simulcast_offers(offer_sdp).items()
                        if sources.get(mid) in LAYERED_SOURCES}
             old_pc = participant.publish_pc
-            pc = peer_connection(self._config())
+            pc = gather_on(peer_connection(self._config()), self.addresses)
             for m in media:
                 transceiver = pc.addTransceiver(m.kind, direction="recvonly")
                 transceiver.setCodecPreferences(_capabilities(m.kind))
@@ -662,7 +667,7 @@ class Relay:
         }
         pc = participant.subscribe_pc
         if pc is None:
-            pc = participant.subscribe_pc = peer_connection(self._config())
+            pc = participant.subscribe_pc = gather_on(peer_connection(self._config()), self.addresses)
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:

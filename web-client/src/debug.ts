@@ -1,14 +1,16 @@
 // window.yb: a small debug hook for support staff and the browser tests (stats of received
 // media, the live connection, a way to drop the socket as a bad network would, the sounds
-// played so far).
+// played so far, the candidate types of the call's connections).
 import { live } from "@/api/socket";
 import { sounds } from "@/lib/chime";
 import type { CallSession } from "@/rtc/call";
+import type { CandidatePath } from "@/rtc/iceConfig";
 
 interface DebugHook {
   live: typeof live;
   call: CallSession | null;
   stats(): Promise<Record<string, unknown>>;
+  paths(): Promise<{ send: CandidatePath | null; receive: CandidatePath | null }>;
   drop(): void;
   uploads: { material: string; percent: number; phase: string }[];
   sounds: Record<string, number>;
@@ -19,6 +21,9 @@ export const yb: DebugHook = {
   call: null,
   async stats() {
     return this.call ? await this.call.stats() : {};
+  },
+  async paths() {
+    return this.call ? await this.call.paths() : { send: null, receive: null };
   },
   drop() {
     live.drop();

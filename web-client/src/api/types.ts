@@ -295,6 +295,7 @@ export interface Message {
 
 export interface IceServers {
   ice_servers: RTCIceServer[];
+  ice_transport_policy: RTCIceTransportPolicy;
   ttl_seconds: number;
 }
 

@@ -8,9 +8,10 @@
 // without the resident hearing (published as `side_microphone` while `microphone` is muted).
 import { markRaw, reactive } from "vue";
 import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
-import { ApiError, request } from "@/api/http";
+import { ApiError } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
 import { callConstraints, mediaProblem, type MediaProblem } from "./devices";
+import { rtcConfiguration, selectedPath, type CandidatePath } from "./iceConfig";
 import { QualitySampler } from "./quality";
 
 export type CallPhase = "idle" | "joining" | "connected" | "reconnecting" | "closed" | "replaced" | "failed";
@@ -200,7 +201,7 @@ export class CallSession {
   private seq = 0;
   private tracksByMid = new Map<string, OfferedTrack>();
   private streams = new Map<string, MediaStream>();
-  private iceServers: RTCIceServer[] = [];
+  private rtcConfig: RTCConfiguration = { iceServers: [] };
   private offs: (() => void)[] = [];
   private offers: Promise<void> = Promise.resolve();
   private timers = new Map<RTCPeerConnection, ReturnType<typeof setTimeout>>();
@@ -220,11 +221,7 @@ export class CallSession {
   }
 
   async start(): Promise<void> {
-    try {
-      this.iceServers = (await request("get", "/api/ice-servers")).ice_servers;
-    } catch {
-      this.iceServers = [];
-    }
+    this.rtcConfig = await rtcConfiguration();
     const mine = this.mine;
     this.offs.push(
       this.live.on("subscribe_offer", (offer) => {
@@ -368,7 +365,7 @@ export class CallSession {
     const local = this.state.local;
     if (!local || this.ended) return;
     this.pub?.close();
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection(this.rtcConfig);
     this.pub = pc;
     const entries: [RTCRtpTransceiver, Source][] = [];
     for (const track of local.getTracks()) {
@@ -425,7 +422,7 @@ export class CallSession {
   private async onOffer(offer: SubscribeOffer, seq: number): Promise<void> {
     if (this.ended) return;
     if (!this.sub) {
-      const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+      const pc = new RTCPeerConnection(this.rtcConfig);
       this.sub = pc;
       this.state.videoPaused = {}; // a new subscription starts with every video flowing
       this.watch(pc, "receive");
@@ -670,6 +667,11 @@ export class CallSession {
       });
     }
     return out;
+  }
+
+  /** The selected candidate pair of each connection (host, srflx, relay …), for support staff. */
+  async paths(): Promise<{ send: CandidatePath | null; receive: CandidatePath | null }> {
+    return { send: await selectedPath(this.pub), receive: await selectedPath(this.sub) };
   }
 
   private fail(error: unknown): void {

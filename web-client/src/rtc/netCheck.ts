@@ -101,11 +101,11 @@ const median = (values: number[]) => {
 };
 
 /** Measure the path to the relay; never throws (a problem is part of the result). */
-export async function measurePath(live: LiveConnection, iceServers: RTCIceServer[], seconds = MEASURE_S): Promise<PathResult> {
-  const turn = iceServers.some((s) => [s.urls].flat().some((u) => /^turns?:/i.test(u)));
+export async function measurePath(live: LiveConnection, config: RTCConfiguration, seconds = MEASURE_S): Promise<PathResult> {
+  const turn = (config.iceServers ?? []).some((s) => [s.urls].flat().some((u) => /^turns?:/i.test(u)));
   const result: PathResult = { connected: false, problem: null, viaTurn: false, rttMs: null, loss: null, bitrate: null, grade: null };
   const source = noise();
-  const pc = new RTCPeerConnection({ iceServers });
+  const pc = new RTCPeerConnection(config);
   let started = false;
   try {
     const transceiver = pc.addTransceiver(source.track, { direction: "sendrecv" });
