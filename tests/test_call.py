@@ -195,7 +195,9 @@ async def test_completing_the_ticket_closes_the_call_and_frees_everything(platfo
     assert (await worker.join(ticket["id"]))["error"]["code"] == "call_not_open"
 
 
-async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, clients) -> None:
+async def watching_worker_camera(platform, called, clients):  # type: ignore[no-untyped-def]
+    """The worker publishes its camera alone, the clerk has decoded 30 frames of it: (worker,
+    clerk, the camera's track id, the relay's source for it)."""
     ticket, worker_api, clerk_api = called
     worker, clerk = await clients(worker_api), await clients(clerk_api)
     await worker.join(ticket["id"])
@@ -203,6 +205,11 @@ async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, 
     await worker.publish(audio=False)
     w_cam = f"u{worker_api.user['id']}:camera"
     await clerk.wait_frames(w_cam, 30)
+    return worker, clerk, w_cam, relay_of(platform).source(f"t{ticket['id']}", w_cam)
+
+
+async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, clients) -> None:
+    worker, clerk, w_cam, source = await watching_worker_camera(platform, called, clients)
     lost = worker.drop_one_video_packet()
     await clerk.wait_frames(w_cam, 30)
     assert "seq" in lost, "a packet was really dropped"
@@ -210,20 +217,12 @@ async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, 
     after = [t for t in times if t >= lost["at"] - 0.1]
     longest = max(b - a for a, b in zip(after, after[1:], strict=False))
     assert longest < 0.3, f"video froze for {longest * 1000:.0f} ms after one lost packet"
-    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
     assert lost.get("retransmissions_dropped", 0) >= 1, "the relay asked again, and that was lost too"
     assert source.gaps_skipped >= 1
 
 
 async def test_a_lost_retransmission_is_asked_for_again_before_the_relay_gives_up(platform, called, clients) -> None:
-    ticket, worker_api, clerk_api = called
-    worker, clerk = await clients(worker_api), await clients(clerk_api)
-    await worker.join(ticket["id"])
-    await clerk.join(ticket["id"])
-    await worker.publish(audio=False)
-    w_cam = f"u{worker_api.user['id']}:camera"
-    await clerk.wait_frames(w_cam, 30)
-    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    worker, clerk, w_cam, source = await watching_worker_camera(platform, called, clients)
     skipped, recovered = source.gaps_skipped, source.gaps_recovered
     lost = worker.drop_one_video_packet(retransmissions=1)
     await clerk.wait_frames(w_cam, clerk.received[w_cam] + 30)
@@ -237,14 +236,7 @@ async def test_a_keyframe_request_lost_on_the_way_is_sent_again(platform, called
     asks the publisher for one. On a bad line that request may be lost as well; the relay asks
     again every two round trips (at least every 0.5 s) until the keyframe comes, rather than leave
     the subscriber frozen until a keyframe nobody asked for."""
-    ticket, worker_api, clerk_api = called
-    worker, clerk = await clients(worker_api), await clients(clerk_api)
-    await worker.join(ticket["id"])
-    await clerk.join(ticket["id"])
-    await worker.publish(audio=False)
-    w_cam = f"u{worker_api.user['id']}:camera"
-    await clerk.wait_frames(w_cam, 30)
-    source = relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    worker, clerk, w_cam, source = await watching_worker_camera(platform, called, clients)
     skipped = source.gaps_skipped
     keyframes = worker.ignore_keyframe_requests(1)
     lost = worker.drop_one_video_packet(retransmissions=None)
