@@ -166,6 +166,7 @@ class CallClient:
         self.events: list[tuple[str, Any]] = []
         self.publish_pc: RTCPeerConnection | None = None
         self.subscribe_pc: RTCPeerConnection | None = None
+        self._offer_ufrag: str | None = None  # of the last subscribe_offer (a new one: a new connection)
         self.sent_payloads: set[bytes] = set()
         self.received: dict[str, int] = defaultdict(int)          # track_id -> decoded frames
         self.frame_times: dict[str, list[float]] = defaultdict(list)  # track_id -> when decoded
@@ -275,6 +276,13 @@ class CallClient:
             await self._answer(data)
 
     async def _answer(self, data: dict[str, Any]) -> None:
+        # docs/protocol.md "Subscribing": an offer whose a=ice-ufrag changed is a new connection
+        ufrag = next((line.split(":", 1)[1].strip() for line in data["sdp"].splitlines()
+                      if line.startswith("a=ice-ufrag:")), None)
+        if self.subscribe_pc is not None and ufrag != self._offer_ufrag:
+            await self.subscribe_pc.close()
+            self.subscribe_pc = None
+        self._offer_ufrag = ufrag
         if self.subscribe_pc is None:
             self.subscribe_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
             self.subscribe_pc.on("track", self._on_track)

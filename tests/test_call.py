@@ -175,6 +175,33 @@ async def test_a_dropped_socket_rejoins_its_place_and_media_flows_again(platform
     assert (await worker_api.get(f"/api/tickets/{ticket['id']}")).body["status"] == "called"
 
 
+async def test_a_broken_subscription_of_one_participant_does_not_fail_another_leave_or_publish(
+        platform, called, clients) -> None:
+    """A leave or publish renegotiates everyone else's subscription; one that cannot (its
+    connection closed under it) is left to resubscribe, and the leave or publish still holds.
+    (Before, the leaver got internal_error and stayed in the room.)"""
+    ticket, worker_api, clerk_api = called
+    worker, clerk = await clients(worker_api), await clients(clerk_api)
+    await worker.join(ticket["id"])
+    await clerk.join(ticket["id"])
+    await worker.publish(size=(160, 120))
+    await clerk.publish(size=(160, 120))
+    await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 5)
+    room = relay_of(platform).rooms[f"t{ticket['id']}"]
+    broken = room.participants[f"u{worker_api.user['id']}"].subscribe_pc
+    assert broken is not None
+    await broken.close()
+
+    left = await clerk.request("leave", {"ticket_id": ticket["id"]})
+    assert left.get("ok"), left
+    assert f"u{clerk_api.user['id']}" not in room.participants
+    assert "error" not in await clerk.join(ticket["id"])
+    assert "sdp" in await clerk.publish(size=(160, 120))
+    resubscribed = await worker.request("resubscribe", {"ticket_id": ticket["id"]})
+    assert resubscribed.get("ok"), resubscribed
+    await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 5, timeout=30)
+
+
 async def test_completing_the_ticket_closes_the_call_and_frees_everything(platform, called, clients) -> None:
     ticket, worker_api, clerk_api = called
     worker, clerk = await clients(worker_api), await clients(clerk_api)

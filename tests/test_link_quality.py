@@ -85,3 +85,33 @@ async def test_recorded_links_add_up_per_call_and_point(platform: Platform) -> N
         with pytest.raises(Exception) as refused:
             await links.record(uow, ticket["id"], [links.LinkSample(worker_id, "worker", "awful")], 5.0)
     assert getattr(refused.value, "code", "") == "invalid_link_sample"
+
+
+def test_an_uplink_estimate_counts_only_when_it_stays_low_and_packets_go_missing() -> None:
+    """A busy relay reads its own late reads as queueing: on a loaded CI machine a clean
+    loopback call's uplink estimate fell to 117 kbit/s and the wall listed the call as poor.
+    The estimate counts once it has stayed under what arrives for 3 s while packets were lost."""
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from signaling.relay.relay import Source
+
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    source = Source("u1:camera", "u1", "video", "camera", vp8, None, 1)  # type: ignore[arg-type]
+    (stream,) = source.streams
+    stream.rate_bps = 600_000
+    source.on_estimate(117_000)
+    for now in (100.0, 101.0, 102.0, 103.5, 110.0):
+        source.note_uplink(now)
+        assert not source.uplink_congested(now), f"no packet lost: only delay, at {now}"
+    stream.gaps_recovered += 1  # a packet lost on the uplink (and repaired)
+    source.note_uplink(111.0)
+    assert source.uplink_congested(111.0)
+    source.on_estimate(590_000)  # back over 80 % of what arrives
+    source.note_uplink(112.0)
+    assert not source.uplink_congested(112.0)
+    source.on_estimate(117_000)
+    source.note_uplink(113.0)
+    stream.gaps_skipped += 1
+    assert not source.uplink_congested(115.0), "low again for 2 s only"
+    source.note_uplink(116.0)
+    assert source.uplink_congested(116.0)

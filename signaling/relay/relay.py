@@ -329,6 +329,8 @@ class Source:
     active_rids: tuple[str, ...] = ()  # the layers the publisher was last asked to send
     active_at: float = 0.0
     uplink_cap: feedback.UplinkCap = field(default_factory=feedback.UplinkCap)  # layers its uplink carries
+    uplink_low_since: float = 0.0  # since when its uplink's estimate has been under what arrives
+    uplink_gaps_mark: int = 0  # gaps in its packets (repaired or not) when that began
     streams: list[Stream] = field(default_factory=list)
     _by_ssrc: dict[int, Stream] = field(default_factory=dict)
 
@@ -403,6 +405,21 @@ class Source:
 
     def on_estimate(self, bitrate: int) -> None:
         self.uplink_bps = bitrate
+
+    def note_uplink(self, now: float) -> None:
+        """Once a feedback round: whether the uplink's estimate is under what arrives."""
+        arriving = sum(s.rate_bps or 0 for s in self.streams)
+        if self.uplink_bps is None or arriving <= 0 or self.uplink_bps >= arriving * feedback.UPLINK_CONGESTED:
+            self.uplink_low_since = 0.0
+        elif not self.uplink_low_since:
+            self.uplink_low_since, self.uplink_gaps_mark = now, self.gaps_recovered + self.gaps_skipped
+
+    def uplink_congested(self, now: float) -> bool:
+        """The uplink is congested: its estimate has stayed under what arrives for
+        ``UPLINK_HOLD_S`` and packets were lost on it meanwhile. A delay-based estimate alone is
+        not enough: a busy relay reads its own late reads as queueing on the link."""
+        return (bool(self.uplink_low_since) and now - self.uplink_low_since >= feedback.UPLINK_HOLD_S
+                and self.gaps_recovered + self.gaps_skipped > self.uplink_gaps_mark)
 
     def close(self) -> None:
         for stream in self.streams:
@@ -548,9 +565,7 @@ class Relay:
             for viewer in room.participants.values():  # stop forwarding now, not after renegotiation
                 if not viewer.sees(source):
                     source.outlets = [o for o in source.outlets if o not in viewer.outlets]
-        for other in list(room.participants.values()):
-            if other is not participant and other.subscribe_pc is not None:
-                await self._renegotiate(room, other)
+        await self._renegotiate_others(room, participant.participant_id)
 
     def _participant(self, room_id: str, participant_id: str) -> tuple[RelayRoom, Participant]:
         room = self.rooms.get(room_id)
@@ -626,9 +641,7 @@ class Relay:
             if old_pc is not None:
                 await old_pc.close()
             answer = accept_layers(opus_resilient(pc.localDescription.sdp), layered)
-        for other in list(room.participants.values()):
-            if other.participant_id != participant_id and other.subscribe_pc is not None:
-                await self._renegotiate(room, other)
+        await self._renegotiate_others(room, participant_id)
         for source in new_sources.values():
             source.request_keyframe()
         self._start_feedback()
@@ -654,6 +667,19 @@ class Relay:
         if participant.subscribe_pc is not None:
             await participant.subscribe_pc.close()
             participant.subscribe_pc = None
+
+    async def _renegotiate_others(self, room: RelayRoom, participant_id: str) -> None:
+        """New offers for everyone else subscribed in the room: one whose connection cannot make
+        one (closed under it, failed) is logged and left to resubscribe — the step that changed
+        the room (a publish, a leave) stands."""
+        for other in list(room.participants.values()):
+            if other.participant_id == participant_id or other.subscribe_pc is None:
+                continue
+            try:
+                await self._renegotiate(room, other)
+            except Exception:
+                other.offer_pending = False
+                log.exception("a new subscription offer for %s failed", other.participant_id)
 
     async def _renegotiate(self, room: RelayRoom, participant: Participant) -> None:
         if participant.offer_pending:
@@ -758,8 +784,7 @@ class Relay:
         for other in list(room.participants.values()):
             for s in other.sources.values():
                 s.outlets = [o for o in s.outlets if o not in participant.outlets]
-            if other.subscribe_pc is not None:
-                await self._renegotiate(room, other)
+        await self._renegotiate_others(room, participant_id)
 
     async def close_room(self, room_id: str) -> None:
         room = self.rooms.pop(room_id, None)
@@ -823,6 +848,7 @@ class Relay:
             receiver = receiver or source.receiver
             for stream in source.streams:
                 stream.measure(now)
+            source.note_uplink(now)
             subscribers = [
                 feedback.Subscriber(o.sender.remb_bps if now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S else None,
                                     o.sender.fraction_lost)
