@@ -76,7 +76,7 @@ async def platform() -> AsyncIterator[str]:
     with tempfile.TemporaryDirectory(prefix="yb-join-") as data:
         port = free_port()
         env = {**os.environ, "YUNBANG_DATA_DIR": data, "YUNBANG_PORT": str(port), "YUNBANG_HOST": "127.0.0.1",
-               "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(DIST)}
+               "YUNBANG_MEDIA_ADDRESSES": "127.0.0.1", "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(DIST)}
         env.pop("YUNBANG_DATABASE_URL", None)
         for step in (["migrate"], ["seed", "--demo"]):
             subprocess.run([str(YUNBANG), *step], env=env, check=True, capture_output=True)

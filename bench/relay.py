@@ -439,12 +439,13 @@ class RelayWorker(Worker):
     """The relay under test, and the RelaySink that keeps its subscription offers."""
 
     def __init__(self, profile: bool) -> None:
+        from signaling.relay.ice import MediaNetwork
         from signaling.relay.relay import Relay
 
         self.probe = LatencyProbe()
         self.probe.install()
         self.sampler = CpuSampler() if profile else None
-        self.relay = Relay(self)
+        self.relay = Relay(self, network=MediaNetwork(("127.0.0.1",)))  # on loopback only
         self.offers: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._mark = (0.0, 0.0, 0)
 

@@ -307,7 +307,7 @@ async def platform(tree: Path, host: str, port: int, logs: Path) -> AsyncIterato
     data = logs / "data"
     data.mkdir()
     env = {**os.environ, "YUNBANG_DATA_DIR": str(data), "YUNBANG_PORT": str(port), "YUNBANG_HOST": host,
-           "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(tree / "web-client" / "dist")}
+           "YUNBANG_MEDIA_ADDRESSES": host, "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(tree / "web-client" / "dist")}
     env.pop("YUNBANG_DATABASE_URL", None)
     env.pop("YUNBANG_REDIS_URL", None)
     cli = [sys.executable, "-m", "server.cli"]

@@ -28,6 +28,7 @@ from server.uploading import DocumentUploads
 from server.web_security import security_headers, socketio_origin_check
 from server.weblog import is_client_garbage, socketio_loggers
 from signaling.calls import CallService
+from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
 from uploads.service import Limits, UploadPipeline
@@ -64,7 +65,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app[DOMAIN] = domain
     app[SIO] = sio
     calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds,
-                        media_addresses=settings.media_addresses)
+                        media_network=MediaNetwork(settings.media_addresses, settings.media_announce or None,
+                                                   settings.media_ports))
     sink.observers.append(calls.on_event)
     invitation_timers = InvitationTimers(domain)
     sink.observers.append(invitation_timers.on_event)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -185,6 +185,8 @@ class Settings:
     turn_ttl_seconds: int = 3600
     ice_relay_roles: tuple[str, ...] = ()
     media_addresses: tuple[str, ...] = ()
+    media_announce: str = ""
+    media_ports: tuple[int, int] | None = None
     monitor_interval_seconds: float = 20
     web_dist: Path = Path("web-client/dist")
     web_client_dir: Path = Path(__file__).resolve().parent.parent / "web-client"
@@ -297,7 +299,7 @@ class Settings:
             turn_secret=get("TURN_SECRET"),
             turn_ttl_seconds=int(number("TURN_TTL_SECONDS", 3600, int)),
             ice_relay_roles=_relay_roles(csv("ICE_RELAY_ROLES"), turn=bool(csv("TURN_URLS") and get("TURN_SECRET"))),
-            media_addresses=tuple(_address("MEDIA_ADDRESSES", a) for a in csv("MEDIA_ADDRESSES")),
+            **_media_network(csv("MEDIA_ADDRESSES"), get("MEDIA_ANNOUNCE"), get("MEDIA_PORTS")),
             monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
             web_dist=Path(get("WEB_DIST", "web-client/dist")),
             trusted_proxies=csv("TRUSTED_PROXIES"),
@@ -392,6 +394,33 @@ def _relay_roles(values: tuple[str, ...], *, turn: bool) -> tuple[str, ...]:
     if roles and not turn:
         raise SettingsError("YUNBANG_ICE_RELAY_ROLES needs TURN: set YUNBANG_TURN_URLS and YUNBANG_TURN_SECRET")
     return tuple(roles)
+
+
+def _media_network(addresses: tuple[str, ...], announce: str, ports: str) -> dict[str, Any]:
+    """YUNBANG_MEDIA_ADDRESSES (where the relay binds), _ANNOUNCE (the address it tells clients,
+    behind 1:1 NAT) and _PORTS (``first-last``, the UDP ports it binds): docs/operations.md
+    "Media addresses"."""
+    bound = tuple(_address("MEDIA_ADDRESSES", a) for a in addresses)
+    wildcard = [a for a in bound if ipaddress.ip_address(a).is_unspecified]
+    public = _address("MEDIA_ANNOUNCE", announce) if announce else ""
+    if public:
+        if len(bound) != 1 or ipaddress.ip_address(bound[0]).version != ipaddress.ip_address(public).version:
+            raise SettingsError("YUNBANG_MEDIA_ANNOUNCE needs YUNBANG_MEDIA_ADDRESSES to name the one address "
+                                "(of the same IP version, 0.0.0.0 for all) that the announced address reaches")
+        if ipaddress.ip_address(public).is_unspecified:
+            raise SettingsError("YUNBANG_MEDIA_ANNOUNCE: a client cannot reach 0.0.0.0; name the public address")
+    elif wildcard:
+        raise SettingsError(f"YUNBANG_MEDIA_ADDRESSES: {wildcard[0]} binds every address but is none a client "
+                            "can reach: set YUNBANG_MEDIA_ANNOUNCE to the address clients use")
+    port_range = None
+    if ports:
+        found = re.fullmatch(r"\s*(\d{1,5})\s*-\s*(\d{1,5})\s*", ports)
+        first, last = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+        if not found or not 1024 <= first <= last <= 65535:
+            raise SettingsError(f"YUNBANG_MEDIA_PORTS={ports!r}: a UDP port range first-last within 1024-65535, "
+                                "e.g. 40000-40999")
+        port_range = (first, last)
+    return {"media_addresses": bound, "media_announce": public, "media_ports": port_range}
 
 
 def _address(name: str, value: str) -> str:

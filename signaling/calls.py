@@ -27,6 +27,7 @@ from server.events import Event
 from server.runtime import Domain
 from signaling.audience import call_room, consultation_room
 from signaling.relay import quality
+from signaling.relay.ice import MediaNetwork
 from signaling.relay.probe import Probes
 from signaling.relay.relay import Relay, RelayError
 
@@ -55,12 +56,12 @@ class Presence:
 
 class CallService:
     def __init__(self, domain: Domain, sio: Any, grace_seconds: float = 60.0,
-                 media_addresses: tuple[str, ...] = ()) -> None:
+                 media_network: MediaNetwork | None = None) -> None:
         self.domain = domain
         self.sio = sio
         self.grace = grace_seconds
-        self.relay = Relay(self, addresses=media_addresses)
-        self.probes = Probes(lambda: self.relay.ice_servers, addresses=media_addresses)
+        self.relay = Relay(self, network=media_network)
+        self.probes = Probes(lambda: self.relay.ice_servers, network=media_network)
         self.present: dict[tuple[int, int], Presence] = {}
         self.link_sample_s = LINK_SAMPLE_S
         self._links: asyncio.Task[None] | None = None

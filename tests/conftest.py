@@ -160,6 +160,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database_url=database_url,
         secret_key="test-secret-key-that-is-long-enough-1234567890",
         monitor_interval_seconds=3600,
+        media_addresses=("127.0.0.1",),  # the relay gathers on loopback only in tests
     )
 
 

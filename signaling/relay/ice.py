@@ -22,11 +22,16 @@ browser gives up its own checks. On subscribing connections (the relay offers) t
 checks usually arrive before its answer and aioice has pairs from them at once; the same rule
 covers the other case.
 
-Host addresses: aioice gathers a host candidate on every address of the machine but loopback.
-``gather_on(pc, addresses)`` makes a connection gather on the given addresses only (the
-operator's ``YUNBANG_MEDIA_ADDRESSES``; ``127.0.0.1`` in the production topology test, where
-coturn relays to the relay over loopback), by handing aioice's ``get_component_candidates`` that
-list.
+Host addresses (``MediaNetwork``): aioice gathers a host candidate on every address of the
+machine but loopback, each on an ephemeral UDP port. ``gather_on(pc, network)`` makes a
+connection gather on the operator's addresses only (``YUNBANG_MEDIA_ADDRESSES``; ``127.0.0.1``
+in the test suite), on ports of a fixed range for firewalls (``YUNBANG_MEDIA_PORTS``), and
+announce another address than the one it binds (``YUNBANG_MEDIA_ANNOUNCE``: a server behind
+1:1 NAT — a cloud host with a private address and an elastic IP — binds its private address or
+``0.0.0.0`` and tells clients the public one, as Janus' ``nat_1_1_mapping``, LiveKit's
+``node_ip`` or mediasoup's ``announcedIp``). With a range or an announced address the host
+candidates are made here, as aioice makes them (a ``StunProtocol`` per address, added to the
+connection's protocols); aioice still adds its TURN candidates, if any.
 
 Only connections made by ``peer_connection`` (and given to ``gather_on``) are changed; aiortc and
 aioice are not patched.
@@ -38,12 +43,17 @@ This reaches into aiortc's private ``RTCPeerConnection.__createDtlsTransport`` a
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import random
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from aioice.candidate import Candidate
-from aioice.ice import Connection
+from aioice import turn
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.ice import Connection, StunProtocol
 from aioice.mdns import is_mdns_hostname
 from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection
 from aiortc import rtcpeerconnection
@@ -61,6 +71,23 @@ CHECK_WAIT_S = 30.0
 _CREATE_DTLS = "_RTCPeerConnection__createDtlsTransport"
 
 AddCandidate = Callable[[RTCIceCandidate | None], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class MediaNetwork:
+    """Where the relay's connections take their host candidates (docs/operations.md "Media
+    addresses"): ``addresses`` to bind (empty: every address of the machine but loopback,
+    aioice's choice), ``announce`` the address written in the candidates instead of the bound
+    one (1:1 NAT; with exactly one bound address, which may be ``0.0.0.0``), ``ports`` the
+    inclusive UDP port range to bind in (``None``: ephemeral ports)."""
+
+    addresses: tuple[str, ...] = ()
+    announce: str | None = None
+    ports: tuple[int, int] | None = None
+
+    @property
+    def default(self) -> bool:
+        return not self.addresses and self.announce is None and self.ports is None
 
 
 def peer_connection(configuration: RTCConfiguration | None) -> RTCPeerConnection:
@@ -83,17 +110,16 @@ def wait_for_checks(pc: RTCPeerConnection) -> RTCPeerConnection:
     return pc
 
 
-def gather_on(pc: RTCPeerConnection, addresses: Sequence[str]) -> RTCPeerConnection:
-    """Make every ICE transport ``pc`` creates from now on gather host candidates on
-    ``addresses`` only (every address but loopback, aioice's choice, when empty)."""
-    if not addresses:
+def gather_on(pc: RTCPeerConnection, network: MediaNetwork) -> RTCPeerConnection:
+    """Make every ICE transport ``pc`` creates from now on gather its host candidates as
+    ``network`` says (aioice's own way when it says nothing)."""
+    if network.default:
         return pc
     create: Callable[[], RTCDtlsTransport] = getattr(pc, _CREATE_DTLS)
-    chosen = list(addresses)
 
     def create_gathering() -> RTCDtlsTransport:
         transport = create()
-        _gather_on(transport.transport._connection, chosen)
+        _gather_on(transport.transport._connection, network)
         return transport
 
     setattr(pc, _CREATE_DTLS, create_gathering)
@@ -122,16 +148,65 @@ def _hold_end_of_candidates(ice: RTCIceTransport) -> None:
     ice.addRemoteCandidate = add_remote_candidate  # type: ignore[method-assign]
 
 
-def _gather_on(connection: Connection, ours: list[str]) -> None:
-    """Host candidates on ``addresses`` instead of every address aioice finds (none still means
-    none: the relay transport policy asks for no host candidate)."""
+def _gather_on(connection: Connection, network: MediaNetwork) -> None:
+    """Host candidates as ``network`` says instead of aioice's (none still means none: the
+    relay transport policy asks for no host candidate)."""
     gather = connection.get_component_candidates
 
     async def get_component_candidates(component: int, addresses: list[str],
                                        timeout: int = 5) -> list[Candidate]:
-        return await gather(component=component, addresses=ours if addresses else [], timeout=timeout)
+        ours = (list(network.addresses) or addresses) if addresses else []
+        if network.ports is None and network.announce is None:
+            return await gather(component=component, addresses=ours, timeout=timeout)
+        hosts = await _host_candidates(connection, component, ours, network)
+        return hosts + await gather(component=component, addresses=[], timeout=timeout)
 
     connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+async def _host_candidates(connection: Connection, component: int, addresses: list[str],
+                           network: MediaNetwork) -> list[Candidate]:
+    """One host candidate per address, bound in ``network.ports`` and written with
+    ``network.announce`` — what aioice's ``get_component_candidates`` does for its host
+    candidates, on chosen ports."""
+    loop = asyncio.get_running_loop()
+    candidates = []
+    for address in addresses:
+        try:
+            transport, protocol = await _bind(loop, connection, address, network.ports)
+        except OSError as exc:
+            log.error("no host candidate on %s: %s (YUNBANG_MEDIA_ADDRESSES / YUNBANG_MEDIA_PORTS)", address, exc)
+            continue
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
+        bound = transport.get_extra_info("sockname")
+        host = network.announce or bound[0]
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host), component=component, transport="udp",
+            priority=candidate_priority(component, "host"), host=host, port=bound[1], type="host")
+        connection._protocols.append(protocol)
+        candidates.append(protocol.local_candidate)
+    return candidates
+
+
+async def _bind(loop: asyncio.AbstractEventLoop, connection: Connection, address: str,
+                ports: tuple[int, int] | None) -> tuple[asyncio.DatagramTransport, StunProtocol]:
+    """A UDP endpoint on ``address``: on an ephemeral port, or on the first free port of the
+    range from a random start (so two connections made at once rarely try the same one)."""
+    if ports is None:
+        return await loop.create_datagram_endpoint(lambda: StunProtocol(connection), local_addr=(address, 0))
+    first, last = ports
+    count = last - first + 1
+    start = random.randrange(count)
+    for i in range(count):
+        port = first + (start + i) % count
+        try:
+            return await loop.create_datagram_endpoint(lambda: StunProtocol(connection), local_addr=(address, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"every UDP port of {first}-{last} is in use")
 
 
 async def _end_later(ice: RTCIceTransport, add: AddCandidate, connection: Connection) -> None:
@@ -178,6 +253,11 @@ def check_aioice() -> None:
         raise AiortcMismatch("aioice no longer gathers host candidates through get_component_candidates")
     if not isinstance(getattr(Connection, "remote_candidates", None), property):
         raise AiortcMismatch("aioice's Connection.remote_candidates is gone")
+    made_here = inspect.getsource(Connection.get_component_candidates)
+    for part in ("lambda: StunProtocol(self)", "protocol.local_candidate = Candidate(",
+                 "self._protocols += host_protocols", "turn.UDP_SOCKET_BUFFER_SIZE"):
+        if part not in made_here:
+            raise AiortcMismatch(f"aioice no longer makes host candidates as _host_candidates does ({part})")
 
 
 check_aioice()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from signaling.relay.dtls import peer_connection
-from signaling.relay.ice import gather_on
+from signaling.relay.ice import MediaNetwork, gather_on
 from signaling.relay.feedback import CAMERA_MAX_BPS
 from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, send_remb, tap_receiver
 from signaling.relay.relay import RelayError, _capabilities, _Placeholder
@@ -80,11 +80,11 @@ class Probes:
     """The probes open on this node, by key (one per user)."""
 
     def __init__(self, ice_servers: Callable[[], list[RTCIceServer]], *, max_s: float = MAX_S,
-                 max_probes: int = MAX_PROBES, addresses: Sequence[str] = ()) -> None:
+                 max_probes: int = MAX_PROBES, network: MediaNetwork | None = None) -> None:
         """``ice_servers``: the relay's own, read when a probe starts (a probe connects as a call
-        does); ``addresses``: the relay's host addresses, as the relay's."""
+        does); ``network``: the relay's host addresses and ports, as the relay's."""
         self.ice_servers = ice_servers
-        self.addresses = tuple(addresses)
+        self.network = network or MediaNetwork()
         self.max_s = max_s
         self.max_probes = max_probes
         self.active: dict[str, Probe | None] = {}  # None: being set up
@@ -103,7 +103,7 @@ class Probes:
         if len(media) != 1 or media[0].kind != "video" or media[0].direction != "sendrecv":
             raise RelayError("malformed_sdp", "网络检测的 SDP 应只有一路收发视频（sendrecv）")
         self.active[key] = None
-        pc = gather_on(peer_connection(RTCConfiguration(iceServers=list(self.ice_servers()))), self.addresses)
+        pc = gather_on(peer_connection(RTCConfiguration(iceServers=list(self.ice_servers()))), self.network)
         try:
             transceiver = pc.addTransceiver(_Placeholder("video"), direction="sendrecv")
             transceiver.setCodecPreferences(_capabilities("video"))

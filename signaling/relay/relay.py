@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,7 +31,7 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription, candidate_from_sdp
 
 from signaling.relay import feedback
-from signaling.relay.ice import gather_on, peer_connection
+from signaling.relay.ice import MediaNetwork, gather_on, peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,
@@ -525,12 +524,12 @@ class Relay:
     """Add participant, publish, subscribe, close; nothing about tickets or sockets."""
 
     def __init__(self, sink: RelaySink, ice_servers: list[RTCIceServer] | None = None,
-                 addresses: Sequence[str] = ()) -> None:
-        """``addresses``: where the relay gathers host candidates (every address of the machine
-        but loopback when empty; ``YUNBANG_MEDIA_ADDRESSES``)."""
+                 network: MediaNetwork | None = None) -> None:
+        """``network``: where the relay gathers host candidates (every address of the machine
+        but loopback, on ephemeral ports, by default; ``YUNBANG_MEDIA_*``)."""
         self.sink = sink
         self.ice_servers = ice_servers or []
-        self.addresses = tuple(addresses)
+        self.network = network or MediaNetwork()
         self.rooms: dict[str, RelayRoom] = {}
         self._keys = 0
         self._lock: dict[str, asyncio.Lock] = {}
@@ -593,7 +592,7 @@ class Relay:
             layered = {mid: offer for mid, offer in simulcast_offers(offer_sdp).items()
                        if sources.get(mid) in LAYERED_SOURCES}
             old_pc = participant.publish_pc
-            pc = gather_on(peer_connection(self._config()), self.addresses)
+            pc = gather_on(peer_connection(self._config()), self.network)
             for m in media:
                 transceiver = pc.addTransceiver(m.kind, direction="recvonly")
                 transceiver.setCodecPreferences(_capabilities(m.kind))
@@ -693,7 +692,7 @@ class Relay:
         }
         pc = participant.subscribe_pc
         if pc is None:
-            pc = participant.subscribe_pc = gather_on(peer_connection(self._config()), self.addresses)
+            pc = participant.subscribe_pc = gather_on(peer_connection(self._config()), self.network)
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:
