@@ -1,12 +1,16 @@
 """/metrics, scraped as Prometheus does: closed without its token, then followed through a real
 call (aiortc clients through the relay), an upload, the queue and its alerts; never a name, an ID
-or phone number, nor an id in a route."""
+or phone number, nor an id in a route. The Grafana dashboard in deploy/ uses only what is exported,
+and nginx never passes /metrics on."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from deploy.render import NginxSite, render
 from server.app import create_app
 from server.config import Settings, SettingsError
 from server.domain.clock import ManualClock
@@ -22,7 +27,7 @@ from tests.conftest import Platform
 from tests.helpers import district_item, take, until, window_of
 from tests.media import phone_photo
 from tests.rtc_client import CallClient
-from tests.topology import free_port
+from tests.topology import Processes, free_port, make_certificates, missing_programs, nginx_main_conf, nginx_version
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-token-for-the-test-0123456789"
@@ -212,3 +217,92 @@ async def test_the_counters_follow_a_call_an_upload_and_the_end_of_the_case(plat
                     "yunbang_relay_received_packets_total", "yunbang_relay_plis_sent_total"):
         assert after.value(counter) >= during.value(counter), counter
     assert after.value("yunbang_tickets_ended_total", outcome="not_eligible") == 1
+
+
+def dashboard_metrics() -> set[str]:
+    """Every metric name in the PromQL of deploy/grafana-dashboard.json."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    exprs: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("expr"), str):
+                exprs.append(node["expr"])
+            if isinstance(node.get("query"), str):
+                exprs.append(node["query"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(dashboard)
+    assert len(exprs) >= 10
+    return {name for e in exprs for name in re.findall(r"\byunbang_[a-z0-9_]+", e)}
+
+
+def exported_names(scraped: Scrape) -> set[str]:
+    """What a query can name: each family's samples, whether or not they have values yet."""
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
+    return {f.name + suffix for f in scraped.families.values() for suffix in suffixes.get(f.type, ("",))}
+
+
+async def test_the_grafana_dashboard_asks_only_for_what_is_exported(platform: Platform) -> None:
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    assert dashboard["title"] and dashboard["panels"] and dashboard["schemaVersion"] >= 30
+    used = dashboard_metrics()
+    missing = used - exported_names(await scrape(platform))
+    assert not missing, f"the dashboard asks for metrics the app does not export: {sorted(missing)}"
+    for wanted in ("yunbang_queue_waiting", "yunbang_queue_longest_wait_seconds", "yunbang_calls",
+                   "yunbang_call_participants", "yunbang_relay_forwarded_packets_total",
+                   "yunbang_relay_dropped_packets_total", "yunbang_relay_nacks_received_total",
+                   "yunbang_relay_plis_received_total", "yunbang_http_request_duration_seconds_bucket",
+                   "yunbang_upload_processing_seconds_bucket", "yunbang_internal_errors_total"):
+        assert wanted in used, f"the dashboard has no panel on {wanted}"
+
+
+@pytest.mark.skipif(bool(missing_programs()), reason="nginx is not installed (make prodstack)")
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_nginx_does_not_pass_metrics_on(platform: Platform, tmp_path: Path) -> None:
+    """The production site (deploy/nginx.conf.template) in front of this app: /metrics is denied
+    whatever its spelling, while the API goes through."""
+    certs = make_certificates(tmp_path)
+    https_port, http_port = free_port(), free_port()
+    site = NginxSite(
+        app_servers=(f"127.0.0.1:{platform.server.port}",), object_server=f"127.0.0.1:{free_port()}",
+        bucket="yunbang", https_listen=f"127.0.0.1:{https_port}", http_listen=f"127.0.0.1:{http_port}",
+        certificate=str(certs.certificate), certificate_key=str(certs.key), access_log=str(tmp_path / "access.log"),
+        http2="listen" if nginx_version() < (1, 25, 1) else "directive")
+    (tmp_path / "site.conf").write_text(render(site))
+    (tmp_path / "nginx.conf").write_text(nginx_main_conf(tmp_path / "site.conf", tmp_path))
+    nginx = next(p for p in ("/usr/sbin/nginx", "/usr/bin/nginx") if Path(p).exists())
+    processes = Processes(tmp_path)
+    processes.start("nginx", [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+                              "-e", str(tmp_path / "nginx-error.log")])
+    base = f"https://127.0.0.1:{https_port}"
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=certs.client_context())) as http:
+            async def health() -> bool:
+                try:
+                    async with http.get(base + "/api/health") as reply:
+                        return reply.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            for _ in range(100):
+                processes.check()
+                if await health():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("nginx did not come up")
+            for path in ("/metrics", "/metrics?x=1", "//metrics", "/./metrics", "/%6detrics", "/api/../metrics"):
+                async with http.get(base + path, headers={"Authorization": f"Bearer {TOKEN}"}) as reply:
+                    assert reply.status in (403, 404), (path, reply.status)
+                    assert "yunbang_" not in await reply.text()
+            async with platform.http.get(platform.base + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"}) as ok:
+                assert ok.status == 200, "the app itself serves it to whoever has the token"
+    finally:
+        processes.stop()
+    assert "metrics" in (tmp_path / "access.log").read_text()
+
