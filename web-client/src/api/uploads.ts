@@ -4,6 +4,7 @@
 import { reactive } from "vue";
 import { ApiError, authHeaders, errorFrom, networkError, request } from "./http";
 import type { CaseDocument } from "./types";
+import { errorText } from "@/lib/errors";
 
 export type UploadPhase = "starting" | "uploading" | "waiting" | "processing" | "done" | "failed";
 
@@ -138,7 +139,7 @@ export function startUpload(file: Blob, options: UploadOptions): { state: Upload
     },
     (error: unknown) => {
       state.phase = "failed";
-      state.error = error instanceof Error ? error.message : String(error);
+      state.error = errorText(error);
       throw error;
     },
   );

@@ -10,6 +10,7 @@ import { markRaw, reactive } from "vue";
 import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
 import { ApiError } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
+import { errorText } from "@/lib/errors";
 import { callConstraints, mediaProblem, type MediaProblem } from "./devices";
 import { rtcConfiguration, selectedPath, type CandidatePath } from "./iceConfig";
 import { QualitySampler } from "./quality";
@@ -685,7 +686,7 @@ export class CallSession {
       return;
     }
     console.error(error);
-    this.state.error = error instanceof Error ? error.message : String(error);
+    this.state.error = errorText(error);
     this.state.phase = this.state.joined ? "reconnecting" : "failed";
   }
 

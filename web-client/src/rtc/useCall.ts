@@ -1,6 +1,7 @@
 import { onMounted, onUnmounted, provide, type InjectionKey } from "vue";
 import { live } from "@/api/socket";
 import { yb } from "@/debug";
+import { errorText } from "@/lib/errors";
 import { CallSession } from "./call";
 
 /** The call of the view, for what it contains (VideoStage's link quality and paused videos). */
@@ -14,7 +15,7 @@ export function useCall(ticketId: number): CallSession {
   provide(CALL, call);
   onMounted(() => {
     call.start().catch((e: unknown) => {
-      call.state.error = e instanceof Error ? e.message : String(e);
+      call.state.error = errorText(e);
       call.state.phase = "failed";
     });
   });

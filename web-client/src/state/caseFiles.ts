@@ -3,6 +3,7 @@ import { onMounted, onUnmounted, ref } from "vue";
 import { request } from "@/api/http";
 import { live } from "@/api/socket";
 import type { CaseDocument, ChecklistLine } from "@/api/types";
+import { errorText } from "@/lib/errors";
 
 export function useCaseFiles(ticketId: () => number) {
   const checklist = ref<ChecklistLine[]>([]);
@@ -31,7 +32,7 @@ export function useCaseFiles(ticketId: () => number) {
     }
     pending = load()
       .catch((e: unknown) => {
-        error.value = e instanceof Error ? e.message : String(e);
+        error.value = errorText(e);
       })
       .finally(() => {
         pending = null;

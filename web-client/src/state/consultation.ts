@@ -7,6 +7,7 @@ import type { Invitation, Opinion } from "@/api/events";
 import { request } from "@/api/http";
 import { live } from "@/api/socket";
 import type { ConsultationRecord, TimelineEntry } from "@/api/types";
+import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
 
 /** The experts a case may have at once (YUNBANG_MAX_EXPERTS_PER_CASE, docs/protocol.md). */
@@ -40,7 +41,7 @@ export function useConsultation(ticketId: () => number, options: { canRead?: () 
     try {
       record = await request("get", "/api/tickets/{ticket_id}/consultations", { path: { ticket_id: id } });
     } catch (e) {
-      state.error = e instanceof Error ? e.message : String(e);
+      state.error = errorText(e);
       return;
     }
     if (id !== ticketId()) return;

@@ -7,6 +7,7 @@ import { ApiError, request } from "@/api/http";
 import { live } from "@/api/socket";
 import type { InvitationToMe, Presence } from "@/api/types";
 import { invitationSound } from "@/lib/chime";
+import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
 import { session } from "./session";
 
@@ -75,7 +76,7 @@ export async function load(resume = false): Promise<void> {
     }
     expertDesk.error = "";
   } catch (e) {
-    expertDesk.error = e instanceof Error ? e.message : String(e);
+    expertDesk.error = errorText(e);
   } finally {
     expertDesk.loaded = true;
   }
@@ -108,7 +109,7 @@ export async function decline(invitation: DeskInvitation, reason: string): Promi
 
 /** The server's words on the card; an invitation that cannot be answered any more says why. */
 function answerFailed(invitation: DeskInvitation, e: unknown): void {
-  const message = e instanceof Error ? e.message : String(e);
+  const message = errorText(e);
   const code = e instanceof ApiError ? e.code : "";
   const status = code === "invitation_expired" ? "expired" : invitation.status;
   upsert({ ...invitation, status, error: message });
