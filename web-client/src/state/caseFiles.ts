@@ -1,8 +1,8 @@
 // A case's checklist and documents, kept current from document.added / document.reviewed.
-import { onMounted, onUnmounted, ref } from "vue";
+import { onMounted, ref } from "vue";
 import { request } from "@/api/http";
-import { live } from "@/api/socket";
 import type { CaseDocument, ChecklistLine } from "@/api/types";
+import { useLiveEvents } from "@/api/useLiveEvents";
 import { errorText } from "@/lib/errors";
 
 export function useCaseFiles(ticketId: () => number) {
@@ -44,15 +44,16 @@ export function useCaseFiles(ticketId: () => number) {
     return pending;
   }
 
-  const offs: (() => void)[] = [];
+  const events = useLiveEvents();
   const mine = (d: CaseDocument) => {
     if (d.ticket_id === ticketId()) void refresh();
   };
   onMounted(() => {
     void refresh();
-    offs.push(live.on("document.added", mine), live.on("document.reviewed", mine), live.onReconnect(() => void refresh()));
+    events.on("document.added", mine);
+    events.on("document.reviewed", mine);
+    events.onReconnect(() => void refresh());
   });
-  onUnmounted(() => offs.forEach((off) => off()));
 
   function documentsOf(line: ChecklistLine): CaseDocument[] {
     return documents.value.filter((d) => line.document_ids.includes(d.id));

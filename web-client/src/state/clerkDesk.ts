@@ -4,6 +4,7 @@ import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
 import { live } from "@/api/socket";
 import type { CompletionResult, DepartmentRef, Item, Queue, Ticket, UserWindow } from "@/api/types";
+import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
 const WINDOW_KEY = "yb.clerk.window";
@@ -128,28 +129,26 @@ async function rebind(): Promise<void> {
   else if (!clerk.window) restoreWindow();
 }
 
-export function follow(): () => void {
-  const offs = TICKET_EVENTS.map((name) =>
-    live.on(name, (update: Ticket) => {
+/** Follow the window's queues and ticket, for as long as the view that owns `events` is there. */
+export function follow(events: LiveEvents): void {
+  for (const name of TICKET_EVENTS) {
+    events.on(name, (update: Ticket) => {
       if (clerk.ticket && update.id === clerk.ticket.id) settle({ ...clerk.ticket, ...update });
       else if (clerk.ended && update.id === clerk.ended.id) clerk.ended = { ...clerk.ended, ...update };
-    }),
-  );
-  offs.push(
-    live.on("queue.updated", (q) => {
-      if (!serves(q)) return;
-      const i = clerk.queues.findIndex((x) => x.centre_id === q.centre_id && x.department_id === q.department_id);
-      if (i >= 0) clerk.queues.splice(i, 1, q);
-      else clerk.queues.push(q);
-    }),
-    live.on("tidal.opened", (w) => {
-      if (w.clerk_id === session.user?.id) void rebind();
-    }),
-    live.on("tidal.closed", () => void rebind().catch(() => undefined)),
-    live.onReconnect(() => {
-      void loadQueues();
-      void loadTicket();
-    }),
-  );
-  return () => offs.forEach((off) => off());
+    });
+  }
+  events.on("queue.updated", (q) => {
+    if (!serves(q)) return;
+    const i = clerk.queues.findIndex((x) => x.centre_id === q.centre_id && x.department_id === q.department_id);
+    if (i >= 0) clerk.queues.splice(i, 1, q);
+    else clerk.queues.push(q);
+  });
+  events.on("tidal.opened", (w) => {
+    if (w.clerk_id === session.user?.id) void rebind();
+  });
+  events.on("tidal.closed", () => void rebind().catch(() => undefined));
+  events.onReconnect(() => {
+    void loadQueues();
+    void loadTicket();
+  });
 }

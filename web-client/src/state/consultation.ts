@@ -5,8 +5,8 @@
 import { onMounted, onUnmounted, reactive } from "vue";
 import type { Invitation, Opinion } from "@/api/events";
 import { request } from "@/api/http";
-import { live } from "@/api/socket";
 import type { ConsultationRecord, TimelineEntry } from "@/api/types";
+import { useLiveEvents } from "@/api/useLiveEvents";
 import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
 
@@ -64,39 +64,34 @@ export function useConsultation(ticketId: () => number, options: { canRead?: () 
   }
 
   const mine = (p: { ticket_id: number }) => p.ticket_id === ticketId();
-  const offs: (() => void)[] = [];
+  const events = useLiveEvents();
   onMounted(() => {
     void load();
-    offs.push(
-      live.on("invitation.updated", (invitation) => {
-        if (!mine(invitation)) return;
-        if (invitation.status !== "expired") calibrate(invitation.answered_at);
-        upsert(invitation);
-        refreshSoon();
-      }),
-      live.on("consultation.stage", (stage) => {
-        if (!mine(stage)) return;
-        for (const invitation of stage.invitations) upsert(invitation);
-        refreshSoon();
-      }),
-      live.on("opinion.added", (opinion) => {
-        if (!mine(opinion)) return;
-        if (!state.opinions.some((o) => o.id === opinion.id)) state.opinions.push(opinion);
-        refreshSoon();
-      }),
-      live.on("participant_joined", (p) => {
-        if (mine(p) && p.role === "expert") refreshSoon();
-      }),
-      live.on("participant_left", (p) => {
-        if (mine(p) && p.role === "expert") refreshSoon();
-      }),
-      live.onReconnect(() => void load()),
-    );
+    events.on("invitation.updated", (invitation) => {
+      if (!mine(invitation)) return;
+      if (invitation.status !== "expired") calibrate(invitation.answered_at);
+      upsert(invitation);
+      refreshSoon();
+    });
+    events.on("consultation.stage", (stage) => {
+      if (!mine(stage)) return;
+      for (const invitation of stage.invitations) upsert(invitation);
+      refreshSoon();
+    });
+    events.on("opinion.added", (opinion) => {
+      if (!mine(opinion)) return;
+      if (!state.opinions.some((o) => o.id === opinion.id)) state.opinions.push(opinion);
+      refreshSoon();
+    });
+    events.on("participant_joined", (p) => {
+      if (mine(p) && p.role === "expert") refreshSoon();
+    });
+    events.on("participant_left", (p) => {
+      if (mine(p) && p.role === "expert") refreshSoon();
+    });
+    events.onReconnect(() => void load());
   });
-  onUnmounted(() => {
-    clearTimeout(timer);
-    offs.forEach((off) => off());
-  });
+  onUnmounted(() => clearTimeout(timer));
 
   /** 邀请专家 (the clerk): one consultation, one invitation per expert. */
   async function invite(expertIds: number[], note: string): Promise<void> {

@@ -4,8 +4,8 @@
 import { reactive } from "vue";
 import type { CaseSummary, Invitation } from "@/api/events";
 import { ApiError, request } from "@/api/http";
-import { live } from "@/api/socket";
 import type { InvitationToMe, Presence } from "@/api/types";
+import type { LiveEvents } from "@/api/useLiveEvents";
 import { invitationSound } from "@/lib/chime";
 import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
@@ -133,29 +133,26 @@ export function open(ticketId: number | null): void {
   expertDesk.current = ticketId;
 }
 
-/** Follow the live events an expert gets; returns the function that stops following. */
-export function follow(): () => void {
-  const offs = [
-    live.on("invitation.created", (invitation) => {
-      calibrate(invitation.created_at);
-      upsert({ ...invitation, note: invitation.note ?? "", invited_by_name: invitation.invited_by_name ?? "" });
-      invitationSound();
-    }),
-    live.on("invitation.updated", (invitation) => {
-      if (invitation.expert_id !== session.user?.id) return;
-      const known = expertDesk.invitations.find((i) => i.id === invitation.id);
-      if (known) upsert({ ...known, ...invitation });
-      // accepted in another tab of the same expert: pick the consultation up from the server
-      if (invitation.status === "accepted" && !expertDesk.consultations.some((c) => c.id === invitation.id)) void load();
-    }),
-    live.on("call_closed", (closed) => {
-      const gone = expertDesk.consultations.find((c) => c.ticket_id === closed.ticket_id);
-      if (!gone) return;
-      expertDesk.consultations = expertDesk.consultations.filter((c) => c.ticket_id !== closed.ticket_id);
-      expertDesk.ended = [{ ticket_id: gone.ticket_id, number: gone.case.number, status: closed.status }, ...expertDesk.ended].slice(0, 5);
-      if (expertDesk.current === closed.ticket_id) expertDesk.current = null;
-    }),
-    live.onReconnect(() => void load()),
-  ];
-  return () => offs.forEach((off) => off());
+/** Follow the live events an expert gets, for as long as the view that owns `events` is there. */
+export function follow(events: LiveEvents): void {
+  events.on("invitation.created", (invitation) => {
+    calibrate(invitation.created_at);
+    upsert({ ...invitation, note: invitation.note ?? "", invited_by_name: invitation.invited_by_name ?? "" });
+    invitationSound();
+  });
+  events.on("invitation.updated", (invitation) => {
+    if (invitation.expert_id !== session.user?.id) return;
+    const known = expertDesk.invitations.find((i) => i.id === invitation.id);
+    if (known) upsert({ ...known, ...invitation });
+    // accepted in another tab of the same expert: pick the consultation up from the server
+    if (invitation.status === "accepted" && !expertDesk.consultations.some((c) => c.id === invitation.id)) void load();
+  });
+  events.on("call_closed", (closed) => {
+    const gone = expertDesk.consultations.find((c) => c.ticket_id === closed.ticket_id);
+    if (!gone) return;
+    expertDesk.consultations = expertDesk.consultations.filter((c) => c.ticket_id !== closed.ticket_id);
+    expertDesk.ended = [{ ticket_id: gone.ticket_id, number: gone.case.number, status: closed.status }, ...expertDesk.ended].slice(0, 5);
+    if (expertDesk.current === closed.ticket_id) expertDesk.current = null;
+  });
+  events.onReconnect(() => void load());
 }

@@ -3,8 +3,8 @@
 import { reactive } from "vue";
 import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
-import { live } from "@/api/socket";
 import type { Item, Priority, Resident, Ticket } from "@/api/types";
+import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
 const KEY = "yb.worker.ticket";
@@ -93,10 +93,10 @@ export function next(): void {
   void setTicket(null);
 }
 
-/** Follow the live events of our ticket; returns the function that stops following. */
-export function follow(onCalled: (again: boolean) => void): () => void {
-  const offs = TICKET_EVENTS.map((name) =>
-    live.on(name, (update: Ticket & { window_name?: string; previous_number?: string }) => {
+/** Follow the live events of our ticket, for as long as the view that owns `events` is there. */
+export function follow(events: LiveEvents, onCalled: (again: boolean) => void): void {
+  for (const name of TICKET_EVENTS) {
+    events.on(name, (update: Ticket & { window_name?: string; previous_number?: string }) => {
       if (update.id !== desk.ticket?.id) return;
       const before = desk.ticket.status;
       if (name === "ticket.called" && update.window_name) desk.windowName = update.window_name;
@@ -104,22 +104,19 @@ export function follow(onCalled: (again: boolean) => void): () => void {
       merge(update);
       if (name === "ticket.called" || (before === "waiting" && update.status === "called")) onCalled(false);
       else if (name === "ticket.recall") onCalled(true);
-    }),
-  );
-  offs.push(
-    live.on("ticket.position", (p) => {
-      if (desk.ticket && p.ticket_id === desk.ticket.id && desk.ticket.status === "waiting") {
-        desk.ticket = { ...desk.ticket, position: p.position, estimated_wait_s: p.estimated_wait_s };
-      }
-    }),
-    // every connect, the first included: a page whose socket comes up after its ticket was called
-    // (a slow village link) never heard ticket.called, and would wait on a ticket already called
-    live.onConnect(() => {
-      const before = desk.ticket?.status;
-      void reload().then(() => {
-        if (before === "waiting" && desk.ticket?.status === "called") onCalled(false);
-      });
-    }),
-  );
-  return () => offs.forEach((off) => off());
+    });
+  }
+  events.on("ticket.position", (p) => {
+    if (desk.ticket && p.ticket_id === desk.ticket.id && desk.ticket.status === "waiting") {
+      desk.ticket = { ...desk.ticket, position: p.position, estimated_wait_s: p.estimated_wait_s };
+    }
+  });
+  // every connect, the first included: a page whose socket comes up after its ticket was called
+  // (a slow village link) never heard ticket.called, and would wait on a ticket already called
+  events.onConnect(() => {
+    const before = desk.ticket?.status;
+    void reload().then(() => {
+      if (before === "waiting" && desk.ticket?.status === "called") onCalled(false);
+    });
+  });
 }
