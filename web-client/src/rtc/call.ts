@@ -6,7 +6,7 @@
 // private consultation channel (only the clerk and the experts see and hear them; the relay
 // keeps them from the worker) and the clerk's side microphone for talking to the experts
 // without the resident hearing (published as `side_microphone` while `microphone` is muted).
-import { markRaw, reactive } from "vue";
+import { markRaw, reactive, readonly } from "vue";
 import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
 import { ApiError } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
@@ -153,7 +153,8 @@ async function progressCount(pc: RTCPeerConnection, direction: Direction): Promi
 }
 
 export class CallSession {
-  readonly state = reactive({
+  /** The call as it stands; only this class writes it (the views read `state`). */
+  private readonly current = reactive({
     phase: "idle" as CallPhase,
     error: "",
     /** Why the camera or microphone could not be opened, for a message a person can act on. */
@@ -182,13 +183,15 @@ export class CallSession {
     trouble: "" as Direction | "",
     troubleRetries: 0,
   });
+  /** The call as the views see it: read-only, it changes through this class's methods. */
+  readonly state = readonly(this.current);
   /** Link quality of every tile, from getStats once a second (rtc/quality.ts). */
   readonly quality = new QualitySampler(() => ({
     pub: this.pub,
     sub: this.sub,
     camera: this.cameraTrack(),
-    remote: this.state.remote.filter((r) => r.info.kind === "video").map((r) => ({ trackId: r.info.track_id, track: r.track })),
-    paused: this.state.videoPaused,
+    remote: this.current.remote.filter((r) => r.info.kind === "video").map((r) => ({ trackId: r.info.track_id, track: r.track })),
+    paused: this.current.videoPaused,
   }));
   private pub: RTCPeerConnection | null = null;
   private sub: RTCPeerConnection | null = null;
@@ -221,7 +224,17 @@ export class CallSession {
     return (payload: { ticket_id: number }) => payload.ticket_id === this.ticketId;
   }
 
+  /** Join the call and follow it; what keeps it from starting (no camera, a refusal) ends in phase "failed". */
   async start(): Promise<void> {
+    try {
+      await this.open();
+    } catch (e) {
+      this.current.error = errorText(e);
+      this.current.phase = "failed";
+    }
+  }
+
+  private async open(): Promise<void> {
     this.rtcConfig = await rtcConfiguration();
     const mine = this.mine;
     this.offs.push(
@@ -233,7 +246,7 @@ export class CallSession {
       this.live.on("participant_joined", (p) => {
         if (!mine(p)) return;
         this.moving.delete(p.user_id);
-        this.state.participants = [...this.state.participants.filter((q) => q.user_id !== p.user_id), p];
+        this.current.participants = [...this.current.participants.filter((q) => q.user_id !== p.user_id), p];
       }),
       this.live.on("participant_left", (p) => {
         if (!mine(p)) return;
@@ -241,19 +254,19 @@ export class CallSession {
         // which the clerk and the experts still share with them (the stage event came first).
         const moved = this.moving.get(p.user_id);
         this.moving.delete(p.user_id);
-        if (moved !== undefined && Date.now() - moved < STAGE_MOVE_MS && this.state.participants.some((q) => q.user_id === p.user_id)) {
+        if (moved !== undefined && Date.now() - moved < STAGE_MOVE_MS && this.current.participants.some((q) => q.user_id === p.user_id)) {
           this.setChannel(p.user_id, "consultation");
           return;
         }
-        this.state.participants = this.state.participants.filter((q) => q.user_id !== p.user_id);
+        this.current.participants = this.current.participants.filter((q) => q.user_id !== p.user_id);
       }),
       this.live.on("consultation.stage", (stage) => {
         if (!mine(stage)) return;
         const channel: Channel = stage.main ? "call" : "consultation";
         for (const invitation of stage.invitations) {
           if (invitation.expert_id === this.me) {
-            this.state.channel = channel;
-          } else if (this.state.participants.some((q) => q.user_id === invitation.expert_id)) {
+            this.current.channel = channel;
+          } else if (this.current.participants.some((q) => q.user_id === invitation.expert_id)) {
             this.moving.set(invitation.expert_id, Date.now());
             this.setChannel(invitation.expert_id, channel);
           }
@@ -274,7 +287,7 @@ export class CallSession {
         if (mine(l) && l.source === "camera") void this.setLayers(l.active);
       }),
       this.live.on("video_paused", (v) => {
-        if (mine(v)) this.state.videoPaused = { ...this.state.videoPaused, [v.track_id]: v.paused };
+        if (mine(v)) this.current.videoPaused = { ...this.current.videoPaused, [v.track_id]: v.paused };
       }),
       this.live.on("call_replaced", (c) => {
         if (mine(c)) this.end("replaced");
@@ -287,7 +300,7 @@ export class CallSession {
     this.quality.start();
     this.mediaTimer = setInterval(() => void this.checkMedia(), MEDIA_CHECK_MS);
     if (!this.live.connected) {
-      this.state.phase = "reconnecting";
+      this.current.phase = "reconnecting";
       return; // the connect hook joins
     }
     await this.join();
@@ -305,7 +318,7 @@ export class CallSession {
   }
 
   private async joinOnce(): Promise<void> {
-    this.state.phase = this.state.joined ? "reconnecting" : "joining";
+    this.current.phase = this.current.joined ? "reconnecting" : "joining";
     if (this.sub) {
       this.sub.close();
       this.sub = null;
@@ -313,46 +326,46 @@ export class CallSession {
     const ack = await this.live.request("join", { ticket_id: this.ticketId });
     if (this.ended) return;
     this.me = Number(ack.participant_id.replace(/^u/, ""));
-    this.state.role = ack.role;
-    this.state.channel = ack.participants.find((p) => p.user_id === this.me)?.channel ?? "call";
-    this.state.participants = ack.participants;
-    if (ack.rejoined) this.state.rejoins += 1;
-    if (!this.state.local) {
+    this.current.role = ack.role;
+    this.current.channel = ack.participants.find((p) => p.user_id === this.me)?.channel ?? "call";
+    this.current.participants = ack.participants;
+    if (ack.rejoined) this.current.rejoins += 1;
+    if (!this.current.local) {
       try {
-        this.state.local = markRaw(await navigator.mediaDevices.getUserMedia(callConstraints(this.state.cameraId || undefined)));
-        this.state.mediaProblem = null;
+        this.current.local = markRaw(await navigator.mediaDevices.getUserMedia(callConstraints(this.current.cameraId || undefined)));
+        this.current.mediaProblem = null;
       } catch (error) {
-        this.state.mediaProblem = mediaProblem(error);
+        this.current.mediaProblem = mediaProblem(error);
         throw error;
       }
       this.applyEnabled();
-      const settings = this.state.local.getVideoTracks()[0]?.getSettings();
-      if (settings?.deviceId) this.state.cameraId = settings.deviceId;
+      const settings = this.current.local.getVideoTracks()[0]?.getSettings();
+      if (settings?.deviceId) this.current.cameraId = settings.deviceId;
     }
     await this.publish();
     // "connected" only once media flows: checkMedia decides.
-    this.state.joined = true;
-    this.state.error = "";
+    this.current.joined = true;
+    this.current.error = "";
   }
 
   private setChannel(userId: number, channel: Channel): void {
-    this.state.participants = this.state.participants.map((q) => (q.user_id === userId ? { ...q, channel } : q));
+    this.current.participants = this.current.participants.map((q) => (q.user_id === userId ? { ...q, channel } : q));
   }
 
   /** Which of our tracks carry sound and picture, from the mute switches and private talk. */
   private applyEnabled(): void {
-    const muted = this.state.muted;
-    for (const t of this.state.local?.getVideoTracks() ?? []) t.enabled = !muted.camera;
-    for (const t of this.state.local?.getAudioTracks() ?? []) t.enabled = !muted.microphone && !this.state.privateTalk;
+    const muted = this.current.muted;
+    for (const t of this.current.local?.getVideoTracks() ?? []) t.enabled = !muted.camera;
+    for (const t of this.current.local?.getAudioTracks() ?? []) t.enabled = !muted.microphone && !this.current.privateTalk;
     if (this.sideMic) this.sideMic.enabled = !muted.microphone;
   }
 
   /** What the others are told is muted: a fresh publish starts every track unmuted. */
   private async sendMutes(onlyMuted: boolean): Promise<void> {
-    const muted = this.state.muted;
+    const muted = this.current.muted;
     const flags: [Source, boolean][] = [
       ["camera", muted.camera],
-      ["microphone", muted.microphone || this.state.privateTalk],
+      ["microphone", muted.microphone || this.current.privateTalk],
     ];
     if (this.sideMic) flags.push(["side_microphone", muted.microphone]);
     for (const [source, value] of flags) {
@@ -363,7 +376,7 @@ export class CallSession {
 
   /** Publish every track we send (camera, microphone, side microphone, screen), replacing the last publisher. */
   private async publish(): Promise<void> {
-    const local = this.state.local;
+    const local = this.current.local;
     if (!local || this.ended) return;
     this.pub?.close();
     const pc = new RTCPeerConnection(this.rtcConfig);
@@ -374,7 +387,7 @@ export class CallSession {
       else entries.push([pc.addTransceiver(track, { direction: "sendonly" }), "microphone"]);
     }
     if (this.sideMic) entries.push([pc.addTransceiver(this.sideMic, { direction: "sendonly" }), "side_microphone"]);
-    const screenTrack = this.state.screen?.getVideoTracks()[0];
+    const screenTrack = this.current.screen?.getVideoTracks()[0];
     if (screenTrack) entries.push([pc.addTransceiver(screenTrack, { direction: "sendonly" }), "screen"]);
     for (const [t, source] of entries) {
       if (source === "camera") this.cameraSender = t.sender;
@@ -425,7 +438,7 @@ export class CallSession {
     if (!this.sub) {
       const pc = new RTCPeerConnection(this.rtcConfig);
       this.sub = pc;
-      this.state.videoPaused = {}; // a new subscription starts with every video flowing
+      this.current.videoPaused = {}; // a new subscription starts with every video flowing
       this.watch(pc, "receive");
     }
     const pc = this.sub;
@@ -453,7 +466,7 @@ export class CallSession {
       if (!stream) this.streams.set(track.id, (stream = markRaw(new MediaStream([track]))));
       remote.push(markRaw({ mid: t.mid, info, track, stream }));
     }
-    this.state.remote = remote;
+    this.current.remote = remote;
   }
 
   /** A connection whose ICE failed or stayed disconnected is in trouble at once (see troubled). */
@@ -486,14 +499,14 @@ export class CallSession {
    * told (state.trouble) and it is retried with back-off.
    */
   private async checkMedia(): Promise<void> {
-    if (this.ended || this.checking || this.joining || !this.state.joined || !this.live.connected) return;
+    if (this.ended || this.checking || this.joining || !this.current.joined || !this.live.connected) return;
     this.checking = true;
     try {
       const now = Date.now();
       for (const direction of ["send", "receive"] as const) {
         const flow = this.flows[direction];
         const pc = direction === "send" ? this.pub : this.sub;
-        const wanted = direction === "send" ? pc !== null : this.state.remote.length > 0;
+        const wanted = direction === "send" ? pc !== null : this.current.remote.length > 0;
         if (pc !== flow.pc || !wanted) Object.assign(flow, { pc, since: now, count: -1, grewAt: 0, ok: false });
         if (!wanted && direction === "receive") {
           flow.ok = true; // nobody else publishes: nothing to wait for
@@ -514,9 +527,9 @@ export class CallSession {
       if (this.ended || this.joining) return;
       const { send, receive } = this.flows;
       if (send.ok && receive.ok) {
-        this.state.phase = "connected";
-      } else if (this.state.phase === "connected" && this.state.trouble) {
-        this.state.phase = "reconnecting";
+        this.current.phase = "connected";
+      } else if (this.current.phase === "connected" && this.current.trouble) {
+        this.current.phase = "reconnecting";
       }
     } finally {
       this.checking = false;
@@ -538,7 +551,7 @@ export class CallSession {
     if (this.ended || flow.timer) return;
     flow.troubled = true;
     this.showTrouble();
-    if (this.state.phase === "connected") this.state.phase = "reconnecting";
+    if (this.current.phase === "connected") this.current.phase = "reconnecting";
     const delay = flow.attempts === 0 ? 0 : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (flow.attempts - 1));
     flow.timer = setTimeout(() => {
       flow.timer = null;
@@ -553,8 +566,8 @@ export class CallSession {
   /** Our camera not getting out matters most; then the others' media not coming in. */
   private showTrouble(): void {
     const shown = (["send", "receive"] as const).find((d) => this.flows[d].troubled);
-    this.state.trouble = shown ?? "";
-    this.state.troubleRetries = shown ? this.flows[shown].attempts : 0;
+    this.current.trouble = shown ?? "";
+    this.current.troubleRetries = shown ? this.flows[shown].attempts : 0;
   }
 
   private async retry(direction: Direction): Promise<void> {
@@ -570,36 +583,36 @@ export class CallSession {
 
   /** Whether the message should send the user to the administrator (retries did not help). */
   get needsHelp(): boolean {
-    return this.state.troubleRetries >= RETRIES_BEFORE_HELP;
+    return this.current.troubleRetries >= RETRIES_BEFORE_HELP;
   }
 
   async shareScreen(): Promise<void> {
     const screen = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
-    this.state.screen = markRaw(screen);
-    this.state.sharing = true;
+    this.current.screen = markRaw(screen);
+    this.current.sharing = true;
     screen.getVideoTracks()[0]?.addEventListener("ended", () => void this.stopScreen());
     await this.publish();
   }
 
   async stopScreen(): Promise<void> {
-    if (!this.state.screen) return;
-    for (const t of this.state.screen.getTracks()) t.stop();
-    this.state.screen = null;
-    this.state.sharing = false;
+    if (!this.current.screen) return;
+    for (const t of this.current.screen.getTracks()) t.stop();
+    this.current.screen = null;
+    this.current.sharing = false;
     await this.publish();
   }
 
   /** Switch camera without renegotiating: the relay keeps forwarding "camera". */
   async switchCamera(deviceId: string): Promise<void> {
-    const local = this.state.local;
+    const local = this.current.local;
     if (!local) {
-      this.state.cameraId = deviceId;
+      this.current.cameraId = deviceId;
       return;
     }
     const fresh = await navigator.mediaDevices.getUserMedia({ video: (callConstraints(deviceId).video as MediaTrackConstraints) });
     const track = fresh.getVideoTracks()[0];
     if (!track) return;
-    track.enabled = !this.state.muted.camera;
+    track.enabled = !this.current.muted.camera;
     const old = local.getVideoTracks()[0];
     if (this.cameraSender) await this.cameraSender.replaceTrack(track);
     if (old) {
@@ -607,19 +620,19 @@ export class CallSession {
       old.stop();
     }
     local.addTrack(track);
-    this.state.cameraId = deviceId;
+    this.current.cameraId = deviceId;
     // a new MediaStream object makes <video> elements pick the new track up
-    this.state.local = markRaw(new MediaStream(local.getTracks()));
+    this.current.local = markRaw(new MediaStream(local.getTracks()));
   }
 
   /** Turn our camera or microphone off and on; the others are told (track_muted). */
   async setMuted(source: "camera" | "microphone", muted: boolean): Promise<void> {
-    this.state.muted[source] = muted;
+    this.current.muted[source] = muted;
     this.applyEnabled();
     if (source === "camera") {
       await this.live.request("mute", { ticket_id: this.ticketId, source, muted });
     } else {
-      await this.live.request("mute", { ticket_id: this.ticketId, source, muted: muted || this.state.privateTalk });
+      await this.live.request("mute", { ticket_id: this.ticketId, source, muted: muted || this.current.privateTalk });
       if (this.sideMic) await this.live.request("mute", { ticket_id: this.ticketId, source: "side_microphone", muted });
     }
   }
@@ -631,8 +644,8 @@ export class CallSession {
    * publish carries all tracks every time, so both changes are a fresh publish.
    */
   async setPrivateTalk(on: boolean): Promise<void> {
-    if (on === this.state.privateTalk || this.ended) return;
-    const mic = this.state.local?.getAudioTracks()[0];
+    if (on === this.current.privateTalk || this.ended) return;
+    const mic = this.current.local?.getAudioTracks()[0];
     if (on) {
       if (!mic) throw new Error("没有可用的麦克风，无法私下交流");
       this.sideMic = markRaw(mic.clone());
@@ -640,13 +653,13 @@ export class CallSession {
       this.sideMic?.stop();
       this.sideMic = null;
     }
-    this.state.privateTalk = on;
+    this.current.privateTalk = on;
     this.applyEnabled();
     await this.publish();
   }
 
   cameraTrack(): MediaStreamTrack | null {
-    return this.state.local?.getVideoTracks()[0] ?? null;
+    return this.current.local?.getVideoTracks()[0] ?? null;
   }
 
   /** Per received track: frames decoded (video) or samples received (audio). */
@@ -682,17 +695,17 @@ export class CallSession {
       return;
     }
     if (error instanceof ApiError && error.code === "not_connected") {
-      this.state.phase = "reconnecting";
+      this.current.phase = "reconnecting";
       return;
     }
     console.error(error);
-    this.state.error = errorText(error);
-    this.state.phase = this.state.joined ? "reconnecting" : "failed";
+    this.current.error = errorText(error);
+    this.current.phase = this.current.joined ? "reconnecting" : "failed";
   }
 
   private end(phase: "closed" | "replaced"): void {
     this.release();
-    this.state.phase = phase;
+    this.current.phase = phase;
   }
 
   private release(): void {
@@ -706,27 +719,27 @@ export class CallSession {
     if (this.mediaTimer) clearInterval(this.mediaTimer);
     this.mediaTimer = null;
     for (const flow of Object.values(this.flows)) if (flow.timer) clearTimeout(flow.timer);
-    this.state.trouble = "";
+    this.current.trouble = "";
     this.pub?.close();
     this.sub?.close();
     this.pub = this.sub = null;
-    for (const t of this.state.local?.getTracks() ?? []) t.stop();
-    for (const t of this.state.screen?.getTracks() ?? []) t.stop();
+    for (const t of this.current.local?.getTracks() ?? []) t.stop();
+    for (const t of this.current.screen?.getTracks() ?? []) t.stop();
     this.sideMic?.stop();
     this.sideMic = null;
-    this.state.privateTalk = false;
-    this.state.remote = [];
-    this.state.local = null;
-    this.state.screen = null;
-    this.state.sharing = false;
+    this.current.privateTalk = false;
+    this.current.remote = [];
+    this.current.local = null;
+    this.current.screen = null;
+    this.current.sharing = false;
   }
 
   /** Leave the call (the page closes or the case ended here). */
   async leave(): Promise<void> {
     if (this.ended) return;
-    const wasJoined = this.state.joined && this.live.connected;
+    const wasJoined = this.current.joined && this.live.connected;
     this.release();
-    this.state.phase = "closed";
+    this.current.phase = "closed";
     if (wasJoined) {
       try {
         await this.live.request("leave", { ticket_id: this.ticketId });

@@ -1,7 +1,6 @@
 import { onMounted, onUnmounted, provide, type InjectionKey } from "vue";
 import { live } from "@/api/socket";
 import { yb } from "@/debug";
-import { errorText } from "@/lib/errors";
 import { CallSession } from "./call";
 
 /** The call of the view, for what it contains (VideoStage's link quality and paused videos). */
@@ -13,12 +12,7 @@ export function useCall(ticketId: number): CallSession {
   const call = new CallSession(live, ticketId);
   yb.call = call;
   provide(CALL, call);
-  onMounted(() => {
-    call.start().catch((e: unknown) => {
-      call.state.error = errorText(e);
-      call.state.phase = "failed";
-    });
-  });
+  onMounted(() => void call.start());
   onUnmounted(() => {
     if (yb.call === call) yb.call = null;
     void call.leave();
