@@ -9,16 +9,18 @@ from aiohttp import web
 from server.api.base import EVERYONE, OVERSIGHT, actor, client_ip, int_param, ok, parse, query, route
 from server.api.schemas import ClerkQuery, Login, OtpCode, PasswordChange, TwoFactorOff, UserIn, UserPatch, UserQuery
 from server.domain import accounts, logins, two_factor
-from server.keys import DOMAIN, TOKENS
+from server.keys import DOMAIN, SETTINGS, TOKENS
 from server.models import AuthSession, Role, User
 
 TWO_FACTOR_ROLES = tuple(r.value for r in Role if r in two_factor.ROLES)
 
 
 async def _user_view(request: web.Request, user: User) -> dict[str, Any]:
-    """The user as ``/api/me`` and the login answer show them: with their second factor's state."""
+    """The user as ``/api/me`` and the login answer show them: with their second factor's state,
+    and the service's time zone (YUNBANG_TIMEZONE), in which the pages show clock times."""
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return {**accounts.user_view(user), "two_factor": await two_factor.status(uow, user)}
+        return {**accounts.user_view(user), "two_factor": await two_factor.status(uow, user),
+                "service_timezone": request.app[SETTINGS].queue.timezone}
 
 
 async def _signed_in(request: web.Request, user: User, session: AuthSession) -> web.Response:
@@ -54,7 +56,8 @@ async def change_password(request: web.Request) -> web.Response:
     return await _signed_in(request, user, session)
 
 
-@route("GET", "/api/me", "当前用户（云窗口人员含所值守窗口及其服务部门；two_factor：是否已开启、是否必须）",
+@route("GET", "/api/me", "当前用户（云窗口人员含所值守窗口及其服务部门；two_factor：是否已开启、是否必须；"
+       "service_timezone：服务时区，页面上的时刻按它显示）",
        roles=EVERYONE, tag="auth", during_enrolment=True)
 async def me(request: web.Request) -> web.Response:
     who = await actor(request)

@@ -38,6 +38,8 @@ export interface User {
   departments: DepartmentRef[];
   /** In /api/me and the login answer (not in user lists). */
   two_factor?: TwoFactorStatus;
+  /** In /api/me and the login answer: the service's time zone (IANA name), for clock times. */
+  service_timezone?: string;
 }
 
 /** 两步验证: whether the account has it on, must have it, may have it (its role). */

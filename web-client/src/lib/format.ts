@@ -1,6 +1,15 @@
+import { ref } from "vue";
 import type { Composer } from "vue-i18n";
 
 type T = Composer["t"];
+
+/** The service's time zone (YUNBANG_TIMEZONE), as /api/me and the login answer give it; until
+ * then (the login page shows no clock times) the browser's own. */
+const serviceZone = ref<string | undefined>(undefined);
+
+export function setServiceZone(zone: string | undefined): void {
+  serviceZone.value = zone;
+}
 
 /** "约 12 分钟" / "about 12 minutes"; under a minute says so plainly. */
 export function minutes(t: T, seconds: number | null | undefined): string {
@@ -9,10 +18,20 @@ export function minutes(t: T, seconds: number | null | undefined): string {
   return t("time.minutes", { n: Math.round(seconds / 60) });
 }
 
-/** A clock time in the service centre's zone (the demo district is in China). */
-export function clock(iso: string | null | undefined, zone = "Asia/Shanghai"): string {
-  if (!iso) return "";
-  return new Date(iso).toLocaleTimeString("zh-CN", { timeZone: zone, hour: "2-digit", minute: "2-digit", hour12: false });
+/** "14:05": a moment (ISO text or epoch milliseconds) as a clock time in the service's zone. */
+export function clock(at: string | number | null | undefined): string {
+  if (at === null || at === undefined || at === "") return "";
+  return new Date(at).toLocaleTimeString("zh-CN", { timeZone: serviceZone.value, hour: "2-digit", minute: "2-digit", hour12: false });
+}
+
+/** "2026/11/23 14:05:09": date and time in the service's zone. */
+export function dateTime(iso: string): string {
+  return new Date(iso).toLocaleString("zh-CN", { timeZone: serviceZone.value, hour12: false });
+}
+
+/** "2026-11-23": the service day a moment falls on (a ticket's service_day), in the service's zone. */
+export function serviceDay(at: number): string {
+  return new Date(at).toLocaleDateString("sv-SE", { timeZone: serviceZone.value });
 }
 
 export function bytes(n: number): string {

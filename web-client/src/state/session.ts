@@ -6,6 +6,7 @@ import { reactive } from "vue";
 import { ApiError, getToken, onEnrolmentRequired, onUnauthorized, request, setToken } from "@/api/http";
 import { live } from "@/api/socket";
 import type { Role, User } from "@/api/types";
+import { setServiceZone } from "@/lib/format";
 
 const TOKEN_KEY = "yb.token";
 
@@ -36,6 +37,7 @@ function begin(token: string, user: User): void {
   setToken(token);
   session.user = user;
   session.notice = "";
+  setServiceZone(user.service_timezone);
   if (mustEnrol(user)) live.disconnect();
   else if (!live.connected) live.connect(token);
 }
