@@ -21,17 +21,25 @@ $(WEB_STAMP): web-client/package.json web-client/package-lock.json
 
 install: $(STAMP) $(WEB_STAMP)
 
-# The browser client (web-client/dist, served at /app/): rebuilt when its sources change.
+# The browser client (web-client/dist, served at /app/): rebuilt when its sources change. `make web`
+# builds it for the browser tests and benches (`npm run build:test`: with the window.yb debug hook
+# they read); `make run` builds it as the Dockerfile does (`npm run build`: without). Each build
+# empties dist, its marker with it, so going from one to the other builds again.
 WEB_SOURCES := $(shell find web-client/src -type f -not -name schema.d.ts 2>/dev/null) \
 	web-client/index.html web-client/vite.config.ts web-client/openapi.json web-client/scripts/compress.mjs \
-	web-client/tsconfig.json web-client/tsconfig.app.json web-client/tsconfig.node.json
-WEB_BUILT := web-client/dist/.built
+	web-client/tsconfig.json web-client/tsconfig.app.json web-client/tsconfig.node.json web-client/package.json
 
-$(WEB_BUILT): $(WEB_STAMP) $(WEB_SOURCES)
+web-client/dist/.built-test: $(WEB_STAMP) $(WEB_SOURCES)
+	cd web-client && npm run build:test
+	touch $@
+
+web-client/dist/.built-production: $(WEB_STAMP) $(WEB_SOURCES)
 	cd web-client && npm run build
-	touch $(WEB_BUILT)
+	touch $@
 
-web: $(WEB_BUILT)
+.PHONY: web-production
+web: web-client/dist/.built-test
+web-production: web-client/dist/.built-production
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download cannot work here).
 chromium:
@@ -61,7 +69,7 @@ netshape:
 fonts:
 	@ls /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-cjk)
 
-run: install fonts web
+run: install fonts web-production
 	$(VENV)/bin/yunbang migrate
 	$(VENV)/bin/yunbang seed --demo
 	YUNBANG_DEV_PAGES=$${YUNBANG_DEV_PAGES:-true} $(VENV)/bin/yunbang serve

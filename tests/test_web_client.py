@@ -1,14 +1,23 @@
 """The browser client, one behaviour at a time: serving, the device check, the language
-switch, the expert's desk, and a worker page that survives a dropped connection."""
+switch, the expert's desk, a worker page that survives a dropped connection, the debug hook
+only in the test build, and clock times in the service's time zone."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-from playwright.async_api import Browser, expect
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, expect
 
+from server.app import create_app
+from server.config import Settings
+from server.domain.clock import ManualClock
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.web import decoding, eventually, log_in, person
@@ -233,3 +242,54 @@ async def test_a_worker_page_whose_socket_comes_up_after_the_call_still_joins_it
     link_up.set()  # the page's first connection comes up now, after the call
     await expect(page.locator("[data-testid=called-banner]")).to_be_visible(timeout=20000)
     await expect(page.locator("[data-testid=waiting]")).to_be_hidden()
+
+
+@asynccontextmanager
+async def serving(settings: Settings, clock: ManualClock, browser: Browser) -> AsyncIterator[Page]:
+    """A second app beside the platform's (same database, other settings), and a page on it."""
+    server = TestServer(create_app(settings, clock=clock, run_monitor=False))
+    await server.start_server()
+    context = await browser.new_context(base_url=str(server.make_url("")).rstrip("/"))
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(20000)
+        yield page
+    finally:
+        await context.close()
+        await server.close()
+
+
+async def test_only_the_test_build_carries_the_debug_hook(platform: Platform, browser: Browser, settings: Settings,
+                                                          clock: ManualClock, tmp_path: Path) -> None:
+    """window.yb (web-client/src/debug.ts) is for the browser tests, the benches and `npm run dev`:
+    the test build these tests serve (`make web`: `npm run build:test`) has it; the production
+    build (`npm run build`: the Dockerfile's, `make run`'s) has not, and its pages work the same."""
+    _, page = await person(browser, platform)
+    await log_in(page, "supervisor1")
+    await expect(page.locator("[data-testid=total-waiting]")).to_have_text("0")
+    assert await page.evaluate("typeof window.yb") == "object"
+
+    production = tmp_path / "production"
+    built = await asyncio.to_thread(
+        subprocess.run, ["npx", "vite", "build", "--outDir", str(production), "--emptyOutDir", "--logLevel", "error"],
+        cwd=ROOT / "web-client", capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    async with serving(settings.with_changes(web_dist=production), clock, browser) as page:
+        await log_in(page, "supervisor1")
+        await expect(page.locator("[data-testid=total-waiting]")).to_have_text("0")
+        assert await page.evaluate("typeof window.yb") == "undefined"
+
+
+async def test_clock_times_are_in_the_service_time_zone_the_server_gives(platform: Platform, browser: Browser,
+                                                                         settings: Settings, clock: ManualClock) -> None:
+    """The wall's 更新于 is the server's clock, 10:00 in Shanghai, shown in YUNBANG_TIMEZONE as
+    /api/me and the login answer give it (service_timezone), whatever the browser's own zone."""
+    assert (await platform.login("supervisor1")).user["service_timezone"] == "Asia/Shanghai"
+    _, page = await person(browser, platform)
+    await log_in(page, "supervisor1")
+    await expect(page.locator(".wall-head .time")).to_have_text("更新于 10:00")
+
+    tokyo = settings.with_changes(queue=dataclasses.replace(settings.queue, timezone="Asia/Tokyo"))
+    async with serving(tokyo, clock, browser) as page:
+        await log_in(page, "supervisor1")
+        await expect(page.locator(".wall-head .time")).to_have_text("更新于 11:00")

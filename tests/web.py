@@ -45,6 +45,9 @@ def require_built_client() -> None:
     newest = max(p.stat().st_mtime for p in SOURCES.rglob("*") if p.is_file() and p.name != "schema.d.ts")
     if newest > index.stat().st_mtime:
         pytest.fail("web-client/dist is older than web-client/src: run `make web`")
+    if not (DIST / ".built-test").is_file():
+        pytest.fail("web-client/dist is not the test build (`make run` builds the production one, without "
+                    "the window.yb the tests read): run `make web`")
 
 
 def web_settings(settings: Settings) -> Settings:

@@ -10,11 +10,11 @@ export const CALL: InjectionKey<CallSession> = Symbol("call");
  * left when it goes; `window.yb.call` points at it meanwhile (the browser tests read it). */
 export function useCall(ticketId: number): CallSession {
   const call = new CallSession(live, ticketId);
-  yb.call = call;
+  if (yb) yb.call = call;
   provide(CALL, call);
   onMounted(() => void call.start());
   onUnmounted(() => {
-    if (yb.call === call) yb.call = null;
+    if (yb?.call === call) yb.call = null;
     void call.leave();
   });
   return call;
