@@ -139,7 +139,10 @@ export class LiveConnection {
     if (!socket || !socket.connected) throw new ApiError(0, "not_connected", "与服务器的实时连接已断开，正在重新连接");
     let answer: AckOf<E>;
     try {
-      const timed = socket.timeout(REQUEST_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<AckOf<E>> };
+      // socket.io types emitWithAck's arguments per event name, which TypeScript cannot work out
+      // for a name that is itself a type parameter (E); this method's own signature keeps the
+      // payload and the answer checked for every caller, so the one call inside is typed by hand.
+      const timed = socket.timeout(REQUEST_TIMEOUT_MS) as unknown as { emitWithAck(e: E, p: typeof payload): Promise<AckOf<E>> };
       answer = await timed.emitWithAck(event, payload);
     } catch {
       throw new ApiError(0, "timeout", "服务器没有及时响应，请稍后重试");

@@ -7,6 +7,13 @@ interface ImageCaptureLike {
 }
 type ImageCaptureCtor = new (track: MediaStreamTrack) => ImageCaptureLike;
 
+declare global {
+  interface Window {
+    /** Not in TypeScript's DOM library (Chromium has it; Firefox and Safari do not). */
+    ImageCapture?: ImageCaptureCtor;
+  }
+}
+
 function toJpeg(source: CanvasImageSource, width: number, height: number): Promise<Blob> {
   const canvas = document.createElement("canvas");
   canvas.width = width;
@@ -34,7 +41,7 @@ async function fromVideoElement(track: MediaStreamTrack): Promise<Blob> {
 }
 
 export async function takeStill(track: MediaStreamTrack): Promise<Blob> {
-  const Ctor = (window as unknown as { ImageCapture?: ImageCaptureCtor }).ImageCapture;
+  const Ctor = window.ImageCapture;
   if (Ctor) {
     const capture = new Ctor(track);
     try {
