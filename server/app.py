@@ -26,7 +26,7 @@ from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from server.web_security import security_headers, socketio_origin_check
-from server.weblog import is_client_garbage, socketio_loggers
+from server.weblog import echo_request_id, is_client_garbage, request_context, socketio_loggers
 from signaling.calls import CallService
 from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
@@ -41,10 +41,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[request_context, errors_middleware], client_max_size=1024**2)
     app[SETTINGS] = settings
     settings.ensure_data_dir()
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(echo_request_id)
     db = Database(settings.effective_database_url)
     app[DB] = db
     tokens = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)

@@ -1,4 +1,4 @@
-"""``yunbang serve|migrate|seed|create-user|reset-2fa|audit``."""
+"""``yunbang serve|migrate|seed|create-user|reset-2fa|retention|audit``."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 from typing import TYPE_CHECKING
 
+from server import logs
 from server.config import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -53,15 +53,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Whatever yunbang writes (database, key, documents, staging) is for its own user only.
     os.umask(0o077)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"配置错误 / settings error: {exc}", file=sys.stderr)
         return 2
+    log_format = logs.configure(settings.log_format)
     if args.command == "serve":
-        return _serve(settings, args)
+        return _serve(settings, args, log_format)
     if args.command == "migrate":
         from server.migrate import upgrade
 
@@ -89,13 +88,13 @@ async def _preflight(settings: Settings) -> list["Failure"]:
     return await check_start(settings, object_store(settings))
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
+def _serve(settings: Settings, args: argparse.Namespace, log_format: str) -> int:
     import aiohttp.web_response
     from aiohttp import web
 
     from server.app import create_app
     from server.migrate import upgrade
-    from server.weblog import RedactingAccessLogger
+    from server.weblog import JSON_ACCESS_FORMAT, RedactingAccessLogger
 
     settings = settings.with_changes(
         host=args.host or settings.host, port=args.port or settings.port
@@ -122,6 +121,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # still running after STOP_WAIT_S is cut (an upload resumes where it was), not waited on for
     # aiohttp's default minute
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger,
+                access_log_format=JSON_ACCESS_FORMAT if log_format == "json" else RedactingAccessLogger.LOG_FORMAT,
                 shutdown_timeout=STOP_WAIT_S)
     return 0
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from server.logs import FORMATS as LOG_FORMATS
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -194,6 +196,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     hsts: str = "auto"
     dev_pages: bool = False
+    log_format: str = "auto"
     call_grace_seconds: float = 60
     queue: QueueRules = field(default_factory=QueueRules)
     documents: DocumentRules = field(default_factory=DocumentRules)
@@ -306,6 +309,7 @@ class Settings:
             allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
             hsts=_choice("HSTS", get("HSTS", "auto").lower(), ("auto", "always", "off")),
             dev_pages=get("DEV_PAGES", "false").lower() in ("1", "true", "yes"),
+            log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "auto").lower(), LOG_FORMATS),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             queue=rules,
             documents=documents,
