@@ -29,7 +29,7 @@ FIELDS = CONTEXT_FIELDS + ACCESS_FIELDS
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("yunbang_log_context", default=None)
 
 
-def bind(**fields: Any) -> contextvars.Token[dict[str, Any]]:
+def bind(**fields: Any) -> contextvars.Token[dict[str, Any] | None]:
     """Add fields to the current context (``None`` values are left out) until it is reset
     with the returned token, or until the task it was set in ends: an aiohttp request runs in a
     task of its own, so what its handler binds stays on its own lines, the access line included."""

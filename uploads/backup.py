@@ -70,7 +70,7 @@ def _relative(key: str) -> Path:
     return Path(*parts)
 
 
-def _write_file(path: Path, scratch: Path, fill: Callable[[BinaryIO], None]) -> None:
+def _write_file(path: Path, scratch: Path, fill: Callable[[BinaryIO], object]) -> None:
     """Written beside, fsynced, then renamed into place: a cut-off run leaves no half file."""
     scratch.mkdir(parents=True, exist_ok=True)
     partial = scratch / uuid.uuid4().hex
