@@ -127,8 +127,12 @@ def _serve(settings: Settings, args: argparse.Namespace, log_format: str) -> int
     app = create_app(settings)
     # aiohttp's own replies (a 400 to a request it cannot parse) would name its and Python's versions
     aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
-    print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
-          f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
+    banner = (f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
+              f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})")
+    if log_format == "json":  # a collector reads stdout and stderr as one stream: every line JSON
+        logging.getLogger("yunbang").info(banner)
+    else:
+        print(banner, flush=True)
     # on SIGTERM the socket.io clients are told at once (server.app: disconnect_clients); a request
     # still running after STOP_WAIT_S is cut (an upload resumes where it was), not waited on for
     # aiohttp's default minute

@@ -231,7 +231,7 @@ def test_yunbang_serve_writes_json_lines_when_its_stderr_is_not_a_terminal(tmp_p
            "YUNBANG_REDIS_URL": "", "YUNBANG_S3_ENDPOINT": "", "YUNBANG_LOG_FORMAT": "",
            "YUNBANG_SECRET_KEY": "log-test-secret-key-that-is-long-enough-0123"}
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -247,8 +247,10 @@ def test_yunbang_serve_writes_json_lines_when_its_stderr_is_not_a_terminal(tmp_p
                 time.sleep(0.2)
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=30)
+    assert out == "", "stdout and stderr are one stream in compose: nothing but JSON on either"
     records = parsed(err)
+    assert any("运行于" in r["message"] for r in records), "the banner is a line of the log"
     health = [r for r in records if r["logger"] == "aiohttp.access" and r.get("request_id") == "probe-42"]
     assert health and health[0]["status"] == 200 and health[0]["route"] == "/api/health", err
     assert health[0]["message"].startswith("GET /api/health"), "no client address or user agent in the message"
