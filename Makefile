@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint install clean chromium firefox fonts web gstreamer netshape services prodstack
+.PHONY: test-fast run test bench lint install clean chromium firefox fonts web gstreamer netshape services prodstack
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -79,6 +79,11 @@ prodstack:
 
 test: install chromium firefox fonts gstreamer web services prodstack
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+# The loop while developing: SQLite only, no browser, no media peers, nothing slow; needs
+# neither PostgreSQL nor Redis. `make test` still runs everything.
+test-fast: install
+	YUNBANG_TEST_FAST=1 $(VENV)/bin/pytest -q -n auto -m "not browser and not postgres and not redis and not media and not slow" $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/lint-imports

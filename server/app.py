@@ -22,6 +22,7 @@ from server.domain.clock import Clock, SystemClock
 from server.events import Event
 from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
 from server.live import InvitationTimers, Monitor, SocketSink
+from server.metrics import Metrics, listener, middleware, scrape_handler
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
@@ -41,15 +42,9 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
-    app = web.Application(middlewares=[request_context, errors_middleware], client_max_size=1024**2)
-    app[SETTINGS] = settings
     settings.ensure_data_dir()
-    app.on_response_prepare.append(security_headers)
-    app.on_response_prepare.append(echo_request_id)
     db = Database(settings.effective_database_url)
-    app[DB] = db
     tokens = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)
-    app[TOKENS] = tokens
     manager = (
         socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
         if settings.redis_url
@@ -63,18 +58,27 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     sink = SocketSink(sio)
     domain = Domain(db, clock or SystemClock(), settings, sink)
     sink.domain = domain
-    app[DOMAIN] = domain
-    app[SIO] = sio
     calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds,
                         media_network=MediaNetwork(settings.media_addresses, settings.media_announce or None,
                                                    settings.media_ports))
+    metrics = Metrics(domain, calls.relay)
+    app = web.Application(middlewares=[request_context, middleware(metrics), errors_middleware],
+                          client_max_size=1024**2)
+    app[SETTINGS] = settings
+    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(echo_request_id)
+    app[DB] = db
+    app[TOKENS] = tokens
+    app[DOMAIN] = domain
+    app[SIO] = sio
     sink.observers.append(calls.on_event)
+    sink.observers.append(metrics.on_event)
     invitation_timers = InvitationTimers(domain)
     sink.observers.append(invitation_timers.on_event)
     app[CALLS] = calls
     presence = LocalPresence(in_call=calls.in_call)
     app[PRESENCE] = presence
-    namespace = LiveNamespace(domain, tokens, calls, presence, client_ip)
+    namespace = LiveNamespace(domain, tokens, calls, presence, client_ip, observe=metrics.socket_event)
     sio.register_namespace(namespace)
 
     async def end_sessions(event: Event) -> None:
@@ -89,7 +93,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
         long_side=settings.documents.long_side, viewing_side=settings.documents.viewing_side,
         thumbnail_side=settings.documents.thumbnail_side,
     ))
-    uploads = DocumentUploads(domain, pipeline, store)
+    uploads = DocumentUploads(domain, pipeline, store, processed=metrics.upload_processed)
     app[STORE] = store
     app[UPLOADS] = uploads
     retention = Retention(domain, store)
@@ -101,6 +105,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     for r in ROUTES:
         app.router.add_route(r.method, r.path, r.handler)
     app.router.add_get("/api/objects/{key:.+}", serve_object)
+    if settings.metrics_token:
+        app.router.add_get("/metrics", scrape_handler(metrics, settings.metrics_token))
     app.router.add_get("/", index)
     if settings.dev_pages:
         add_dev_pages(app, settings)
@@ -109,8 +115,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_ready()
+        metrics_site = (await listener(metrics, settings.metrics_token, *settings.metrics_listen)
+                        if settings.metrics_listen else None)
         task = asyncio.create_task(monitor.run_forever()) if run_monitor else None
         yield
+        if metrics_site is not None:
+            await metrics_site.cleanup()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -198,6 +198,8 @@ class Settings:
     dev_pages: bool = False
     log_format: str = "auto"
     call_grace_seconds: float = 60
+    metrics_token: str = ""  # /metrics: docs/operations.md "Metrics"
+    metrics_listen: tuple[str, int] | None = None
     queue: QueueRules = field(default_factory=QueueRules)
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
@@ -311,6 +313,7 @@ class Settings:
             dev_pages=get("DEV_PAGES", "false").lower() in ("1", "true", "yes"),
             log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "auto").lower(), LOG_FORMATS),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
+            **_metrics(get("METRICS_TOKEN"), get("METRICS_LISTEN")),
             queue=rules,
             documents=documents,
             consultations=ConsultationRules(
@@ -425,6 +428,21 @@ def _media_network(addresses: tuple[str, ...], announce: str, ports: str) -> dic
                                 "e.g. 40000-40999")
         port_range = (first, last)
     return {"media_addresses": bound, "media_announce": public, "media_ports": port_range}
+
+
+def _metrics(token: str, listen: str) -> dict[str, Any]:
+    """YUNBANG_METRICS_TOKEN (the bearer token /metrics asks for) and _LISTEN (``host:port``, a
+    listener of its own): docs/operations.md "Metrics"."""
+    if token and (len(token) < 16 or not token.isprintable() or " " in token):
+        raise SettingsError("YUNBANG_METRICS_TOKEN: at least 16 printable characters, no spaces "
+                            "(openssl rand -hex 24)")
+    address = None
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"YUNBANG_METRICS_LISTEN={listen!r}: host:port, e.g. 10.0.0.5:9464")
+        address = (_address("METRICS_LISTEN", host.strip("[]")), int(port))
+    return {"metrics_token": token, "metrics_listen": address}
 
 
 def _address(name: str, value: str) -> str:

@@ -78,13 +78,16 @@ class TolerantPacket(packet.Packet):  # type: ignore[misc]
 
 class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService, presence: LocalPresence,
-                 client_ip: Callable[[Any], str]) -> None:
+                 client_ip: Callable[[Any], str], *, observe: Callable[[str, str], None] | None = None) -> None:
+        """``observe(event, result)`` hears of every event answered (result: ``ok`` or the error
+        code) and of every connection (``connect``): the metrics count them."""
         super().__init__("/")
         self.domain = domain
         self.tokens = tokens
         self.calls = calls
         self.presence = presence
         self.client_ip = client_ip
+        self.observe = observe or (lambda event, result: None)
         self._closing: set[asyncio.Task[None]] = set()
         self.events = {name: getattr(self, f"on_{name}") for name in CLIENT_EVENTS}
         self.sockets: set[str] = set()  # connected here: a disconnect is handled once
@@ -108,6 +111,14 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return await self.on_connect(*args)
         if event == "disconnect" and sid in self.sockets and not self.server.manager.is_connected(sid, self.namespace):
             return await self.on_disconnect(*args)
+        ack = await self._answer(event, sid, args)
+        known = (event if isinstance(event, str) and event in self.events
+                 else "unreadable" if event == UNREADABLE else "unknown")  # names a client cannot multiply
+        error_part = ack.get("error") if isinstance(ack, dict) else None
+        self.observe(known, error_part["code"] if isinstance(error_part, dict) else "ok")
+        return ack
+
+    async def _answer(self, event: Any, sid: Any, args: tuple[Any, ...]) -> Any:
         if event == UNREADABLE:
             return error("malformed_json", "消息不是合法的 JSON 事件")
         handler = self.events.get(event) if isinstance(event, str) else None
@@ -177,7 +188,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         try:
             actor = await self._authenticate(environ, auth)
         except DomainError as exc:
+            self.observe("connect", exc.code)
             raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from exc
+        self.observe("connect", "ok")
         rooms = rooms_for_actor(actor)
         await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms),
                                       "auth_session": actor.session_id, "ip": actor.ip})

@@ -4,6 +4,7 @@ per test (cloned from a template made once per run), and the real app on a real 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import socket
@@ -34,10 +35,13 @@ from server.migrate import upgrade
 from server.seed import seed_demo
 from tests import services
 
+# `make test-fast` (YUNBANG_TEST_FAST=1): SQLite only — no PostgreSQL or Redis is looked for or
+# started, and the tests marked as needing them (or a browser, media peers, or minutes) are left out.
+FAST = os.environ.get("YUNBANG_TEST_FAST") == "1"
 # the PostgreSQL and Redis configured when they answer, else ones started for this run (tests/services.py)
-SERVICES = services.ensure()
-PG_ADMIN = os.environ["YUNBANG_TEST_PG"]
-REDIS_URL = os.environ["YUNBANG_TEST_REDIS"]
+SERVICES = services.Services() if FAST else services.ensure()
+PG_ADMIN = os.environ.get("YUNBANG_TEST_PG") or services.PG_DEFAULT
+REDIS_URL = os.environ.get("YUNBANG_TEST_REDIS") or services.REDIS_DEFAULT
 RUN = uuid.uuid4().hex[:8]
 # Monday 2026-11-23 10:00 in Ningbo: inside default service hours.
 MONDAY_10 = datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -92,36 +96,50 @@ def moto_endpoint() -> Iterator[str]:
             proc.wait()
 
 
+class Templates:
+    """The migrated, demo-seeded template of each database kind, made on first use (a run that
+    never touches PostgreSQL never needs one)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, str] = {}
+
+    def __getitem__(self, kind: str) -> str:
+        if kind not in self.made:
+            # made on a thread of its own: the caller may be inside a running event loop
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                self.made[kind] = pool.submit(asyncio.run, self._make(kind)).result()
+        return self.made[kind]
+
+    async def _make(self, kind: str) -> str:
+        if kind == "sqlite":
+            path = self.root / "template.db"
+            url, made = f"sqlite+aiosqlite:///{path}", str(path)
+        else:
+            made = f"yb_tpl_{RUN}"
+            await _pg_admin(f'CREATE DATABASE "{made}"')
+            url = pg_url(made)
+        await asyncio.to_thread(upgrade, url)
+        db = Database(url)
+        await seed_demo(db)
+        await db.dispose()
+        return made
+
+    def drop(self) -> None:
+        if "postgresql" in self.made:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.made["postgresql"]}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
-def templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Migrate and demo-seed once per run; each test clones the result."""
-    root = tmp_path_factory.mktemp("templates")
-    sqlite_path = root / "template.db"
-    pg_template = f"yb_tpl_{RUN}"
-
-    async def build() -> None:
-        sqlite_url = f"sqlite+aiosqlite:///{sqlite_path}"
-        await asyncio.to_thread(upgrade, sqlite_url)
-        db = Database(sqlite_url)
-        await seed_demo(db)
-        await db.dispose()
-        await _pg_admin(f'CREATE DATABASE "{pg_template}"')
-        await asyncio.to_thread(upgrade, pg_url(pg_template))
-        db = Database(pg_url(pg_template))
-        await seed_demo(db)
-        await db.dispose()
-
-    asyncio.run(build())
-    yield {"sqlite": str(sqlite_path), "postgresql": pg_template}
-
-    async def drop() -> None:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{pg_template}" WITH (FORCE)')
-
-    asyncio.run(drop())
+def templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Templates]:
+    """Migrate and demo-seed once per run and kind; each test clones the result."""
+    made = Templates(tmp_path_factory.mktemp("templates"))
+    yield made
+    made.drop()
 
 
 @asynccontextmanager
-async def cloned_database(kind: str, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def cloned_database(kind: str, templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     """A private copy of the migrated, seeded template database; dropped afterwards."""
     if kind == "sqlite":
         target = tmp_path / "yunbang.db"
@@ -137,13 +155,13 @@ async def cloned_database(kind: str, templates: dict[str, str], tmp_path: Path) 
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def database_url(request: pytest.FixtureRequest, templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(request: pytest.FixtureRequest, templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database(request.param, templates, tmp_path) as url:
         yield url
 
 
 @pytest.fixture
-async def postgresql_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def postgresql_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("postgresql", templates, tmp_path) as url:
         yield url
 
@@ -235,6 +253,37 @@ async def platform(settings: Settings, clock: ManualClock) -> AsyncIterator[Plat
     async with ClientSession() as http:
         yield Platform(server, http, clock, app)
     await server.close()
+
+
+# Which tests need what (pyproject.toml's markers), so `make test-fast` can leave them out.
+BROWSER_MODULES = {"test_browser_call", "test_production"}  # and every test_web_* module
+MEDIA_MODULES = {"test_bandwidth", "test_call", "test_consultation_call", "test_gstreamer_client",
+                 "test_link_media", "test_mdns_candidates", "test_media_addresses", "test_rsa_peers",
+                 "test_simulcast", "test_socket_fuzz"}
+REDIS_MODULES = {"test_live", "test_preflight", "test_production", "test_services"}
+POSTGRES_MODULES = {"test_audit_chain", "test_concurrency", "test_production", "test_services"}
+SLOW_MODULES = {"test_schemathesis", "test_weak_link_bench", "test_hardening"}
+SLOW_TESTS = {"test_the_matrix_holds_for_every_route_event_role_and_case",  # 12 s
+              "test_one_address_cannot_try_unlimited_usernames"}  # 3 s
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if module.startswith("test_web_") or module in BROWSER_MODULES or "browser" in names:
+            item.add_marker(pytest.mark.browser)
+        if module in MEDIA_MODULES or "clients" in names:
+            item.add_marker(pytest.mark.media)
+        if module in REDIS_MODULES:
+            item.add_marker(pytest.mark.redis)
+        if (module in POSTGRES_MODULES or "postgresql_url" in names
+                or (callspec is not None and "postgresql" in (callspec.params.get("database_url"),
+                                                              callspec.params.get("kind")))):
+            item.add_marker(pytest.mark.postgres)
+        if module in SLOW_MODULES or item.name.split("[")[0] in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

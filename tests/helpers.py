@@ -84,3 +84,15 @@ async def until(condition: Any, timeout: float, what: str) -> None:
         await asyncio.wait_for(poll(), timeout)
     except TimeoutError:
         raise AssertionError(f"{what} not within {timeout} s") from None
+
+
+def on_the_machines_address(platform: Platform) -> None:
+    """The relay of ``platform`` gathers on this machine's first IPv4 address instead of the
+    suite's 127.0.0.1: Firefox and GStreamer's libnice pair no loopback candidate."""
+    from aioice.ice import get_host_addresses
+
+    from server.keys import CALLS
+    from signaling.relay.ice import MediaNetwork
+
+    calls = platform.app[CALLS]
+    calls.relay.network = calls.probes.network = MediaNetwork((get_host_addresses(use_ipv4=True, use_ipv6=False)[0],))

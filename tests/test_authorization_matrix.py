@@ -24,14 +24,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 import socketio
+from aiohttp import web
 from aiortc import RTCPeerConnection
 
 from server.api.base import ROUTES
+from server.app import create_app
+from server.config import Settings
 from server.keys import MONITOR, STORE
 from signaling.namespace import LiveNamespace
 from tests.conftest import Api, Platform, Reply
@@ -155,6 +159,20 @@ MATRIX: dict[str, Row] = {
     "GET /api/audit": Row(auditor=ANY),
     "GET /api/audit/verify": Row(auditor=ANY),
     "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY),
+}
+
+# What the app serves outside the API's route table (no roles: none of them takes a person's
+# token), and what guards each instead.
+OUTSIDE_API: dict[str, str] = {
+    "GET /api/objects/{key}": "a signed link (check_signed_links below)",
+    "GET /metrics": "the operators' token, never a person's: served only when YUNBANG_METRICS_TOKEN is set "
+                    "(check_metrics_closed below, tests/test_metrics.py)",
+    "GET /": "public: the landing page",
+    "GET /app": "public: to the browser client",
+    "GET /app/{path}": "public: the browser client's files",
+    "GET /socket.io/": "socket.io: its token at connect, then every event (SOCKET below)",
+    "POST /socket.io/": "socket.io",
+    "OPTIONS /socket.io/": "socket.io",
 }
 
 # Socket events (socket.io, default namespace), for the five roles that can connect plus the auditor.
@@ -357,9 +375,18 @@ def socket_events() -> set[str]:
     return {name[3:] for name in dir(LiveNamespace) if name.startswith("on_")} - {"connect", "disconnect"}
 
 
-def test_every_route_and_event_has_a_row() -> None:
+def app_routes(tmp_path: Path) -> list[web.AbstractRoute]:
+    """Every route the app serves, with each optional one turned on (not the development pages)."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite+aiosqlite:///{tmp_path / 'none.db'}",
+                        secret_key="k" * 48, metrics_token="m" * 32)
+    return list(create_app(settings, run_monitor=False).router.routes())
+
+
+def test_every_route_and_event_has_a_row(tmp_path: Path) -> None:
     routes = {f"{r.method} {r.path}" for r in ROUTES}
     assert routes - set(MATRIX) == set(), "routes without a row in the matrix"
+    served = {f"{r.method} {r.resource.canonical}" for r in app_routes(tmp_path) if r.method != "HEAD"}
+    assert served - routes == set(OUTSIDE_API), "routes outside the API's table differ from OUTSIDE_API"
     assert set(MATRIX) - routes == set(), "rows for routes that no longer exist"
     assert socket_events() == set(SOCKET), "socket events and the matrix differ"
     for key, row in MATRIX.items():
@@ -374,6 +401,7 @@ async def test_the_matrix_holds_for_every_route_event_role_and_case(platform: Pl
     world = await build_world(platform)
     sockets = await check_socket_events(world)
     await check_signed_links(world)
+    await check_metrics_closed(world)
 
     async def fresh(role: str) -> Api:
         return await platform.login(PERSONA[role])
@@ -433,6 +461,13 @@ async def check_socket_events(world: World) -> int:
         for client in sockets.values():
             await client.disconnect()
     return checked
+
+
+async def check_metrics_closed(world: World) -> None:
+    """Without its own token set, /metrics is not there for anyone, whatever they bring."""
+    for who in (world.platform.anonymous(), *world.people.values()):
+        reply = await who.get("/metrics")
+        assert reply.status == 404, (who.user and who.user["username"], reply)
 
 
 async def check_signed_links(world: World) -> None:

@@ -12,7 +12,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from server.config import Settings
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -24,7 +24,7 @@ ARGS = [
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
 

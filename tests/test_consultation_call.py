@@ -13,13 +13,13 @@ import pytest
 
 from server.keys import CALLS
 from signaling.relay.passthrough import never_decoded, never_encoded
-from tests.conftest import Api, Platform, cloned_database
+from tests.conftest import Api, Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     """Media tests run on SQLite only: the database is not what they exercise."""
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url

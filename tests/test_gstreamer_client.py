@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
-from tests.conftest import Platform, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.conftest import Platform, Templates, cloned_database
+from tests.helpers import district_item, on_the_machines_address, take, window_of
 from tests.rtc_client import CallClient
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -87,9 +87,14 @@ class GstPeer:
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(autouse=True)
+def relay_address(platform: Platform) -> None:
+    on_the_machines_address(platform)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from server.config import Settings, SettingsError
 from server.domain.clock import ManualClock
 from server.migrate import upgrade
 from server.weblog import ClientGarbage, RedactingAccessLogger, redact_url
-from tests.conftest import Api, Platform, cloned_database
+from tests.conftest import Api, Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.media import phone_photo
 
@@ -38,7 +38,7 @@ SECRET = "SECRET-c0ffee"
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     """SQLite only: nothing here depends on the database engine."""
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
@@ -349,7 +349,7 @@ def free_port() -> int:
 
 
 async def test_yunbang_serve_keeps_files_private_logs_no_secrets_and_shrugs_off_garbage(
-        templates: dict[str, str], tmp_path: Path) -> None:
+        templates: Templates, tmp_path: Path) -> None:
     """The real command, started with a permissive umask on an install whose files were left
     world-readable: after a document is stored nothing under the data dir is open to others,
     the access log shows no secret, and malformed frames cost one line each."""

@@ -15,7 +15,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from server.keys import CALLS
 from signaling.relay import quality
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
 
@@ -32,7 +32,7 @@ async def until(condition: Any, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     """Media tests run on SQLite only: the database is not what they exercise."""
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url

@@ -63,7 +63,10 @@ async def test_queue_changes_reach_the_worker_clerks_and_supervisors(platform: P
     served = await c.wait_for("ticket.called", lambda d: d["id"] == first["id"])
     assert served["resident"]["name"] == "甲大爷", "the clerk serving the case gets the name"
     await w.wait_for("ticket.position", lambda d: d["ticket_id"] == second["id"] and d["position"] == 1)
-    await asyncio.sleep(0.3)
+    # A socket's messages arrive in order: once the answer to a request sent now is back, every
+    # event emitted to that socket before it has arrived (no sleep and hope).
+    for listener in (ow, c2, c4, c):
+        await listener.client.call("ping_app", {}, timeout=5)
     assert ow.events == [], "another extension point hears nothing of this resident"
     assert c2.events == [] and c4.events == [], "clerks of other queues (department or centre) hear nothing"
     assert {d["id"] for n, d in c.events if n.startswith("ticket.")} == {first["id"]}, \

@@ -21,7 +21,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.keys import CALLS
 from signaling.relay import ice
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
 
@@ -54,7 +54,7 @@ class MdnsClient(CallClient):
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
 

@@ -151,6 +151,9 @@ def test_the_compose_file_validates_and_has_no_default_secret() -> None:
     coturn = " ".join(services["coturn"]["command"])
     assert "/etc/coturn/turnserver.conf" in coturn and "--allowed-peer-ip=172.30.0.0-172.30.0.255" in coturn
     assert config["networks"]["yunbang"]["ipam"]["config"][0]["subnet"] == "172.30.0.0/24"
+    assert not app["YUNBANG_METRICS_TOKEN"], "/metrics is off unless its token is set"
+    metered = yaml.safe_load(compose_config({**COMPOSE_ENV, "YUNBANG_METRICS_TOKEN": "m" * 32}).stdout)
+    assert metered["services"]["app"]["environment"]["YUNBANG_METRICS_TOKEN"] == "m" * 32
     for secret in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "MINIO_APP_PASSWORD", "TURN_SECRET",
                    "YUNBANG_SECRET_KEY", "YUNBANG_DATA_KEY", "PUBLIC_HOST"):
         missing = compose_config({k: v for k, v in COMPOSE_ENV.items() if k != secret})

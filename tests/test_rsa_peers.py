@@ -23,7 +23,7 @@ from OpenSSL import SSL
 import tests.rtc_client
 from server.keys import CALLS
 from signaling.relay import dtls
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
 
@@ -51,7 +51,7 @@ class RsaPeerConnection(RTCPeerConnection):
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
 

@@ -25,7 +25,7 @@ from playwright.async_api import Browser, expect
 from server.keys import CALLS
 from signaling.relay import dtls
 from tests.conftest import Platform
-from tests.helpers import district_item, take
+from tests.helpers import district_item, on_the_machines_address, take
 from tests.web import browser, database_url, decoding, eventually, log_in, person, screenshot, settings  # noqa: F401
 
 DRIVER = Path(__file__).resolve().parent / "firefox"
@@ -129,6 +129,11 @@ async def _positive(page: FirefoxPage, expression: str) -> float | None:
 
 async def _above(page: FirefoxPage, expression: str, floor: float) -> bool:
     return bool(await page.evaluate(expression) > floor)
+
+
+@pytest.fixture(autouse=True)
+def relay_address(platform: Platform) -> None:
+    on_the_machines_address(platform)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Smooth playout in real Chromium: when the worker's frames reach the clerk late (as a packet
 repaired over a village link's round trip does), the clerk's page holds received frames a little
 longer (RTCRtpReceiver.jitterBufferTarget, web-client/src/rtc/playout.ts), so the same late
-frames stop freezing the picture."""
+frames stop freezing the picture — and frames late by less than a freeze raise the hold before
+any freeze comes."""
 
 from __future__ import annotations
 
@@ -38,9 +39,9 @@ async def playout(page: Page, track_id: str) -> dict[str, Any]:
     }""", track_id)
 
 
-def late_frames(outlet: Any) -> asyncio.Task[None]:
-    """Every HOLD_EVERY_S, what the relay forwards to this subscriber is held HOLD_S and then sent
-    at once: the frames arrive late, none is lost."""
+def late_frames(outlet: Any, hold_s: float = HOLD_S) -> asyncio.Task[None]:
+    """Every HOLD_EVERY_S, what the relay forwards to this subscriber is held ``hold_s`` and then
+    sent at once: the frames arrive late, none is lost."""
     sender = outlet.sender
     forward = sender.forward
     held: list[tuple[Any, ...]] = []
@@ -58,8 +59,8 @@ def late_frames(outlet: Any) -> asyncio.Task[None]:
         try:
             while True:
                 await asyncio.sleep(HOLD_EVERY_S)
-                state["until"] = time.monotonic() + HOLD_S
-                await asyncio.sleep(HOLD_S)
+                state["until"] = time.monotonic() + hold_s
+                await asyncio.sleep(hold_s)
                 state["until"] = 0.0
                 for args in held:
                     forward(*args)
@@ -91,5 +92,29 @@ async def test_late_frames_stop_freezing_once_the_page_holds_them_longer(platfor
         assert after["decoded"] > before["decoded"] + 50, "still decoding"
         assert after["freezes"] - before["freezes"] <= 1, (before, after, "eight late bursts, no freeze")
         assert start["freezes"] < before["freezes"], "the late frames froze it before the page held them"
+    finally:
+        holding.cancel()
+
+
+NEAR_HOLD_S = 0.12  # late, but under Chromium's freeze (an inter-frame delay 150 ms over the mean)
+
+
+async def test_frames_late_by_less_than_a_freeze_raise_the_hold_before_a_freeze(
+        platform: Platform, browser: Browser) -> None:
+    ticket, track, clerk = await clerk_watching_worker(platform, browser, "将冻群众")
+    source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+    assert source is not None
+    (outlet,) = source.outlets
+    await asyncio.sleep(6)  # past the page's warm-up: a start is irregular
+    start = await playout(clerk, track)
+    assert start["target"] is None, "a clean link: the browser's own playout"
+    holding = late_frames(outlet, NEAR_HOLD_S)
+    try:
+        async def held() -> bool:
+            return ((await playout(clerk, track)).get("target") or 0) >= NEAR_HOLD_S * 1000
+
+        await eventually(held, 30, "the clerk's page holding frames as long as they come late")
+        now = await playout(clerk, track)
+        assert now["freezes"] == start["freezes"], (start, now, "the hold rose before any freeze")
     finally:
         holding.cancel()

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from server.config import Settings
-from tests.conftest import Platform, cloned_database
+from tests.conftest import Platform, Templates, cloned_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "web-client" / "dist"
@@ -138,7 +138,7 @@ async def clerk_watching_worker(platform: Platform, browser: Browser, resident: 
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("sqlite", templates, tmp_path) as url:
         yield url
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from server.domain import alerts, hours, org, stats
+from server.domain import alerts, hours, org, queue, stats
 from server.domain.access import visible_tickets, watches
 from server.domain.context import Actor, Uow
 from server.domain.views import window_view
@@ -86,3 +86,11 @@ async def dashboard(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
         "tidal_windows": tidal,
         "alerts": [alerts.alert_view(a) for a in recent],
     }
+
+
+async def queue_gauges(uow: Uow) -> list[dict[str, Any]]:
+    """Every served queue's figures as the wall shows them (``queue.queues``), with its
+    department's code: the operators' metrics (server/metrics.py). For no actor: /metrics has
+    its own token, and these figures carry no personal data."""
+    codes = {d: code for d, code in (await uow.session.execute(select(Department.id, Department.code))).all()}
+    return [{**q, "department_code": codes.get(q["department_id"], "")} for q in await queue.queues(uow)]

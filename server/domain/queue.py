@@ -70,6 +70,19 @@ STATUS_NAMES = {
     S.cancelled: "已取消",
 }
 RECENT_FOR_ESTIMATE = 20
+#: The events of the actions that end a ticket (``_changed`` names them ``ticket.<action>``).
+ENDING_EVENTS = frozenset({"ticket.complete", "ticket.no-show", "ticket.cancel"})
+
+
+def outcome(event_name: str, view: dict[str, Any]) -> str | None:
+    """How the ticket of this event ended: the result of a completed case (``done``,
+    ``materials_incomplete`` …), ``no_show`` or ``cancelled``; None for an event that ends none.
+    The operators' metrics count tickets by it (server/metrics.py)."""
+    if event_name not in ENDING_EVENTS:
+        return None
+    if view["status"] == TicketStatus.completed.value:
+        return str(view["result"])
+    return str(view["status"])
 
 
 @dataclass(frozen=True)

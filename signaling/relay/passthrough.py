@@ -113,7 +113,8 @@ def ntp_now() -> int:
 
 
 def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
-                 estimate: Callable[[int], None] | None = None) -> None:
+                 estimate: Callable[[int], None] | None = None, *,
+                 on_nack: Callable[[], None] | None = None) -> None:
     """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
 
     Statistics (for receiver reports), RTX unwrapping and NACKs toward the publisher are kept,
@@ -122,7 +123,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
     name the layer they repair (repaired RID). The same handler serves aiortc's own receive
     path (until `fast_receive` is installed) and the fast path. For video, aiortc's delay-based
     estimator (abs-send-time; ≈ 3 µs a packet) keeps running, and each estimate of what the
-    publisher's uplink carries goes to ``estimate``.
+    publisher's uplink carries goes to ``estimate``. ``on_nack`` is told of each NACK sent.
     """
     attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
     codecs: dict[int, Any] = attrs["codecs"]
@@ -166,6 +167,8 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
             if nack is None:
                 nack = nacks[packet.ssrc] = first_nack if not nacks else NackGenerator()
             if nack.add(packet):
+                if on_nack is not None:
+                    on_nack()
                 asyncio.ensure_future(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
         sink(packet)
 
@@ -314,6 +317,9 @@ class PacketSender:
         self.octets = 0  # payload bytes forwarded
         self.retransmitted = 0
         self.retransmit_refused = 0
+        self.unsent = 0  # packets that came before the subscriber's connection could take them
+        self.plis_received = 0  # the subscriber's keyframe requests (PLI/FIR)
+        self.nacks_received = 0  # packets the subscriber asked for again
         self.remb_bps: int | None = None
         self.remb_at = 0.0
         self.fraction_lost = 0.0
@@ -328,7 +334,7 @@ class PacketSender:
         self.keyframes_for_losses = 0
         handle_rtcp = sender._handle_rtcp_packet
         sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
-        sender._send_keyframe = lambda: self.keyframe_callback()  # type: ignore[method-assign]
+        sender._send_keyframe = self._keyframe_asked  # type: ignore[method-assign]
         sender._retransmit = self.retransmit  # type: ignore[method-assign]
 
         async def rtcp(packet: Any) -> None:
@@ -336,6 +342,10 @@ class PacketSender:
             await handle_rtcp(packet)
 
         sender._handle_rtcp_packet = rtcp  # type: ignore[method-assign]
+
+    def _keyframe_asked(self) -> None:
+        self.plis_received += 1
+        self.keyframe_callback()
 
     def _feedback(self, packet: Any) -> None:
         """Keep what the subscriber says of its link: its REMB and its receiver reports' loss."""
@@ -399,6 +409,7 @@ class PacketSender:
         transport = sender.transport
         payload_type = self._payload_type
         if payload_type is None or not self._started or transport._state is not State.CONNECTED:
+            self.unsent += 1
             return
         if source_key != self._source:
             self._source = source_key
@@ -450,6 +461,7 @@ class PacketSender:
     async def retransmit(self, sequence_number: int) -> None:
         """A subscriber's NACK: send the packet again from the history (as RTX if negotiated),
         unless it was resent within a round trip or the repair budget is spent."""
+        self.nacks_received += 1
         kept = self._history[sequence_number % RTP_HISTORY_SIZE]
         if kept is None or kept[0] != sequence_number or self._payload_type is None:
             return

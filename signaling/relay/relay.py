@@ -13,6 +13,7 @@ import contextvars
 import functools
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ from signaling.relay.passthrough import (
     tap_receiver,
 )
 from signaling.relay.sdp import accept_layers, opus_resilient, simulcast_offers
+from signaling.relay.traffic import Traffic
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
@@ -138,6 +140,12 @@ class Stream:
         self.last_packet_at = 0.0
         self.gaps_recovered = 0
         self.gaps_skipped = 0
+        # counters for /metrics (signaling/relay/traffic.py): packets not forwarded, and why
+        self.dropped_waiting = 0  # while waiting for a keyframe
+        self.dropped_skipped = 0  # held behind a gap that was given up
+        self.dropped_late = 0  # older than what was already forwarded or skipped
+        self.keyframe_waits = 0
+        self.keyframes_requested = 0
         self._expected: int | None = None
         self._shift = 0
         self._held: dict[int, RtpPacket] = {}
@@ -167,6 +175,7 @@ class Stream:
                 # round trips until it comes (never wait for a subscriber's own PLI)
                 if now - self._last_keyframe_request >= max(KEYFRAME_INTERVAL_S, 2 * (self.source.rtt or 0.0)):
                     self.request_keyframe()
+                self.dropped_waiting += 1
                 return
             self._awaiting_keyframe = False
             if self._expected is not None:
@@ -186,7 +195,8 @@ class Stream:
                 self._start_gap_wait()
             if len(self._held) > MAX_HELD:
                 self._give_up()
-        # else: older than what was already forwarded or skipped: a late duplicate
+        else:  # older than what was already forwarded or skipped: a late duplicate
+            self.dropped_late += 1
 
     def _send(self, packet: RtpPacket) -> None:
         if self._shift:
@@ -223,6 +233,7 @@ class Stream:
         newest = max((seq - self._expected) & 0xFFFF for seq in self._held)
         missing = [(self._expected + i) & 0xFFFF for i in range(min(newest, MAX_HELD))
                    if (self._expected + i) & 0xFFFF not in self._held]
+        self.source.nacks_sent += 1
         asyncio.ensure_future(request_repair(self.source.receiver, self.media_ssrc, missing))
 
     def _give_up(self) -> None:
@@ -237,7 +248,9 @@ class Stream:
         held = sorted(self._held.values(), key=lambda p: (p.sequence_number - expected) & 0xFFFF)
         self._held.clear()
         start = next((i for i, p in enumerate(held) if self.source.is_keyframe(p.payload)), None)
+        self.dropped_skipped += len(held) if start is None else start
         if start is None:
+            self.keyframe_waits += 1
             self._awaiting_keyframe = True
             self._last_keyframe_request = 0.0
             self.request_keyframe()
@@ -276,6 +289,7 @@ class Stream:
                 self._keyframe_timer = asyncio.get_running_loop().call_later(wait, self._deferred_keyframe)
             return
         self._last_keyframe_request = time.monotonic()
+        self.keyframes_requested += 1
         asyncio.ensure_future(request_keyframe(self.source.receiver, self.media_ssrc))
 
     def _deferred_keyframe(self) -> None:
@@ -331,6 +345,7 @@ class Source:
     uplink_cap: feedback.UplinkCap = field(default_factory=feedback.UplinkCap)  # layers its uplink carries
     uplink_low_since: float = 0.0  # since when its uplink's estimate has been under what arrives
     uplink_gaps_mark: int = 0  # gaps in its packets (repaired or not) when that began
+    nacks_sent: int = 0  # NACKs the relay sent its publisher (signaling/relay/traffic.py)
     streams: list[Stream] = field(default_factory=list)
     _by_ssrc: dict[int, Stream] = field(default_factory=dict)
 
@@ -402,6 +417,9 @@ class Source:
                     outlet.want_at = time.monotonic()  # its time on the layer starts now
                 outlet.layer = index
             outlet.sender.forward(packet, stream.key, ntp)
+
+    def nack_sent(self) -> None:
+        self.nacks_sent += 1
 
     def on_estimate(self, bitrate: int) -> None:
         self.uplink_bps = bitrate
@@ -535,6 +553,7 @@ class Relay:
         self._keys = 0
         self._lock: dict[str, asyncio.Lock] = {}
         self._feedback: asyncio.Task[None] | None = None
+        self._retired = Traffic()  # what closed streams and subscriptions carried
 
     def _config(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -626,7 +645,7 @@ class Relay:
                     private=participant.private or source_name in SIDE_SOURCES,
                 )
                 tap_receiver(transceiver.receiver, source.on_packet,
-                             source.on_estimate if source.kind == "video" else None)
+                             source.on_estimate if source.kind == "video" else None, on_nack=source.nack_sent)
                 new_sources[source.track_id] = source
             for track_id, source in new_sources.items():
                 previous = participant.sources.get(track_id)
@@ -634,8 +653,7 @@ class Relay:
                     for outlet in previous.outlets:
                         source.adopt(outlet)
                     previous.outlets = []
-            for old in participant.sources.values():
-                old.close()
+            self._retire(participant.sources.values(), [])
             participant.sources = new_sources
             participant.publish_pc = pc
             if old_pc is not None:
@@ -662,6 +680,7 @@ class Relay:
         for p in room.participants.values():
             for s in p.sources.values():
                 s.outlets = [o for o in s.outlets if o not in participant.outlets]
+        self._retire([], participant.outlets)
         participant.outlets = []
         participant.offer_pending = participant.renegotiate = False
         if participant.subscribe_pc is not None:
@@ -796,8 +815,7 @@ class Relay:
             await self._close_participant(participant)
 
     async def _close_participant(self, participant: Participant) -> None:
-        for source in participant.sources.values():
-            source.close()
+        self._retire(participant.sources.values(), participant.outlets)
         participant.sources = {}
         participant.outlets = []
         for pc in (participant.publish_pc, participant.subscribe_pc):
@@ -982,6 +1000,25 @@ class Relay:
             except asyncio.CancelledError:
                 pass
             self._feedback = None
+
+    def _retire(self, sources: Iterable[Source], outlets: Iterable[Outlet]) -> None:
+        """Sources and outlets the relay lets go of: closed, their counts kept in the totals."""
+        for source in sources:
+            source.close()
+            self._retired.add_source(source)
+        for outlet in outlets:
+            self._retired.add_sender(outlet.sender)
+
+    def traffic(self) -> Traffic:
+        """Everything carried since the relay started: what closed, plus what is open now."""
+        total = self._retired.copy()
+        for room in self.rooms.values():
+            for participant in room.participants.values():
+                for source in participant.sources.values():
+                    total.add_source(source)
+                for outlet in participant.outlets:
+                    total.add_sender(outlet.sender)
+        return total
 
     def counts(self) -> dict[str, int]:
         pcs = sum(1 for r in self.rooms.values() for p in r.participants.values()

@@ -231,7 +231,11 @@ export class QualitySampler {
       | undefined;
     if (!receiver || !("jitterBufferTarget" in receiver)) return;
     const before = this.playout.get(trackId) ?? newPlayout(freezes, frozenS);
-    const after = nextPlayout(before, freezes, frozenS, performance.now() / 1000);
+    const decoded = num(inbound.framesDecoded);
+    const total = num(inbound.totalInterFrameDelay);
+    const squared = num(inbound.totalSquaredInterFrameDelay);
+    const frames = decoded !== null && total !== null && squared !== null ? { decoded, total, squared } : null;
+    const after = nextPlayout(before, freezes, frozenS, performance.now() / 1000, frames);
     this.playout.set(trackId, after);
     if (after.targetMs !== before.targetMs) {
       try {
