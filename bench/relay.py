@@ -344,7 +344,7 @@ class LatencyProbe:
 
     The publisher (``PacketSender``) stamps each video packet's abs-send-time header extension
     with its clock (``time.time()``, 6.18 fixed point, 3.8 µs steps) as it sends; publisher and
-    relay share this machine's clock, so the packet's age when ``Source._send`` returns covers
+    relay share this machine's clock, so the packet's age when ``Source.emit`` returns covers
     the loopback hop, the wait in the relay's socket buffer and event loop, SRTP, parsing, NACK
     bookkeeping, holding for order, and forwarding. Audio carries no abs-send-time and is
     not sampled. ``tap_s`` is only the forwarding part (from ``Source.on_packet``)."""
@@ -357,14 +357,14 @@ class LatencyProbe:
         from signaling.relay.relay import Source
 
         probe = self
-        on_packet, send = Source.on_packet, Source._send
+        on_packet, emit = Source.on_packet, Source.emit
 
         def timed_on_packet(source: Source, packet: RtpPacket) -> None:
             packet.bench_tap = time.perf_counter()  # type: ignore[attr-defined]
             on_packet(source, packet)
 
-        def timed_send(source: Source, packet: RtpPacket) -> None:
-            send(source, packet)
+        def timed_emit(source: Source, stream: Any, packet: RtpPacket) -> None:
+            emit(source, stream, packet)
             sent = packet.extensions.abs_send_time
             if sent is None or not source.outlets or len(probe.tap_s) >= 1_000_000:
                 return
@@ -374,7 +374,7 @@ class LatencyProbe:
             probe.tap_s.append(done - packet.bench_tap)  # type: ignore[attr-defined]
 
         Source.on_packet = timed_on_packet  # type: ignore[method-assign]
-        Source._send = timed_send  # type: ignore[method-assign]
+        Source.emit = timed_emit  # type: ignore[method-assign]
 
     def reset(self) -> None:
         self.socket_s, self.tap_s = [], []

@@ -27,7 +27,7 @@ from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from server.web_security import security_headers, socketio_origin_check
-from server.weblog import is_client_garbage, socketio_loggers
+from server.weblog import echo_request_id, is_client_garbage, request_context, socketio_loggers
 from signaling.calls import CallService
 from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
@@ -62,9 +62,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
                         media_network=MediaNetwork(settings.media_addresses, settings.media_announce or None,
                                                    settings.media_ports))
     metrics = Metrics(domain, calls.relay)
-    app = web.Application(middlewares=[middleware(metrics), errors_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[request_context, middleware(metrics), errors_middleware],
+                          client_max_size=1024**2)
     app[SETTINGS] = settings
     app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(echo_request_id)
     app[DB] = db
     app[TOKENS] = tokens
     app[DOMAIN] = domain

@@ -1,4 +1,4 @@
-"""``yunbang serve|migrate|seed|create-user|reset-2fa|audit``."""
+"""``yunbang serve|migrate|seed|create-user|reset-2fa|retention|audit|backup|restore``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server import logs
 from server.config import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -50,18 +52,25 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--limit", type=int, default=50, help="list: how many entries")
     audit.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
                        help="verify: a head printed earlier by `yunbang audit head` must still be in the chain")
+    backup = sub.add_parser("backup", help="objects: copy the S3/MinIO bucket into DIR (resumes; objects gone from "
+                                           "the bucket leave DIR). The database: pg_dump (docs/operations.md)")
+    backup.add_argument("what", choices=("objects",))
+    backup.add_argument("directory", type=Path)
+    restore = sub.add_parser("restore", help="objects: put every object of a backup DIR back into the bucket "
+                                             "(resumes: objects already there are skipped)")
+    restore.add_argument("what", choices=("objects",))
+    restore.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
-    # Whatever yunbang writes (database, key, documents, staging) is for its own user only.
+    # Whatever yunbang writes (database, key, documents, staging, backups) is for its own user only.
     os.umask(0o077)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"配置错误 / settings error: {exc}", file=sys.stderr)
         return 2
+    log_format = logs.configure(settings.log_format)
     if args.command == "serve":
-        return _serve(settings, args)
+        return _serve(settings, args, log_format)
     if args.command == "migrate":
         from server.migrate import upgrade
 
@@ -78,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_audit(settings, args))
     if args.command == "retention":
         return asyncio.run(_retention(settings, dry_run=args.dry_run))
+    if args.command in ("backup", "restore"):
+        return _objects(settings, args.command, args.directory)
     return 1
 
 
@@ -89,13 +100,13 @@ async def _preflight(settings: Settings) -> list["Failure"]:
     return await check_start(settings, object_store(settings))
 
 
-def _serve(settings: Settings, args: argparse.Namespace) -> int:
+def _serve(settings: Settings, args: argparse.Namespace, log_format: str) -> int:
     import aiohttp.web_response
     from aiohttp import web
 
     from server.app import create_app
     from server.migrate import upgrade
-    from server.weblog import RedactingAccessLogger
+    from server.weblog import JSON_ACCESS_FORMAT, RedactingAccessLogger
 
     settings = settings.with_changes(
         host=args.host or settings.host, port=args.port or settings.port
@@ -116,13 +127,49 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     app = create_app(settings)
     # aiohttp's own replies (a 400 to a request it cannot parse) would name its and Python's versions
     aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
-    print(f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
-          f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})", flush=True)
+    banner = (f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
+              f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})")
+    if log_format == "json":  # a collector reads stdout and stderr as one stream: every line JSON
+        logging.getLogger("yunbang").info(banner)
+    else:
+        print(banner, flush=True)
     # on SIGTERM the socket.io clients are told at once (server.app: disconnect_clients); a request
     # still running after STOP_WAIT_S is cut (an upload resumes where it was), not waited on for
     # aiohttp's default minute
     web.run_app(app, host=settings.host, port=settings.port, print=None, access_log_class=RedactingAccessLogger,
+                access_log_format=JSON_ACCESS_FORMAT if log_format == "json" else RedactingAccessLogger.LOG_FORMAT,
                 shutdown_timeout=STOP_WAIT_S)
+    return 0
+
+
+def _objects(settings: Settings, command: str, directory: Path) -> int:
+    """``backup objects DIR`` / ``restore objects DIR`` against the configured bucket."""
+    import urllib3.exceptions
+    from minio.error import MinioException
+
+    from uploads.backup import BackupError, BucketBackup
+    from uploads.storage import minio_client
+
+    if not settings.s3_endpoint:
+        where = (settings.data_dir / "objects").resolve()
+        print(f"对象存储是本地目录 {where}：请与数据目录一并复制备份 / the objects are files in {where} "
+              "(no YUNBANG_S3_ENDPOINT): back them up with the data directory (cp -a, rsync -a)", file=sys.stderr)
+        return 2
+    client = minio_client(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key,
+                          secure=settings.s3_secure)
+    job = BucketBackup(client, settings.s3_bucket, directory)
+    progress = logging.getLogger("yunbang.backup").info
+    try:
+        tally = job.backup(progress) if command == "backup" else job.restore(progress)
+    except BackupError as exc:
+        print(f"{command} objects: {exc}", file=sys.stderr)
+        return 1
+    except (MinioException, urllib3.exceptions.HTTPError) as exc:
+        print(f"无法访问对象存储 / {command} objects: cannot reach the bucket {settings.s3_bucket} at "
+              f"{settings.s3_endpoint}: {type(exc).__name__}: {exc} — check YUNBANG_S3_*", file=sys.stderr)
+        return 1
+    done = "备份完成 / backed up" if command == "backup" else "恢复完成 / restored"
+    print(f"{done}: {tally.line('copied')} (bucket {settings.s3_bucket}, {directory})")
     return 0
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from server.logs import FORMATS as LOG_FORMATS
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -194,6 +196,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     hsts: str = "auto"
     dev_pages: bool = False
+    log_format: str = "auto"
     call_grace_seconds: float = 60
     metrics_token: str = ""  # /metrics: docs/operations.md "Metrics"
     metrics_listen: tuple[str, int] | None = None
@@ -308,6 +311,7 @@ class Settings:
             allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
             hsts=_choice("HSTS", get("HSTS", "auto").lower(), ("auto", "always", "off")),
             dev_pages=get("DEV_PAGES", "false").lower() in ("1", "true", "yes"),
+            log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "auto").lower(), LOG_FORMATS),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             **_metrics(get("METRICS_TOKEN"), get("METRICS_LISTEN")),
             queue=rules,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from datetime import datetime
 from collections.abc import Awaitable, Callable
@@ -42,7 +43,8 @@ class SocketSink:
                 except Exception:
                     log.exception("observer of %s failed", event.name)
         if self._pending and (self._flush is None or self._flush.done()):
-            self._flush = asyncio.create_task(self._flush_later())
+            # every queue's push: not on the log lines of the request that happened to start it
+            self._flush = asyncio.create_task(self._flush_later(), context=contextvars.Context())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._delay)
@@ -127,7 +129,7 @@ class InvitationTimers:
             self._timers.discard(handle)
             asyncio.ensure_future(self._expire())
 
-        handle = loop.call_later(delay, fire)
+        handle = loop.call_later(delay, fire, context=contextvars.Context())
         self._timers.add(handle)
 
     async def _expire(self) -> None:

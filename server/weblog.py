@@ -1,5 +1,6 @@
-"""What the server writes about requests: an access log without secrets, and one bounded line
-(not a traceback) when a client sends engine.io / socket.io frames that do not decode."""
+"""What the server writes about requests: a request id on every line a request causes, an
+access log without secrets or personal data, and one bounded line (not a traceback) when a
+client sends engine.io / socket.io frames that do not decode."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ import logging
 import re
 import time
 import traceback
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import unquote_plus
 
+from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
 from aiohttp.web import BaseRequest, StreamResponse
 from aiohttp.web_log import AccessLogger
 
+from server import logs
+from server.inputs import parse_id
+
 REDACTED = "[redacted]"
 # Query parameters whose values are credentials: tokens, signatures of signed URLs (ours: sig;
-# S3's X-Amz-Signature / -Credential / -Security-Token), passwords, one-time codes.
-SECRET_PARAM = re.compile(r"token|secret|passw|signature|credential|^sig$|^auth|^key$|^api_?key$|^code$|^otp$",
-                          re.IGNORECASE)
+# S3's X-Amz-Signature / -Credential / -Security-Token), passwords, one-time codes; or personal:
+# a document's file name (local-store links carry it) may name its resident.
+SECRET_PARAM = re.compile(r"token|secret|passw|signature|credential|^sig$|^auth|^key$|^api_?key$|^code$|^otp$"
+                          r"|^filename$|^name$|^phone$|^id_number$", re.IGNORECASE)
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 
 
@@ -34,9 +41,59 @@ def redact_url(path_qs: str) -> str:
     return f"{path}?{'&'.join(parts)}"
 
 
+REQUEST_ID = web.RequestKey("request_id", str)
+ROUTE = web.RequestKey("route", str)  # the path's pattern: /api/tickets/{ticket_id}
+REQUEST_ID_HEADER = "X-Request-Id"
+# An id a proxy (nginx's $request_id) or a client sent: kept when it is short and plain, so one
+# id follows the request through every log; anything else is replaced, never logged.
+INCOMING_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+
+
+def request_id_of(header: str | None) -> str:
+    return header if header and INCOMING_ID.fullmatch(header) else uuid.uuid4().hex
+
+
+@web.middleware
+async def request_context(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The request's id (and the ticket its path names) on every line written while it runs,
+    its access line included; the route's guard adds the user (server/api/base.py). Bound, not
+    scoped: aiohttp runs each request in a task of its own, which the access line is written in."""
+    request[REQUEST_ID] = request_id = request_id_of(request.headers.get(REQUEST_ID_HEADER))
+    resource = request.match_info.route.resource
+    if resource is not None:
+        request[ROUTE] = resource.canonical
+    logs.bind(request_id=request_id, ticket_id=parse_id(request.match_info.get("ticket_id", "")))
+    return await handler(request)
+
+
+async def echo_request_id(request: web.Request, response: StreamResponse) -> None:
+    """``X-Request-Id`` on every response, errors included: what a user quotes to support."""
+    request_id = request.get(REQUEST_ID)
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+
+
+#: The access line's message in JSON logs: the fields carry the rest (not the client's address
+#: or user agent, which the text format, aiohttp's own, has).
+JSON_ACCESS_FORMAT = "%r %s"
+
+
 class RedactingAccessLogger(AccessLogger):
-    """aiohttp's access log (same format) with secret query values and credential headers
-    replaced: URLs may carry signed-link signatures or tokens, and a log is read by many."""
+    """aiohttp's access log (its format, or the one given) with secret query values and
+    credential headers replaced: URLs may carry signed-link signatures or tokens, and a log is
+    read by many. Each line is also a structured record: method, path (redacted), route (the
+    path pattern, e.g. ``/api/tickets/{ticket_id}``), status and duration_ms."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        try:
+            values = tuple(value for _, value in self._format_line(request, response, time))
+            # from the middleware: a request aiohttp could not parse never reached it
+            self.logger.info(self._log_format % values, extra={
+                "request_id": request.get(REQUEST_ID), "method": request.method, "path": redact_url(request.path_qs),
+                "route": request.get(ROUTE), "status": response.status, "duration_ms": round(time * 1000, 1)})
+        except Exception:
+            self.logger.exception("Error in logging")
 
     def _format_line(
         self, request: BaseRequest, response: StreamResponse, time: float

@@ -13,6 +13,7 @@ consultation channel are announced, heard and seen only there; the relay keeps t
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -140,6 +141,7 @@ class CallService:
         if backstage:
             await self.sio.enter_room(sid, consultation_room(ticket_id))
         await self.sio.emit("participant_joined", self._participant_view(seat), to=self._announce_to(seat), skip_sid=sid)
+        log.info("%s %s the call", seat.role, "rejoined" if rejoin else "joined")
         if rejoin:
             asyncio.ensure_future(self._guard(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id))))
         else:
@@ -244,7 +246,8 @@ class CallService:
     # --- link quality (signaling/relay/quality.py grades, server/domain/links.py records) ---
     def _start_link_sampling(self) -> None:
         if self._links is None or self._links.done():
-            self._links = asyncio.create_task(self._sample_links_loop())
+            # every call's loop: not on the lines of the call that happened to start it
+            self._links = asyncio.create_task(self._sample_links_loop(), context=contextvars.Context())
 
     async def _sample_links_loop(self) -> None:
         """Every few seconds while anyone is in a call; ends by itself when the last one leaves."""
@@ -296,6 +299,8 @@ class CallService:
         if presence.leave_task is not None:
             presence.leave_task.cancel()
         ticket_id, user_id = key
+        log.info("%s left the call", presence.seat.role,
+                 extra={"user_id": user_id, "ticket_id": ticket_id, "room_id": room_id(ticket_id)})
         await self.relay.leave(room_id(ticket_id), participant_id(user_id))
         await self.sio.leave_room(presence.sid, socket_room(ticket_id))
         await self.sio.leave_room(presence.sid, consultation_room(ticket_id))
@@ -306,7 +311,8 @@ class CallService:
                 async with self.domain.unit() as uow:
                     await calls.leave_seat(uow, presence.seat)
             except Exception:
-                log.exception("recording that expert %s left call %s failed", user_id, ticket_id)
+                log.exception("recording that expert %s left call %s failed", user_id, ticket_id,
+                              extra={"user_id": user_id, "ticket_id": ticket_id, "room_id": room_id(ticket_id)})
 
     async def _stage(self, event: Event) -> None:
         """The clerk brought experts into the main call, or sent them back to the side room."""

@@ -20,12 +20,13 @@ import socketio
 from pydantic import BaseModel, ValidationError
 from socketio import packet
 
+from server import logs
 from server.auth import TokenSigner
 from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
-from signaling.calls import CallService
+from signaling.calls import CallService, room_id
 from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
                                 Publish, SubscribeAnswer)
 from signaling.presence import LocalPresence
@@ -98,7 +99,13 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         server.packet_class = TolerantPacket
 
     async def trigger_event(self, event: Any, *args: Any) -> Any:
-        """Dispatch one event; the return value is the client's ack, whatever happens."""
+        """Dispatch one event; the return value is the client's ack, whatever happens. What the
+        handler learns (the user, the ticket and its room) is on the lines it writes, and on
+        those of the tasks it starts, but not on the next event's."""
+        with logs.scope():
+            return await self._dispatch(event, *args)
+
+    async def _dispatch(self, event: Any, *args: Any) -> Any:
         sid = args[0] if args else None
         if event == "connect" and len(args) >= 2 and args[1] is self._environ(sid):
             return await self.on_connect(*args)
@@ -150,13 +157,16 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         request = environ.get("aiohttp.request")
         ip = self.client_ip(request) if request is not None else ""
         user_id, session_id = self.tokens.claims(token)
-        return await self.domain.actor(user_id, ip, session_id)
+        actor = await self.domain.actor(user_id, ip, session_id)
+        logs.bind(user_id=actor.user_id)
+        return actor
 
     async def _actor(self, sid: str) -> Actor:
         """Who sends this event: their session is checked again (a revoked token stops here)."""
         session = await self.get_session(sid)
         if not session or "user_id" not in session:
             raise DomainError("auth_required", "请先登录")
+        logs.bind(user_id=session["user_id"])
         try:
             return await self.domain.actor(session["user_id"], session.get("ip", ""), session["auth_session"])
         except DomainError:
@@ -215,6 +225,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.sockets.discard(sid)
         session = await self.get_session(sid)
         if session and "user_id" in session:
+            logs.bind(user_id=session["user_id"])
             self.presence.disconnected(session["user_id"])
         await self.calls.socket_gone(sid)
 
@@ -232,6 +243,9 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return error("invalid_input", f"消息格式不正确：{fields}")
         except RecursionError:
             return error("invalid_input", "消息嵌套过深")
+        ticket_id = getattr(message, "ticket_id", None)  # a device check has none
+        if ticket_id is not None:
+            logs.bind(ticket_id=ticket_id, room_id=room_id(ticket_id))
         try:
             actor = await self._actor(sid)
             return await act(actor, message)

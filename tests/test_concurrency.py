@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from datetime import datetime, timezone
+from pathlib import Path
 
 from aiohttp import ClientSession
 from sqlalchemy import func, select
@@ -66,8 +67,11 @@ async def prepare(url: str) -> tuple[list[str], int, int]:
 async def start_node(url: str, port: int, data_dir: str) -> subprocess.Popen:
     env = {**os.environ, "YUNBANG_DATABASE_URL": url, "YUNBANG_SECRET_KEY": "k" * 48,
            "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_DATA_DIR": data_dir}
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--no-migrate", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # the log to a file: a pipe nobody reads fills (64 KB of access lines) and stops the node
+    log = Path(f"{data_dir}.log")
+    with log.open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--no-migrate", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err)
     async with ClientSession() as http:
         for _ in range(200):
             try:
@@ -77,7 +81,7 @@ async def start_node(url: str, port: int, data_dir: str) -> subprocess.Popen:
             except OSError:
                 pass
             if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode())
+                raise RuntimeError(log.read_text(errors="replace"))
             await asyncio.sleep(0.1)
     raise RuntimeError("node did not start")
 

@@ -278,6 +278,12 @@ async def test_the_story_through_tls_turn_and_the_bucket(topology: Topology, bro
     await eventually(upgraded, 10, "socket.io's WebSockets through nginx")
     log = topology.nginx_log()
     assert re.search(r'"GET \S+/app/\S* HTTP/2\.0" 200 ', log), "the client was not served over HTTP/2"
+    # One id per request, nginx's $request_id: the clerk's 叫号 in nginx's log and on the app's JSON lines.
+    called = re.search(r'"POST \S+/api/windows/\d+/call-next HTTP/[\d.]+" 200 \d+ \S+ "[^"]*" ([0-9a-f]{32})', log)
+    assert called, log[-2000:]
+    app_lines = [json.loads(line) for line in topology.processes.log("app").splitlines() if line.startswith("{")]
+    same = [r for r in app_lines if r.get("request_id") == called[1]]
+    assert same and (same[0]["user_id"], same[0]["ticket_id"]) == (clerk_api.user["id"], ticket["id"]), same
     # coturn's TLS listener (turns:) answers with the same certificate.
     with socket.create_connection(("127.0.0.1", topology.turn.tls_port), timeout=5) as raw:
         with topology.certificates.client_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls:

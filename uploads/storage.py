@@ -38,6 +38,7 @@ __all__ = [
     "S3Store",
     "StorageError",
     "content_disposition",
+    "minio_client",
     "new_key",
     "private_dir",
     "validate_key",
@@ -522,6 +523,14 @@ def _endpoint(value: str, secure: bool) -> tuple[str, bool]:
     return parts.netloc, parts.scheme == "https"
 
 
+def minio_client(endpoint: str, access_key: str, secret_key: str, *, secure: bool = False,
+                 region: str = "us-east-1") -> Minio:
+    """The client for ``endpoint`` (``host:port`` or ``http(s)://host:port``), as the store and
+    the backup command (uploads/backup.py) use it."""
+    host, tls = _endpoint(endpoint, secure)
+    return Minio(endpoint=host, access_key=access_key, secret_key=secret_key, secure=tls, region=region)
+
+
 _S3_CODES: dict[str, ErrorCode] = {
     "NoSuchKey": "object_not_found",
     "NoSuchUpload": "upload_not_found",
@@ -554,18 +563,14 @@ class S3Store:
                  region: str = "us-east-1", part_size: int = 10 * 1024 * 1024) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE}")
-        host, tls = _endpoint(endpoint, secure)
         self.bucket = bucket
         self._region = region
         self._part_size = part_size
-        self._client = Minio(endpoint=host, access_key=access_key, secret_key=secret_key,
-                             secure=tls, region=region)
+        self._client = minio_client(endpoint, access_key, secret_key, secure=secure, region=region)
         if public_endpoint is None:
             self._signer = self._client
         else:
-            public_host, public_tls = _endpoint(public_endpoint, secure)
-            self._signer = Minio(endpoint=public_host, access_key=access_key, secret_key=secret_key,
-                                 secure=public_tls, region=region)
+            self._signer = minio_client(public_endpoint, access_key, secret_key, secure=secure, region=region)
 
     async def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
         try:

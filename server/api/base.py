@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from server import logs
 from server.domain.context import Actor
 from server.domain.errors import DomainError, Forbidden, Unauthorized
 from server.inputs import MAX_ID, parse_id, unstorable
@@ -193,6 +194,7 @@ async def actor(request: web.Request, *, enrolment_ok: bool = False) -> Actor:
     user_id, session_id = request.app[TOKENS].claims(header[7:].strip())
     who = await request.app[DOMAIN].actor(user_id, client_ip(request), session_id, enrolment_ok=enrolment_ok)
     request[ACTOR] = who
+    logs.bind(user_id=who.user_id)  # on this request's lines from here on (server/weblog.py)
     return who
 
 

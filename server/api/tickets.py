@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server import logs
 from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, parse, query, route
 from server.api.schemas import Cancel, Complete, Rating, TakeTicket, TicketQuery, Transfer
 from server.domain import calls, queue
@@ -20,6 +21,7 @@ async def take(request: web.Request) -> web.Response:
             uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
             priority=body.priority,
         )
+        logs.bind(ticket_id=ticket.id)  # the new ticket, on this request's access line
         return ok(queue.view(who, ticket, **placement.as_dict()), status=201)
 
 
@@ -59,6 +61,7 @@ async def call_next(request: web.Request) -> web.Response:
         ticket = await queue.call_next(uow, who, int_param(request, "window_id"))
         if ticket is None:
             return web.Response(status=204)
+        logs.bind(ticket_id=ticket.id)
         return ok(queue.view(who, ticket))
 
 

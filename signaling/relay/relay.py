@@ -9,6 +9,7 @@ the socket. It reaches clients only through a ``RelaySink``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -697,7 +698,8 @@ class Relay:
                 await self._renegotiate(room, other)
             except Exception:
                 other.offer_pending = False
-                log.exception("a new subscription offer for %s failed", other.participant_id)
+                log.exception("a new subscription offer for %s failed", other.participant_id,
+                              extra={"room_id": room.room_id})
 
     async def _renegotiate(self, room: RelayRoom, participant: Participant) -> None:
         if participant.offer_pending:
@@ -833,7 +835,8 @@ class Relay:
 
     def _start_feedback(self) -> None:
         if self._feedback is None or self._feedback.done():
-            self._feedback = asyncio.create_task(self._feedback_loop())
+            # every room's loop: its lines name their room, not the one that happened to start it
+            self._feedback = asyncio.create_task(self._feedback_loop(), context=contextvars.Context())
 
     async def _feedback_loop(self) -> None:
         """Once a second while any room is open; ends by itself when the last room closes."""
@@ -844,7 +847,8 @@ class Relay:
                     try:
                         await self._tell_publisher(room, participant)
                     except Exception:
-                        log.exception("bandwidth feedback to %s failed", participant.participant_id)
+                        log.exception("bandwidth feedback to %s failed", participant.participant_id,
+                                      extra={"room_id": room.room_id})
 
     async def _tell_publisher(self, room: RelayRoom, participant: Participant) -> None:
         """Targets for this participant's video (the weakest subscriber's link wins), one REMB
