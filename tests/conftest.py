@@ -261,7 +261,8 @@ MEDIA_MODULES = {"test_bandwidth", "test_call", "test_consultation_call", "test_
                  "test_link_media", "test_mdns_candidates", "test_media_addresses", "test_rsa_peers",
                  "test_simulcast", "test_socket_fuzz"}
 REDIS_MODULES = {"test_live", "test_preflight", "test_production", "test_services"}
-POSTGRES_MODULES = {"test_audit_chain", "test_concurrency", "test_production", "test_services"}
+POSTGRES_MODULES = {"test_audit_chain", "test_backup", "test_concurrency", "test_production", "test_services"}
+POSTGRES_DATABASE_MODULES = {"test_logs"}  # their database_url is PostgreSQL
 SLOW_MODULES = {"test_schemathesis", "test_weak_link_bench", "test_hardening"}
 SLOW_TESTS = {"test_the_matrix_holds_for_every_route_event_role_and_case",  # 12 s
               "test_one_address_cannot_try_unlimited_usernames"}  # 3 s
@@ -279,6 +280,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if module in REDIS_MODULES:
             item.add_marker(pytest.mark.redis)
         if (module in POSTGRES_MODULES or "postgresql_url" in names
+                or (module in POSTGRES_DATABASE_MODULES and "database_url" in names)
                 or (callspec is not None and "postgresql" in (callspec.params.get("database_url"),
                                                               callspec.params.get("kind")))):
             item.add_marker(pytest.mark.postgres)

@@ -28,7 +28,7 @@ from server.app import create_app
 from server.config import Settings, SettingsError
 from server.domain.clock import ManualClock
 from server.weblog import JSON_ACCESS_FORMAT, RedactingAccessLogger, request_id_of
-from tests.conftest import Api, cloned_database
+from tests.conftest import Api, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.media import phone_photo
 from tests.services import _free_port
@@ -42,7 +42,7 @@ FILE_NAME = f"{RESIDENT}身份证.jpg"
 
 
 @pytest.fixture
-async def database_url(templates: dict[str, str], tmp_path: Path) -> AsyncIterator[str]:
+async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     """PostgreSQL, as in production: what is logged does not depend on the engine."""
     async with cloned_database("postgresql", templates, tmp_path) as url:
         yield url
