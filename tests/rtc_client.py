@@ -20,6 +20,8 @@ from aiortc.mediastreams import AudioStreamTrack
 from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
 from av import VideoFrame
 
+from signaling.relay import ice
+
 
 class NoiseVideo(VideoStreamTrack):
     def __init__(self, width: int = 320, height: int = 240, fps: int = 30) -> None:
@@ -166,6 +168,9 @@ class CallClient:
         self.events: list[tuple[str, Any]] = []
         self.publish_pc: RTCPeerConnection | None = None
         self.subscribe_pc: RTCPeerConnection | None = None
+        #: where this client's connections gather host candidates (None: aioice's default,
+        #: every address of the machine but loopback)
+        self.network: ice.MediaNetwork | None = None
         self._offer_ufrag: str | None = None  # of the last subscribe_offer (a new one: a new connection)
         self.sent_payloads: set[bytes] = set()
         self.received: dict[str, int] = defaultdict(int)          # track_id -> decoded frames
@@ -183,6 +188,10 @@ class CallClient:
         self._offers = asyncio.Lock()
         self.sio.on("*", self._record)
         self.sio.on("subscribe_offer", self._on_offer)
+
+    def _peer_connection(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        return pc if self.network is None else ice.gather_on(pc, self.network)
 
     async def _record(self, name: str, data: Any) -> None:
         self.events.append((name, data))
@@ -208,7 +217,7 @@ class CallClient:
         own camera and microphone (``side_camera``, ``side_microphone``)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
-        pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = self.publish_pc = self._peer_connection()
         sources: dict[str, str] = {}
         tracks = [("camera", NoiseVideo(*size, fps=fps))]
         if audio:
@@ -232,7 +241,7 @@ class CallClient:
         """Publish a camera in layers (see `SimulcastCamera`), no microphone."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
-        pc = self.publish_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = self.publish_pc = self._peer_connection()
         transceiver = pc.addTransceiver(_Idle(), direction="sendonly")
         await pc.setLocalDescription(await pc.createOffer())
         reply = await self.request("publish", {"ticket_id": self.ticket_id, "type": "offer",
@@ -284,7 +293,7 @@ class CallClient:
             self.subscribe_pc = None
         self._offer_ufrag = ufrag
         if self.subscribe_pc is None:
-            self.subscribe_pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+            self.subscribe_pc = self._peer_connection()
             self.subscribe_pc.on("track", self._on_track)
         for t in data["tracks"]:
             self.track_by_mid[t["mid"]] = t
