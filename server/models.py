@@ -86,6 +86,30 @@ class TicketStatus(str, enum.Enum):
     no_show = "no_show"
     cancelled = "cancelled"
 
+    # The groups the queue, the calls, the org, the stats and the client speak of, defined here
+    # once (the client's copy, web-client/src/api/status.ts, is checked against them by a test).
+    @classmethod
+    def open_states(cls) -> tuple[TicketStatus, ...]:
+        """Not finished: waiting in the queue, or at a window."""
+        return (cls.waiting, cls.called, cls.in_service)
+
+    @classmethod
+    def in_call_states(cls) -> tuple[TicketStatus, ...]:
+        """At a window: called or being served — the ticket has a call."""
+        return (cls.called, cls.in_service)
+
+    @classmethod
+    def finished_states(cls) -> tuple[TicketStatus, ...]:
+        return (cls.completed, cls.no_show, cls.cancelled)
+
+    @property
+    def is_open(self) -> bool:
+        return self in TicketStatus.open_states()
+
+    @property
+    def in_call(self) -> bool:
+        return self in TicketStatus.in_call_states()
+
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, native_enum=False, length=20, validate_strings=True)

@@ -25,8 +25,10 @@ from server.domain import calls, documents, links
 from server.domain.context import Actor
 from server.domain.errors import Conflict, DomainError
 from server.events import Event
+from server.models import Role
 from server.runtime import Domain
 from signaling.audience import call_room, consultation_room
+from signaling.ids import participant_id, room_id, ticket_of, user_of
 from signaling.relay import quality
 from signaling.relay.ice import MediaNetwork
 from signaling.relay.probe import Probes
@@ -34,14 +36,6 @@ from signaling.relay.relay import Relay, RelayError
 
 log = logging.getLogger("yunbang.calls")
 LINK_SAMPLE_S = 5.0  # how often each participant's link is graded and recorded (domain/links.py)
-
-
-def room_id(ticket_id: int) -> str:
-    return f"t{ticket_id}"
-
-
-def participant_id(user_id: int) -> str:
-    return f"u{user_id}"
 
 
 def socket_room(ticket_id: int) -> str:
@@ -95,7 +89,7 @@ class CallService:
                                                    "active": active}, to=presence.sid)
 
     def _by_ids(self, room: str, participant: str) -> Presence | None:
-        return self.present.get((int(room[1:]), int(participant[1:])))
+        return self.present.get((ticket_of(room), user_of(participant)))
 
     def _label(self, tracks: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Add who publishes each track (user id, role, name) to the relay's track list."""
@@ -103,7 +97,7 @@ class CallService:
         labelled = []
         for t in tracks:
             seat = people.get(t.get("participant_id", ""))
-            extra = {"user_id": seat.user_id, "role": seat.role, "display_name": seat.display_name} if seat else {}
+            extra = {"user_id": seat.user_id, "role": seat.role.value, "display_name": seat.display_name} if seat else {}
             labelled.append({**t, **extra})
         return labelled
 
@@ -141,7 +135,7 @@ class CallService:
         if backstage:
             await self.sio.enter_room(sid, consultation_room(ticket_id))
         await self.sio.emit("participant_joined", self._participant_view(seat), to=self._announce_to(seat), skip_sid=sid)
-        log.info("%s %s the call", seat.role, "rejoined" if rejoin else "joined")
+        log.info("%s %s the call", seat.role.value, "rejoined" if rejoin else "joined")
         if rejoin:
             asyncio.ensure_future(self._guard(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id))))
         else:
@@ -149,7 +143,7 @@ class CallService:
         return {
             "ticket_id": ticket_id,
             "participant_id": participant_id(actor.user_id),
-            "role": seat.role,
+            "role": seat.role.value,
             "rejoined": rejoin,
             "participants": [self._participant_view(p.seat) for k, p in self.present.items()
                              if k[0] == ticket_id and (backstage or not p.seat.private)],
@@ -158,7 +152,7 @@ class CallService:
 
     def _participant_view(self, seat: calls.Seat) -> dict[str, Any]:
         return {"ticket_id": seat.ticket_id, "participant_id": participant_id(seat.user_id), "user_id": seat.user_id,
-                "role": seat.role, "display_name": seat.display_name,
+                "role": seat.role.value, "display_name": seat.display_name,
                 "channel": "consultation" if seat.private else "call"}
 
     def _seat(self, sid: str, actor: Actor, ticket_id: int) -> Presence:
@@ -272,7 +266,7 @@ class CallService:
             if report is None:
                 continue
             rates = [r for r in (report.downlink_bps, report.uplink_bps) if r is not None]
-            by_ticket[ticket_id].append(links.LinkSample(user_id, presence.seat.role, report.grade, report.loss,
+            by_ticket[ticket_id].append(links.LinkSample(user_id, presence.seat.role.value, report.grade, report.loss,
                                                          report.rtt_s, min(rates) if rates else None))
         for ticket_id, samples in by_ticket.items():
             async with self.domain.unit() as uow:
@@ -299,14 +293,14 @@ class CallService:
         if presence.leave_task is not None:
             presence.leave_task.cancel()
         ticket_id, user_id = key
-        log.info("%s left the call", presence.seat.role,
+        log.info("%s left the call", presence.seat.role.value,
                  extra={"user_id": user_id, "ticket_id": ticket_id, "room_id": room_id(ticket_id)})
         await self.relay.leave(room_id(ticket_id), participant_id(user_id))
         await self.sio.leave_room(presence.sid, socket_room(ticket_id))
         await self.sio.leave_room(presence.sid, consultation_room(ticket_id))
         await self.sio.emit("participant_left", self._participant_view(presence.seat),
                             to=self._announce_to(presence.seat))
-        if presence.seat.role == "expert":
+        if presence.seat.role is Role.expert:
             try:
                 async with self.domain.unit() as uow:
                     await calls.leave_seat(uow, presence.seat)

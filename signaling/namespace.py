@@ -26,7 +26,8 @@ from server.domain.context import Actor
 from server.domain.errors import DomainError
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
-from signaling.calls import CallService, room_id
+from signaling.calls import CallService
+from signaling.ids import room_id
 from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
                                 Publish, SubscribeAnswer)
 from signaling.presence import LocalPresence

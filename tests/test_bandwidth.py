@@ -17,6 +17,7 @@ from signaling.relay import feedback
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient
         pt = next(line.split()[0].split(":")[1] for line in lines if line.lower().endswith("opus/48000/2"))
         opus = [line for line in lines if line.startswith(f"a=fmtp:{pt} ")]
         assert opus and "useinbandfec=1" in opus[0] and "usedtx=1" in opus[0], "Opus FEC and DTX asked of the publisher"
-        track = f"u{worker_api.user['id']}:camera"
+        track = track_id(participant_id(worker_api.user['id']), "camera")
         await clerk.wait_frames(track, 10, timeout=30)
-        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
         yield worker, clerk, track, source
     finally:
         await worker.close()

@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from server.config import Settings
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
+from signaling.ids import participant_id
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -95,7 +96,7 @@ async def test_worker_and_clerk_pages_decode_each_other_and_the_screen_share(pla
     await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")
     worker = await open_call(browser, platform, "worker1", ticket["id"])
     clerk = await open_call(browser, platform, "clerk1", ticket["id"])
-    w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+    w, c = participant_id(worker_api.user['id']), participant_id(clerk_api.user['id'])
     await decoding(clerk, f"{w}:camera")
     await decoding(worker, f"{c}:camera")
     await decoding(clerk, f"{w}:microphone")
@@ -113,7 +114,7 @@ async def test_a_reloaded_worker_tab_rejoins_the_call_by_itself(platform: Platfo
     await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")
     worker = await open_call(browser, platform, "worker1", ticket["id"])
     clerk = await open_call(browser, platform, "clerk1", ticket["id"])
-    w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+    w, c = participant_id(worker_api.user['id']), participant_id(clerk_api.user['id'])
     await decoding(clerk, f"{w}:camera")
     await worker.reload()
     await wait_until(worker, "window.yb && window.yb.joined === true", timeout=20)

@@ -13,6 +13,7 @@ from signaling.relay.passthrough import fast_receive_active, never_decoded, neve
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -54,22 +55,22 @@ async def test_worker_and_clerk_see_and_hear_each_other_through_the_relay(platfo
     ticket, worker_api, clerk_api = called
     worker, clerk = await clients(worker_api), await clients(clerk_api)
     joined = await worker.join(ticket["id"])
-    assert joined["role"] == "worker" and joined["participant_id"] == f"u{worker_api.user['id']}"
+    assert joined["role"] == "worker" and joined["participant_id"] == participant_id(worker_api.user['id'])
     assert (await clerk.join(ticket["id"]))["role"] == "clerk"
     assert "sdp" in await worker.publish()
     assert "sdp" in await clerk.publish()
-    w_cam, c_cam = f"u{worker_api.user['id']}:camera", f"u{clerk_api.user['id']}:camera"
+    w_cam, c_cam = track_id(participant_id(worker_api.user['id']), "camera"), track_id(participant_id(clerk_api.user['id']), "camera")
     await clerk.wait_frames(w_cam, 20)
     await worker.wait_frames(c_cam, 20)
-    await clerk.wait_frames(f"u{worker_api.user['id']}:microphone", 20)
-    await worker.wait_frames(f"u{clerk_api.user['id']}:microphone", 20)
+    await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "microphone"), 20)
+    await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "microphone"), 20)
 
     # Passthrough: every video payload the clerk received is one the worker's encoder produced.
     received = clerk.received_payloads[w_cam]
     assert len(received) > 20
     assert all(p in worker.sent_payloads for p in received)
     relay = relay_of(platform)
-    room = relay.rooms[f"t{ticket['id']}"]
+    room = relay.rooms[room_id(ticket['id'])]
     for participant in room.participants.values():
         for source in participant.sources.values():
             assert never_decoded(source.receiver), "the relay never feeds a decoder"
@@ -86,7 +87,7 @@ async def test_a_subscriber_keyframe_request_reaches_the_publisher(called, clien
     await worker.join(ticket["id"])
     await clerk.join(ticket["id"])
     await worker.publish(audio=False)
-    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10)
+    await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 10)
     await asyncio.sleep(0.6)
     before = worker.keyframe_requests
     await clerk.request_keyframe()
@@ -105,10 +106,10 @@ async def test_screen_share_arrives_as_a_second_labelled_video_track(called, cli
     await clerk.join(ticket["id"])
     await clerk.publish()
     clerk_id = clerk_api.user["id"]
-    await worker.wait_frames(f"u{clerk_id}:camera", 5)
+    await worker.wait_frames(track_id(participant_id(clerk_id), "camera"), 5)
     await clerk.publish(screen=True)
-    await worker.wait_frames(f"u{clerk_id}:screen", 10)
-    await worker.wait_frames(f"u{clerk_id}:camera", 10)
+    await worker.wait_frames(track_id(participant_id(clerk_id), "screen"), 10)
+    await worker.wait_frames(track_id(participant_id(clerk_id), "camera"), 10)
     screen = [t for t in worker.track_by_mid.values() if t.get("source") == "screen"]
     assert screen and screen[0]["kind"] == "video" and screen[0]["role"] == "clerk"
 
@@ -134,7 +135,7 @@ async def test_strangers_and_wrong_tickets_are_refused(platform, called, clients
     assert garbage["error"]["code"] in ("malformed_sdp", "negotiation_failed")
     shapeless = await worker.request("publish", {"ticket_id": "x"})
     assert shapeless["error"]["code"] == "invalid_input"
-    assert relay_of(platform).rooms[f"t{ticket['id']}"].participants[f"u{worker_api.user['id']}"].publish_pc is None
+    assert relay_of(platform).rooms[room_id(ticket['id'])].participants[participant_id(worker_api.user['id'])].publish_pc is None
 
 
 async def test_call_chat_is_stored_on_the_case(platform, called, clients) -> None:
@@ -161,17 +162,17 @@ async def test_a_dropped_socket_rejoins_its_place_and_media_flows_again(platform
     await clerk.join(ticket["id"])
     await worker.publish()
     await clerk.publish()
-    w_cam = f"u{worker_api.user['id']}:camera"
+    w_cam = track_id(participant_id(worker_api.user['id']), "camera")
     await clerk.wait_frames(w_cam, 5)
     await worker.close()  # the network went away: socket and peer connections gone
     await asyncio.sleep(0.5)
-    assert f"u{worker_api.user['id']}" in relay_of(platform).rooms[f"t{ticket['id']}"].participants
+    assert participant_id(worker_api.user['id']) in relay_of(platform).rooms[room_id(ticket['id'])].participants
     again = await clients(worker_api)
     reply = await again.join(ticket["id"])
     assert reply["rejoined"] is True
     await again.publish()
     await clerk.wait_frames(w_cam, 20)
-    await again.wait_frames(f"u{clerk_api.user['id']}:camera", 20)
+    await again.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 20)
     assert (await worker_api.get(f"/api/tickets/{ticket['id']}")).body["status"] == "called"
 
 
@@ -186,20 +187,20 @@ async def test_a_broken_subscription_of_one_participant_does_not_fail_another_le
     await clerk.join(ticket["id"])
     await worker.publish(size=(160, 120))
     await clerk.publish(size=(160, 120))
-    await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 5)
-    room = relay_of(platform).rooms[f"t{ticket['id']}"]
-    broken = room.participants[f"u{worker_api.user['id']}"].subscribe_pc
+    await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 5)
+    room = relay_of(platform).rooms[room_id(ticket['id'])]
+    broken = room.participants[participant_id(worker_api.user['id'])].subscribe_pc
     assert broken is not None
     await broken.close()
 
     left = await clerk.request("leave", {"ticket_id": ticket["id"]})
     assert left.get("ok"), left
-    assert f"u{clerk_api.user['id']}" not in room.participants
+    assert participant_id(clerk_api.user['id']) not in room.participants
     assert "error" not in await clerk.join(ticket["id"])
     assert "sdp" in await clerk.publish(size=(160, 120))
     resubscribed = await worker.request("resubscribe", {"ticket_id": ticket["id"]})
     assert resubscribed.get("ok"), resubscribed
-    await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 5, timeout=30)
+    await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 5, timeout=30)
 
 
 async def test_completing_the_ticket_closes_the_call_and_frees_everything(platform, called, clients) -> None:
@@ -209,7 +210,7 @@ async def test_completing_the_ticket_closes_the_call_and_frees_everything(platfo
     await clerk.join(ticket["id"])
     await worker.publish()
     await clerk.publish()
-    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 5)
+    await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 5)
     await clerk_api.post(f"/api/tickets/{ticket['id']}/start")
     await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
 
@@ -230,9 +231,9 @@ async def watching_worker_camera(platform, called, clients):  # type: ignore[no-
     await worker.join(ticket["id"])
     await clerk.join(ticket["id"])
     await worker.publish(audio=False)
-    w_cam = f"u{worker_api.user['id']}:camera"
+    w_cam = track_id(participant_id(worker_api.user['id']), "camera")
     await clerk.wait_frames(w_cam, 30)
-    return worker, clerk, w_cam, relay_of(platform).source(f"t{ticket['id']}", w_cam)
+    return worker, clerk, w_cam, relay_of(platform).source(room_id(ticket['id']), w_cam)
 
 
 async def test_one_lost_packet_does_not_freeze_the_subscriber(platform, called, clients) -> None:
@@ -290,8 +291,8 @@ async def test_fifty_calls_leave_no_peer_connection_task_or_track_behind(platfor
         await clerk.join(ticket["id"])
         await worker.publish()
         await clerk.publish()
-        await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 3)
-        await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 3)
+        await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 3)
+        await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 3)
         await clerk_api.post(f"/api/tickets/{ticket['id']}/cancel", {"reason": "测试"})
         for c in (worker, clerk):
             await c.close()
@@ -321,7 +322,7 @@ async def test_a_subscriber_nack_is_answered_from_the_relay_history(called, clie
     await worker.join(ticket["id"])
     await clerk.join(ticket["id"])
     await worker.publish(audio=False)
-    await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10)
+    await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 10)
     clerk.drop_incoming["armed"] = True
 
     async def retransmitted() -> None:

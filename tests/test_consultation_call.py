@@ -16,6 +16,7 @@ from signaling.relay.passthrough import never_decoded, never_encoded
 from tests.conftest import Api, Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -64,11 +65,11 @@ async def eventually(condition: Any, timeout: float = 5) -> None:
 
 
 def camera(api: Api) -> str:
-    return f"u{api.user['id']}:camera"
+    return track_id(participant_id(api.user['id']), "camera")
 
 
 def microphone(api: Api) -> str:
-    return f"u{api.user['id']}:microphone"
+    return track_id(participant_id(api.user['id']), "microphone")
 
 
 async def test_five_participants_see_and_hear_each_other_through_the_relay(platform: Platform, case, clients) -> None:
@@ -104,7 +105,7 @@ async def test_five_participants_see_and_hear_each_other_through_the_relay(platf
             received = caller.received_payloads[camera(other)]
             assert received and all(p in sender.sent_payloads for p in received)
     relay = platform.app[CALLS].relay
-    room = relay.rooms[f"t{ticket['id']}"]
+    room = relay.rooms[room_id(ticket['id'])]
     assert len(room.participants) == 5
     for participant in room.participants.values():
         assert len(participant.outlets) == 8  # the other four's camera and microphone
@@ -129,10 +130,10 @@ async def test_five_participants_see_and_hear_each_other_through_the_relay(platf
     done = await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "consultation_only"})
     assert done.status == 200, done
     for _ in range(100):
-        if f"t{ticket['id']}" not in relay.rooms:
+        if room_id(ticket['id']) not in relay.rooms:
             break
         await asyncio.sleep(0.05)
-    assert f"t{ticket['id']}" not in relay.rooms
+    assert room_id(ticket['id']) not in relay.rooms
     timeline = (await clerk_api.get(f"/api/tickets/{ticket['id']}/consultations")).body["timeline"]
     kinds = [e["kind"] for e in timeline]
     assert kinds.count("joined") == 4 and kinds.count("left") == 1  # three experts, one came back
@@ -151,7 +152,7 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
         # the clerk: camera + microphone for the resident, side ones for the experts
         assert "sdp" in await caller.publish(side=side, size=(160, 120))
 
-    side_camera = f"u{clerk_api.user['id']}:side_camera"
+    side_camera = track_id(participant_id(clerk_api.user['id']), "side_camera")
     await clerk.wait_frames(camera(expert_api), 10, timeout=60)
     await expert.wait_frames(side_camera, 10, timeout=60)
     await expert.wait_frames(camera(worker_api), 10, timeout=60)
@@ -166,7 +167,7 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
     assert too_early["error"]["code"] == "not_in_main_call"
     await asyncio.sleep(0.5)
 
-    private = {camera(expert_api), microphone(expert_api), side_camera, f"u{clerk_api.user['id']}:side_microphone"}
+    private = {camera(expert_api), microphone(expert_api), side_camera, track_id(participant_id(clerk_api.user['id']), "side_microphone")}
     offered = {t.get("track_id") for t in worker.track_by_mid.values() if t.get("active")}
     assert not offered & private, offered
     assert not set(worker.received) & private
@@ -185,13 +186,13 @@ async def test_the_private_channel_never_reaches_the_extension_point(platform: P
     await worker.wait_frames(camera(expert_api), 10, timeout=60)
     await worker.wait_frames(microphone(expert_api), 10, timeout=60)
     await eventually(lambda: any(p["role"] == "expert" for p in worker.named("participant_joined")))
-    assert not set(worker.received) & {side_camera, f"u{clerk_api.user['id']}:side_microphone"}
+    assert not set(worker.received) & {side_camera, track_id(participant_id(clerk_api.user['id']), "side_microphone")}
 
     # Sent back: the worker's subscription drops the expert's tracks at once.
     assert (await clerk_api.post(f"/api/tickets/{ticket['id']}/consultations/send-back", {})).status == 200
     relay = platform.app[CALLS].relay
-    source = relay.source(f"t{ticket['id']}", camera(expert_api))
-    worker_outlets = relay.rooms[f"t{ticket['id']}"].participants[f"u{worker_api.user['id']}"].outlets
+    source = relay.source(room_id(ticket['id']), camera(expert_api))
+    worker_outlets = relay.rooms[room_id(ticket['id'])].participants[participant_id(worker_api.user['id'])].outlets
     assert source is not None and all(o is not w for o in source.outlets for w in worker_outlets)
     await eventually(lambda: any(p["role"] == "expert" for p in worker.named("participant_left")))
 

@@ -21,6 +21,7 @@ from server.keys import CALLS
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, on_the_machines_address, take, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, room_id
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).with_name("gst_client.py")
@@ -106,7 +107,7 @@ async def call(platform: Platform, tmp_path: Path):
     worker = await GstPeer.start(platform, worker_api.token, ticket["id"], tmp_path / "gst_client.log")
     clerk = await CallClient(platform.base, clerk_api.token).connect()
     try:
-        yield ticket, worker, clerk, f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+        yield ticket, worker, clerk, participant_id(worker_api.user['id']), participant_id(clerk_api.user['id'])
     finally:
         await worker.close()
         await clerk.close()
@@ -121,7 +122,7 @@ async def test_webrtcbin_worker_publishes_to_an_aiortc_clerk_and_receives_the_cl
     assert (published["offer_setup"], published["answer_setup"]) == ("actpass", "active"), "the relay is the DTLS client"
     await clerk.wait_frames(f"{w}:camera", 20)
     await clerk.wait_frames(f"{w}:microphone", 20)
-    publisher_side = platform.app[CALLS].relay.rooms[f"t{ticket['id']}"].participants[w].publish_pc
+    publisher_side = platform.app[CALLS].relay.rooms[room_id(ticket['id'])].participants[w].publish_pc
     cipher = publisher_side.getTransceivers()[0].receiver.transport._ssl.get_cipher_name()
     assert cipher.startswith("ECDHE-RSA-"), f"webrtcbin's certificate is RSA: {cipher}"
 

@@ -15,6 +15,7 @@ from server.api.rtc import IceServers
 from server.config import Settings
 from signaling.turn import ice_servers, turn_credentials
 from tests.conftest import Platform
+from signaling.ids import participant_id
 
 SECRET = "test-turn-secret-0123456789"
 
@@ -63,7 +64,7 @@ async def test_logged_in_users_get_stun_and_short_lived_turn(platform: Platform)
     assert turn["urls"] == ["turn:turn.example.org:3478?transport=udp", "turns:turn.example.org:443?transport=tcp"]
     assert turn["credentialType"] == "password" and turn["credential"] == expected_credential(turn["username"])
     expiry, label = turn["username"].split(":")
-    assert label == f"u{worker.user['id']}" and "worker1" not in turn["username"]
+    assert label == participant_id(worker.user['id']) and "worker1" not in turn["username"]
     assert 0 < int(expiry) - time.time() <= reply.body["ttl_seconds"]
     assert IceServers.model_validate(reply.body).model_dump(exclude_none=True) == reply.body, "as OpenAPI says"
     other = (await clerk.get("/api/ice-servers")).body["ice_servers"][1]

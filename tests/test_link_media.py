@@ -18,6 +18,7 @@ from signaling.relay import quality
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
+from signaling.ids import participant_id, room_id, track_id
 
 
 async def until(condition: Any, timeout: float, what: str) -> None:
@@ -52,10 +53,10 @@ async def test_a_subscriber_on_a_thin_link_shows_on_the_wall_as_a_poor_call(plat
         await worker.join(ticket["id"])
         await clerk.join(ticket["id"])
         await worker.publish(size=(160, 120))
-        track = f"u{worker_api.user['id']}:camera"
+        track = track_id(participant_id(worker_api.user['id']), "camera")
         await clerk.wait_frames(track, 10, timeout=30)
         await asyncio.sleep(2)
-        clean = quality.room_links(service.relay, f"t{ticket['id']}")
+        clean = quality.room_links(service.relay, room_id(ticket['id']))
         assert {r.grade for r in clean.values()} == {"good"}, f"a clean loopback call is good: {clean}"
         clerk.quiet_estimator()
 
@@ -71,7 +72,7 @@ async def test_a_subscriber_on_a_thin_link_shows_on_the_wall_as_a_poor_call(plat
             return any(c["ticket_id"] == ticket["id"] for c in wall["poor_now"])
 
         await until(poor_on_the_wall, 15, "the call listed as poor")
-        report = quality.room_links(service.relay, f"t{ticket['id']}")[f"u{clerk_api.user['id']}"]
+        report = quality.room_links(service.relay, room_id(ticket['id']))[participant_id(clerk_api.user['id'])]
         # poor for its 60 kbit/s, and (once the relay pauses its video for it, audio first) for that
         assert report.grade == "poor" and (report.downlink_bps == 60_000 or report.video_paused == 1), report
         wall = (await supervisor.get("/api/dashboard/links")).body

@@ -32,6 +32,7 @@ from tests.conftest import Api, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.media import phone_photo
 from tests.services import _free_port
+from signaling.ids import room_id
 
 ROOT = Path(__file__).resolve().parents[1]
 RESIDENT = "欧阳翠花"
@@ -173,7 +174,7 @@ async def test_a_case_from_ticket_to_call_logs_json_lines_with_its_ids_and_nothi
         for verb in ("joined", "left"):
             mine = [r for r in calls if verb in r["message"] and r.get("user_id") == user["id"]]
             assert mine, f"no '{verb}' line for user {user['id']}:\n{text}"
-            assert (mine[0]["ticket_id"], mine[0]["room_id"]) == (ticket["id"], f"t{ticket['id']}")
+            assert (mine[0]["ticket_id"], mine[0]["room_id"]) == (ticket["id"], room_id(ticket['id']))
     joined = [r for r in calls if "joined" in r["message"]]
     assert all("request_id" in r for r in joined), "the socket's own request names its events' lines"
 

@@ -24,6 +24,7 @@ from signaling.relay import ice
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
+from signaling.ids import participant_id, room_id
 
 CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
 
@@ -86,13 +87,13 @@ async def test_a_worker_offering_only_mdns_candidates_publishes_and_sees_the_cle
     await clerk.join(ticket["id"])
     await worker.publish()
     await clerk.publish()
-    w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+    w, c = participant_id(worker_api.user['id']), participant_id(clerk_api.user['id'])
 
     await clerk.wait_frames(f"{w}:camera", 15)
     await clerk.wait_frames(f"{w}:microphone", 15)
     await worker.wait_frames(f"{c}:camera", 15)
 
-    room = platform.app[CALLS].relay.rooms[f"t{ticket['id']}"]
+    room = platform.app[CALLS].relay.rooms[room_id(ticket['id'])]
     publisher_side = room.participants[w].publish_pc
     assert publisher_side.connectionState == "connected"
     assert _remote_types(publisher_side) == {"prflx"}, "the worker was found by its own checks"
@@ -116,8 +117,8 @@ async def test_a_peer_whose_checks_never_arrive_still_fails(platform, clients, m
                                              "sdp": pc.localDescription.sdp,
                                              "sources": {pc.getTransceivers()[0].mid: "camera"}})
     assert "sdp" in reply, reply
-    room = platform.app[CALLS].relay.rooms[f"t{ticket['id']}"]
-    relay_side = room.participants[f"u{worker_api.user['id']}"].publish_pc
+    room = platform.app[CALLS].relay.rooms[room_id(ticket['id'])]
+    relay_side = room.participants[participant_id(worker_api.user['id'])].publish_pc
     await asyncio.sleep(0.5)
     assert relay_side.iceConnectionState == "checking", "waiting for checks, not failed at once"
     for _ in range(100):

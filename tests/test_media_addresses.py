@@ -18,6 +18,7 @@ from signaling.relay import ice
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
+from signaling.ids import participant_id, room_id, track_id
 
 CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", re.M)
 
@@ -86,13 +87,13 @@ async def test_behind_1_to_1_nat_clients_are_told_the_announced_address_and_reac
         assert {(a, 42000 <= p <= 42099) for a, p in CANDIDATE.findall(answer["sdp"]) for p in [int(p)]} == {
             ("127.0.0.1", True)}, answer["sdp"]
         await clerk.publish(size=(160, 120))
-        await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10, timeout=30)
-        await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 10, timeout=30)
+        await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 10, timeout=30)
+        await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 10, timeout=30)
         assert clerk.subscribe_pc is not None
         offered = clerk.subscribe_pc.remoteDescription.sdp
         assert {a for a, _ in CANDIDATE.findall(offered)} == {"127.0.0.1"}
         # the relay's side of the pair is a socket bound to 0.0.0.0, in the range
-        room = relay.rooms[f"t{ticket['id']}"]
+        room = relay.rooms[room_id(ticket['id'])]
         for participant in room.participants.values():
             for pc in (participant.publish_pc, participant.subscribe_pc):
                 assert pc is not None

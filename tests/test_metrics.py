@@ -28,6 +28,7 @@ from tests.helpers import district_item, take, until, window_of
 from tests.media import phone_photo
 from tests.rtc_client import CallClient
 from tests.topology import Processes, free_port, make_certificates, missing_programs, nginx_main_conf, nginx_version
+from signaling.ids import participant_id, track_id
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-token-for-the-test-0123456789"
@@ -168,8 +169,8 @@ async def test_the_counters_follow_a_call_an_upload_and_the_end_of_the_case(plat
         await clerk.join(ticket["id"])
         await worker.publish(size=(160, 120))
         await clerk.publish(size=(160, 120))
-        await clerk.wait_frames(f"u{worker_api.user['id']}:camera", 10)
-        await worker.wait_frames(f"u{clerk_api.user['id']}:camera", 10)
+        await clerk.wait_frames(track_id(participant_id(worker_api.user['id']), "camera"), 10)
+        await worker.wait_frames(track_id(participant_id(clerk_api.user['id']), "camera"), 10)
         form = aiohttp.FormData()
         form.add_field("material", "other")
         form.add_field("file", phone_photo(), filename="身份证.jpg", content_type="image/jpeg")

@@ -37,6 +37,7 @@ from tests.helpers import district_item, take
 from tests.topology import S3_KEY, S3_SECRET, Topology, missing_programs, production
 from tests.web import decoding, eventually, require_built_client
 from tests.web import browser  # noqa: F401  (the browser fixture)
+from signaling.ids import participant_id, track_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,7 +208,7 @@ async def test_the_story_through_tls_turn_and_the_bucket(topology: Topology, bro
         await clerk.wait_for_url("**/app/clerk")
         await clerk.click("[data-testid=call-next]")
         await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
-        worker_cam, clerk_cam = f"u{worker_api.user['id']}:camera", f"u{clerk_api.user['id']}:camera"
+        worker_cam, clerk_cam = track_id(participant_id(worker_api.user['id']), "camera"), track_id(participant_id(clerk_api.user['id']), "camera")
         await asyncio.gather(decoding(clerk, worker_cam), decoding(worker, clerk_cam))
 
         # The worker's two connections go through coturn; the clerk's reach the relay directly.

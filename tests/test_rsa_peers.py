@@ -26,6 +26,7 @@ from signaling.relay import dtls
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, room_id
 
 OPENSSL_DEFAULT_CIPHERS = b"ALL:!ADH:!LOW:!EXP:!MD5:@STRENGTH"  # GStreamer 1.22's gstdtlsagent.c
 
@@ -95,13 +96,13 @@ async def test_worker_and_clerk_with_rsa_certificates_see_each_other_through_the
     reply = await worker.publish()
     assert "a=setup:active" in reply["sdp"], "the relay is the DTLS client of a publisher"
     await clerk.publish()
-    w, c = f"u{worker_api.user['id']}", f"u{clerk_api.user['id']}"
+    w, c = participant_id(worker_api.user['id']), participant_id(clerk_api.user['id'])
     await clerk.wait_frames(f"{w}:camera", 15)
     await worker.wait_frames(f"{c}:camera", 15)
     await clerk.wait_frames(f"{w}:microphone", 15)
 
     assert isinstance(worker.publish_pc._RTCPeerConnection__certificates[0]._key, rsa.RSAPrivateKey)
-    room = platform.app[CALLS].relay.rooms[f"t{ticket['id']}"]
+    room = platform.app[CALLS].relay.rooms[room_id(ticket['id'])]
     publisher_side = room.participants[w].publish_pc
     assert _dtls_of(publisher_side)._role == "client"
     assert _cipher(publisher_side).startswith("ECDHE-RSA-"), "the RSA publisher signed the key exchange"

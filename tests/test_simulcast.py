@@ -17,6 +17,7 @@ from signaling.relay import feedback
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import LAYERS, CallClient, SimulcastCamera
+from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -43,9 +44,9 @@ async def layered(platform: Platform) -> AsyncIterator[tuple[CallClient, CallCli
         reply = await worker.publish_simulcast(camera)
         assert "a=simulcast:recv q;h;f" in reply["sdp"], "the relay accepts the three layers"
         assert "a=rid:q recv" in reply["sdp"] and "sdes:rtp-stream-id" in reply["sdp"]
-        track = f"u{worker_api.user['id']}:camera"
+        track = track_id(participant_id(worker_api.user['id']), "camera")
         await clerk.wait_frames(track, 5, timeout=30)
-        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
         yield worker, clerk, camera, track, source
     finally:
         camera.stop()
@@ -161,10 +162,10 @@ async def test_in_a_five_party_room_each_subscriber_gets_its_own_layer(platform:
         for person in people:
             assert "error" not in await person.join(ticket["id"])
         await worker.publish_simulcast(camera)
-        track = f"u{worker_api.user['id']}:camera"
+        track = track_id(participant_id(worker_api.user['id']), "camera")
         for viewer in viewers:
             await viewer.wait_frames(track, 5, timeout=60)
-        source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+        source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
         assert source is not None and len(source.outlets) == 4
         thin = viewers[-1]
         thin.quiet_estimator()

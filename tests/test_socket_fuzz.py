@@ -22,6 +22,7 @@ import socketio
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
+from signaling.ids import participant_id, track_id
 
 SEED = 20261123
 EVENTS_PER_CLIENT = 70
@@ -177,7 +178,7 @@ async def test_every_fuzzed_event_is_answered_while_a_call_keeps_running(
         assert (await clerk.join(ticket["id"]))["role"] == "clerk"
         await worker.publish()
         await clerk.publish()
-        worker_cam = f"u{worker_api.user['id']}:camera"
+        worker_cam = track_id(participant_id(worker_api.user['id']), "camera")
         await clerk.wait_frames(worker_cam, 10)
 
         for api in [worker2, clerk2, await platform.login("expert1"), await platform.login("supervisor1"),

@@ -22,6 +22,7 @@ from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.web import decoding, eventually, log_in, person
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from signaling.ids import participant_id, track_id
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,8 +127,8 @@ async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_dr
     _, clerk = await person(browser, platform)
     await log_in(clerk, "clerk1")
     await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(mine["number"])
-    await decoding(clerk, f"u{worker_id}:camera")
-    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
 
     # In the call: the socket drops and comes back; the page rejoins its place in the call
     # and media flows both ways again, without a reload.
@@ -136,15 +137,15 @@ async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_dr
     await expect(worker.locator("[data-testid=reconnecting]")).to_be_hidden()
     await eventually(lambda: worker.evaluate("window.yb.call.state.rejoins >= 1 && window.yb.call.state.phase === 'connected'"),
                      what="the call rejoined")
-    await decoding(worker, f"u{clerk_id}:camera")
-    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
 
     # A reloaded tab finds its ticket and takes its place in the call again by itself.
     await worker.reload()
     await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
     assert await worker.evaluate("window.yb.call.state.rejoins") == 1
-    await decoding(worker, f"u{clerk_id}:camera")
-    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
 
 
 async def test_the_language_switch_turns_the_interface_to_english_and_back(platform: Platform, browser: Browser) -> None:

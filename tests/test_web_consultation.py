@@ -14,6 +14,7 @@ from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.web import decoding, eventually, log_in, person
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from signaling.ids import participant_id, track_id
 
 
 def expert_row(page: Page, expert_id: int):  # type: ignore[no-untyped-def]
@@ -145,16 +146,16 @@ async def test_an_expert_comes_back_into_the_consultation_after_a_reload_and_aft
     room = expert.locator("[data-testid=consultation-room]")
     await expect(room).to_have_attribute("data-ticket-id", str(ticket["id"]))
     await expect(expert.locator("[data-testid=expert-channel]")).to_have_attribute("data-channel", "consultation")
-    await decoding(clerk, f"u{expert_id}:camera")
-    await decoding(expert, f"u{clerk_id}:camera")
+    await decoding(clerk, track_id(participant_id(expert_id), "camera"))
+    await decoding(expert, track_id(participant_id(clerk_id), "camera"))
     await expect(invitation_of(clerk, expert_id).locator(".where")).to_have_text("在会商频道中")
 
     # A reload: the same place in the call, media again.
     await expert.reload()
     await expect(expert.locator("[data-testid=expert-channel]")).to_have_attribute("data-channel", "consultation")
     await expect(expert.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
-    await decoding(expert, f"u{clerk_id}:camera")
-    await decoding(clerk, f"u{expert_id}:camera")
+    await decoding(expert, track_id(participant_id(clerk_id), "camera"))
+    await decoding(clerk, track_id(participant_id(expert_id), "camera"))
 
     # Stepping out of the video keeps the consultation; the clerk sees the expert gone, then back.
     await expert.click("[data-testid=leave-consultation]")
@@ -164,7 +165,7 @@ async def test_an_expert_comes_back_into_the_consultation_after_a_reload_and_aft
     await expect(expert.locator("[data-testid=my-presence]")).to_contain_text("在线")
     await expert.click("[data-testid=open-consultation]")
     await expect(expert.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
-    await decoding(clerk, f"u{expert_id}:camera")
+    await decoding(clerk, track_id(participant_id(expert_id), "camera"))
     await expect(invitation_of(clerk, expert_id).locator(".where")).to_have_text("在会商频道中")
     kinds = [e["kind"] for e in (await clerk_api.get(f"/api/tickets/{ticket['id']}/consultations")).body["timeline"]]
     assert kinds.count("left") == 1 and kinds.count("joined") >= 2

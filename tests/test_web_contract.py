@@ -73,3 +73,18 @@ def test_every_event_the_client_listens_to_is_typed() -> None:
             used |= set(re.findall(r'live\.on\("([\w.\-]+)"', path.read_text(encoding="utf-8")))
     assert used, "no live.on calls found"
     assert used <= typed, f"untyped events: {sorted(used - typed)}"
+
+
+def test_client_ticket_status_groups_are_the_servers() -> None:
+    """The client's status groups (web-client/src/api/status.ts) are the enum's, value for value."""
+    from server.models import TicketStatus
+
+    source = (ROOT / "web-client" / "src" / "api" / "status.ts").read_text(encoding="utf-8")
+
+    def client_group(name: str) -> list[str]:
+        match = re.search(rf"export const {name}: readonly TicketStatus\[\] = \[(.*?)\];", source)
+        assert match, f"{name} not found in status.ts"
+        return re.findall(r'"(\w+)"', match.group(1))
+
+    assert client_group("OPEN_STATES") == [s.value for s in TicketStatus.open_states()]
+    assert client_group("IN_CALL_STATES") == [s.value for s in TicketStatus.in_call_states()]

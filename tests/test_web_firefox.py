@@ -27,6 +27,7 @@ from signaling.relay import dtls
 from tests.conftest import Platform
 from tests.helpers import district_item, on_the_machines_address, take
 from tests.web import browser, database_url, decoding, eventually, log_in, person, screenshot, settings  # noqa: F401
+from signaling.ids import participant_id, room_id, track_id
 
 DRIVER = Path(__file__).resolve().parent / "firefox"
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"
@@ -164,7 +165,7 @@ async def firefox() -> AsyncIterator[Firefox]:
 
 
 def _relay_side(platform: Platform, ticket_id: int, user_id: int) -> Any:
-    return platform.app[CALLS].relay.rooms[f"t{ticket_id}"].participants[f"u{user_id}"]
+    return platform.app[CALLS].relay.rooms[room_id(ticket_id)].participants[participant_id(user_id)]
 
 
 def _remote_types(pc: Any) -> set[str]:
@@ -190,9 +191,9 @@ async def test_firefox_worker_offering_only_mdns_candidates_calls_a_chromium_cle
     await expect(clerk.locator("[data-testid=current-ticket]")).to_contain_text(ticket["number"])
 
     # The call opens on the worker's Firefox; each side decodes the other's video.
-    await firefox_decoding(worker, f"u{clerk_id}:camera")
-    await decoding(clerk, f"u{worker_id}:camera")
-    await decoding(clerk, f"u{worker_id}:microphone")
+    await firefox_decoding(worker, track_id(participant_id(clerk_id), "camera"))
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
+    await decoding(clerk, track_id(participant_id(worker_id), "microphone"))
     # Firefox's offer named no address, only mDNS names.
     sdp = await worker.evaluate("window.yb.call.pub.localDescription.sdp")
     candidates = re.findall(r"^a=candidate:.*$", sdp, re.M)
@@ -234,9 +235,9 @@ async def test_firefox_clerk_calls_a_chromium_worker_and_closes_the_case(
     await until(lambda: clerk.text("[data-testid=current-ticket]"), "the called ticket")
     assert ticket["number"] in await clerk.text("[data-testid=current-ticket]")
 
-    await firefox_decoding(clerk, f"u{worker_id}:camera")
-    await decoding(worker, f"u{clerk_id}:camera")
-    await decoding(worker, f"u{clerk_id}:microphone")
+    await firefox_decoding(clerk, track_id(participant_id(worker_id), "camera"))
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
+    await decoding(worker, track_id(participant_id(clerk_id), "microphone"))
     await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
     assert await until(lambda: clerk.evaluate("window.yb.call.state.phase === 'connected'"), "通话中 on Firefox")
     relay_side = _relay_side(platform, ticket["id"], clerk_id)
@@ -299,8 +300,8 @@ async def test_a_camera_that_does_not_get_through_is_told_and_retried_with_back_
     monkeypatch.undo()
     await until(lambda: worker.evaluate("window.yb.call.state.phase === 'connected' && window.yb.call.state.trouble === ''"),
                 "the worker's call up after a retry", timeout=75)
-    await decoding(clerk, f"u{worker_id}:camera", timeout=30)
-    await firefox_decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"), timeout=30)
+    await firefox_decoding(worker, track_id(participant_id(clerk_id), "camera"))
     await expect(clerk.locator("[data-testid=media-trouble]")).to_have_count(0, timeout=30000)
     await expect(clerk.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
 

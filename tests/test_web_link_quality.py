@@ -18,6 +18,7 @@ from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
 from tests.web import decoding, eventually, log_in, person, screenshot
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from signaling.ids import participant_id, room_id, track_id
 
 
 async def test_tiles_show_link_quality_and_a_paused_video_says_so(platform: Platform, browser: Browser) -> None:
@@ -34,8 +35,8 @@ async def test_tiles_show_link_quality_and_a_paused_video_says_so(platform: Plat
     await log_in(worker, "worker1")
     _, clerk = await person(browser, platform)
     await log_in(clerk, "clerk1")
-    await decoding(worker, f"u{clerk_id}:camera")
-    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
     _, wall = await person(browser, platform)
     await log_in(wall, "supervisor1")
     await wall.wait_for_url("**/app/wall")
@@ -54,12 +55,12 @@ async def test_tiles_show_link_quality_and_a_paused_video_says_so(platform: Plat
 
     # The relay finds the worker's link too thin for the clerk's video: it pauses that video for
     # the worker (as feedback.video_paused decides on a thin REMB) and tells the page.
-    room, track = f"t{ticket['id']}", f"u{clerk_id}:camera"
+    room, track = room_id(ticket['id']), track_id(participant_id(clerk_id), "camera")
     source = calls.relay.source(room, track)
-    viewer = calls.relay.rooms[room].participants[f"u{worker_id}"]
+    viewer = calls.relay.rooms[room].participants[participant_id(worker_id)]
     (outlet,) = [o for o in source.outlets if o in viewer.outlets]
     outlet.paused, outlet.paused_at, outlet.pauses = True, time.monotonic(), 1
-    await calls.video_paused(room, f"u{worker_id}", track, True)
+    await calls.video_paused(room, participant_id(worker_id), track, True)
     paused = worker.locator("[data-testid=video-paused]")
     await expect(paused).to_have_text("网络较差，已暂停视频")
     await expect(worker.locator("[data-testid=remote-main] ~ [data-testid=link-quality]")).to_have_attribute(
@@ -84,7 +85,7 @@ async def test_tiles_show_link_quality_and_a_paused_video_says_so(platform: Plat
     # After its wait the relay tries the video again (a keyframe first); the notice goes.
     await expect(paused).to_have_count(0, timeout=20000)
     assert not outlet.paused
-    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
 
 
 async def open_probe(client: CallClient) -> RTCPeerConnection:

@@ -16,6 +16,7 @@ from server.keys import CALLS
 from tests.conftest import Platform
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
 from tests.web import clerk_watching_worker, eventually
+from signaling.ids import room_id
 
 HOLD_EVERY_S = 1.5
 HOLD_S = 0.35  # a repair over a 200 ms round trip, and the relay's wait for it
@@ -76,7 +77,7 @@ async def test_late_frames_stop_freezing_once_the_page_holds_them_longer(platfor
     start = await playout(clerk, track)
     assert start["target"] is None, "a clean link: the browser's own playout"
 
-    source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+    source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
     assert source is not None
     (outlet,) = source.outlets
     holding = late_frames(outlet)
@@ -102,7 +103,7 @@ NEAR_HOLD_S = 0.12  # late, but under Chromium's freeze (an inter-frame delay 15
 async def test_frames_late_by_less_than_a_freeze_raise_the_hold_before_a_freeze(
         platform: Platform, browser: Browser) -> None:
     ticket, track, clerk = await clerk_watching_worker(platform, browser, "将冻群众")
-    source = platform.app[CALLS].relay.source(f"t{ticket['id']}", track)
+    source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
     assert source is not None
     (outlet,) = source.outlets
     await asyncio.sleep(6)  # past the page's warm-up: a start is irregular

@@ -12,6 +12,7 @@ from server.keys import CALLS
 from tests.conftest import Platform
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
 from tests.web import clerk_watching_worker, decoding, eventually
+from signaling.ids import room_id
 
 
 async def received_video(page: Page, track_id: str) -> dict[str, Any]:
@@ -50,7 +51,7 @@ async def test_the_clerk_page_gets_the_layer_its_link_carries(platform: Platform
     ticket, track, clerk = await clerk_watching_worker(platform, browser, "分层群众")
 
     relay = platform.app[CALLS].relay
-    source = relay.source(f"t{ticket['id']}", track)
+    source = relay.source(room_id(ticket['id']), track)
     assert source is not None and [s.rid for s in source.streams] == ["q", "h", "f"], "published in layers"
     await eventually(lambda: _async(sum(s.packets > 0 for s in source.streams) >= 2), 30, "two layers arriving")
     (outlet,) = source.outlets

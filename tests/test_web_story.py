@@ -20,6 +20,7 @@ import asyncio
 from tests.conftest import Platform
 from tests.web import decoding, eventually, log_in, person, screenshot
 from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from signaling.ids import participant_id, track_id
 
 
 def id_card_photo(path: Path) -> Path:
@@ -98,8 +99,8 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
 
     # The call opens by itself on the worker's page; each side decodes the other's video.
     await expect(worker.locator("[data-testid=called-banner]")).to_be_visible()
-    await decoding(clerk, f"u{worker_id}:camera")
-    await decoding(worker, f"u{clerk_id}:camera")
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
+    await decoding(worker, track_id(participant_id(clerk_id), "camera"))
     await clerk.click("[data-testid=start]")
     await expect(clerk.locator("[data-testid=ticket-status]")).to_have_text("办理中")
 
@@ -108,7 +109,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await worker.locator(".el-select-dropdown__item:visible", has_text="fake_device_2").click()
     await expect(worker.locator("[data-testid=camera-select]")).to_contain_text("fake_device_2")
     assert await worker.evaluate("window.yb.call.cameraTrack().label") == "fake_device_2"
-    await decoding(clerk, f"u{worker_id}:camera")
+    await decoding(clerk, track_id(participant_id(worker_id), "camera"))
 
     # They write to each other.
     await clerk.fill("input[data-testid=chat-input]", "请把身份证放到摄像头前")
@@ -206,8 +207,8 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     channel = expert.locator("[data-testid=expert-channel]")
     await expect(channel).to_have_attribute("data-channel", "consultation")
     await expect(channel).to_contain_text("群众看不到")
-    await asyncio.gather(decoding(clerk, f"u{expert_id}:camera"), decoding(expert, f"u{clerk_id}:camera"),
-                         decoding(expert, f"u{worker_id}:camera"))
+    await asyncio.gather(decoding(clerk, track_id(participant_id(expert_id), "camera")), decoding(expert, track_id(participant_id(clerk_id), "camera")),
+                         decoding(expert, track_id(participant_id(worker_id), "camera")))
     tile = clerk.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")
     await expect(tile.locator("[data-testid=private-badge]")).to_have_text("会商中（群众不可见）")
     await expect(clerk.locator("[data-testid=consult-stage]")).to_have_attribute("data-stage", "private")
@@ -222,11 +223,11 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     # 私下交流: the clerk's voice goes to the expert only; the resident's side hears a muted microphone.
     await clerk.click("[data-testid=private-talk]")
     await expect(clerk.locator("[data-testid=private-talk-on]")).to_be_visible()
-    await decoding(expert, f"u{clerk_id}:side_microphone")
-    await eventually(lambda: muted_is(worker, f"u{clerk_id}:microphone", True), what="the clerk's microphone muted for the worker")
+    await decoding(expert, track_id(participant_id(clerk_id), "side_microphone"))
+    await eventually(lambda: muted_is(worker, track_id(participant_id(clerk_id), "microphone"), True), what="the clerk's microphone muted for the worker")
     await clerk.click("[data-testid=private-talk]")
     await expect(clerk.locator("[data-testid=private-talk-on]")).to_be_hidden()
-    await eventually(lambda: muted_is(worker, f"u{clerk_id}:microphone", False), what="the clerk's microphone back for the worker")
+    await eventually(lambda: muted_is(worker, track_id(participant_id(clerk_id), "microphone"), False), what="the clerk's microphone back for the worker")
 
     # The expert reads the case's documents (no review: that is the clerk's).
     await line(expert, "身份证").locator(".thumb").first.click()
@@ -240,7 +241,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(clerk.locator("[data-testid=opinions]")).to_contain_text("户籍迁入满一年即可申领")
 
     # Nothing of it reached the extension point.
-    private = {f"u{expert_id}:camera", f"u{expert_id}:microphone", f"u{clerk_id}:side_microphone"}
+    private = {track_id(participant_id(expert_id), "camera"), track_id(participant_id(expert_id), "microphone"), track_id(participant_id(clerk_id), "side_microphone")}
     assert not (await received(worker)) & private
     assert not await worker.evaluate("window.yb.call.state.participants.some((p) => p.role === 'expert')")
     await expect(worker.locator("[data-testid=chat-messages]")).not_to_contain_text("户籍")
@@ -252,10 +253,10 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await clerk.click("[data-testid=bring-in]")
     await expect(channel).to_have_attribute("data-channel", "call")
     await expect(clerk.locator("[data-testid=consult-stage]")).to_have_attribute("data-stage", "main")
-    await asyncio.gather(*(decoding(page, f"u{other}:camera") for page, others in (
+    await asyncio.gather(*(decoding(page, track_id(participant_id(other), "camera")) for page, others in (
         (worker, (clerk_id, expert_id)), (clerk, (worker_id, expert_id)), (expert, (worker_id, clerk_id)),
     ) for other in others))
-    await decoding(worker, f"u{expert_id}:microphone")
+    await decoding(worker, track_id(participant_id(expert_id), "microphone"))
     expert_tile = worker.locator(f"[data-testid=remote-tile][data-track-id='u{expert_id}:camera']")
     await expect(expert_tile).to_contain_text("专家 孙建国")
     await expect(expert_tile.locator("[data-testid=private-badge]")).to_have_count(0)
@@ -266,7 +267,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expert.fill("input[data-testid=chat-input]", "大爷您好，我是民政专家")
     await expert.keyboard.press("Enter")
     await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("我是民政专家")
-    assert f"u{clerk_id}:side_microphone" not in await received(worker)
+    assert track_id(participant_id(clerk_id), "side_microphone") not in await received(worker)
 
     # 请专家回避: the extension point loses the expert at once; clerk and expert still consult.
     await clerk.click("[data-testid=send-back]")
@@ -281,7 +282,7 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
 
     # Screen sharing: the worker's page receives the clerk's screen as a second video.
     await clerk.click("[data-testid=share-screen]")
-    await decoding(worker, f"u{clerk_id}:screen")
+    await decoding(worker, track_id(participant_id(clerk_id), "screen"))
     await expect(worker.locator("[data-testid=remote-main]")).to_have_attribute("data-source", "screen")
     await screenshot(worker, "worker-screen-share")
 

@@ -14,6 +14,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from server.config import Settings
 from tests.conftest import Platform, Templates, cloned_database
+from signaling.ids import participant_id, track_id
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "web-client" / "dist"
@@ -125,7 +126,7 @@ async def clerk_watching_worker(platform: Platform, browser: Browser, resident: 
     worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
     ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], resident)
     assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
-    track = f"u{worker_api.user['id']}:camera"
+    track = track_id(participant_id(worker_api.user['id']), "camera")
     context, worker = await person(browser, platform)
     await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
     await log_in(worker, "worker1")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.base import CASE_PARTIES, actor, ok, route
 from server.keys import SETTINGS
+from signaling.ids import participant_id
 from signaling.turn import ice_servers, transport_policy
 
 
@@ -39,6 +40,6 @@ class IceServers(BaseModel):
 async def get_ice_servers(request: web.Request) -> web.Response:
     who = await actor(request)
     settings = request.app[SETTINGS]
-    return ok({"ice_servers": ice_servers(settings, f"u{who.user_id}", time.time()),
+    return ok({"ice_servers": ice_servers(settings, participant_id(who.user_id), time.time()),
                "ice_transport_policy": transport_policy(settings, who.role.value),
                "ttl_seconds": settings.turn_ttl_seconds})

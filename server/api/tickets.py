@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from server import logs
@@ -9,6 +11,7 @@ from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, 
 from server.api.schemas import Cancel, Complete, Rating, TakeTicket, TicketQuery, Transfer
 from server.domain import calls, queue
 from server.keys import DOMAIN
+from server.models import Ticket
 
 
 @route("POST", "/api/tickets", "取号（社区工作人员）：返回号码、位置与预计等候", body=TakeTicket,
@@ -65,54 +68,55 @@ async def call_next(request: web.Request) -> web.Response:
         return ok(queue.view(who, ticket))
 
 
-async def _act(request: web.Request, action: str, **kwargs: object) -> web.Response:
+async def _act(request: web.Request, action: Callable[..., Awaitable[Ticket]], **kwargs: object) -> web.Response:
+    """One of the queue's steps on the ticket in the path, answered with the ticket as the actor sees it."""
     who = await actor(request)
     ticket_id = int_param(request, "ticket_id")
     async with request.app[DOMAIN].unit() as uow:
-        ticket = await getattr(queue, action)(uow, who, ticket_id, **kwargs)
+        ticket = await action(uow, who, ticket_id, **kwargs)
         return ok(queue.view(who, ticket))
 
 
 @route("POST", "/api/tickets/{ticket_id}/start", "开始办理（已叫号 → 办理中）", roles=("clerk",), tag="queue")
 async def start(request: web.Request) -> web.Response:
-    return await _act(request, "start_service")
+    return await _act(request, queue.start_service)
 
 
 @route("POST", "/api/tickets/{ticket_id}/recall", "重呼", roles=("clerk",), tag="queue")
 async def recall(request: web.Request) -> web.Response:
-    return await _act(request, "recall")
+    return await _act(request, queue.recall)
 
 
 @route("POST", "/api/tickets/{ticket_id}/no-show", "过号（须先重呼规定次数）", roles=("clerk",), tag="queue")
 async def no_show(request: web.Request) -> web.Response:
-    return await _act(request, "no_show")
+    return await _act(request, queue.no_show)
 
 
 @route("POST", "/api/tickets/{ticket_id}/transfer", "转办到其他部门（保留原取号时间）", body=Transfer,
        roles=("clerk",), tag="queue")
 async def transfer(request: web.Request) -> web.Response:
     body = await parse(request, Transfer)
-    return await _act(request, "transfer", **body.model_dump())
+    return await _act(request, queue.transfer, **body.model_dump())
 
 
 @route("POST", "/api/tickets/{ticket_id}/complete", "办结", body=Complete, roles=("clerk",), tag="queue")
 async def complete(request: web.Request) -> web.Response:
     body = await parse(request, Complete)
-    return await _act(request, "complete", **body.model_dump())
+    return await _act(request, queue.complete, **body.model_dump())
 
 
 @route("POST", "/api/tickets/{ticket_id}/cancel", "取消（社区工作人员取消等候中的号；云窗口取消在办的号）",
        body=Cancel, roles=("worker", "clerk"), tag="queue")
 async def cancel(request: web.Request) -> web.Response:
     body = await parse(request, Cancel)
-    return await _act(request, "cancel", **body.model_dump())
+    return await _act(request, queue.cancel, **body.model_dump())
 
 
 @route("POST", "/api/tickets/{ticket_id}/rating", "好差评（1–5 分，办结后一次）", body=Rating,
        roles=("worker",), tag="tickets")
 async def rating(request: web.Request) -> web.Response:
     body = await parse(request, Rating)
-    return await _act(request, "rate", **body.model_dump())
+    return await _act(request, queue.rate, **body.model_dump())
 
 
 @route("GET", "/api/tickets/{ticket_id}/messages", "通话内文字消息（存于办件）", roles=CASE_PARTIES, tag="call")

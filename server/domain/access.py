@@ -26,14 +26,14 @@ from server.domain.context import Actor, Uow
 from server.models import Centre, Role, Ticket, TicketStatus
 
 
-def serves(actor: Actor, ticket: Ticket) -> str | None:
-    """``worker`` or ``clerk`` when the actor serves this case, else None."""
+def serves(actor: Actor, ticket: Ticket) -> Role | None:
+    """``Role.worker`` or ``Role.clerk`` when the actor serves this case, else None."""
     if actor.role is Role.worker and ticket.extension_point_id == actor.extension_point_id:
-        return "worker"
+        return Role.worker
     if actor.role is Role.clerk and (
         (ticket.window_id is not None and ticket.window_id in actor.window_ids) or ticket.clerk_id == actor.user_id
     ):
-        return "clerk"
+        return Role.clerk
     return None
 
 

@@ -25,10 +25,9 @@ from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
 from server.models import CaseMessage, Invitation, InvitationStatus, Role, Ticket, TicketStatus, User
 
-OPEN = (TicketStatus.called, TicketStatus.in_service)
 MAX_MESSAGE = 2000
 CHANNELS = ("call", "consultation")
-PRIVATE_ROLES = ("clerk", "expert")  # who may see and hear the consultation channel
+PRIVATE_ROLES = (Role.clerk, Role.expert)  # who may see and hear the consultation channel
 
 
 @dataclass(frozen=True)
@@ -37,13 +36,13 @@ class Seat:
 
     ticket_id: int
     user_id: int
-    role: str
+    role: Role
     display_name: str
     private: bool = False  # an expert still in the consultation channel only
 
 
 def call_is_open(status: TicketStatus | str) -> bool:
-    return TicketStatus(status) in OPEN
+    return TicketStatus(status).in_call
 
 
 def may_check_network(actor: Actor) -> None:
@@ -58,7 +57,7 @@ async def _ticket(uow: Uow, ticket_id: int) -> Ticket:
     return ticket
 
 
-def role_in_call(actor: Actor, ticket: Ticket) -> str | None:
+def role_in_call(actor: Actor, ticket: Ticket) -> Role | None:
     """The worker's or the clerk's part in a case (experts: see `role_in_case`)."""
     return serves(actor, ticket)
 
@@ -74,22 +73,22 @@ async def accepted_invitation(uow: Uow, expert_id: int, ticket_id: int) -> Invit
     )
 
 
-async def role_in_case(uow: Uow, actor: Actor, ticket: Ticket) -> str | None:
+async def role_in_case(uow: Uow, actor: Actor, ticket: Ticket) -> Role | None:
     """worker / clerk / expert (with an accepted invitation to this very case), else None."""
     role = role_in_call(actor, ticket)
     if role is None and actor.role is Role.expert and await accepted_invitation(uow, actor.user_id, ticket.id):
-        role = "expert"
+        role = Role.expert
     return role
 
 
 async def take_seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
     """加入通话 — check the actor belongs in this ticket's call and that the call is open."""
     seat = await _seat(uow, actor, ticket_id)
-    if seat.role == "expert":
+    if seat.role is Role.expert:
         invitation = await accepted_invitation(uow, actor.user_id, ticket_id)
         if invitation is not None and invitation.joined_at is None:
             invitation.joined_at = uow.clock.now()  # the first join; every join is in the audit log
-    audit.record(uow, actor, "call.join", "ticket", ticket_id, role=seat.role)
+    audit.record(uow, actor, "call.join", "ticket", ticket_id, role=seat.role.value)
     return seat
 
 
@@ -103,7 +102,7 @@ async def _seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
         raise Conflict("call_not_open", "该号不在办理中，无法进入通话", status=ticket.status.value)
     name = await uow.session.scalar(select(User.display_name).where(User.id == actor.user_id)) or actor.username
     private = False
-    if role == "expert":
+    if role is Role.expert:
         invitation = await accepted_invitation(uow, actor.user_id, ticket.id)
         assert invitation is not None
         private = not invitation.in_main_call
@@ -112,13 +111,13 @@ async def _seat(uow: Uow, actor: Actor, ticket_id: int) -> Seat:
 
 async def leave_seat(uow: Uow, seat: Seat) -> None:
     """离开通话 — recorded for experts (the consultation timeline shows who stayed how long)."""
-    if seat.role != "expert":
+    if seat.role is not Role.expert:
         return
     invitation = await accepted_invitation(uow, seat.user_id, seat.ticket_id)
     if invitation is not None:
         invitation.left_at = uow.clock.now()  # the latest leave
         who = Actor(user_id=seat.user_id, username=seat.display_name, role=Role.expert)
-        audit.record(uow, who, "call.leave", "ticket", seat.ticket_id, role="expert")
+        audit.record(uow, who, "call.leave", "ticket", seat.ticket_id, role=Role.expert.value)
 
 
 async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channel: str,
@@ -139,7 +138,7 @@ async def post_message(uow: Uow, actor: Actor, ticket_id: int, text: str, channe
         raise Conflict("not_in_main_call", "请等云窗口工作人员邀请您进入主通话后再发言")
     await _keep_pace(uow, actor, ticket_id, rules)
     message = CaseMessage(
-        ticket_id=ticket_id, author_id=actor.user_id, author_name=seat.display_name, author_role=seat.role,
+        ticket_id=ticket_id, author_id=actor.user_id, author_name=seat.display_name, author_role=seat.role.value,
         channel=channel, text=text, at=uow.clock.now(),
     )
     uow.session.add(message)
@@ -167,7 +166,7 @@ async def messages(uow: Uow, actor: Actor, ticket_id: int) -> list[dict[str, Any
     if role is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     query = select(CaseMessage).where(CaseMessage.ticket_id == ticket_id)
-    if role == "worker":
+    if role is Role.worker:
         query = query.where(CaseMessage.channel == "call")
     rows = await uow.session.scalars(query.order_by(CaseMessage.id))
     return [message_view(m) for m in rows.all()]

@@ -16,12 +16,12 @@ from typing import Any
 from sqlalchemy import func, or_, select
 
 from server.domain import audit
-from server.domain.calls import OPEN, call_is_open, role_in_case
+from server.domain.calls import call_is_open, role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
 from server.events import Audience
 from server.inputs import parse_id
-from server.models import Document, Material, ServiceItem, Ticket, UploadSession
+from server.models import Document, Material, Role, ServiceItem, Ticket, TicketStatus, UploadSession
 from uploads.service import StoredFile
 
 OTHER = "other"
@@ -71,7 +71,7 @@ async def begin_upload(
     declaring at most ``max_staged_bytes_per_case`` together (counted under the case's lock).
     """
     ticket, role = await _ticket_for(uow, actor, ticket_id)
-    if role not in ("worker", "clerk", "expert"):
+    if role is None:
         raise Forbidden("role_forbidden", "只有办件双方和受邀专家可以上传材料")
     ticket = await _lock(uow, ticket.id)
     if not call_is_open(ticket.status):
@@ -166,7 +166,7 @@ async def stale_uploads(uow: Uow) -> list[str]:
     rows = await uow.session.scalars(
         select(UploadSession.id).join(Ticket, Ticket.id == UploadSession.ticket_id).where(
             UploadSession.document_id.is_(None),
-            or_(UploadSession.expires_at <= uow.clock.now(), Ticket.status.not_in(OPEN)),
+            or_(UploadSession.expires_at <= uow.clock.now(), Ticket.status.not_in(TicketStatus.in_call_states())),
         )
     )
     return list(rows.all())
@@ -244,7 +244,7 @@ async def review(uow: Uow, actor: Actor, document_id: int, *, decision: str, rea
     role = await role_in_case(uow, actor, ticket) if ticket is not None else None
     if document is None or ticket is None or role is None:
         raise NotFound("document_not_found", "材料不存在", document_id=document_id)
-    if role != "clerk":
+    if role is not Role.clerk:
         raise Forbidden("role_forbidden", "材料由云窗口工作人员审核")
     if decision not in ("accepted", "rejected"):
         raise Invalid("unknown_decision", "审核结果只能是通过或退回")
@@ -336,7 +336,7 @@ def document_view(d: Document, **extra: Any) -> dict[str, Any]:
 async def request_capture(uow: Uow, actor: Actor, ticket_id: int, material: str) -> dict[str, Any]:
     """远程拍照 — the clerk asks the extension point's camera for a still of one checklist line."""
     ticket, role = await _ticket_for(uow, actor, ticket_id)
-    if role != "clerk":
+    if role is not Role.clerk:
         raise Forbidden("role_forbidden", "只有云窗口工作人员可以发起远程拍照")
     if not call_is_open(ticket.status):
         raise Conflict("call_not_open", "该号不在办理中", status=ticket.status.value)

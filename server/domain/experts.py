@@ -28,7 +28,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 
 from server.domain import audit
-from server.domain.calls import OPEN, accepted_invitation, call_is_open, role_in_call
+from server.domain.calls import accepted_invitation, call_is_open, role_in_call
 from server.domain.access import watches
 from server.domain.context import SYSTEM, Actor, Uow
 from server.domain.documents import checklist
@@ -45,6 +45,7 @@ from server.models import (
     Role,
     ServiceItem,
     Ticket,
+    TicketStatus,
     User,
     expert_departments,
 )
@@ -134,7 +135,7 @@ async def _open_consultations(uow: Uow, expert_ids: list[int]) -> dict[int, int]
         select(Invitation.expert_id, func.count(Invitation.id))
         .join(Ticket, Ticket.id == Invitation.ticket_id)
         .where(Invitation.expert_id.in_(expert_ids), Invitation.status == InvitationStatus.accepted,
-               Ticket.status.in_(OPEN))
+               Ticket.status.in_(TicketStatus.in_call_states()))
         .group_by(Invitation.expert_id)
     )
     return {int(expert_id): int(count) for expert_id, count in rows.all()}
@@ -166,7 +167,7 @@ async def _case(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     if actor.role is Role.supervisor and watches(actor, ticket.centre_id, ticket.department_id):
         return ticket
-    if actor.role is Role.clerk and role_in_call(actor, ticket) == "clerk":
+    if actor.role is Role.clerk and role_in_call(actor, ticket) is Role.clerk:
         return ticket
     if actor.role in (Role.clerk, Role.supervisor):
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
@@ -461,7 +462,7 @@ async def timeline(uow: Uow, actor: Actor, ticket_id: int) -> dict[str, Any]:
     allowed = ticket is not None and (
         actor.role is Role.admin
         or (actor.role is Role.supervisor and watches(actor, ticket.centre_id, ticket.department_id))
-        or role_in_call(actor, ticket) == "clerk"
+        or role_in_call(actor, ticket) is Role.clerk
         or (actor.role is Role.expert and await accepted_invitation(uow, actor.user_id, ticket_id) is not None)
     )
     if ticket is None or not allowed:

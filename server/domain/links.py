@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from server.domain import hours
 from server.domain.access import visible_tickets
-from server.domain.calls import OPEN
 from server.domain.context import Actor, Uow
 from server.domain.errors import Invalid
 from server.models import CallLink, Department, ExtensionPoint, Role, Ticket
@@ -114,7 +113,7 @@ async def link_wall(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
                 point["poor_calls_today"] += 1
             point["poor_s_today"] += max(link.poor_s for link in mine)
         poor = [link for link in mine if link.grade == "poor" and link.last_at >= fresh]
-        if poor and ticket.status in OPEN:
+        if poor and ticket.status.in_call:
             poor_now.append({
                 "ticket_id": ticket.id, "number": ticket.number, "status": ticket.status.value,
                 "department": names["departments"].get(ticket.department_id, ""),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, func, select
 from sqlalchemy.orm import selectinload
 
 from server.domain import audit
@@ -28,7 +28,6 @@ from server.models import (
     window_departments as wd,
 )
 
-ACTIVE_TICKET = (TicketStatus.called, TicketStatus.in_service)
 
 
 async def org_tree(uow: Uow) -> dict[str, Any]:
@@ -142,9 +141,15 @@ async def save_window(
     return window
 
 
+def at_window(window_id: int | SQLColumnExpression[int]) -> ColumnElement[bool]:
+    """The ticket called or being served at this window (a window has at most one): the one
+    condition the queue's call-next, closing a window and the tidal sweep all ask."""
+    return and_(Ticket.window_id == window_id, Ticket.status.in_(TicketStatus.in_call_states()))
+
+
 async def _ensure_idle(uow: Uow, window: CloudWindow) -> None:
     busy = await uow.session.scalar(
-        select(Ticket.number).where(Ticket.window_id == window.id, Ticket.status.in_(ACTIVE_TICKET)).limit(1)
+        select(Ticket.number).where(at_window(window.id)).limit(1)
     )
     if busy is not None:
         raise Conflict("window_busy", f"窗口正在办理 {busy} 号，请先办结或转办", ticket_number=busy)
@@ -242,7 +247,7 @@ async def due_tidal_windows(uow: Uow) -> list[int]:
             CloudWindow.closes_at.is_not(None),
             CloudWindow.closes_at <= now,
             ~select(Ticket.id)
-            .where(Ticket.window_id == CloudWindow.id, Ticket.status.in_(ACTIVE_TICKET))
+            .where(at_window(CloudWindow.id))
             .exists(),
         )
     )

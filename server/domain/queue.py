@@ -50,8 +50,6 @@ RESULTS = {
     "not_eligible": "不符合条件",
     "consultation_only": "仅咨询",
 }
-LIVE = (TicketStatus.waiting, TicketStatus.called, TicketStatus.in_service)
-ACTIVE = (TicketStatus.called, TicketStatus.in_service)
 S = TicketStatus
 TRANSITIONS: dict[str, tuple[frozenset[TicketStatus], TicketStatus]] = {
     "start": (frozenset({S.called}), S.in_service),
@@ -196,7 +194,7 @@ async def take_ticket(
             select(Ticket.id, Ticket.number).where(
                 Ticket.item_id == item.id,
                 Ticket.extension_point_id == point.id,
-                Ticket.status.in_(LIVE),
+                Ticket.status.in_(TicketStatus.open_states()),
                 Ticket.resident["name"].as_string() == name,
                 func.coalesce(Ticket.id_number_hash, "") == (search or ""),
             ).limit(1)
@@ -335,7 +333,7 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
     # of the window lock committed (a subquery in the locking statement would not).
     current = (
         await uow.session.scalars(
-            select(Ticket).where(Ticket.window_id == window.id, Ticket.status.in_(ACTIVE)).limit(1)
+            select(Ticket).where(org.at_window(window.id)).limit(1)
         )
     ).first()
     if current is not None:
@@ -587,14 +585,6 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
     _announce(uow, "ticket.rated", ticket)
     return ticket
-
-
-async def live_ticket_for_window(uow: Uow, window_id: int) -> Ticket | None:
-    return (
-        await uow.session.scalars(
-            select(Ticket).where(Ticket.window_id == window_id, Ticket.status.in_(ACTIVE)).limit(1)
-        )
-    ).first()
 
 
 async def queues(uow: Uow, *, centre_id: int | None = None, department_id: int | None = None) -> list[dict[str, Any]]:

@@ -54,7 +54,7 @@ async def queue_stats(
     today = hours.local_day(uow.rules, now)
     opened = opening_time(uow.rules, today)
     waiting_filter = [Ticket.status == TicketStatus.waiting, Ticket.service_day <= today]
-    serving_filter = [Ticket.status.in_((TicketStatus.called, TicketStatus.in_service))]
+    serving_filter = [Ticket.status.in_(TicketStatus.in_call_states())]
     extra = []
     if centre_id is not None:
         extra.append(Ticket.centre_id == centre_id)

@@ -3,12 +3,12 @@ import { reactive } from "vue";
 import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
 import { live } from "@/api/socket";
+import { inCall } from "@/api/status";
 import type { CompletionResult, DepartmentRef, Item, Queue, Ticket, UserWindow } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
 const WINDOW_KEY = "yb.clerk.window";
-const AT_WINDOW = new Set(["called", "in_service"]);
 
 export const clerk = reactive({
   window: null as UserWindow | null,
@@ -79,7 +79,7 @@ export async function callNext(): Promise<Ticket | null> {
 }
 
 function settle(ticket: Ticket): void {
-  if (AT_WINDOW.has(ticket.status)) {
+  if (inCall(ticket.status)) {
     void show(ticket);
   } else {
     clerk.ended = ticket;

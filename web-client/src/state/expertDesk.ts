@@ -4,6 +4,7 @@
 import { reactive } from "vue";
 import type { CaseSummary, Invitation } from "@/api/events";
 import { ApiError, request } from "@/api/http";
+import { inCall } from "@/api/status";
 import type { InvitationToMe, Presence } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { invitationSound } from "@/lib/chime";
@@ -11,7 +12,6 @@ import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
 import { session } from "./session";
 
-const OPEN = new Set(["called", "in_service"]);
 /** The invitation, as far as the expert knows it, with what went wrong answering it. */
 export type DeskInvitation = InvitationToMe & { error?: string };
 export type Consultation = Invitation & { case: CaseSummary; note?: string; invited_by_name?: string };
@@ -67,7 +67,7 @@ export async function load(resume = false): Promise<void> {
       ...expertDesk.invitations.filter((i) => !still.has(i.id) && i.status !== "pending"),
     ];
     for (const i of pending) sanityCheck(i.created_at, i.expires_at);
-    expertDesk.consultations = accepted.filter((i) => OPEN.has(i.case.status));
+    expertDesk.consultations = accepted.filter((i) => inCall(i.case.status));
     if (expertDesk.current !== null && !expertDesk.consultations.some((c) => c.ticket_id === expertDesk.current)) {
       expertDesk.current = null;
     }

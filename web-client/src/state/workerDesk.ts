@@ -3,12 +3,12 @@
 import { reactive } from "vue";
 import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
+import { isOpen } from "@/api/status";
 import type { Item, Priority, Resident, Ticket } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
 const KEY = "yb.worker.ticket";
-const LIVE = new Set(["waiting", "called", "in_service"]);
 
 export const desk = reactive({
   ticket: null as Ticket | null,
@@ -49,7 +49,7 @@ export async function reload(): Promise<void> {
   if (saved) {
     try {
       const ticket = await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: saved } });
-      const open = LIVE.has(ticket.status) || (ticket.status === "completed" && !ticket.rating);
+      const open = isOpen(ticket.status) || (ticket.status === "completed" && !ticket.rating);
       if (open || desk.ticket?.id === ticket.id) {
         await setTicket(ticket);
         return;
@@ -59,11 +59,11 @@ export async function reload(): Promise<void> {
     }
   }
   const recent = await request("get", "/api/tickets", { query: { limit: 30 } });
-  const mine = recent.filter((t) => t.worker_id === session.user?.id && LIVE.has(t.status));
+  const mine = recent.filter((t) => t.worker_id === session.user?.id && isOpen(t.status));
   const pick = mine.find((t) => t.status !== "waiting") ?? mine[0] ?? null;
   if (pick) {
     await setTicket(await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: pick.id } }));
-  } else if (desk.ticket && LIVE.has(desk.ticket.status)) {
+  } else if (desk.ticket && isOpen(desk.ticket.status)) {
     await setTicket(await request("get", "/api/tickets/{ticket_id}", { path: { ticket_id: desk.ticket.id } }));
   } else {
     await setTicket(null);
