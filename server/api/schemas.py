@@ -154,7 +154,7 @@ class PasswordChange(Body):
 
 class BeginUpload(Body):
     material: str = Field(min_length=1, max_length=20, description="清单项 id 或 other")
-    size: int = Field(gt=0)
+    size: int = Field(json_schema_extra={"exclusiveMinimum": 0})  # 0 or less: the domain's empty_file
     filename: str = Field(default="", max_length=200)
     source: Literal["upload", "capture"] = "upload"
 
