@@ -1,1 +1,2 @@
-"""Real time: socket.io namespaces and (later) the WebRTC media relay."""
+"""Real time: the socket.io namespace, presence, call seats and signalling, TURN credentials,
+and the WebRTC media relay (``signaling.relay``)."""

@@ -71,7 +71,8 @@ class Mute(Message):
 
 
 class Chat(Message):
-    text: str = Field(min_length=1, max_length=2000)
+    # No upper bound here: the domain refuses a long text with its own code (message_too_long).
+    text: str = Field(min_length=1)
     channel: Literal["call", "consultation"] = "call"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiortc
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from signaling.relay import ice, passthrough
 from signaling.relay.keyframes import h264_keyframe_start, vp8_keyframe_start
@@ -22,6 +23,13 @@ def test_installed_aiortc_is_the_one_the_passthrough_is_written_for() -> None:
     for attribute in passthrough._SENDER_ATTRS:
         assert f"self.__{attribute}" in sender_source, f"RTCRtpSender.__{attribute} moved"
     assert callable(RTCRtpReceiver._handle_rtp_packet) and callable(RTCRtpSender._run_rtp)
+
+
+def test_transceivers_still_keep_their_negotiated_codecs_where_the_relay_reads_them() -> None:
+    """relay.py and probe.py read ``RTCRtpTransceiver._codecs`` (no public API carries the codecs
+    negotiated for an m-line): an empty list until negotiation, then the accepted codecs."""
+    transceiver = RTCRtpTransceiver("video", None, None)  # type: ignore[arg-type]
+    assert transceiver._codecs == []
 
 
 def test_installed_aioice_still_learns_peers_from_their_checks() -> None:

@@ -238,10 +238,11 @@ async def test_clerk_asks_for_a_capture_and_the_worker_client_answers(platform: 
         await clerk.close()
 
 
-async def test_on_minio_s3_a_document_lands_in_the_bucket_and_opens_by_presigned_url(
+async def test_on_an_s3_server_a_document_lands_in_the_bucket_and_opens_by_presigned_url(
     settings: Settings, clock, moto_endpoint: str
 ) -> None:
-    """The app on an S3 backend (a moto server process, spoken to by the real minio client)."""
+    """The app on its S3 backend against moto's S3 server process (not MinIO itself: moto stands
+    in for it, spoken to by the real ``minio`` client library that ``S3Store`` uses)."""
     from uuid import uuid4
 
     from aiohttp import ClientSession

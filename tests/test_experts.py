@@ -192,7 +192,9 @@ async def test_who_may_invite_answer_and_how_many(platform: Platform) -> None:
     unknown = await clerk.post(path, {"expert_ids": [worker.user["id"]]})
     assert (unknown.status, unknown.body["error"]["code"]) == (422, "unknown_expert")
     empty = await clerk.post(path, {"expert_ids": []})
-    assert empty.status == 422
+    assert (empty.status, empty.body["error"]["code"]) == (422, "no_experts")
+    wordy = await clerk.post(path, {"expert_ids": ids[:1], "note": "说" * 501})
+    assert (wordy.status, wordy.body["error"]["code"]) == (422, "note_too_long")
     nowhere = await clerk.post("/api/tickets/999999/consultations", {"expert_ids": ids[:1]})
     assert (nowhere.status, nowhere.body["error"]["code"]) == (404, "ticket_not_found")
 
@@ -250,7 +252,9 @@ async def test_opinions_are_recorded_on_the_case_and_audited(platform: Platform)
     stranger = await expert2.post(path, {"text": "我也想说"})
     assert stranger.status == 404
     blank = await expert1.post(path, {"text": "   "})
-    assert blank.status == 422
+    assert (blank.status, blank.body["error"]["code"]) == (422, "empty_opinion")
+    endless = await expert1.post(path, {"text": "议" * 5001})
+    assert (endless.status, endless.body["error"]["code"]) == (422, "opinion_too_long")
     by_worker = await worker.post(path, {"text": "x"})
     assert by_worker.status == 403
 

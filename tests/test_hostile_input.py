@@ -210,6 +210,21 @@ async def test_chat_is_refused_past_its_pace_and_opens_again_as_time_passes(plat
         await clerk.disconnect()
 
 
+async def test_chat_past_2000_characters_is_refused_as_too_long_and_not_stored(platform: Platform, called) -> None:
+    ticket, worker_api, _ = called
+    worker = await connect(platform, worker_api)
+    try:
+        await worker.call("join", {"ticket_id": ticket["id"]}, timeout=5)
+        long = await worker.call("chat", {"ticket_id": ticket["id"], "text": "好" * 2001}, timeout=5)
+        assert code(long) == "message_too_long"
+        assert code(await worker.call("chat", {"ticket_id": ticket["id"], "text": "  "}, timeout=5)) == "empty_message"
+        assert (await worker.call("chat", {"ticket_id": ticket["id"], "text": "好" * 2000}, timeout=5))["ok"] is True
+        stored = [m["text"] for m in (await worker_api.get(f"/api/tickets/{ticket['id']}/messages")).body]
+        assert stored == ["好" * 2000]
+    finally:
+        await worker.disconnect()
+
+
 async def test_a_socket_action_is_audited_with_the_client_address(platform: Platform, called) -> None:
     ticket, worker_api, _ = called
     worker = await connect(platform, worker_api)

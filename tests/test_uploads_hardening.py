@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import aiohttp
 import pytest
 
 from server.config import Settings, SettingsError
@@ -68,6 +69,19 @@ async def until(condition: Callable[[], bool], seconds: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never came true"
         await asyncio.sleep(0.01)
+
+
+async def test_an_upload_of_nothing_is_refused_before_it_begins(platform: Platform, case) -> None:
+    ticket, _, worker, _ = case
+    for size in (0, -5):
+        refused = await begin(worker, ticket["id"], size)
+        assert (refused.status, refused.code) == (422, "empty_file"), refused
+    form = aiohttp.FormData()
+    form.add_field("material", "other")
+    form.add_field("file", b"", filename="empty.jpg", content_type="image/jpeg")
+    whole = await worker.call("POST", f"/api/tickets/{ticket['id']}/documents", data=form)
+    assert (whole.status, whole.code) == (422, "unsupported_type"), whole  # sent whole: judged by its (no) bytes
+    assert await documents_of(worker, ticket["id"]) == []
 
 
 class HeldPut:

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from server.domain.experts import MAX_NOTE, MAX_OPINION
 from server.inputs import Id, Instant, Storable
 from server.models import CentreLevel, InvitationStatus, TicketStatus
 
@@ -153,7 +154,7 @@ class PasswordChange(Body):
 
 class BeginUpload(Body):
     material: str = Field(min_length=1, max_length=20, description="清单项 id 或 other")
-    size: int = Field(gt=0)
+    size: int = Field(json_schema_extra={"exclusiveMinimum": 0})  # 0 or less: the domain's empty_file
     filename: str = Field(default="", max_length=200)
     source: Literal["upload", "capture"] = "upload"
 
@@ -164,8 +165,10 @@ class Review(Body):
 
 
 class Invite(Body):
-    expert_ids: list[Id] = Field(min_length=1, max_length=8, description="专家的用户 id")
-    note: str = Field(default="", max_length=500, description="给专家的简短说明")
+    # The least and the longest are the domain's rules, refused with their own codes (no_experts,
+    # note_too_long); the schema only tells clients of them.
+    expert_ids: list[Id] = Field(max_length=8, description="专家的用户 id", json_schema_extra={"minItems": 1})
+    note: str = Field(default="", description="给专家的简短说明", json_schema_extra={"maxLength": MAX_NOTE})
 
 
 class Decline(Body):
@@ -177,7 +180,8 @@ class Stage(Body):
 
 
 class Opinion(Body):
-    text: str = Field(min_length=1, max_length=5000)
+    # Refused by the domain with its own codes (empty_opinion, opinion_too_long).
+    text: str = Field(json_schema_extra={"minLength": 1, "maxLength": MAX_OPINION})
 
 
 class ExpertProfile(Body):

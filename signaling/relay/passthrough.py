@@ -1,4 +1,4 @@
-"""The one place that reaches inside aiortc: forward RTP packets without decoding them.
+"""Forward RTP packets without decoding them: where the relay reaches deepest into aiortc.
 
 aiortc always decodes what it receives and encodes what it sends; it has no API for
 encoded media. For a relay we take received packets right after SRTP, RTX unwrapping and NACK
@@ -10,6 +10,12 @@ sender-report counters. PLI/FIR from a subscriber become a keyframe request to t
 This touches aiortc's private, name-mangled attributes. It is written against, and pinned to,
 aiortc 1.16.0 (``pyproject.toml``); ``check_aiortc()`` runs at import and the relay tests
 fail loudly if an upgrade moves any of it.
+
+It is not the only module that does: ``dtls.py`` (``RTCCertificate._create_ssl_context``,
+``RTCPeerConnection.__certificates``) and ``ice.py`` (``RTCPeerConnection.__createDtlsTransport``,
+``RTCIceTransport._connection`` and aioice's ``Connection`` internals) reach in too, each with
+its own check at import; ``relay.py`` and ``probe.py`` read ``RTCRtpTransceiver._codecs``
+(the codecs negotiated for the m-line), which ``tests/test_aiortc_pin.py`` holds in place.
 """
 
 from __future__ import annotations
