@@ -213,6 +213,7 @@ async def test_firefox_worker_offering_only_mdns_candidates_calls_a_chromium_cle
 
     # The clerk ends the case; the worker's call closes.
     await clerk.click("[data-testid=start]")
+    await expect(clerk.locator("[data-testid=ticket-status]")).to_have_text("办理中")  # the start's answer is in
     assert (await clerk_api.post(f"/api/tickets/{ticket['id']}/complete", {"result": "not_eligible"})).status == 200
     await until(lambda: worker.evaluate("!window.yb.call || window.yb.call.state.phase === 'closed'"), "the call closed")
 
