@@ -307,7 +307,8 @@ async def platform(tree: Path, host: str, port: int, logs: Path) -> AsyncIterato
     data = logs / "data"
     data.mkdir()
     env = {**os.environ, "YUNBANG_DATA_DIR": str(data), "YUNBANG_PORT": str(port), "YUNBANG_HOST": host,
-           "YUNBANG_MEDIA_ADDRESSES": host, "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(tree / "web-client" / "dist")}
+           "YUNBANG_MEDIA_ADDRESSES": host, "YUNBANG_SERVICE_HOURS": "always", "YUNBANG_WEB_DIST": str(tree / "web-client" / "dist"),
+           "YUNBANG_METRICS_TOKEN": METRICS_TOKEN}
     env.pop("YUNBANG_DATABASE_URL", None)
     env.pop("YUNBANG_REDIS_URL", None)
     cli = [sys.executable, "-m", "server.cli"]
@@ -567,6 +568,9 @@ def direction_figures(receiver: list[dict[str, Any]], sender: list[dict[str, Any
         "connected_pct": round(100 * connected / (len(receiver) - 1)),
         "phase": last.get("phase"),
         "ice": receiving[-1]["ice"] if receiving else None,
+        "frames_each_s": [int(f) for f in frames],  # decoded in each sample's second: where the freezes fell
+        "sent_kbps_each_s": [round(b * 8 / max(i, 1e-3) / 1000) for b, i in zip(
+            _growth(sender, "outbound-rtp", "video", "bytesSent"), intervals, strict=False)],
     }
 
 
@@ -608,6 +612,32 @@ def worse_of(w2c: dict[str, Any], c2w: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- one profile
+
+
+METRICS_TOKEN = os.urandom(12).hex()  # the bench's own server's /metrics: the relay's counters over a window
+RELAY_COUNTERS = {  # figure in the JSON: metric (a revision without it: left out)
+    "gaps_recovered": 'yunbang_relay_gaps_total{outcome="recovered"}',
+    "gaps_skipped": 'yunbang_relay_gaps_total{outcome="skipped"}',
+    "keyframe_waits": "yunbang_relay_keyframe_waits_total",
+    "plis_sent": "yunbang_relay_plis_sent_total",
+    "nacks_sent": "yunbang_relay_nacks_sent_total",
+    "retransmitted": "yunbang_relay_retransmitted_packets_total",
+    "retransmits_refused": "yunbang_relay_retransmits_refused_total",
+}
+
+
+async def relay_counters(base: str) -> dict[str, float]:
+    """The relay's counters now (empty when the server under test has no /metrics)."""
+    try:
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{base}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as reply:
+            if reply.status != 200:
+                return {}
+            text = await reply.text()
+    except aiohttp.ClientError:
+        return {}
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    return {name: float(values[metric]) for name, metric in RELAY_COUNTERS.items() if metric in values}
 
 
 class Bench:
@@ -710,6 +740,7 @@ class Bench:
         else:
             log(f"  both pages decode each other ({result['join_s']} s after 叫号)")
         await asyncio.sleep(self.settle)
+        counted = await relay_counters(self.base)
         samples = [await self.sample()]
         started = samples[0][0]
         outage: asyncio.Task[list[Any]] | None = None
@@ -722,6 +753,7 @@ class Bench:
             if outage and outage.done():  # the window goes on at least a second past the later recovery
                 window = max(window, outage.result()[2] - started + 1)
         recovery = outage.result()[:2] if outage else []
+        after = await relay_counters(self.base)
         await self.end_call(ticket)
         times = [t - started for t, _, _ in samples]
         clerk = [c for _, c, _ in samples]
@@ -733,6 +765,8 @@ class Bench:
         result.update(worse_of(w2c, c2w))
         result["window_s"] = round(times[-1], 1)
         result["w2c"], result["c2w"] = w2c, c2w
+        if counted and after:  # both directions' streams together, over the window
+            result["relay"] = {name: int(after[name] - counted.get(name, 0)) for name in after}
         return result
 
 
@@ -761,6 +795,8 @@ def table(name: str, profile: Profile, result: dict[str, Any]) -> str:
         rows.append([label, *("-" if result[key].get(k) is None else str(result[key].get(k)) for k, _ in columns)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=False)) for row in rows]
+    if result.get("relay"):
+        lines.append("  relay: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result["relay"].items()))
     return "\n".join(head + lines)
 
 
@@ -808,7 +844,7 @@ async def measure(tree: Path, names: list[str], quick: bool, window: float, sett
                 log(f"the app listens on {base}; the worker's browser is in namespace {link.ns}")
                 results = await profiles(link, base, http, clerk_browser, worker_browser, names, quick, window,
                                          settle, loads, scratch)
-        keep = False
+        keep = bool(os.environ.get("YB_WEAK_LINK_KEEP"))  # the server's log, to read what the relay did
         return results
     finally:
         if keep:

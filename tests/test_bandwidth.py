@@ -298,3 +298,36 @@ def test_three_layers_step_down_one_at_a_time_to_what_the_uplink_carries() -> No
     for t in (7.0, 8.0, 9.0, 10.0):
         top = cap.update(300_000, rates, 1, 550_000, int(t), t)
     assert top == 0
+
+
+def test_a_publisher_whose_uplink_drops_packets_is_capped_by_its_loss_and_climbs_back() -> None:
+    """The poor profile's worker at the start of a call: the browser sends far more than its
+    300 kbit/s line carries and the line drops 40 % — which a delay-based estimate need not see.
+    Two rounds over 10 % lost cap it at what arrives less half the loss; one round (an outage's
+    edge) does nothing; random loss of a few % holds the cap, then probes up slowly; a clean line
+    lifts it."""
+    cap = feedback.uplink_loss_cap
+    assert cap(None, [0.4], 250_000, 0) is None  # one round: an outage's edge looks the same
+    first = cap(None, [0.4, 0.4], 250_000, 0)
+    assert first == 200_000  # 250 kbit/s arrive, less half of 40 %
+    assert cap(first, [0.4, 0.25], 300_000, 1) == int(200_000 * (1 - 0.125))  # never above the last cap
+    assert cap(first, [0.05], 150_000, 5) == first  # steady random loss: held ...
+    assert cap(first, [0.05], 150_000, feedback.UPLINK_CLIMB_AFTER_S) == int(first * 1.02)  # ... then probed
+    assert cap(first, [0.0], 150_000, 1) == int(first * 1.05)  # a clean line climbs at once
+    assert cap(2_150_000, [0.0], 150_000, 1) is None  # past any camera: no ceiling
+    assert cap(None, [0.05, 0.05], 150_000, 0) is None  # a lossy line that carries what it is sent
+
+
+def test_a_top_layer_standing_still_while_a_lower_one_flows_goes_at_once() -> None:
+    """Random loss breaks every keyframe of the big layer (many packets) and seldom the small
+    one's, while the uplink's estimate shows no congestion: the top layer goes for everyone as
+    soon as it has stood still most of 3 s, and comes back only after the probe wait."""
+    rates = [120_000, 110_000]
+    cap = feedback.UplinkCap()
+    assert cap.update(400_000, rates, 1, 230_000, 0, 1.0) is None
+    assert cap.update(400_000, rates, 1, 230_000, 0, 2.0, top_stalled=True) == 0
+    assert cap.update(400_000, rates, 0, 120_000, 0, 3.0) == 0
+    assert cap.update(400_000, rates, 0, 120_000, 0, 2.0 + feedback.PROBE_WAIT_S) is None  # room: tried again
+    # the try stands still at once: the next waits twice as long
+    assert cap.update(400_000, rates, 1, 230_000, 0, 4.0 + feedback.PROBE_WAIT_S, top_stalled=True) == 0
+    assert cap.probe_wait == 2 * feedback.PROBE_WAIT_S

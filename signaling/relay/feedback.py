@@ -21,7 +21,10 @@ A publisher's uplink that cannot carry its layers (the relay's estimate of what 
 under 90 % of the layers' rate for 3 s, and a packet lost on it was never repaired meanwhile: the
 line is queueing and dropping — a delay-based estimate alone wavers on a busy machine) loses its top layer
 for every subscriber, however good their links: dynacast then stops it at the publisher, and the
-lower layers get the line to themselves. The layer is tried again after 8 s if the estimate has
+lower layers get the line to themselves. So does a top layer that stands still most of 3 s while
+a lower one flows (random loss breaks every big keyframe of it, and never shows in an estimate
+from arrivals): its subscribers step down to a layer that moves instead of a frozen picture.
+The layer is tried again after 8 s if the estimate has
 room for it, else 16 s; each try that fails at once doubles the wait, up to 64 s (`UplinkCap`).
 
 Each subscriber's repairs may take a quarter of what it receives (at least 100 kbit/s). The wait
@@ -69,7 +72,10 @@ LAYER_NOMINAL_BPS = {2: (300_000, 1_500_000), 3: (150_000, 500_000, 1_500_000)} 
 SIMULCAST_MAX_BPS = 2_200_000
 UPLINK_TIGHT = 0.9  # the uplink's estimate under this share of its layers' rate: it does not carry them
 UPLINK_HOLD_S = 3.0  # ... for this long before the top layer goes
+LAYER_STALLED_SHARE = 0.5  # a layer standing still this share of the last 3 s (keyframes broken on the way) is failing
 UPLINK_TRIAL_S = 15.0  # a layer back for less than this that goes again doubles the wait to the next try
+UPLINK_LOSS_MIN_PACKETS = 20  # a round with fewer first transmissions expected says nothing of loss
+UPLINK_CLIMB_AFTER_S = 10.0  # a loss-based cap held this long under heavy loss's threshold climbs slowly
 RETRANSMIT_SHARE = 0.25
 RETRANSMIT_MIN_BPS = 100_000
 
@@ -102,6 +108,28 @@ def video_target(source: str, previous: int | None, uplink_bps: int | None,
     elif worst_loss < LIGHT_LOSS:
         target = int(target * 1.05)
     return max(MIN_VIDEO_BPS, min([target, cap, *estimates]))
+
+
+def uplink_loss_cap(previous: int | None, losses: list[float], arriving_bps: int, held_s: float) -> int | None:
+    """A ceiling on what a publisher sends, from the loss on its own uplink (the relay counts the
+    first transmissions that never came; its delay-based estimate misses a line that drops rather
+    than queues): GCC's loss-based rule. Over 10 % lost in each of the last two rounds (one
+    round's burst is an outage's edge, not congestion): what arrives, less half the loss. Under
+    2 %: up 5 % a round; between, held — and after ``UPLINK_CLIMB_AFTER_S`` up 2 % a round, so a
+    line with steady random loss is probed again (its congestion shows as loss over 10 %).
+    None: no ceiling (it climbed back past what any camera sends)."""
+    if len(losses) >= 2 and min(losses[-2:]) > HEAVY_LOSS and arriving_bps > 0:
+        base = arriving_bps if previous is None else min(previous, arriving_bps)
+        return max(MIN_VIDEO_BPS, int(base * (1 - losses[-1] / 2)))
+    if previous is None or not losses:
+        return previous
+    if losses[-1] < LIGHT_LOSS:
+        raised = int(previous * 1.05)
+    elif losses[-1] <= HEAVY_LOSS and held_s >= UPLINK_CLIMB_AFTER_S:
+        raised = int(previous * 1.02)
+    else:
+        return previous
+    return None if raised >= SIMULCAST_MAX_BPS else raised
 
 
 def publisher_total(video_targets: list[int], audio_sources: int) -> int:
@@ -244,14 +272,18 @@ class UplinkCap:
     skipped_mark: int = 0  # gaps given up when the uplink became tight
 
     def update(self, uplink_bps: int | None, rates: list[int], live_top: int, incoming_bps: int,
-               skipped: int, now: float) -> int | None:
+               skipped: int, now: float, *, top_stalled: bool = False) -> int | None:
         """Once a feedback round: ``rates`` of the layers (lowest first), ``live_top`` the highest
         layer arriving now, ``incoming_bps`` what arrives of all of them, ``skipped`` how many gaps
         in them so far were given up (never repaired). Down one layer when the uplink stays tight
         and loses packets for good meanwhile (never under the lowest); up one after ``probe_wait`` of an uplink
         that is not (twice that while its estimate has no room for the layer: an estimate grows
         only so far past what arrives, so room cannot be the only way back); a layer that came
-        back and went again within ``UPLINK_TRIAL_S`` doubles the wait."""
+        back and went again within ``UPLINK_TRIAL_S`` doubles the wait.
+
+        ``top_stalled``: the highest layer arriving has stood still most of the last 3 s (a gap given
+        up, then a keyframe that does not get through whole) while a lower one flows — a lossy line breaks every big keyframe of it, and an estimate
+        from what arrives need not show it (random loss is not queueing). That layer goes at once."""
         tight = uplink_bps is not None and incoming_bps > 0 and uplink_bps < incoming_bps * UPLINK_TIGHT
         if not tight:
             self.tight_since = 0.0
@@ -260,9 +292,10 @@ class UplinkCap:
         top = live_top if self.top is None else min(self.top, live_top)
         # a layer just capped goes on arriving until dynacast stops it: no second step meanwhile
         settled = self.top is None or self.lifted or now - self.changed_at >= 2 * UPLINK_HOLD_S
-        if (tight and top > 0 and settled and now - self.tight_since >= UPLINK_HOLD_S
-                and skipped > self.skipped_mark):
-            fits = [i for i in range(top) if sum(rates[: i + 1]) <= (uplink_bps or 0)]
+        stalled = top_stalled and top > 0 and top == live_top and settled
+        if stalled or (tight and top > 0 and settled and now - self.tight_since >= UPLINK_HOLD_S
+                       and skipped > self.skipped_mark):
+            fits = [top - 1] if stalled else [i for i in range(top) if sum(rates[: i + 1]) <= (uplink_bps or 0)]
             came_back_lately = self.lifted and now - self.changed_at < UPLINK_TRIAL_S
             self.probe_wait = min(PROBE_WAIT_MAX_S, self.probe_wait * 2) if came_back_lately else PROBE_WAIT_S
             self.top, self.changed_at, self.tight_since, self.lifted = (fits[-1] if fits else 0), now, 0.0, False

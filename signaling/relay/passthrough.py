@@ -27,7 +27,7 @@ import logging
 import struct
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiortc
@@ -116,6 +116,20 @@ def ntp_now() -> int:
     """64-bit NTP time from time.time(): aiortc's own goes through datetime, twice a packet."""
     now = time.time() + NTP_EPOCH_OFFSET
     return (int(now) << 32) | int((now % 1) * 4294967296)
+
+
+def arrivals(receiver: RTCRtpReceiver, ssrcs: Iterable[int]) -> tuple[int, int]:
+    """Packets expected and received so far on these media SSRCs: first transmissions only (a
+    retransmission comes on its RTX SSRC, counted apart), so their difference is what the
+    publisher's uplink lost, repaired or not."""
+    streams: dict[int, StreamStatistics] = getattr(receiver, _R + "remote_streams")
+    expected = received = 0
+    for ssrc in ssrcs:
+        stream = streams.get(ssrc)
+        if stream is not None and stream.base_seq is not None:
+            expected += stream.packets_expected
+            received += stream.packets_received
+    return expected, received
 
 
 def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,

@@ -9,6 +9,7 @@ the socket. It reaches clients only through a ``RelaySink``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import functools
 import logging
@@ -37,6 +38,7 @@ from signaling.relay.ice import MediaNetwork, gather_on, peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,
+    arrivals,
     accept_simulcast,
     fast_receive,
     ntp_now,
@@ -57,7 +59,8 @@ KEYFRAME_INTERVAL_S = 0.5
 GAP_WAIT_S = 0.08
 MAX_HELD = 256
 LAYER_IDLE_S = 1.5  # a layer with no packet for this long is not being sent
-STILL_SENDING_S = 0.5  # a layer measured over an interval must still be arriving at its end
+STILL_SENDING_S = 0.5
+STALL_ROUNDS = 3  # feedback rounds (1 s each) a layer's standing still is judged over  # a layer measured over an interval must still be arriving at its end
 H264_PROFILES = ("42001f", "42e01f")
 
 
@@ -154,6 +157,12 @@ class Stream:
         self._keyframe_timer: asyncio.TimerHandle | None = None
         self._last_keyframe_request = 0.0
         self._awaiting_keyframe = False
+        self._awaiting_since = 0.0
+        # seconds this stream stood still (a gap given up, then the wait for a keyframe), and the
+        # share of each of the last feedback rounds it did (`stalled`)
+        self._stalled_s = 0.0
+        self._stalled_mark = (0.0, 0.0)
+        self._stalled_shares: collections.deque[float] = collections.deque(maxlen=STALL_ROUNDS)
 
     def on_packet(self, packet: RtpPacket) -> None:
         if packet.ssrc != self.media_ssrc:
@@ -178,6 +187,8 @@ class Stream:
                 self.dropped_waiting += 1
                 return
             self._awaiting_keyframe = False
+            self._stalled_s += now - self._awaiting_since
+            log.debug("%s %s: keyframe in after %.1f s", self.source.track_id, self.rid, now - self._awaiting_since)
             if self._expected is not None:
                 self._shift = (self._shift + (packet.sequence_number - self._expected)) & 0xFFFF
             self._expected = packet.sequence_number
@@ -251,6 +262,10 @@ class Stream:
         self.dropped_skipped += len(held) if start is None else start
         if start is None:
             self.keyframe_waits += 1
+            if not self._awaiting_keyframe:  # the picture stopped where the gap began
+                self._awaiting_since = time.monotonic() - self.source.gap_wait
+            log.debug("%s %s: gap of %s given up after %.2f s, %d held; waiting for a keyframe", self.source.track_id,
+                     self.rid, self._expected, self.source.gap_wait, len(held))
             self._awaiting_keyframe = True
             self._last_keyframe_request = 0.0
             self.request_keyframe()
@@ -268,9 +283,22 @@ class Stream:
             rate = int((self.octets - self._octets_mark) * 8 / max(now - self.rate_at, 1e-3))
             self.rate_bps = rate if self.rate_bps is None else (self.rate_bps + rate) // 2
         self.rate_at, self._octets_mark = now, self.octets
+        stalled = self._stalled_s + (now - self._awaiting_since if self._awaiting_keyframe else 0.0)
+        mark, at = self._stalled_mark
+        if at and self.live(now):
+            self._stalled_shares.append(min(1.0, (stalled - mark) / max(now - at, 1e-3)))
+        elif not self.live(now):
+            self._stalled_shares.clear()
+        self._stalled_mark = (stalled, now)
 
     def live(self, now: float) -> bool:
         return now - self.last_packet_at < LAYER_IDLE_S
+
+    def stalled(self, now: float) -> bool:
+        """Arriving, yet standing still for most of the last feedback rounds (a gap given up,
+        then a keyframe that does not get through whole, again and again)."""
+        return (self.live(now) and len(self._stalled_shares) == STALL_ROUNDS
+                and sum(self._stalled_shares) / STALL_ROUNDS >= feedback.LAYER_STALLED_SHARE)
 
     def absent(self, now: float) -> bool:
         """Asked for a while and never sent: the publisher cannot send this layer (a browser sends
@@ -300,6 +328,8 @@ class Stream:
         self.close()
         self._expected = None
         self._shift = 0
+        if self._awaiting_keyframe:
+            self._stalled_s += time.monotonic() - self._awaiting_since
         self._awaiting_keyframe = False
 
     def close(self) -> None:
@@ -345,6 +375,10 @@ class Source:
     uplink_cap: feedback.UplinkCap = field(default_factory=feedback.UplinkCap)  # layers its uplink carries
     uplink_low_since: float = 0.0  # since when its uplink's estimate has been under what arrives
     uplink_gaps_mark: int = 0  # gaps in its packets (repaired or not) when that began
+    uplink_losses: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=2))
+    loss_cap_bps: int | None = None  # what its uplink's loss allows (feedback.uplink_loss_cap)
+    loss_cap_at: float = 0.0  # when that was last cut
+    _arrivals_mark: tuple[int, int] = (0, 0)
     nacks_sent: int = 0  # NACKs the relay sent its publisher (signaling/relay/traffic.py)
     streams: list[Stream] = field(default_factory=list)
     _by_ssrc: dict[int, Stream] = field(default_factory=dict)
@@ -415,6 +449,8 @@ class Source:
                         if not keyframe:
                             continue
                     outlet.want_at = time.monotonic()  # its time on the layer starts now
+                    log.info("%s: a subscriber moves from layer %s to %s", self.track_id,
+                             None if outlet.layer is None else self.rids[outlet.layer], self.rids[index])
                 outlet.layer = index
             outlet.sender.forward(packet, stream.key, ntp)
 
@@ -431,6 +467,25 @@ class Source:
             self.uplink_low_since = 0.0
         elif not self.uplink_low_since:
             self.uplink_low_since, self.uplink_gaps_mark = now, self.gaps_recovered + self.gaps_skipped
+
+    def note_loss(self, now: float) -> None:
+        """Once a feedback round: the share of first transmissions its uplink lost since the last
+        round, and the ceiling that loss sets (`feedback.uplink_loss_cap`)."""
+        expected, received = arrivals(self.receiver, self.ssrcs)
+        before = self._arrivals_mark
+        self._arrivals_mark = (expected, received)
+        if expected - before[0] < feedback.UPLINK_LOSS_MIN_PACKETS or expected < before[0]:
+            self.uplink_losses.clear()  # too little sent (or a layer restarted): no figure
+            return
+        lost = (expected - before[0]) - (received - before[1])
+        self.uplink_losses.append(max(0.0, lost / (expected - before[0])))
+        cap = feedback.uplink_loss_cap(self.loss_cap_bps, list(self.uplink_losses),
+                                       sum(s.rate_bps or 0 for s in self.streams if s.live(now)), now - self.loss_cap_at)
+        if cap is not None and (self.loss_cap_bps is None or cap < self.loss_cap_bps):
+            self.loss_cap_at = now
+            log.info("%s: its uplink lost %.0f %% of the last round: sends at most %d bit/s", self.track_id,
+                     100 * self.uplink_losses[-1], cap)
+        self.loss_cap_bps = cap
 
     def uplink_congested(self, now: float) -> bool:
         """The uplink is congested: its estimate has stayed under what arrives for
@@ -870,6 +925,7 @@ class Relay:
             for stream in source.streams:
                 stream.measure(now)
             source.note_uplink(now)
+            source.note_loss(now)
             subscribers = [
                 feedback.Subscriber(o.sender.remb_bps if now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S else None,
                                     o.sender.fraction_lost)
@@ -887,6 +943,8 @@ class Relay:
             else:
                 source.target_bps = feedback.video_target(source.source, source.target_bps, source.uplink_bps,
                                                           [s for _, s in flowing])
+            if source.target_bps is not None and source.loss_cap_bps is not None:
+                source.target_bps = min(source.target_bps, source.loss_cap_bps)
             if source.target_bps is None:
                 continue
             targets.append(source.target_bps)
@@ -908,8 +966,15 @@ class Relay:
         top = max((s.index for s in source.streams if not s.absent(now)), default=0)
         rates = feedback.layer_rates([s.rate_bps for s in source.streams])[: top + 1]
         live = [s for s in source.streams if s.live(now)]
-        cap = source.uplink_cap.update(source.uplink_bps, rates, max((s.index for s in live), default=0),
-                                       sum(s.rate_bps or 0 for s in live), source.gaps_skipped, now)
+        live_top = max((s.index for s in live), default=0)
+        top_stalled = source.stream(live_top).stalled(now) and any(not s.stalled(now) for s in live)
+        before = source.uplink_cap.top
+        cap = source.uplink_cap.update(source.uplink_bps, rates, live_top, sum(s.rate_bps or 0 for s in live),
+                                       source.gaps_skipped, now, top_stalled=top_stalled)
+        if cap != before:
+            log.info("%s: the publisher's uplink carries %s (estimate %s bit/s, layers %s bit/s%s)", source.track_id,
+                     "every layer" if cap is None else f"layers up to {source.rids[cap]}", source.uplink_bps,
+                     [s.rate_bps for s in source.streams], ", the top one standing still" if top_stalled else "")
         if cap is not None and cap < top:
             top, rates = cap, rates[: cap + 1]
         for outlet, subscriber in flowing:
