@@ -179,6 +179,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-1234567890",
         monitor_interval_seconds=3600,
         media_addresses=("127.0.0.1",),  # the relay gathers on loopback only in tests
+        check_responses=True,  # every answer validated against its route's model: a mismatch is a 500
     )
 
 

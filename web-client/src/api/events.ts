@@ -1,7 +1,9 @@
 // Every socket.io event of docs/protocol.md, typed. tests/test_web_contract.py checks that
 // each name here is in docs/protocol.md and that every server → client event the protocol
 // lists is here, so the page and this file cannot drift apart silently.
-import type { Alert, CaseDocument, Message, Queue, Ticket, Window } from "./types";
+import type {
+  Alert, CaseDocument, CaseSummary, Message, NamedInvitation, Opinion, PlacedTicket, Queue, Schemas, Ticket, Window,
+} from "./types";
 
 export type Source = "camera" | "microphone" | "screen" | "side_camera" | "side_microphone";
 export type Role = "worker" | "clerk" | "expert";
@@ -73,67 +75,13 @@ export interface TicketPosition {
   estimated_wait_s: number;
 }
 
-type Placed = Ticket & { position: number; estimated_wait_s: number };
-
-export interface Invitation {
-  id: number;
-  consultation_id: number;
-  ticket_id: number;
-  expert_id: number;
-  invited_by_id: number;
-  status: "pending" | "accepted" | "declined" | "expired";
-  created_at: string;
-  expires_at: string;
-  answered_at: string | null;
-  response_seconds: number | null;
-  joined_at: string | null;
-  left_at: string | null;
-  in_main_call: boolean;
-  expert_name?: string;
-  invited_by_name?: string;
-  note?: string;
-  reason?: string | null;
-  now?: string;
-}
-
-export interface ChecklistLine {
-  material_id: number | null;
-  name: string;
-  required: boolean;
-  note: string;
-  state: "missing" | "provided" | "accepted" | "rejected";
-  state_name: string;
-  document_ids: number[];
-  reason: string | null;
-}
-
-export interface CaseSummary {
-  ticket_id: number;
-  number: string;
-  status: string;
-  item: { id: number; name: string };
-  department: { id: number; name: string };
-  resident_name: string;
-  checklist: ChecklistLine[];
-  documents: { id: number; material_id: number | null; material_name: string; status: string; content_type: string; uploaded_at: string }[];
-}
-
-export interface Opinion {
-  id: number;
-  ticket_id: number;
-  expert_id: number;
-  author_name: string;
-  text: string;
-  at: string;
-}
-
 export interface ServerToClientEvents {
-  "ticket.created": (ticket: Placed) => void;
+  "ticket.created": (ticket: PlacedTicket) => void;
   "ticket.called": (ticket: Ticket & { window_name: string }) => void;
   "ticket.start": (ticket: Ticket) => void;
   "ticket.recall": (ticket: Ticket) => void;
   "ticket.no-show": (ticket: Ticket) => void;
-  "ticket.transfer": (ticket: Placed & { previous_number: string }) => void;
+  "ticket.transfer": (ticket: PlacedTicket & { previous_number: string }) => void;
   "ticket.complete": (ticket: Ticket) => void;
   "ticket.cancel": (ticket: Ticket) => void;
   "ticket.updated": (ticket: Ticket) => void;
@@ -157,9 +105,9 @@ export interface ServerToClientEvents {
   capture_requested: (request: CaptureRequested) => void;
   "document.added": (document: CaseDocument) => void;
   "document.reviewed": (document: CaseDocument) => void;
-  "invitation.created": (invitation: Invitation & { case: CaseSummary }) => void;
-  "invitation.updated": (invitation: Invitation) => void;
-  "consultation.stage": (stage: { ticket_id: number; main: boolean; invitations: Invitation[] }) => void;
+  "invitation.created": (invitation: Schemas["InvitationSent"] & { case: CaseSummary; now: string }) => void;
+  "invitation.updated": (invitation: NamedInvitation) => void;
+  "consultation.stage": (stage: { ticket_id: number; main: boolean; invitations: NamedInvitation[] }) => void;
   "opinion.added": (opinion: Opinion) => void;
 }
 
