@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import shutil
 import socket
@@ -24,9 +25,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from pydantic import TypeAdapter, ValidationError
 
+from server.api.event_payloads import PAYLOADS
 from server.app import create_app
 from server.config import Settings
 from server.db import Database
@@ -164,6 +168,33 @@ async def database_url(request: pytest.FixtureRequest, templates: Templates, tmp
 async def postgresql_url(templates: Templates, tmp_path: Path) -> AsyncIterator[str]:
     async with cloned_database("postgresql", templates, tmp_path) as url:
         yield url
+
+
+EVENT_PAYLOADS = {name: TypeAdapter(model) for name, model in PAYLOADS.items()}
+
+
+@pytest.fixture(autouse=True)
+def checked_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every socket event a test's server sends is checked against its payload model
+    (server/api/event_payloads.py), as JSON on the wire: a test whose server sent one unlike it
+    fails, as an HTTP answer unlike its route's model does (``check_responses``)."""
+    mismatches: list[str] = []
+    emit = socketio.AsyncServer.emit
+
+    async def checked_emit(self: socketio.AsyncServer, event: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        adapter = EVENT_PAYLOADS.get(event)
+        if adapter is None:
+            mismatches.append(f"{event}: an event docs/protocol.md and server/api/event_payloads.py do not name")
+        else:
+            try:
+                adapter.validate_json(json.dumps(data), strict=True)
+            except ValidationError as exc:
+                mismatches.append(f"{event}: {exc}")
+        await emit(self, event, data, *args, **kwargs)
+
+    monkeypatch.setattr(socketio.AsyncServer, "emit", checked_emit)
+    yield mismatches
+    assert not mismatches, "socket events unlike their payload models:\n" + "\n".join(mismatches)
 
 
 @pytest.fixture

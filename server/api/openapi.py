@@ -9,7 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
 from server.api.base import ROUTES, Route, ok, route
-from server.api.responses import SHARED, OpenApiDocument
+from server.api import event_payloads, responses
+from server.api.responses import OpenApiDocument
 from server.inputs import MAX_ID
 
 # Opaque ids; every other path id is a number the database can hold.
@@ -129,7 +130,7 @@ def build() -> dict[str, Any]:
         if r.during_enrolment:
             op["x-during-2fa-enrolment"] = True
         paths.setdefault(r.path, {})[r.method.lower()] = op
-    for model in SHARED:
+    for model in (*responses.SHARED, *event_payloads.SHARED):  # ServerEvents: every socket event's payload
         _reference(model, schemas)
     return {
         "openapi": "3.1.0",

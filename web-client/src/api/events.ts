@@ -1,62 +1,30 @@
-// Every socket.io event of docs/protocol.md, typed. tests/test_web_contract.py checks that
-// each name here is in docs/protocol.md and that every server → client event the protocol
-// lists is here, so the page and this file cannot drift apart silently.
-import type {
-  Alert, CaseDocument, CaseSummary, Message, NamedInvitation, Opinion, PlacedTicket, Queue, Schemas, Ticket, Window,
-} from "./types";
+// Every socket.io event of docs/protocol.md, typed. What the server sends is generated: each
+// event's payload is a model of server/api/event_payloads.py (`ServerEvents` in the OpenAPI
+// document, validated whenever the tests emit it), and tests/test_web_contract.py checks those
+// events against docs/protocol.md's tables. The requests below, with their acknowledgements,
+// are written here; the same test checks their names against the protocol.
+import type { Message, Schemas } from "./types";
 
-export type Source = "camera" | "microphone" | "screen" | "side_camera" | "side_microphone";
-export type Role = "worker" | "clerk" | "expert";
-export type Channel = "call" | "consultation";
+type Payloads = Schemas["ServerEvents"];
+export type ServerToClientEvents = { [E in keyof Payloads]: (payload: Payloads[E]) => void };
+
+export type Participant = Schemas["Participant"];
+export type Track = Schemas["Track"];
+/** An m-line of a subscribe offer carrying a track. */
+export type OfferedTrack = Schemas["OfferedTrack"];
+/** An m-line of a subscribe offer no longer in use (`active: false`). */
+export type IdleOutlet = Schemas["IdleOutlet"];
+export type SubscribeOffer = Schemas["SubscribeOffer"];
+export type CaptureRequested = Schemas["CaptureRequested"];
+export type Source = Track["source"];
+export type Role = Participant["role"];
+export type Channel = Participant["channel"];
 
 export interface ErrorAck {
   error: { code: string; message: string };
 }
 export interface OkAck {
   ok: true;
-}
-
-export interface Participant {
-  ticket_id: number;
-  participant_id: string;
-  user_id: number;
-  role: Role;
-  display_name: string;
-  channel?: Channel;
-}
-
-export interface Track {
-  track_id: string;
-  participant_id: string;
-  kind: "video" | "audio";
-  source: Source;
-  muted: boolean;
-  channel?: Channel;
-  user_id?: number;
-  role?: Role;
-  display_name?: string;
-  /** The track comes in simulcast layers (lowest first); the relay picks one for you. */
-  layers?: string[];
-}
-
-export interface OfferedTrack extends Track {
-  mid: string;
-  active: boolean;
-}
-
-export interface SubscribeOffer {
-  ticket_id: number;
-  type: "offer";
-  sdp: string;
-  tracks: OfferedTrack[];
-}
-
-export interface CaptureRequested {
-  ticket_id: number;
-  request_id: string;
-  material: string;
-  material_id: number | null;
-  material_name: string;
 }
 
 export interface JoinAck {
@@ -66,49 +34,6 @@ export interface JoinAck {
   rejoined: boolean;
   participants: Participant[];
   tracks: Track[];
-}
-
-export interface TicketPosition {
-  ticket_id: number;
-  number: string;
-  position: number;
-  estimated_wait_s: number;
-}
-
-export interface ServerToClientEvents {
-  "ticket.created": (ticket: PlacedTicket) => void;
-  "ticket.called": (ticket: Ticket & { window_name: string }) => void;
-  "ticket.start": (ticket: Ticket) => void;
-  "ticket.recall": (ticket: Ticket) => void;
-  "ticket.no-show": (ticket: Ticket) => void;
-  "ticket.transfer": (ticket: PlacedTicket & { previous_number: string }) => void;
-  "ticket.complete": (ticket: Ticket) => void;
-  "ticket.cancel": (ticket: Ticket) => void;
-  "ticket.updated": (ticket: Ticket) => void;
-  "ticket.rated": (ticket: Ticket) => void;
-  "ticket.position": (position: TicketPosition) => void;
-  "queue.updated": (queue: Queue) => void;
-  "alert.raised": (alert: Alert) => void;
-  "tidal.opened": (window: Window & { clerk_id: number }) => void;
-  "tidal.closed": (window: Window & { reason: "manual" | "expired" }) => void;
-  "session.revoked": (revoked: { user_id: number; session_ids: string[]; reason: "logout" | "password" | "role" | "disabled" | "2fa_reset" }) => void;
-  subscribe_offer: (offer: SubscribeOffer) => void;
-  participant_joined: (participant: Participant) => void;
-  participant_left: (participant: Participant) => void;
-  track_muted: (track: Track & { ticket_id: number }) => void;
-  publish_layers: (layers: { ticket_id: number; source: Source; active: string[] }) => void;
-  video_paused: (state: { ticket_id: number; track_id: string; paused: boolean; reason: "network" }) => void;
-  chat_message: (message: Message) => void;
-  peer_state: (state: { ticket_id: number; pc: "publish" | "subscribe"; state: "connecting" | "connected" | "failed" | "closed" }) => void;
-  call_replaced: (call: { ticket_id: number }) => void;
-  call_closed: (call: { ticket_id: number; status: string }) => void;
-  capture_requested: (request: CaptureRequested) => void;
-  "document.added": (document: CaseDocument) => void;
-  "document.reviewed": (document: CaseDocument) => void;
-  "invitation.created": (invitation: Schemas["InvitationSent"] & { case: CaseSummary; now: string }) => void;
-  "invitation.updated": (invitation: NamedInvitation) => void;
-  "consultation.stage": (stage: { ticket_id: number; main: boolean; invitations: NamedInvitation[] }) => void;
-  "opinion.added": (opinion: Opinion) => void;
 }
 
 type Ack<T> = (answer: T | ErrorAck) => void;
