@@ -288,7 +288,8 @@ async def platform(settings: Settings, clock: ManualClock) -> AsyncIterator[Plat
 
 
 # Which tests need what (pyproject.toml's markers), so `make test-fast` can leave them out.
-BROWSER_MODULES = {"test_browser_call", "test_production"}  # and every test_web_* module
+BROWSER_MODULES = {"test_browser_call", "test_production"}  # and every test_web_* module but these:
+NO_BROWSER_MODULES = {"test_web_contract"}  # reads files and the OpenAPI document: in test-fast too
 MEDIA_MODULES = {"test_bandwidth", "test_call", "test_consultation_call", "test_gstreamer_client",
                  "test_link_media", "test_mdns_candidates", "test_media_addresses", "test_rsa_peers",
                  "test_simulcast", "test_socket_fuzz"}
@@ -305,7 +306,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
         names = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
-        if module.startswith("test_web_") or module in BROWSER_MODULES or "browser" in names:
+        if (module.startswith("test_web_") and module not in NO_BROWSER_MODULES) or module in BROWSER_MODULES \
+                or "browser" in names:
             item.add_marker(pytest.mark.browser)
         if module in MEDIA_MODULES or "clients" in names:
             item.add_marker(pytest.mark.media)

@@ -131,7 +131,7 @@ class VideoPaused(Answer):
 class PeerState(Answer):
     ticket_id: int
     pc: Literal["publish", "subscribe"]
-    state: Literal["connecting", "connected", "failed", "closed"]
+    state: Literal["new", "connecting", "connected", "failed", "closed"]  # RTCPeerConnectionState
 
 
 class CallReplaced(Answer):
