@@ -196,6 +196,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     hsts: str = "auto"
     dev_pages: bool = False
+    check_responses: bool = False  # validate every JSON answer against its route's model (the tests)
     log_format: str = "auto"
     call_grace_seconds: float = 60
     metrics_token: str = ""  # /metrics: docs/operations.md "Metrics"
@@ -311,6 +312,7 @@ class Settings:
             allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
             hsts=_choice("HSTS", get("HSTS", "auto").lower(), ("auto", "always", "off")),
             dev_pages=flag("DEV_PAGES"),
+            check_responses=flag("CHECK_RESPONSES"),
             log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "auto").lower(), LOG_FORMATS),
             call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
             **_metrics(get("METRICS_TOKEN"), get("METRICS_LISTEN")),

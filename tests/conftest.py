@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import os
 import shutil
 import socket
@@ -24,9 +25,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from pydantic import TypeAdapter, ValidationError
 
+from server.api.event_payloads import PAYLOADS
 from server.app import create_app
 from server.config import Settings
 from server.db import Database
@@ -166,6 +170,33 @@ async def postgresql_url(templates: Templates, tmp_path: Path) -> AsyncIterator[
         yield url
 
 
+EVENT_PAYLOADS = {name: TypeAdapter(model) for name, model in PAYLOADS.items()}
+
+
+@pytest.fixture(autouse=True)
+def checked_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every socket event a test's server sends is checked against its payload model
+    (server/api/event_payloads.py), as JSON on the wire: a test whose server sent one unlike it
+    fails, as an HTTP answer unlike its route's model does (``check_responses``)."""
+    mismatches: list[str] = []
+    emit = socketio.AsyncServer.emit
+
+    async def checked_emit(self: socketio.AsyncServer, event: str, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        adapter = EVENT_PAYLOADS.get(event)
+        if adapter is None:
+            mismatches.append(f"{event}: an event docs/protocol.md and server/api/event_payloads.py do not name")
+        else:
+            try:
+                adapter.validate_json(json.dumps(data), strict=True)
+            except ValidationError as exc:
+                mismatches.append(f"{event}: {exc}")
+        await emit(self, event, data, *args, **kwargs)
+
+    monkeypatch.setattr(socketio.AsyncServer, "emit", checked_emit)
+    yield mismatches
+    assert not mismatches, "socket events unlike their payload models:\n" + "\n".join(mismatches)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(MONDAY_10)
@@ -179,6 +210,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key-that-is-long-enough-1234567890",
         monitor_interval_seconds=3600,
         media_addresses=("127.0.0.1",),  # the relay gathers on loopback only in tests
+        check_responses=True,  # every answer validated against its route's model: a mismatch is a 500
     )
 
 
@@ -256,7 +288,8 @@ async def platform(settings: Settings, clock: ManualClock) -> AsyncIterator[Plat
 
 
 # Which tests need what (pyproject.toml's markers), so `make test-fast` can leave them out.
-BROWSER_MODULES = {"test_browser_call", "test_production"}  # and every test_web_* module
+BROWSER_MODULES = {"test_browser_call", "test_production"}  # and every test_web_* module but these:
+NO_BROWSER_MODULES = {"test_web_contract"}  # reads files and the OpenAPI document: in test-fast too
 MEDIA_MODULES = {"test_bandwidth", "test_call", "test_consultation_call", "test_gstreamer_client",
                  "test_link_media", "test_mdns_candidates", "test_media_addresses", "test_rsa_peers",
                  "test_simulcast", "test_socket_fuzz"}
@@ -273,7 +306,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.module.__name__.rsplit(".", 1)[-1] if isinstance(item, pytest.Function) else ""
         names = set(getattr(item, "fixturenames", ()))
         callspec = getattr(item, "callspec", None)
-        if module.startswith("test_web_") or module in BROWSER_MODULES or "browser" in names:
+        if (module.startswith("test_web_") and module not in NO_BROWSER_MODULES) or module in BROWSER_MODULES \
+                or "browser" in names:
             item.add_marker(pytest.mark.browser)
         if module in MEDIA_MODULES or "clients" in names:
             item.add_marker(pytest.mark.media)

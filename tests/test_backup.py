@@ -72,7 +72,7 @@ def settings(database_url: str, moto_endpoint: str, tmp_path: Path) -> Settings:
         data_key=base64.b64encode(os.urandom(32)).decode(),
         s3_endpoint=moto_endpoint, s3_access_key="testing", s3_secret_key="testing",
         s3_bucket=f"yb-backup-{uuid.uuid4().hex[:12]}", monitor_interval_seconds=3600,
-        media_addresses=("127.0.0.1",),
+        media_addresses=("127.0.0.1",), check_responses=True,
     )
 
 

@@ -319,6 +319,7 @@ async def production(database_url: str, redis_url: str, workdir: Path, *,
             "YUNBANG_ICE_RELAY_ROLES": ",".join(relay_roles), "YUNBANG_MEDIA_ADDRESSES": "127.0.0.1",
             "YUNBANG_TRUSTED_PROXIES": "127.0.0.1", "YUNBANG_SERVICE_HOURS": "always",
             "YUNBANG_WEB_DIST": str(DIST), "YUNBANG_MONITOR_INTERVAL_SECONDS": "3600",
+            "YUNBANG_CHECK_RESPONSES": "true",
             "PYTHONPATH": _with_root(os.environ.get("PYTHONPATH", "")),
         }
         for name in ("YUNBANG_STUN_URLS", "YUNBANG_ALLOWED_ORIGINS", "YUNBANG_DEV_PAGES"):

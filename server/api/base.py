@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from server import logs
 from server.domain.context import Actor
@@ -38,7 +38,12 @@ class Route:
     during_enrolment: bool = False
     content: dict[str, Any] = field(default_factory=dict)  # a body that is not JSON: OpenAPI content
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # request headers: JSON Schemas
-    response: type[BaseModel] | None = None  # the success body, for OpenAPI (documentation only)
+    response: Any = None  # the success body: a model, list[model], or None for 204 without a body
+    no_content: str = ""  # when a route with a body answers 204 instead (and why)
+    answer: TypeAdapter[Any] | None = field(init=False, repr=False)  # validates the body: `checked`
+
+    def __post_init__(self) -> None:
+        self.answer = None if self.response is None else TypeAdapter(self.response)
 
 
 ROUTES: list[Route] = []
@@ -65,7 +70,8 @@ def route(
     during_enrolment: bool = False,
     content: dict[str, Any] | None = None,
     headers: dict[str, dict[str, Any]] | None = None,
-    response: type[BaseModel] | None = None,
+    response: Any,
+    no_content: str = "",
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
@@ -73,8 +79,11 @@ def route(
     a second factor reaches only routes marked ``during_enrolment`` (403
     ``2fa_enrolment_required`` elsewhere, decided where the actor is loaded). ``query`` is the
     model `query()` reads the query string with; ``content`` and ``headers`` document what a
-    route reads that is not JSON (a file, an upload offset); ``response`` the model of its success
-    body, for clients written from the OpenAPI document alone."""
+    route reads that is not JSON (a file, an upload offset). Every route says what it answers:
+    ``response`` is the model of its JSON success body (``list[Model]`` for a list; models in
+    ``server/api/responses.py``), or None for a 204 without a body; ``no_content`` says when a
+    route with a body answers 204 instead. Clients are generated from that, and with
+    ``check_responses`` on (the tests) each answer is validated against it (`checked`)."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -87,14 +96,43 @@ def route(
                 who = await actor(request, enrolment_ok=during_enrolment)
                 if who.role.value not in roles:
                     raise Forbidden("role_forbidden", "您的角色无权执行此操作", role=who.role.value, allowed=list(roles))
-            return await handler(request)
+            answer = await handler(request)
+            return checked(entry, answer) if request.app[SETTINGS].check_responses else answer
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
-        ROUTES.append(Route(method, path, guarded, summary, body, auth, roles, query, tag, during_enrolment,
-                            content or {}, headers or {}, response))
+        entry = Route(method, path, guarded, summary, body, auth, roles, query, tag, during_enrolment,
+                      content or {}, headers or {}, response, no_content)
+        ROUTES.append(entry)
         return handler
 
     return register
+
+
+def checked(r: Route, answer: web.StreamResponse) -> web.StreamResponse:
+    """The route's answer if it is what the route declares, else a loud 500: a JSON success body
+    must validate against ``r.response`` (strictly: no extra keys, no "5" for 5), a 204 must be
+    declared. On in the tests (``YUNBANG_CHECK_RESPONSES``), so every API test checks the contract."""
+    if not 200 <= answer.status < 300:
+        return answer
+    if answer.status == 204:
+        if r.answer is None or r.no_content:
+            return answer
+        problem = [{"field": "", "problem": "204 without a body, but the route declares one"}]
+    elif r.answer is None:
+        problem = [{"field": "", "problem": f"{answer.status} with a body, but the route declares 204"}]
+    elif not isinstance(answer, web.Response) or answer.content_type != "application/json" \
+            or not isinstance(answer.body, bytes):
+        problem = [{"field": "", "problem": "not a JSON body"}]
+    else:
+        try:
+            r.answer.validate_json(answer.body, strict=True)
+            return answer
+        except ValidationError as exc:
+            problem = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"],
+                        "got": repr(e.get("input"))[:100]} for e in exc.errors()]
+    log.error("%s %s answered %s, not what it declares: %s", r.method, r.path, answer.status, problem)
+    return error_response(500, "response_mismatch", "服务器内部错误：应答与接口声明不符",
+                          {"route": f"{r.method} {r.path}", "problems": problem})
 
 
 def error_response(http_status: int, code: str, message: str, detail: dict[str, Any] | None = None) -> web.Response:

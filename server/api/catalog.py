@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.responses import CloudWindow, Org, ServiceItem
 from server.api.schemas import ItemIn, ItemQuery, WindowIn
 from server.domain import catalog, org
 from server.domain.views import item_view, window_view
@@ -12,7 +13,7 @@ from server.keys import DOMAIN
 from server.models import CentreLevel
 
 
-@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org")
+@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org", response=Org)
 async def get_org(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -20,7 +21,7 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
-       query=ItemQuery, roles=STAFF, tag="catalog")
+       query=ItemQuery, roles=STAFF, tag="catalog", response=list[ServiceItem])
 async def list_items(request: web.Request) -> web.Response:
     await actor(request)
     q = query(request, ItemQuery)
@@ -29,19 +30,20 @@ async def list_items(request: web.Request) -> web.Response:
         return ok([item_view(i) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情", roles=STAFF, tag="catalog")
+@route("GET", "/api/items/{item_id}", "事项详情", roles=STAFF, tag="catalog", response=ServiceItem)
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
         return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id"))))
 
 
-@route("POST", "/api/items", "新建事项（管理员）", body=ItemIn, roles=("admin",), tag="catalog")
+@route("POST", "/api/items", "新建事项（管理员）", body=ItemIn, roles=("admin",), tag="catalog", response=ServiceItem)
 async def create_item(request: web.Request) -> web.Response:
     return await _save_item(request, None)
 
 
-@route("PUT", "/api/items/{item_id}", "修改事项及材料清单（管理员）", body=ItemIn, roles=("admin",), tag="catalog")
+@route("PUT", "/api/items/{item_id}", "修改事项及材料清单（管理员）", body=ItemIn, roles=("admin",), tag="catalog",
+       response=ServiceItem)
 async def update_item(request: web.Request) -> web.Response:
     return await _save_item(request, int_param(request, "item_id"))
 
@@ -56,12 +58,13 @@ async def _save_item(request: web.Request, item_id: int | None) -> web.Response:
         return ok(item_view(item), status=201 if item_id is None else 200)
 
 
-@route("POST", "/api/windows", "新建云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org")
+@route("POST", "/api/windows", "新建云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org", response=CloudWindow)
 async def create_window(request: web.Request) -> web.Response:
     return await _save_window(request, None)
 
 
-@route("PUT", "/api/windows/{window_id}", "修改云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org")
+@route("PUT", "/api/windows/{window_id}", "修改云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org",
+       response=CloudWindow)
 async def update_window(request: web.Request) -> web.Response:
     return await _save_window(request, int_param(request, "window_id"))
 

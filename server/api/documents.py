@@ -10,6 +10,8 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from server.api.base import CASE_PARTIES, InvalidInput, actor, int_param, ok, parse, route
+from server.api.responses import (CaseDocument, ChecklistLine, FiledDocument, ListedDocument, OpenedDocument,
+                                  UploadProgress)
 from server.api.schemas import BeginUpload, Review
 from server.domain import documents
 from server.domain.errors import DomainError, NotFound
@@ -22,7 +24,7 @@ CHUNK = 64 * 1024
 
 
 @route("POST", "/api/tickets/{ticket_id}/uploads", "开始续传式上传：返回 upload_id 与已收字节", body=BeginUpload,
-       roles=("worker", "clerk", "expert"), tag="documents")
+       roles=("worker", "clerk", "expert"), tag="documents", response=UploadProgress)
 async def begin(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, BeginUpload)
@@ -30,7 +32,8 @@ async def begin(request: web.Request) -> web.Response:
                                                size=body.size, filename=body.filename, source=body.source), 201)
 
 
-@route("GET", "/api/uploads/{upload_id}", "续传进度（断线后从 offset 继续）", roles=CASE_PARTIES, tag="documents")
+@route("GET", "/api/uploads/{upload_id}", "续传进度（断线后从 offset 继续）", roles=CASE_PARTIES, tag="documents",
+       response=UploadProgress)
 async def status(request: web.Request) -> web.Response:
     who = await actor(request)
     return ok(await request.app[UPLOADS].status(who, request.match_info["upload_id"]))
@@ -38,7 +41,8 @@ async def status(request: web.Request) -> web.Response:
 
 @route("PUT", "/api/uploads/{upload_id}", "上传一段字节（请求头 Upload-Offset 为起点）", roles=CASE_PARTIES, tag="documents",
        headers={"Upload-Offset": {"type": "integer", "minimum": 0, "description": "本段第一个字节在文件中的位置"}},
-       content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
+       content={"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+       response=UploadProgress)
 async def write(request: web.Request) -> web.Response:
     who = await actor(request)
     try:
@@ -49,7 +53,8 @@ async def write(request: web.Request) -> web.Response:
                                                request.content.iter_chunked(CHUNK)))
 
 
-@route("POST", "/api/uploads/{upload_id}/complete", "完成上传：校验、处理、入库，返回材料", roles=CASE_PARTIES, tag="documents")
+@route("POST", "/api/uploads/{upload_id}/complete", "完成上传：校验、处理、入库，返回材料", roles=CASE_PARTIES, tag="documents",
+       response=FiledDocument)
 async def complete(request: web.Request) -> web.Response:
     who = await actor(request)
     document, status = await request.app[UPLOADS].complete(who, request.match_info["upload_id"])
@@ -65,7 +70,7 @@ async def complete(request: web.Request) -> web.Response:
                "file": {"type": "string", "format": "binary", "description": "JPEG、PNG、WebP、HEIC 照片或 PDF"},
            }},
            "encoding": {"file": {"contentType": "application/octet-stream"}},
-       }})
+       }}, response=FiledDocument)
 async def upload(request: web.Request) -> web.Response:
     who = await actor(request)
     if not request.content_type.startswith("multipart/"):
@@ -129,7 +134,8 @@ async def _small_field(part: BodyPartReader, limit: int = 100) -> str:
     return text
 
 
-@route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", roles=CASE_PARTIES, tag="documents")
+@route("GET", "/api/tickets/{ticket_id}/documents", "本件材料（含短时有效的缩略图地址）", roles=CASE_PARTIES, tag="documents",
+       response=list[ListedDocument])
 async def list_(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -138,7 +144,8 @@ async def list_(request: web.Request) -> web.Response:
     return ok([documents.document_view(d, thumbnail_url=await store.url(d.thumbnail_key)) for d in found])
 
 
-@route("GET", "/api/documents/{document_id}", "查看材料（每次查看都记入审计日志）", roles=CASE_PARTIES, tag="documents")
+@route("GET", "/api/documents/{document_id}", "查看材料（每次查看都记入审计日志）", roles=CASE_PARTIES, tag="documents",
+       response=OpenedDocument)
 async def view(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -151,7 +158,7 @@ async def view(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/documents/{document_id}/review", "审核材料：通过或退回（退回须写原因）", body=Review,
-       roles=("clerk",), tag="documents")
+       roles=("clerk",), tag="documents", response=CaseDocument)
 async def review(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, Review)
@@ -160,7 +167,8 @@ async def review(request: web.Request) -> web.Response:
         return ok(documents.document_view(d))
 
 
-@route("GET", "/api/tickets/{ticket_id}/checklist", "材料清单状态：未提供 / 待审核 / 已通过 / 已退回", roles=CASE_PARTIES, tag="documents")
+@route("GET", "/api/tickets/{ticket_id}/checklist", "材料清单状态：未提供 / 待审核 / 已通过 / 已退回", roles=CASE_PARTIES, tag="documents",
+       response=list[ChecklistLine])
 async def checklist(request: web.Request) -> web.Response:
     who = await actor(request)
     ticket_id = int_param(request, "ticket_id")

@@ -5,13 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.base import actor, int_param, ok, parse, query, route
+from server.api.responses import (AcceptedInvitation, ConsultationCreated, ConsultationRecord, ExpertOpinion,
+                                  ExpertSettings, InvitationToMe, NamedInvitation, PoolExpert)
 from server.api.schemas import Decline, ExpertProfile, ExpertQuery, Invite, InvitationQuery, Opinion, Stage
 from server.domain import experts
 from server.keys import DOMAIN, PRESENCE
 
 
 @route("GET", "/api/experts", "专家库检索：按专长、部门、在线状态（presence: online / busy / offline）",
-       query=ExpertQuery, roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
+       query=ExpertQuery, roles=("clerk", "supervisor", "admin", "expert"), tag="experts", response=list[PoolExpert])
 async def search(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ExpertQuery)
@@ -21,7 +23,7 @@ async def search(request: web.Request) -> web.Response:
 
 
 @route("PATCH", "/api/experts/me", "专家本人：暂停/恢复接受会商，是否允许同时参加多件会商", body=ExpertProfile,
-       roles=("expert",), tag="experts")
+       roles=("expert",), tag="experts", response=ExpertSettings)
 async def profile(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, ExpertProfile)
@@ -31,7 +33,7 @@ async def profile(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/tickets/{ticket_id}/consultations", "邀请专家会商（本件云窗口工作人员或部门负责人）",
-       body=Invite, roles=("clerk", "supervisor"), tag="experts")
+       body=Invite, roles=("clerk", "supervisor"), tag="experts", response=ConsultationCreated)
 async def invite(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, Invite)
@@ -40,7 +42,7 @@ async def invite(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/tickets/{ticket_id}/consultations", "会商记录：邀请、答复用时、进出、专家意见（时间线）",
-       roles=("clerk", "supervisor", "admin", "expert"), tag="experts")
+       roles=("clerk", "supervisor", "admin", "expert"), tag="experts", response=ConsultationRecord)
 async def timeline(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -56,19 +58,19 @@ async def _stage(request: web.Request, *, main: bool) -> web.Response:
 
 
 @route("POST", "/api/tickets/{ticket_id}/consultations/bring-in", "请已接受邀请的专家进入主通话（群众可见可听）",
-       body=Stage, roles=("clerk", "supervisor"), tag="experts")
+       body=Stage, roles=("clerk", "supervisor"), tag="experts", response=list[NamedInvitation])
 async def bring_in(request: web.Request) -> web.Response:
     return await _stage(request, main=True)
 
 
 @route("POST", "/api/tickets/{ticket_id}/consultations/send-back", "请专家回到会商频道（群众不可见不可听）",
-       body=Stage, roles=("clerk", "supervisor"), tag="experts")
+       body=Stage, roles=("clerk", "supervisor"), tag="experts", response=list[NamedInvitation])
 async def send_back(request: web.Request) -> web.Response:
     return await _stage(request, main=False)
 
 
 @route("GET", "/api/invitations", "专家本人的会商邀请（可按 status 筛选）", query=InvitationQuery,
-       roles=("expert",), tag="experts")
+       roles=("expert",), tag="experts", response=list[InvitationToMe])
 async def mine(request: web.Request) -> web.Response:
     who = await actor(request)
     status = query(request, InvitationQuery).status
@@ -77,7 +79,7 @@ async def mine(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/invitations/{invitation_id}/accept", "接受会商邀请（限时；一次只参加一件会商）",
-       roles=("expert",), tag="experts")
+       roles=("expert",), tag="experts", response=AcceptedInvitation)
 async def accept(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -85,7 +87,7 @@ async def accept(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/invitations/{invitation_id}/decline", "婉拒会商邀请", body=Decline, roles=("expert",),
-       tag="experts")
+       tag="experts", response=NamedInvitation)
 async def decline(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, Decline)
@@ -94,7 +96,7 @@ async def decline(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/tickets/{ticket_id}/opinions", "专家意见（接受了本件邀请的专家）", body=Opinion,
-       roles=("expert",), tag="experts")
+       roles=("expert",), tag="experts", response=ExpertOpinion)
 async def opinion(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, Opinion)

@@ -6,9 +6,11 @@ import re
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from server.api.base import ROUTES, Route, ok, route
+from server.api import event_payloads, responses
+from server.api.responses import OpenApiDocument
 from server.inputs import MAX_ID
 
 # Opaque ids; every other path id is a number the database can hold.
@@ -38,12 +40,39 @@ ERROR = {
 }
 
 
-def _model_schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
-    """The model's JSON Schema, its nested definitions moved into components."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def _model_schema(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The JSON Schema of a model (or of ``list[Model]``), its nested definitions moved into
+    components."""
+    schema = TypeAdapter(model).json_schema(ref_template="#/components/schemas/{model}")
     for name, sub in schema.pop("$defs", {}).items():
-        schemas[name] = sub
+        _component(schemas, name, sub)
     return schema
+
+
+def _component(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """One name, one shape: two models called alike (a request's and a response's) must not
+    overwrite each other in the document."""
+    if schemas.setdefault(name, schema) != schema:
+        raise ValueError(f"two different schemas named {name} in the OpenAPI document")
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _reference(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+    """A model as a $ref into components (a list of models: an array of them)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return _component(schemas, model.__name__, _model_schema(model, schemas))
+    return _model_schema(model, schemas)
+
+
+def _responses(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    """What the route answers: its body (any 2xx), a 204 without one, and the errors."""
+    success: dict[str, Any] = {}
+    if r.response is not None:
+        success["2XX"] = {"description": "成功",
+                          "content": {"application/json": {"schema": _reference(r.response, schemas)}}}
+    if r.response is None or r.no_content:
+        success["204"] = {"description": r.no_content or "成功，无内容"}
+    return {**success, **{status: {"$ref": f"#/components/responses/Error{status}"} for status in ERROR_STATUSES}}
 
 
 def _parameter_schema(prop: dict[str, Any]) -> dict[str, Any]:
@@ -81,23 +110,16 @@ def build() -> dict[str, Any]:
             "summary": r.summary,
             "operationId": r.handler.__module__.rsplit(".", 1)[-1] + "_" + r.handler.__name__.strip("_"),
             "tags": [r.tag] if r.tag else [],
-            "responses": {
-                "2XX": {"description": "成功"},
-                **{status: {"$ref": f"#/components/responses/Error{status}"} for status in ERROR_STATUSES},
-            },
+            "responses": _responses(r, schemas),
         }
-        if r.response is not None:
-            schemas[r.response.__name__] = _model_schema(r.response, schemas)
-            op["responses"]["2XX"]["content"] = {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{r.response.__name__}"}}}
         params = _parameters(r, schemas)
         if params:
             op["parameters"] = params
         if r.body is not None:
-            schemas[r.body.__name__] = schema = _model_schema(r.body, schemas)
+            schema = _model_schema(r.body, schemas)
             op["requestBody"] = {
                 "required": bool(schema.get("required")),  # a body of defaults may be left out
-                "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{r.body.__name__}"}}},
+                "content": {"application/json": {"schema": _component(schemas, r.body.__name__, schema)}},
             }
         elif r.content:
             op["requestBody"] = {"required": True, "content": r.content}
@@ -108,6 +130,8 @@ def build() -> dict[str, Any]:
         if r.during_enrolment:
             op["x-during-2fa-enrolment"] = True
         paths.setdefault(r.path, {})[r.method.lower()] = op
+    for model in (*responses.SHARED, *event_payloads.SHARED):  # ServerEvents: every socket event's payload
+        _reference(model, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": "yunbang 云帮办 API", "version": "0.1.0",
@@ -125,6 +149,6 @@ def build() -> dict[str, Any]:
     }
 
 
-@route("GET", "/api/openapi.json", "本文档", auth=False, tag="ops")
+@route("GET", "/api/openapi.json", "本文档", auth=False, tag="ops", response=OpenApiDocument)
 async def openapi(request: web.Request) -> web.Response:
     return ok(build())

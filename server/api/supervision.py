@@ -10,6 +10,7 @@ from aiohttp import web
 from server import preflight
 
 from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.responses import Alert, AuditEntry, AuditVerdict, CloudWindow, Dashboard, Health, LinkWall, Queue
 from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
 from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
@@ -18,7 +19,7 @@ from server.keys import DB, DOMAIN, SETTINGS, STORE
 
 
 @route("GET", "/api/health", "健康检查：数据库、Redis（如已配置）、对象存储各自是否可用；有一项不可用时返回 503",
-       auth=False, tag="ops")
+       auth=False, tag="ops", response=Health)
 async def health(request: web.Request) -> web.Response:
     """Each dependency "ok" or "unavailable" (no more: this answer is public); 503 while one is down,
     so a load balancer takes the node out and a compose health check shows which one failed."""
@@ -39,7 +40,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/queues", "各部门云窗口队列：等候人数、最长等候、预警级别",
-       query=QueueQuery, roles=STAFF, tag="queue")
+       query=QueueQuery, roles=STAFF, tag="queue", response=list[Queue])
 async def queues(request: web.Request) -> web.Response:
     await actor(request)
     q = query(request, QueueQuery)
@@ -48,7 +49,7 @@ async def queues(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/dashboard", "大屏数据：各部门等候、在办、最长等候、预警、今日办结、平均等候与办理时长、评价",
-       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision")
+       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision", response=Dashboard)
 async def get_dashboard(request: web.Request) -> web.Response:
     who = await actor(request)
     centre_id = query(request, CentreQuery).centre_id
@@ -57,7 +58,7 @@ async def get_dashboard(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/dashboard/links", "大屏：网络较差的通话（进行中）与各延伸点今日网络较差的通话数",
-       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision")
+       roles=("supervisor", "admin"), query=CentreQuery, tag="supervision", response=LinkWall)
 async def get_link_wall(request: web.Request) -> web.Response:
     who = await actor(request)
     centre_id = query(request, CentreQuery).centre_id
@@ -66,7 +67,7 @@ async def get_link_wall(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/alerts", "等候超时提醒与红黄预警", roles=("supervisor", "admin"),
-       query=AlertQuery, tag="supervision")
+       query=AlertQuery, tag="supervision", response=list[Alert])
 async def list_alerts(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, AlertQuery)
@@ -75,7 +76,8 @@ async def list_alerts(request: web.Request) -> web.Response:
         return ok([alerts.alert_view(a) for a in found])
 
 
-@route("POST", "/api/alerts/{alert_id}/acknowledge", "确认提醒", roles=("supervisor", "admin"), tag="supervision")
+@route("POST", "/api/alerts/{alert_id}/acknowledge", "确认提醒", roles=("supervisor", "admin"), tag="supervision",
+       response=Alert)
 async def acknowledge(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -83,7 +85,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/tidal-windows", "开启潮汐窗口（指派云窗口人员支援某部门）", body=OpenTidal,
-       roles=("supervisor", "admin"), tag="supervision")
+       roles=("supervisor", "admin"), tag="supervision", response=CloudWindow)
 async def open_tidal(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, OpenTidal)
@@ -93,7 +95,7 @@ async def open_tidal(request: web.Request) -> web.Response:
 
 
 @route("POST", "/api/tidal-windows/{window_id}/close", "关闭潮汐窗口", roles=("supervisor", "admin"),
-       tag="supervision")
+       tag="supervision", response=CloudWindow)
 async def close_tidal(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
@@ -101,7 +103,7 @@ async def close_tidal(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/audit", "审计日志查询（审计员）：新的在前，before_id 向前翻页", roles=("auditor",),
-       query=AuditQuery, tag="audit")
+       query=AuditQuery, tag="audit", response=list[AuditEntry])
 async def get_audit(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, AuditQuery)
@@ -113,7 +115,7 @@ async def get_audit(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/audit/verify", "校验审计日志完整性（哈希链）；anchor=序号:哈希 核对外部保存的链头",
-       roles=("auditor",), query=AuditVerifyQuery, tag="audit")
+       roles=("auditor",), query=AuditVerifyQuery, tag="audit", response=AuditVerdict)
 async def verify_audit(request: web.Request) -> web.Response:
     who = await actor(request)
     query(request, AuditVerifyQuery)

@@ -1,60 +1,30 @@
-// Every socket.io event of docs/protocol.md, typed. tests/test_web_contract.py checks that
-// each name here is in docs/protocol.md and that every server → client event the protocol
-// lists is here, so the page and this file cannot drift apart silently.
-import type { Alert, CaseDocument, Message, Queue, Ticket, Window } from "./types";
+// Every socket.io event of docs/protocol.md, typed. What the server sends is generated: each
+// event's payload is a model of server/api/event_payloads.py (`ServerEvents` in the OpenAPI
+// document, validated whenever the tests emit it), and tests/test_web_contract.py checks those
+// events against docs/protocol.md's tables. The requests below, with their acknowledgements,
+// are written here; the same test checks their names against the protocol.
+import type { Message, Schemas } from "./types";
 
-export type Source = "camera" | "microphone" | "screen" | "side_camera" | "side_microphone";
-export type Role = "worker" | "clerk" | "expert";
-export type Channel = "call" | "consultation";
+type Payloads = Schemas["ServerEvents"];
+export type ServerToClientEvents = { [E in keyof Payloads]: (payload: Payloads[E]) => void };
+
+export type Participant = Schemas["Participant"];
+export type Track = Schemas["Track"];
+/** An m-line of a subscribe offer carrying a track. */
+export type OfferedTrack = Schemas["OfferedTrack"];
+/** An m-line of a subscribe offer no longer in use (`active: false`). */
+export type IdleOutlet = Schemas["IdleOutlet"];
+export type SubscribeOffer = Schemas["SubscribeOffer"];
+export type CaptureRequested = Schemas["CaptureRequested"];
+export type Source = Track["source"];
+export type Role = Participant["role"];
+export type Channel = Participant["channel"];
 
 export interface ErrorAck {
   error: { code: string; message: string };
 }
 export interface OkAck {
   ok: true;
-}
-
-export interface Participant {
-  ticket_id: number;
-  participant_id: string;
-  user_id: number;
-  role: Role;
-  display_name: string;
-  channel?: Channel;
-}
-
-export interface Track {
-  track_id: string;
-  participant_id: string;
-  kind: "video" | "audio";
-  source: Source;
-  muted: boolean;
-  channel?: Channel;
-  user_id?: number;
-  role?: Role;
-  display_name?: string;
-  /** The track comes in simulcast layers (lowest first); the relay picks one for you. */
-  layers?: string[];
-}
-
-export interface OfferedTrack extends Track {
-  mid: string;
-  active: boolean;
-}
-
-export interface SubscribeOffer {
-  ticket_id: number;
-  type: "offer";
-  sdp: string;
-  tracks: OfferedTrack[];
-}
-
-export interface CaptureRequested {
-  ticket_id: number;
-  request_id: string;
-  material: string;
-  material_id: number | null;
-  material_name: string;
 }
 
 export interface JoinAck {
@@ -64,103 +34,6 @@ export interface JoinAck {
   rejoined: boolean;
   participants: Participant[];
   tracks: Track[];
-}
-
-export interface TicketPosition {
-  ticket_id: number;
-  number: string;
-  position: number;
-  estimated_wait_s: number;
-}
-
-type Placed = Ticket & { position: number; estimated_wait_s: number };
-
-export interface Invitation {
-  id: number;
-  consultation_id: number;
-  ticket_id: number;
-  expert_id: number;
-  invited_by_id: number;
-  status: "pending" | "accepted" | "declined" | "expired";
-  created_at: string;
-  expires_at: string;
-  answered_at: string | null;
-  response_seconds: number | null;
-  joined_at: string | null;
-  left_at: string | null;
-  in_main_call: boolean;
-  expert_name?: string;
-  invited_by_name?: string;
-  note?: string;
-  reason?: string | null;
-  now?: string;
-}
-
-export interface ChecklistLine {
-  material_id: number | null;
-  name: string;
-  required: boolean;
-  note: string;
-  state: "missing" | "provided" | "accepted" | "rejected";
-  state_name: string;
-  document_ids: number[];
-  reason: string | null;
-}
-
-export interface CaseSummary {
-  ticket_id: number;
-  number: string;
-  status: string;
-  item: { id: number; name: string };
-  department: { id: number; name: string };
-  resident_name: string;
-  checklist: ChecklistLine[];
-  documents: { id: number; material_id: number | null; material_name: string; status: string; content_type: string; uploaded_at: string }[];
-}
-
-export interface Opinion {
-  id: number;
-  ticket_id: number;
-  expert_id: number;
-  author_name: string;
-  text: string;
-  at: string;
-}
-
-export interface ServerToClientEvents {
-  "ticket.created": (ticket: Placed) => void;
-  "ticket.called": (ticket: Ticket & { window_name: string }) => void;
-  "ticket.start": (ticket: Ticket) => void;
-  "ticket.recall": (ticket: Ticket) => void;
-  "ticket.no-show": (ticket: Ticket) => void;
-  "ticket.transfer": (ticket: Placed & { previous_number: string }) => void;
-  "ticket.complete": (ticket: Ticket) => void;
-  "ticket.cancel": (ticket: Ticket) => void;
-  "ticket.updated": (ticket: Ticket) => void;
-  "ticket.rated": (ticket: Ticket) => void;
-  "ticket.position": (position: TicketPosition) => void;
-  "queue.updated": (queue: Queue) => void;
-  "alert.raised": (alert: Alert) => void;
-  "tidal.opened": (window: Window & { clerk_id: number }) => void;
-  "tidal.closed": (window: Window & { reason: "manual" | "expired" }) => void;
-  "session.revoked": (revoked: { user_id: number; session_ids: string[]; reason: "logout" | "password" | "role" | "disabled" | "2fa_reset" }) => void;
-  subscribe_offer: (offer: SubscribeOffer) => void;
-  participant_joined: (participant: Participant) => void;
-  participant_left: (participant: Participant) => void;
-  track_muted: (track: Track & { ticket_id: number }) => void;
-  publish_layers: (layers: { ticket_id: number; source: Source; active: string[] }) => void;
-  video_paused: (state: { ticket_id: number; track_id: string; paused: boolean; reason: "network" }) => void;
-  chat_message: (message: Message) => void;
-  peer_state: (state: { ticket_id: number; pc: "publish" | "subscribe"; state: "connecting" | "connected" | "failed" | "closed" }) => void;
-  call_replaced: (call: { ticket_id: number }) => void;
-  call_closed: (call: { ticket_id: number; status: string }) => void;
-  capture_requested: (request: CaptureRequested) => void;
-  "document.added": (document: CaseDocument) => void;
-  "document.reviewed": (document: CaseDocument) => void;
-  "invitation.created": (invitation: Invitation & { case: CaseSummary }) => void;
-  "invitation.updated": (invitation: Invitation) => void;
-  "consultation.stage": (stage: { ticket_id: number; main: boolean; invitations: Invitation[] }) => void;
-  "opinion.added": (opinion: Opinion) => void;
 }
 
 type Ack<T> = (answer: T | ErrorAck) => void;

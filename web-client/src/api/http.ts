@@ -1,9 +1,8 @@
-// The typed HTTP layer. Paths, methods, path/query parameters and request bodies come from
-// schema.d.ts, generated from the server's OpenAPI document (openapi.json, checked against
+// The typed HTTP layer. Paths, methods, path/query parameters, request bodies and answers come
+// from schema.d.ts, generated from the server's OpenAPI document (openapi.json, checked against
 // the server by tests/test_web_contract.py); a call to a path or with a body the server does
-// not have is a type error at build time.
+// not have, or a page reading a key the answer does not have, is a type error at build time.
 import type { paths } from "./schema";
-import type { Responses } from "./types";
 
 export type Method = "get" | "post" | "put" | "patch" | "delete";
 type PathsWith<M extends Method> = {
@@ -14,9 +13,11 @@ type PathParams<O> = O extends { parameters: { path: infer PP } } ? (PP extends 
 type QueryParams<O> = O extends { parameters: { query?: infer Q } } ? (Q extends object ? Q : never) : never;
 type JsonBody<R> = R extends { content: { "application/json": infer B } } ? B : never;
 type Body<O> = O extends { requestBody?: infer R } ? JsonBody<R> : never;
-type Answer<M extends Method, P extends string> = `${M} ${P}` extends keyof Responses
-  ? Responses[`${M} ${P}`]
-  : unknown;
+/** The JSON success body (any 2xx), or null where the route answers 204 without one. */
+type Success<R> =
+  | (R extends { "2XX": { content: { "application/json": infer B } } } ? B : never)
+  | (R extends { 204: unknown } ? null : never);
+type Answer<M extends Method, P extends keyof paths> = Operation<M, P> extends { responses: infer R } ? Success<R> : never;
 
 type Options<O> = ([PathParams<O>] extends [never]
   ? { path?: undefined }

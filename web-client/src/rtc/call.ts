@@ -7,7 +7,7 @@
 // keeps them from the worker) and the clerk's side microphone for talking to the experts
 // without the resident hearing (published as `side_microphone` while `microphone` is muted).
 import { markRaw, reactive, readonly } from "vue";
-import type { Channel, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
+import type { Channel, IdleOutlet, OfferedTrack, Participant, Role, Source, SubscribeOffer } from "@/api/events";
 import { ApiError } from "@/api/http";
 import type { LiveConnection } from "@/api/socket";
 import { errorText } from "@/lib/errors";
@@ -203,7 +203,7 @@ export class CallSession {
   /** Mute flags by track, with the order they arrived in relative to subscribe offers. */
   private muteSeen = new Map<string, { muted: boolean; seq: number }>();
   private seq = 0;
-  private tracksByMid = new Map<string, OfferedTrack>();
+  private tracksByMid = new Map<string, OfferedTrack | IdleOutlet>();
   private streams = new Map<string, MediaStream>();
   private rtcConfig: RTCConfiguration = { iceServers: [] };
   private offs: (() => void)[] = [];
@@ -279,7 +279,7 @@ export class CallSession {
         if (!mine(t)) return;
         this.muteSeen.set(t.track_id, { muted: t.muted, seq: ++this.seq });
         for (const [mid, info] of this.tracksByMid) {
-          if (info.track_id === t.track_id) this.tracksByMid.set(mid, { ...info, muted: t.muted });
+          if (info.active && info.track_id === t.track_id) this.tracksByMid.set(mid, { ...info, muted: t.muted });
         }
         this.refreshRemote();
       }),
@@ -445,8 +445,8 @@ export class CallSession {
     // A track_muted that arrived after this offer (while an earlier one was being answered) is newer.
     this.tracksByMid = new Map(
       offer.tracks.map((t) => {
-        const seen = this.muteSeen.get(t.track_id);
-        return [t.mid, seen && seen.seq > seq ? { ...t, muted: seen.muted } : t];
+        const seen = t.active ? this.muteSeen.get(t.track_id) : undefined;
+        return [t.mid, t.active && seen && seen.seq > seq ? { ...t, muted: seen.muted } : t];
       }),
     );
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
@@ -667,7 +667,7 @@ export class CallSession {
     const out: Record<string, ReceivedStats> = {};
     for (const t of this.sub?.getTransceivers() ?? []) {
       const info = t.mid ? this.tracksByMid.get(t.mid) : undefined;
-      if (!info?.track_id) continue;
+      if (!info?.active) continue;
       const report = await t.receiver.getStats();
       report.forEach((s: Record<string, unknown>) => {
         if (s.type !== "inbound-rtp") return;

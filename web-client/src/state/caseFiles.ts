@@ -1,13 +1,13 @@
 // A case's checklist and documents, kept current from document.added / document.reviewed.
 import { onMounted, ref } from "vue";
 import { request } from "@/api/http";
-import type { CaseDocument, ChecklistLine } from "@/api/types";
+import type { CaseDocument, ChecklistLine, ListedDocument } from "@/api/types";
 import { useLiveEvents } from "@/api/useLiveEvents";
 import { errorText } from "@/lib/errors";
 
 export function useCaseFiles(ticketId: () => number) {
   const checklist = ref<ChecklistLine[]>([]);
-  const documents = ref<CaseDocument[]>([]);
+  const documents = ref<ListedDocument[]>([]);
   const error = ref("");
   let pending: Promise<void> | null = null;
   let again = false;
@@ -55,7 +55,7 @@ export function useCaseFiles(ticketId: () => number) {
     events.onReconnect(() => void refresh());
   });
 
-  function documentsOf(line: ChecklistLine): CaseDocument[] {
+  function documentsOf(line: ChecklistLine): ListedDocument[] {
     return documents.value.filter((d) => line.document_ids.includes(d.id));
   }
 

@@ -3,9 +3,8 @@
 // (GET /api/tickets/{id}/consultations) and kept current from invitation.updated,
 // consultation.stage, opinion.added and the experts' comings and goings in the call.
 import { onMounted, onUnmounted, reactive } from "vue";
-import type { Invitation, Opinion } from "@/api/events";
 import { request } from "@/api/http";
-import type { ConsultationRecord, TimelineEntry } from "@/api/types";
+import type { ConsultationRecord, NamedInvitation, Opinion, TimelineEntry } from "@/api/types";
 import { useLiveEvents } from "@/api/useLiveEvents";
 import { errorText } from "@/lib/errors";
 import { calibrate, sanityCheck } from "@/lib/serverClock";
@@ -15,7 +14,7 @@ export const MAX_EXPERTS = 4;
 
 export function useConsultation(ticketId: () => number, options: { canRead?: () => boolean } = {}) {
   const state = reactive({
-    invitations: [] as Invitation[],
+    invitations: [] as NamedInvitation[],
     opinions: [] as Opinion[],
     timeline: [] as TimelineEntry[],
     notes: [] as { id: number; note: string; created_at: string }[],
@@ -23,7 +22,7 @@ export function useConsultation(ticketId: () => number, options: { canRead?: () 
     error: "",
   });
 
-  function upsert(invitation: Invitation): void {
+  function upsert(invitation: NamedInvitation): void {
     const i = state.invitations.findIndex((x) => x.id === invitation.id);
     if (i < 0) {
       state.invitations.push(invitation);
@@ -122,7 +121,7 @@ export function useConsultation(ticketId: () => number, options: { canRead?: () 
   }
 
   /** Experts who take a place on the case now: pending (in time) or accepted. */
-  function engaged(): Invitation[] {
+  function engaged(): NamedInvitation[] {
     return state.invitations.filter((i) => i.status === "accepted" || i.status === "pending");
   }
 

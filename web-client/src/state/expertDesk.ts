@@ -2,10 +2,9 @@
 // a reload or reconnect), the consultations they accepted whose case is still open, and their
 // own switches (accepting consultations at all, several at once).
 import { reactive } from "vue";
-import type { CaseSummary, Invitation } from "@/api/events";
 import { ApiError, request } from "@/api/http";
 import { inCall } from "@/api/status";
-import type { InvitationToMe, Presence } from "@/api/types";
+import type { CaseSummary, Invitation, InvitationToMe, Presence } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { invitationSound } from "@/lib/chime";
 import { errorText } from "@/lib/errors";

@@ -5,13 +5,13 @@
 import { reactive } from "vue";
 import { ApiError, getToken, onEnrolmentRequired, onUnauthorized, request, setToken } from "@/api/http";
 import { live } from "@/api/socket";
-import type { Role, User } from "@/api/types";
+import type { Me, Role } from "@/api/types";
 import { setServiceZone } from "@/lib/format";
 
 const TOKEN_KEY = "yb.token";
 
 export const session = reactive({
-  user: null as User | null,
+  user: null as Me | null,
   /** Why the person was sent back to the login page, shown there. */
   notice: "",
 });
@@ -28,11 +28,11 @@ export function whenEnrolmentRequired(handler: () => void): void {
 }
 
 /** The account must enrol a second factor before it may do anything else. */
-export function mustEnrol(user: User | null = session.user): boolean {
+export function mustEnrol(user: Me | null = session.user): boolean {
   return !!user?.two_factor?.required && !user.two_factor.enrolled;
 }
 
-function begin(token: string, user: User): void {
+function begin(token: string, user: Me): void {
   localStorage.setItem(TOKEN_KEY, token);
   setToken(token);
   session.user = user;
@@ -45,7 +45,7 @@ function begin(token: string, user: User): void {
 /** The second factor of an enrolled account: a code from the app, or a recovery code. */
 export type SecondFactor = { otp: string } | { recovery_code: string };
 
-export async function login(username: string, password: string, second?: SecondFactor): Promise<User> {
+export async function login(username: string, password: string, second?: SecondFactor): Promise<Me> {
   const result = await request("post", "/api/auth/login", { body: { username, password, ...second } });
   live.disconnect();
   begin(result.token, result.user);
@@ -53,7 +53,7 @@ export async function login(username: string, password: string, second?: SecondF
 }
 
 /** Read the account again (after enrolling): a session that may now do everything goes live. */
-export async function refreshUser(): Promise<User> {
+export async function refreshUser(): Promise<Me> {
   const token = getToken();
   const user = await request("get", "/api/me");
   if (token) begin(token, user);

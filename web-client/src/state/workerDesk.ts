@@ -4,25 +4,28 @@ import { reactive } from "vue";
 import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
 import { isOpen } from "@/api/status";
-import type { Item, Priority, Resident, Ticket } from "@/api/types";
+import type { Item, Priority, Schemas, Ticket } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
 const KEY = "yb.worker.ticket";
 
+/** Our ticket, with its place in the queue while it waits (events after a start carry none). */
+export type DeskTicket = Ticket & Partial<Record<"position" | "estimated_wait_s", number | null>>;
+
 export const desk = reactive({
-  ticket: null as Ticket | null,
+  ticket: null as DeskTicket | null,
   item: null as Item | null,
   windowName: "",
   previousNumber: "",
 });
 
-function remember(ticket: Ticket | null): void {
+function remember(ticket: DeskTicket | null): void {
   if (ticket) localStorage.setItem(KEY, String(ticket.id));
   else localStorage.removeItem(KEY);
 }
 
-async function setTicket(ticket: Ticket | null): Promise<void> {
+async function setTicket(ticket: DeskTicket | null): Promise<void> {
   const itemChanged = ticket?.item_id !== desk.ticket?.item_id;
   desk.ticket = ticket;
   remember(ticket);
@@ -33,7 +36,7 @@ async function setTicket(ticket: Ticket | null): Promise<void> {
 }
 
 /** Merge an event's ticket into ours: events after a start carry no position. */
-function merge(update: Ticket): void {
+function merge(update: DeskTicket): void {
   if (!desk.ticket || update.id !== desk.ticket.id) return;
   const waiting = update.status === "waiting";
   desk.ticket = {
@@ -70,7 +73,7 @@ export async function reload(): Promise<void> {
   }
 }
 
-export async function take(itemId: number, resident: Resident, priority: Priority | null): Promise<Ticket> {
+export async function take(itemId: number, resident: Schemas["TakeTicket"]["resident"], priority: Priority | null): Promise<Ticket> {
   const ticket = await request("post", "/api/tickets", {
     body: { item_id: itemId, resident, ...(priority ? { priority } : {}) },
   });
@@ -96,7 +99,7 @@ export function next(): void {
 /** Follow the live events of our ticket, for as long as the view that owns `events` is there. */
 export function follow(events: LiveEvents, onCalled: (again: boolean) => void): void {
   for (const name of TICKET_EVENTS) {
-    events.on(name, (update: Ticket & { window_name?: string; previous_number?: string }) => {
+    events.on(name, (update: DeskTicket & { window_name?: string; previous_number?: string }) => {
       if (update.id !== desk.ticket?.id) return;
       const before = desk.ticket.status;
       if (name === "ticket.called" && update.window_name) desk.windowName = update.window_name;

@@ -1,0 +1,654 @@
+"""Response bodies: what each route answers, one pydantic model per shape.
+
+They go into the OpenAPI document, from which the browser client's types are generated
+(web-client/src/api/schema.d.ts), and while ``check_responses`` is on (the tests) every JSON
+answer is validated against its route's model (server/api/base.py), so a handler cannot answer
+something the document does not say. The models mirror ``server/domain/views.py`` and the
+domain's ``*_view`` functions key for key (``extra="forbid"``): a key that is sometimes left
+out is ``absent()`` (optional, never null), one that may be null says ``| None``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from server.models import CentreLevel, InvitationStatus, Role, TicketStatus
+
+
+class Answer(BaseModel):
+    """A response body: exactly the keys named."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _optional_key(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def absent(description: str | None = None) -> Any:
+    """A key the answer leaves out rather than sets to null (``key?: T`` in TypeScript)."""
+    return Field(default=None, description=description, json_schema_extra=_optional_key)
+
+
+Priority = Literal["elderly", "disabled", "pregnant", "military"]
+CompletionResult = Literal["done", "materials_incomplete", "not_eligible", "consultation_only"]
+WarningLevel = Literal["green", "yellow", "red"]
+DocumentStatus = Literal["provided", "accepted", "rejected"]
+CaseRole = Literal["worker", "clerk", "expert"]
+LinkGrade = Literal["good", "fair", "poor"]
+
+
+# --- organisation and catalogue --------------------------------------------------------------
+
+
+class NamedRef(Answer):
+    """Something shown by its name: an extension point, an expert's department, a case's item."""
+
+    id: int
+    name: str
+
+
+class DepartmentRef(Answer):
+    id: int
+    code: str
+    name: str
+
+
+class CloudWindow(Answer):
+    """云窗口 — a cloud window (``views.window_view``)."""
+
+    id: int
+    name: str
+    centre_id: int
+    active: bool
+    tidal: bool
+    opened_at: datetime | None
+    closes_at: datetime | None
+    closed_at: datetime | None
+    opened_by_id: int | None
+    department_ids: list[int]
+
+
+class Centre(Answer):
+    """区级云办中心 or 镇街便民中心, with its extension points and windows."""
+
+    id: int
+    name: str
+    level: CentreLevel
+    parent_id: int | None
+    extension_points: list[NamedRef]
+    windows: list[CloudWindow]
+
+
+class Org(Answer):
+    departments: list[DepartmentRef]
+    centres: list[Centre]
+
+
+class Material(Answer):
+    """One line of an item's 一次性告知 checklist."""
+
+    id: int
+    name: str
+    required: bool
+    note: str
+
+
+class ServiceItem(Answer):
+    """事项 — a service item (``views.item_view``)."""
+
+    id: int
+    code: str
+    name: str
+    initials: str
+    description: str
+    department_id: int
+    level: CentreLevel
+    active: bool
+    materials: list[Material]
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+class UserWindow(Answer):
+    """A window a clerk staffs, with the departments it serves."""
+
+    id: int
+    name: str
+    centre_id: int
+    tidal: bool
+    active: bool
+    departments: list[DepartmentRef]
+
+
+class User(Answer):
+    """An account (``accounts.user_view``)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    extension_point_id: int | None
+    specialties: list[str]
+    available: bool
+    parallel_consultations: bool
+    windows: list[UserWindow]
+    departments: list[DepartmentRef]
+    centre_ids: list[int]
+
+
+class TwoFactorStatus(Answer):
+    """两步验证: whether the account has it on, must have it, may have it (its role)."""
+
+    enrolled: bool
+    required: bool
+    available: bool
+    recovery_codes_left: int = absent("only when enrolled")
+
+
+class Me(User):
+    """The signed-in user, as ``/api/me`` and the login answer show them."""
+
+    two_factor: TwoFactorStatus
+    service_timezone: str = Field(description="IANA name: the pages show clock times in it")
+
+
+class SignedIn(Answer):
+    token: str
+    expires_at: datetime
+    user: Me
+
+
+class TwoFactorEnrolment(Answer):
+    secret: str
+    otpauth_uri: str
+    qr_code: str = Field(description="an SVG QR code as a data: URL")
+    issuer: str
+    algorithm: str
+    digits: int
+    period: int
+
+
+class RecoveryCodes(Answer):
+    recovery_codes: list[str] = Field(description="shown this once")
+
+
+class TwoFactorReset(Answer):
+    id: int
+    username: str
+    two_factor: TwoFactorStatus
+
+
+class Clerk(Answer):
+    """A clerk a supervisor may send to a tidal window."""
+
+    id: int
+    username: str
+    display_name: str
+    windows: list[UserWindow]
+
+
+# --- tickets -----------------------------------------------------------------------------------
+
+
+class TicketResident(Answer):
+    """The resident as a ticket shows them: ID number and phone always masked; the name in full
+    only to those serving the case, the note only to them."""
+
+    name: str
+    masked: Literal[True]
+    id_number: str = absent()
+    phone: str = absent()
+    note: str = absent()
+
+
+class ResidentDetails(Answer):
+    """办事群众完整信息 — the one audited read of the resident in full."""
+
+    ticket_id: int
+    masked: Literal[False]
+    name: str
+    id_number: str = absent()
+    phone: str = absent()
+    note: str = absent()
+
+
+class TicketRating(Answer):
+    score: int
+    comment: str | None
+    at: datetime
+
+
+class Ticket(Answer):
+    """号 — a ticket (``views.ticket_view``)."""
+
+    id: int
+    number: str
+    service_day: date
+    status: TicketStatus
+    centre_id: int
+    department_id: int
+    item_id: int
+    extension_point_id: int
+    worker_id: int
+    resident: TicketResident
+    priority: Priority | None
+    callback: bool
+    taken_at: datetime
+    called_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    window_id: int | None
+    clerk_id: int | None
+    recalls: int
+    transfers: int
+    result: CompletionResult | None
+    result_note: str | None
+    rating: TicketRating | None
+
+
+class PlacedTicket(Ticket):
+    """A ticket with its place in the queue (1 = next; 0 once no longer waiting)."""
+
+    position: int
+    estimated_wait_s: int
+
+
+class TicketDetail(PlacedTicket):
+    window_name: str | None = Field(description="the window it was called to")
+
+
+class Message(Answer):
+    """A text message of a call (or of the experts' consultation channel)."""
+
+    id: int
+    ticket_id: int
+    author_id: int
+    author_name: str
+    author_role: Role
+    channel: Literal["call", "consultation"]
+    text: str
+    at: datetime
+
+
+# --- queues, the wall, alerts --------------------------------------------------------------------
+
+
+class Queue(Answer):
+    """One served queue: a centre × department with windows."""
+
+    centre_id: int
+    department_id: int
+    windows_open: int
+    waiting: int
+    serving: int
+    longest_wait_s: int
+    warning_level: WarningLevel
+
+
+class Alert(Answer):
+    id: int
+    kind: Literal["wait_timeout", "warning"]
+    level: Literal["yellow", "red"]
+    centre_id: int
+    department_id: int
+    ticket_id: int | None
+    message: str
+    detail: dict[str, Any]
+    created_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by_id: int | None
+
+
+class DashboardRow(Answer):
+    department_id: int
+    code: str
+    name: str
+    waiting: int
+    serving: int
+    longest_wait_s: int
+    warning_level: WarningLevel
+    served_today: int
+    average_wait_s: float | None
+    average_handling_s: float | None
+    rating_average: float | None
+    ratings_today: int
+
+
+class DashboardTotals(Answer):
+    waiting: int
+    serving: int
+    served_today: int
+
+
+class Dashboard(Answer):
+    """大屏 — the wall display's figures."""
+
+    at: datetime
+    service_open: bool
+    departments: list[DashboardRow]
+    totals: DashboardTotals
+    tidal_windows: list[CloudWindow]
+    alerts: list[Alert]
+
+
+class LinkParticipant(Answer):
+    """One side of a call's link, by role only (no personal data on the wall)."""
+
+    role: CaseRole
+    grade: LinkGrade
+    worst_grade: LinkGrade
+    poor_s: int
+    loss_pct: float | None
+    rtt_ms: int | None
+    bitrate_kbps: int | None
+
+
+class PoorCall(Answer):
+    ticket_id: int
+    number: str
+    status: TicketStatus
+    department: str
+    extension_point: str
+    extension_point_id: int
+    centre_id: int
+    participants: list[LinkParticipant]
+
+
+class PointLinks(Answer):
+    extension_point_id: int
+    name: str
+    centre_id: int
+    calls_today: int
+    poor_calls_today: int
+    poor_s_today: int
+
+
+class LinkWall(Answer):
+    at: datetime
+    poor_now: list[PoorCall]
+    extension_points: list[PointLinks]
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+class UploadProgress(Answer):
+    """Where a resumable upload stands: continue from ``offset``."""
+
+    upload_id: str
+    offset: int
+    size: int
+    chunk_bytes: int
+    expires_at: datetime = absent("while the upload may still go on")
+    document_id: int = absent("once filed: the document it became")
+
+
+class CaseDocument(Answer):
+    """材料 — one document of a case (``documents.document_view``)."""
+
+    id: int
+    ticket_id: int
+    material_id: int | None
+    material_name: str
+    source: Literal["upload", "capture"]
+    uploader_id: int
+    uploaded_at: datetime
+    content_type: str
+    size: int
+    width: int | None
+    height: int | None
+    page_count: int | None
+    sha256: str
+    status: DocumentStatus
+    review_reason: str | None
+    reviewed_by_id: int | None
+    reviewed_at: datetime | None
+
+
+class FiledDocument(CaseDocument):
+    duplicate: Literal[True] = absent("the file was one the case already had: this is that document")
+
+
+class ListedDocument(CaseDocument):
+    thumbnail_url: str = Field(description="short-lived")
+
+
+class DocumentUrls(Answer):
+    viewing: str
+    thumbnail: str
+    original: str
+
+
+class OpenedDocument(CaseDocument):
+    urls: DocumentUrls = Field(description="short-lived")
+
+
+class ChecklistLine(Answer):
+    material_id: int | None = Field(description="null: the 其他材料 line")
+    name: str
+    required: bool
+    note: str
+    state: Literal["missing", "provided", "accepted", "rejected"]
+    state_name: str
+    document_ids: list[int]
+    reason: str | None
+
+
+# --- experts -------------------------------------------------------------------------------------
+
+
+class PoolExpert(Answer):
+    """An expert of the pool as the search lists them."""
+
+    id: int
+    display_name: str
+    specialties: list[str]
+    departments: list[NamedRef]
+    available: bool
+    parallel_consultations: bool
+    presence: Literal["online", "busy", "offline"]
+    open_consultations: int
+    free: bool = Field(description="available, online and not already in a consultation (unless they allow several)")
+
+
+class ExpertSettings(Answer):
+    id: int
+    available: bool
+    parallel_consultations: bool
+
+
+class Invitation(Answer):
+    """An invitation to a case's consultation (``experts.invitation_view``)."""
+
+    id: int
+    consultation_id: int
+    ticket_id: int
+    expert_id: int
+    invited_by_id: int
+    status: InvitationStatus
+    created_at: datetime
+    expires_at: datetime
+    answered_at: datetime | None
+    response_seconds: float | None
+    joined_at: datetime | None
+    left_at: datetime | None
+    in_main_call: bool
+    reason: str | None = Field(description="why the expert declined")
+
+
+class NamedInvitation(Invitation):
+    expert_name: str
+
+
+class InvitationSent(NamedInvitation):
+    invited_by_name: str
+    note: str
+
+
+class DocumentBrief(Answer):
+    id: int
+    material_id: int | None
+    material_name: str
+    status: DocumentStatus
+    content_type: str
+    uploaded_at: datetime
+
+
+class CaseSummary(Answer):
+    """What an invited expert needs to decide: the case, the item, the checklist, the documents."""
+
+    ticket_id: int
+    number: str
+    status: TicketStatus
+    item: NamedRef
+    department: NamedRef
+    resident_name: str
+    checklist: list[ChecklistLine]
+    documents: list[DocumentBrief]
+
+
+class AcceptedInvitation(NamedInvitation):
+    case: CaseSummary
+
+
+class InvitationToMe(Invitation):
+    """An invitation as the expert reads it: who asks, why, and the case."""
+
+    note: str
+    invited_by_name: str
+    case: CaseSummary
+    now: datetime = Field(description="the server's clock, to count down expires_at")
+
+
+class ConsultationCreated(Answer):
+    id: int
+    ticket_id: int
+    note: str
+    created_at: datetime
+    invitations: list[InvitationSent]
+
+
+class ExpertOpinion(Answer):
+    """专家意见."""
+
+    id: int
+    ticket_id: int
+    expert_id: int
+    author_name: str
+    text: str
+    at: datetime
+
+
+class ConsultationNote(Answer):
+    id: int
+    note: str
+    created_by_id: int
+    created_at: datetime
+
+
+class TimelineEntry(Answer):
+    at: datetime
+    kind: Literal["invited", "accepted", "declined", "expired", "joined", "left", "opinion"]
+    expert_id: int
+    expert_name: str
+    by_id: int = absent("invited: who invited")
+    by_name: str = absent("invited: who invited")
+    invitation_id: int = absent()
+    response_seconds: float | None = absent("accepted, declined")
+    opinion_id: int = absent()
+    text: str = absent("opinion")
+
+
+class ConsultationRecord(Answer):
+    """会商记录 — a case's consultations as a timeline."""
+
+    ticket_id: int
+    consultations: list[ConsultationNote]
+    invitations: list[NamedInvitation]
+    opinions: list[ExpertOpinion]
+    timeline: list[TimelineEntry]
+
+
+# --- audit, health, the document itself ------------------------------------------------------------
+
+
+class AuditEntry(Answer):
+    """One row of the audit trail."""
+
+    id: int
+    seq: int
+    at: datetime
+    actor_id: int | None
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    ip: str
+    detail: dict[str, Any]
+    hash: str
+
+
+class ChainHead(Answer):
+    seq: int
+    hash: str
+
+
+class ChainBreak(Answer):
+    kind: Literal["edited", "deleted", "reordered", "truncated", "anchor"]
+    seq: int
+    id: int | None
+    message: str
+
+
+class AuditVerdict(Answer):
+    """What verifying the audit hash chain found."""
+
+    intact: bool
+    rows: int
+    head: ChainHead
+    anchors_checked: int
+    problem: ChainBreak | None
+    message: str
+
+
+DependencyState = Literal["ok", "unavailable"]
+
+
+class Health(Answer):
+    """Also the body of the 503 while a dependency is down."""
+
+    status: DependencyState
+    database: str = Field(description="the database's dialect")
+    dependencies: dict[str, DependencyState] = Field(description="database, redis (when configured), storage")
+
+
+class IceServer(Answer):
+    """One W3C ``RTCIceServer`` dictionary, ready for ``new RTCPeerConnection({iceServers})``.
+    STUN entries carry ``urls`` only; TURN entries add the short-lived credential."""
+
+    urls: list[str] = Field(description="stun:/turn:/turns: URLs")
+    username: str = absent("TURN only: '<expiry unix time>:u<user id>'")
+    credential: str = absent("TURN only: base64(HMAC-SHA1(secret, username))")
+    credentialType: Literal["password"] = absent("TURN only")
+
+
+class IceServers(Answer):
+    ice_servers: list[IceServer] = Field(description="empty when none is configured (a LAN reaches the relay)")
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        description="the RTCConfiguration iceTransportPolicy for this user: relay = media only through TURN "
+                    "(YUNBANG_ICE_RELAY_ROLES)")
+    ttl_seconds: int = Field(description="how long TURN credentials are valid: fetch again before then")
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """This document (OpenAPI 3.1)."""
+
+
+# Shapes the document lists though no route answers exactly them: the common part of several.
+SHARED: tuple[type[BaseModel], ...] = (Invitation,)
