@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import socketio
 from aiohttp import web
 
@@ -15,6 +17,9 @@ from server.uploading import DocumentUploads
 from signaling.calls import CallService
 from signaling.presence import LocalPresence
 
+if TYPE_CHECKING:  # server.metrics reads its key from here: named for the type checker only
+    from server.metrics import Metrics
+
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 DOMAIN = web.AppKey("domain", Domain)
@@ -26,3 +31,4 @@ PRESENCE = web.AppKey("presence", LocalPresence)
 UPLOADS = web.AppKey("uploads", DocumentUploads)
 STORE = web.AppKey("store", object)
 RETENTION = web.AppKey("retention", Retention)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
