@@ -33,6 +33,7 @@ from signaling.calls import CallService
 from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
+from signaling.server import SocketServer
 from uploads.service import Limits, UploadPipeline
 from uploads.storage import LocalStore, ObjectStore, S3Store
 
@@ -112,11 +113,12 @@ async def live_ctx(app: web.Application, *, clock: Clock) -> AsyncIterator[None]
     sink.observers.extend([calls.on_event, metrics.on_event, invitation_timers.on_event, end_sessions])
     app[SIO], app[DOMAIN], app[CALLS], app[PRESENCE], app[METRICS] = sio, domain, calls, presence, metrics
     yield
+    await sio.close()  # no client is served any more: its handlers still running end here
     await namespace.close()
     await calls.shutdown()
     await invitation_timers.close()
     await positions.close()
-    await close_socket_server(sio)
+    await sio.close_manager()
 
 
 async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -152,7 +154,7 @@ async def housekeeping_ctx(app: web.Application, *, run_monitor: bool) -> AsyncI
             await task
 
 
-def socket_server(settings: Settings) -> socketio.AsyncServer:
+def socket_server(settings: Settings) -> SocketServer:
     """socket.io, through Redis when several nodes share the clients (``YUNBANG_REDIS_URL``)."""
     manager = (
         socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
@@ -160,25 +162,10 @@ def socket_server(settings: Settings) -> socketio.AsyncServer:
         else None
     )
     sio_logger, eio_logger = socketio_loggers()
-    return socketio.AsyncServer(
+    return SocketServer(
         async_mode="aiohttp", cors_allowed_origins=socketio_origin_check, client_manager=manager,
         logger=sio_logger, engineio_logger=eio_logger,
     )
-
-
-async def close_socket_server(sio: socketio.AsyncServer) -> None:
-    """End what the socket.io server started: engine.io's ping checks (``shutdown``) and, with
-    Redis, the manager's pub/sub reader and its connection (python-socketio has no call for
-    those: its ``thread`` task and ``redis`` client, python-socketio 5)."""
-    await sio.shutdown()
-    reader: asyncio.Task[None] | None = getattr(sio.manager, "thread", None)
-    if reader is not None:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-    redis = getattr(sio.manager, "redis", None)
-    if redis is not None:
-        await redis.aclose()
 
 
 async def disconnect_clients(app: web.Application) -> None:
