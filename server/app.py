@@ -85,6 +85,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await store.ensure_ready()
     app[STORE] = store
     yield
+    await store.close()
 
 
 async def live_ctx(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:

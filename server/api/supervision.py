@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 from aiohttp import web
 
@@ -13,7 +12,6 @@ from server.api.base import STAFF, actor, int_param, ok, parse, query, route
 from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
 from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
-from uploads.storage import ObjectStore
 from server.keys import DB, DOMAIN, SETTINGS, STORE
 
 
@@ -31,7 +29,7 @@ async def health(request: web.Request) -> web.Response:
         states["database"] = "unavailable"
     if settings.redis_url:
         states["redis"] = "ok" if await preflight.check_redis(settings.redis_url) is None else "unavailable"
-    store = cast(ObjectStore, request.app[STORE])
+    store = request.app[STORE]
     states["storage"] = "ok" if await preflight.check_store(store, "") is None else "unavailable"
     up = all(state == "ok" for state in states.values())
     body = {"status": "ok" if up else "unavailable", "database": request.app[DB].dialect, "dependencies": states}
