@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import hashlib
@@ -34,6 +33,7 @@ from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
 from signaling.server import SocketServer
+from signaling.tasks import Tasks
 from uploads.service import Limits, UploadPipeline
 from uploads.storage import LocalStore, ObjectStore, S3Store
 
@@ -145,14 +145,13 @@ async def housekeeping_ctx(app: web.Application, *, run_monitor: bool) -> AsyncI
     app[MONITOR] = monitor
     metrics_site = (await listener(app[METRICS], settings.metrics_token, *settings.metrics_listen)
                     if settings.metrics_listen else None)
-    task = asyncio.create_task(monitor.run_forever(), name="monitor") if run_monitor else None
+    tasks = Tasks("housekeeping")
+    if run_monitor:
+        tasks.spawn(monitor.run_forever(), name="monitor")
     yield
     if metrics_site is not None:
         await metrics_site.cleanup()
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await tasks.close()
 
 
 def socket_server(settings: Settings) -> SocketServer:
