@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from server.app import create_app
 from server.config import Settings
 from server.domain.clock import ManualClock
+from signaling.tasks import Tasks
 from tests.conftest import Api, Platform
 from tests.helpers import Listener, district_item, take, window_of
 from tests.media import phone_photo
@@ -148,3 +149,30 @@ async def test_twenty_starts_and_stops_leave_no_task_thread_process_or_socket(se
     for day in range(1, CYCLES + 1):
         await one_day(settings, clock, staff, day, upload=day % 5 == 0, leave_socket_open=day == CYCLES)
         assert await left_over(before) == {}, f"after start and stop {day}"
+
+
+async def test_an_owner_ends_its_tasks_logs_their_failures_and_starts_none_once_closed(
+        caplog: pytest.LogCaptureFixture) -> None:
+    tasks = Tasks("test")
+    ran: list[str] = []
+
+    async def fails() -> None:
+        raise RuntimeError("a keyframe request that failed")
+
+    async def cleans_up() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:  # a task's own cleanup may start another: it is ended too
+            tasks.spawn(asyncio.sleep(3600), name="late")
+            ran.append("cleanup")
+
+    failing = tasks.spawn(fails(), name="fails")
+    sleeping = tasks.spawn(cleans_up(), name="sleeps")
+    await asyncio.wait([failing])
+    assert "test: fails" in caplog.text and "a keyframe request that failed" in caplog.text
+    assert len(tasks) == 1, "a finished task is let go"
+    await tasks.close()
+    assert sleeping.cancelled() and ran == ["cleanup"] and len(tasks) == 0
+    after = tasks.spawn(asyncio.sleep(0, "too late"), name="after")
+    await asyncio.wait([after])
+    assert after.cancelled(), "nothing runs once its owner has closed"
