@@ -182,6 +182,7 @@ from aiortc.sdp import SessionDescription
 from av import AudioFrame, VideoFrame
 
 from signaling.relay.passthrough import PacketSender, ntp_now, tap_receiver
+from signaling.tasks import Tasks
 
 FPS = 30
 AUDIO_PTIME_S = 0.02
@@ -547,6 +548,7 @@ class RelayWorker(Worker):
 
     async def close(self) -> None:
         await self.op_reset()
+        await self.relay.shutdown()
 
 
 class MediaRelayWorker(Worker):
@@ -669,6 +671,7 @@ class PublisherWorker(Worker):
         self.clip = Clip(video, audio)
         self.publications: list[Publication] = []
         self.players: list[asyncio.Task[None]] = []
+        self.tasks = Tasks("publisher")  # what the publications' senders send late
         self.http: ClientSession | None = None
 
     async def op_setup(self, relay: str, rooms: list[str], pids: list[str]) -> dict[str, Any]:
@@ -693,7 +696,7 @@ class PublisherWorker(Worker):
                 ]
             )
             publication = Publication(
-                room, pid, pc, PacketSender(video.sender), PacketSender(audio.sender)
+                room, pid, pc, PacketSender(video.sender, self.tasks), PacketSender(audio.sender, self.tasks)
             )
             self.publications.append(publication)
             await pc.setLocalDescription(await pc.createOffer())
@@ -802,6 +805,7 @@ class PublisherWorker(Worker):
 
     async def close(self) -> None:
         await self.op_reset()
+        await self.tasks.close()
         if self.http is not None:
             await self.http.close()
 
@@ -904,6 +908,7 @@ class SubscriberWorker(Worker):
         if not nacking:
             self.counters.install()
         self.rooms: list[SubscriberRoom] = []
+        self.tasks = Tasks("subscriber")  # the taps' NACKs
         self.http: ClientSession | None = None
 
     async def op_setup(self, relay: str, rooms: list[str], pids: list[str]) -> dict[str, Any]:
@@ -932,7 +937,7 @@ class SubscriberWorker(Worker):
                     transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
                     counter = StreamCounter(track.kind, pid, publisher_of[transceiver.mid])
                     room.streams.append(counter)
-                    tap_receiver(transceiver.receiver, counter.add)
+                    tap_receiver(transceiver.receiver, counter.add, tasks=self.tasks)
             else:
                 for mid, kind, ssrc in offered_streams(offer["sdp"]):
                     counter = StreamCounter(kind, pid, publisher_of[mid])
@@ -961,6 +966,7 @@ class SubscriberWorker(Worker):
 
     async def close(self) -> None:
         await self.op_reset()
+        await self.tasks.close()
         if self.http is not None:
             await self.http.close()
 

@@ -511,7 +511,7 @@ async def run(photo: bytes, sequential: int, concurrent: int, quick: bool) -> in
             problems = await bench.check()
             workers_peak = bench.workers_peak_mb()
         finally:
-            bench.pipeline.close()
+            await bench.pipeline.close()
         loop = loop_kind()
 
     timed = store_only.loop_lateness + seq.loop_lateness + conc.loop_lateness

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -20,9 +20,9 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.events import Event
-from server.keys import CALLS, DB, DOMAIN, MONITOR, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
-from server.live import InvitationTimers, Monitor, SocketSink
-from server.metrics import Metrics, listener, middleware, scrape_handler
+from server.keys import CALLS, DB, DOMAIN, METRICS, MONITOR, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
+from server.live import InvitationTimers, Monitor, QueuePositions, SocketSink
+from server.metrics import Metrics, http_metrics, listener, scrape_handler
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
@@ -32,6 +32,8 @@ from signaling.calls import CallService
 from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
+from signaling.server import SocketServer
+from signaling.tasks import Tasks
 from uploads.service import Limits, UploadPipeline
 from uploads.storage import LocalStore, ObjectStore, S3Store
 
@@ -42,114 +44,144 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
+    """The app with its routes. Its services are built when it starts, by its cleanup contexts
+    in order (the database, storage, the live side, documents, housekeeping), and closed in
+    reverse when it stops: nothing is open or running before it starts or after it stops."""
     settings.ensure_data_dir()
-    db = Database(settings.effective_database_url)
-    tokens = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)
-    manager = (
-        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
-        if settings.redis_url
-        else None
-    )
-    sio_logger, eio_logger = socketio_loggers()
-    sio = socketio.AsyncServer(
-        async_mode="aiohttp", cors_allowed_origins=socketio_origin_check, client_manager=manager,
-        logger=sio_logger, engineio_logger=eio_logger,
-    )
+    app = web.Application(middlewares=[request_context, http_metrics, errors_middleware], client_max_size=1024**2)
+    app[SETTINGS] = settings
+    app[TOKENS] = TokenSigner(settings.resolved_secret_key(), settings.login.token_ttl_hours)
+    app.on_response_prepare.append(security_headers)
+    app.on_response_prepare.append(echo_request_id)
+    for r in ROUTES:
+        app.router.add_route(r.method, r.path, r.handler)
+    app.router.add_get("/api/objects/{key:.+}", serve_object)
+    if settings.metrics_token:
+        app.router.add_get("/metrics", scrape_handler(settings.metrics_token))
+    app.router.add_get("/", index)
+    if settings.dev_pages:
+        add_dev_pages(app, settings)
+    app.router.add_get("/app", to_web_client)
+    app.router.add_get("/app/{path:.*}", web_client)
+    attach_socketio(app)
+    app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(storage_ctx)
+    app.cleanup_ctx.append(functools.partial(live_ctx, clock=clock or SystemClock()))
+    app.cleanup_ctx.append(documents_ctx)
+    app.cleanup_ctx.append(functools.partial(housekeeping_ctx, run_monitor=run_monitor))
+    app.on_shutdown.append(disconnect_clients)
+    return app
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = Database(app[SETTINGS].effective_database_url)
+    app[DB] = db
+    yield
+    await db.dispose()
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    store = object_store(app[SETTINGS])
+    await store.ensure_ready()
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def live_ctx(app: web.Application, *, clock: Clock) -> AsyncIterator[None]:
+    """The socket.io server and what answers and feeds it: the domain (whose events it
+    delivers), calls and the media relay, presence, queue positions, invitation timers, and
+    the metrics that count all of it."""
+    settings = app[SETTINGS]
+    sio = socket_server(settings)
     sink = SocketSink(sio)
-    domain = Domain(db, clock or SystemClock(), settings, sink)
-    sink.domain = domain
+    domain = Domain(app[DB], clock, settings, sink)
+    positions = QueuePositions(domain, sio)
     calls = CallService(domain, sio, grace_seconds=settings.call_grace_seconds,
                         media_network=MediaNetwork(settings.media_addresses, settings.media_announce or None,
                                                    settings.media_ports))
     metrics = Metrics(domain, calls.relay)
-    app = web.Application(middlewares=[request_context, middleware(metrics), errors_middleware],
-                          client_max_size=1024**2)
-    app[SETTINGS] = settings
-    app.on_response_prepare.append(security_headers)
-    app.on_response_prepare.append(echo_request_id)
-    app[DB] = db
-    app[TOKENS] = tokens
-    app[DOMAIN] = domain
-    app[SIO] = sio
-    sink.observers.append(calls.on_event)
-    sink.observers.append(metrics.on_event)
     invitation_timers = InvitationTimers(domain)
-    sink.observers.append(invitation_timers.on_event)
-    app[CALLS] = calls
     presence = LocalPresence(in_call=calls.in_call)
-    app[PRESENCE] = presence
-    namespace = LiveNamespace(domain, tokens, calls, presence, client_ip, observe=metrics.socket_event)
+    namespace = LiveNamespace(domain, app[TOKENS], calls, presence, client_ip, observe=metrics.socket_event)
     sio.register_namespace(namespace)
 
     async def end_sessions(event: Event) -> None:
         if event.name == "session.revoked":
             await namespace.end_sessions(int(event.payload["user_id"]), list(event.payload["session_ids"]))
 
-    sink.observers.append(end_sessions)
-    attach_socketio(app, sio)
-    store = object_store(settings)
+    sink.queue_observers.append(positions.touched)
+    sink.observers.extend([calls.on_event, metrics.on_event, invitation_timers.on_event, end_sessions])
+    app[SIO], app[DOMAIN], app[CALLS], app[PRESENCE], app[METRICS] = sio, domain, calls, presence, metrics
+    yield
+    await sio.close()  # no client is served any more: its handlers still running end here
+    await namespace.close()
+    await calls.shutdown()
+    await invitation_timers.close()
+    await positions.close()
+    await sio.close_manager()
+
+
+async def documents_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Uploads (and the worker processes that read the images) and retention."""
+    settings, domain, store = app[SETTINGS], app[DOMAIN], app[STORE]
     pipeline = UploadPipeline(store, settings.data_dir / "staging", Limits(
         max_file_bytes=settings.documents.max_file_bytes, max_pixels=settings.documents.max_pixels,
         long_side=settings.documents.long_side, viewing_side=settings.documents.viewing_side,
         thumbnail_side=settings.documents.thumbnail_side,
     ))
-    uploads = DocumentUploads(domain, pipeline, store, processed=metrics.upload_processed)
-    app[STORE] = store
-    app[UPLOADS] = uploads
-    retention = Retention(domain, store)
-    app[RETENTION] = retention
+    app[UPLOADS] = DocumentUploads(domain, pipeline, store, processed=app[METRICS].upload_processed)
+    app[RETENTION] = Retention(domain, store)
+    yield
+    await pipeline.close()
+
+
+async def housekeeping_ctx(app: web.Application, *, run_monitor: bool) -> AsyncIterator[None]:
+    """The monitor (its loop unless ``run_monitor`` is false: tests run its passes themselves)
+    and the metrics' own listener."""
+    settings, domain = app[SETTINGS], app[DOMAIN]
     monitor = Monitor(domain, settings.monitor_interval_seconds,
-                      housekeeping=[uploads.sweep, domain.sweep_logins, retention.housekeeping])
+                      housekeeping=[app[UPLOADS].sweep, domain.sweep_logins, app[RETENTION].housekeeping])
     app[MONITOR] = monitor
-
-    for r in ROUTES:
-        app.router.add_route(r.method, r.path, r.handler)
-    app.router.add_get("/api/objects/{key:.+}", serve_object)
-    if settings.metrics_token:
-        app.router.add_get("/metrics", scrape_handler(metrics, settings.metrics_token))
-    app.router.add_get("/", index)
-    if settings.dev_pages:
-        add_dev_pages(app, settings)
-    app.router.add_get("/app", to_web_client)
-    app.router.add_get("/app/{path:.*}", web_client)
-
-    async def resources(app: web.Application) -> AsyncIterator[None]:
-        await store.ensure_ready()
-        metrics_site = (await listener(metrics, settings.metrics_token, *settings.metrics_listen)
-                        if settings.metrics_listen else None)
-        task = asyncio.create_task(monitor.run_forever()) if run_monitor else None
-        yield
-        if metrics_site is not None:
-            await metrics_site.cleanup()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await calls.shutdown()
-        invitation_timers.close()
-        pipeline.close()
-        await sink.drain()
-        await db.dispose()
-
-    app.cleanup_ctx.append(resources)
-
-    async def disconnect_clients(app: web.Application) -> None:
-        """On stop (SIGTERM, an upgrade): close every socket.io connection at once, so its
-        client reconnects (to another node behind the load balancer) and the server's wait for
-        open handlers does not run to its timeout on a websocket that would never end."""
-        eio = sio.eio
-        for sid, socket in list(eio.sockets.items()):
-            # not engine.io's disconnect(): it waits for each client to take its close packet, and a
-            # polling client that went away never comes back for it
-            with contextlib.suppress(Exception):
-                await socket.close(wait=False)
-            eio.sockets.pop(sid, None)
-
-    app.on_shutdown.append(disconnect_clients)
-    return app
+    metrics_site = (await listener(app[METRICS], settings.metrics_token, *settings.metrics_listen)
+                    if settings.metrics_listen else None)
+    tasks = Tasks("housekeeping")
+    if run_monitor:
+        tasks.spawn(monitor.run_forever(), name="monitor")
+    yield
+    if metrics_site is not None:
+        await metrics_site.cleanup()
+    await tasks.close()
 
 
-def attach_socketio(app: web.Application, sio: socketio.AsyncServer) -> None:
+def socket_server(settings: Settings) -> SocketServer:
+    """socket.io, through Redis when several nodes share the clients (``YUNBANG_REDIS_URL``)."""
+    manager = (
+        socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        if settings.redis_url
+        else None
+    )
+    sio_logger, eio_logger = socketio_loggers()
+    return SocketServer(
+        async_mode="aiohttp", cors_allowed_origins=socketio_origin_check, client_manager=manager,
+        logger=sio_logger, engineio_logger=eio_logger,
+    )
+
+
+async def disconnect_clients(app: web.Application) -> None:
+    """On stop (SIGTERM, an upgrade): close every socket.io connection at once, so its client
+    reconnects (to another node behind the load balancer) and the server's wait for open
+    handlers does not run to its timeout on a websocket that would never end."""
+    eio = app[SIO].eio
+    for sid, socket in list(eio.sockets.items()):
+        # not engine.io's disconnect(): it waits for each client to take its close packet, and a
+        # polling client that went away never comes back for it
+        with contextlib.suppress(Exception):
+            await socket.close(wait=False)
+        eio.sockets.pop(sid, None)
+
+
+def attach_socketio(app: web.Application) -> None:
     """socket.io at /socket.io/ (what ``sio.attach`` does), except that a frame a client sends
     which engine.io cannot decode ends that client's connection with one log line: engine.io
     lets the decoding error escape its WebSocket loop, which logged an "unhandled error" with a
@@ -157,7 +189,7 @@ def attach_socketio(app: web.Application, sio: socketio.AsyncServer) -> None:
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
-            return await sio.handle_request(request)
+            return await request.app[SIO].handle_request(request)
         except Exception as exc:
             if not is_client_garbage(exc):
                 raise

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import socketio
 from aiohttp import web
 
@@ -14,6 +16,10 @@ from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
 from signaling.presence import LocalPresence
+from uploads.storage import ObjectStore
+
+if TYPE_CHECKING:  # server.metrics reads its key from here: named for the type checker only
+    from server.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -24,5 +30,6 @@ MONITOR = web.AppKey("monitor", Monitor)
 CALLS = web.AppKey("calls", CallService)
 PRESENCE = web.AppKey("presence", LocalPresence)
 UPLOADS = web.AppKey("uploads", DocumentUploads)
-STORE = web.AppKey("store", object)
+STORE: web.AppKey[ObjectStore] = web.AppKey("store")  # a protocol: named in the annotation
 RETENTION = web.AppKey("retention", Retention)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")

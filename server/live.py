@@ -15,25 +15,25 @@ from server.domain.errors import DomainError
 from server.events import Audience, Event, QueueTouched
 from server.runtime import Domain
 from signaling.audience import deliveries, user_room
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.live")
 
 
 class SocketSink:
-    """Publishes committed domain events to socket.io rooms."""
+    """Publishes committed domain events to socket.io rooms, then to its observers; a queue
+    whose order changed (``QueueTouched``) goes to its queue observers."""
 
-    def __init__(self, sio: Any, coalesce_seconds: float = 0.2) -> None:
+    def __init__(self, sio: Any) -> None:
         self.sio = sio
-        self.domain: Domain | None = None
-        self._pending: set[tuple[int, int]] = set()
-        self._flush: asyncio.Task[None] | None = None
-        self._delay = coalesce_seconds
         self.observers: list[Callable[[Event], Awaitable[None]]] = []
+        self.queue_observers: list[Callable[[QueueTouched], None]] = []
 
     async def publish(self, events: list[Event | QueueTouched]) -> None:
         for event in events:
             if isinstance(event, QueueTouched):
-                self._pending.add((event.centre_id, event.department_id))
+                for touched in self.queue_observers:
+                    touched(event)
                 continue
             for payload, rooms in deliveries(event):
                 await self.sio.emit(event.name, payload, to=rooms)
@@ -42,14 +42,29 @@ class SocketSink:
                     await observer(event)
                 except Exception:
                     log.exception("observer of %s failed", event.name)
-        if self._pending and (self._flush is None or self._flush.done()):
+
+
+class QueuePositions:
+    """Pushes the figures of each queue whose order changed, and its waiting workers' positions,
+    at most once per ``coalesce_seconds`` (a burst of calls and takes is one push)."""
+
+    def __init__(self, domain: Domain, sio: Any, coalesce_seconds: float = 0.2) -> None:
+        self.domain = domain
+        self.sio = sio
+        self._pending: set[tuple[int, int]] = set()
+        self._flush: asyncio.Task[None] | None = None
+        self._delay = coalesce_seconds
+        self.tasks = Tasks("queue positions")  # ended by close
+
+    def touched(self, event: QueueTouched) -> None:
+        self._pending.add((event.centre_id, event.department_id))
+        if self._flush is None or self._flush.done():
             # every queue's push: not on the log lines of the request that happened to start it
-            self._flush = asyncio.create_task(self._flush_later(), context=contextvars.Context())
+            self._flush = self.tasks.spawn(self._flush_later(), name="push", context=contextvars.Context())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(self._delay)
         pending, self._pending = self._pending, set()
-        assert self.domain is not None
         for centre_id, department_id in sorted(pending):
             try:
                 async with self.domain.unit(write=False) as uow:
@@ -67,9 +82,11 @@ class SocketSink:
                 await self.sio.emit("ticket.position", {k: v for k, v in p.items() if k != "worker_id"},
                                     to=user_room(p["worker_id"]))
 
-    async def drain(self) -> None:
+    async def close(self) -> None:
+        """Push what is pending (the last changes before a stop still reach the screens), then end."""
         while self._flush is not None and not self._flush.done():
             await self._flush
+        await self.tasks.close()
 
 
 class Monitor:
@@ -116,6 +133,7 @@ class InvitationTimers:
     def __init__(self, domain: Domain) -> None:
         self.domain = domain
         self._timers: set[asyncio.TimerHandle] = set()
+        self.tasks = Tasks("invitation timers")  # ended by close
 
     async def on_event(self, event: Event) -> None:
         if event.name != "invitation.created":
@@ -127,7 +145,7 @@ class InvitationTimers:
 
         def fire() -> None:
             self._timers.discard(handle)
-            asyncio.ensure_future(self._expire())
+            self.tasks.spawn(self._expire(), name="expire invitations")
 
         handle = loop.call_later(delay, fire, context=contextvars.Context())
         self._timers.add(handle)
@@ -139,7 +157,8 @@ class InvitationTimers:
         except Exception:
             log.exception("expiring invitations failed; the monitor will retry")
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        await self.tasks.close()

@@ -28,7 +28,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +39,7 @@ from prometheus_client.registry import Collector
 from server.api.base import Handler, error_response
 from server.domain import dashboard, queue
 from server.events import Event
+from server.keys import METRICS
 from server.runtime import Domain
 from signaling.relay.relay import Relay
 from signaling.relay.traffic import DROP_REASONS
@@ -186,34 +187,34 @@ def route_label(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
-def middleware(metrics: Metrics) -> Callable[[web.Request, Handler], Any]:
-    @web.middleware
-    async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except asyncio.CancelledError:
-            status = 499  # the client went away (nginx's number for it)
-            raise
-        finally:
-            route = route_label(request)
-            if not route.startswith(UNTIMED):
-                method = request.method if request.method in METHODS else "other"
-                metrics.http.labels(route, method, str(status)).observe(time.perf_counter() - started)
-            if status == 500:
-                metrics.errors.labels("http").inc()
+@web.middleware
+async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Times each request into the app's metrics (``METRICS``, there once the app has started)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (nginx's number for it)
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        route = route_label(request)
+        if not route.startswith(UNTIMED):
+            method = request.method if request.method in METHODS else "other"
+            metrics.http.labels(route, method, str(status)).observe(time.perf_counter() - started)
+        if status == 500:
+            metrics.errors.labels("http").inc()
 
-    return http_metrics
 
-
-def scrape_handler(metrics: Metrics, token: str) -> Handler:
-    """/metrics: the text exposition; with a token, only for a request that brings it."""
+def scrape_handler(token: str) -> Handler:
+    """/metrics: the text exposition of the app's metrics; with a token, only for a request that
+    brings it."""
 
     async def scrape(request: web.Request) -> web.StreamResponse:
         if token:
@@ -222,8 +223,8 @@ def scrape_handler(metrics: Metrics, token: str) -> Handler:
                 response = error_response(401, "metrics_token_invalid", "需要正确的监控令牌")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
                 return response
-        return web.Response(body=await metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST,
-                                                                      "Cache-Control": "no-store"})
+        return web.Response(body=await request.app[METRICS].exposition(),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST, "Cache-Control": "no-store"})
 
     return scrape
 
@@ -231,7 +232,8 @@ def scrape_handler(metrics: Metrics, token: str) -> Handler:
 async def listener(metrics: Metrics, token: str, host: str, port: int) -> web.AppRunner:
     """/metrics alone on an address of its own (``YUNBANG_METRICS_LISTEN``); the caller cleans up."""
     app = web.Application()
-    app.router.add_get("/metrics", scrape_handler(metrics, token))
+    app[METRICS] = metrics
+    app.router.add_get("/metrics", scrape_handler(token))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -33,6 +33,7 @@ from signaling.relay import quality
 from signaling.relay.ice import MediaNetwork
 from signaling.relay.probe import Probes
 from signaling.relay.relay import Relay, RelayError
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.calls")
 LINK_SAMPLE_S = 5.0  # how often each participant's link is graded and recorded (domain/links.py)
@@ -60,6 +61,7 @@ class CallService:
         self.present: dict[tuple[int, int], Presence] = {}
         self.link_sample_s = LINK_SAMPLE_S
         self._links: asyncio.Task[None] | None = None
+        self.tasks = Tasks("calls")  # ended by shutdown
 
     # --- RelaySink -------------------------------------------------------------------------
     async def subscribe_offer(self, room: str, participant: str, sdp: str, tracks: list[dict[str, Any]]) -> None:
@@ -136,10 +138,9 @@ class CallService:
             await self.sio.enter_room(sid, consultation_room(ticket_id))
         await self.sio.emit("participant_joined", self._participant_view(seat), to=self._announce_to(seat), skip_sid=sid)
         log.info("%s %s the call", seat.role.value, "rejoined" if rejoin else "joined")
-        if rejoin:
-            asyncio.ensure_future(self._guard(self.relay.resubscribe(room_id(ticket_id), participant_id(actor.user_id))))
-        else:
-            asyncio.ensure_future(self._guard(self.relay.subscribe(room_id(ticket_id), participant_id(actor.user_id))))
+        step = self.relay.resubscribe if rejoin else self.relay.subscribe
+        self.tasks.spawn(self._guard(step(room_id(ticket_id), participant_id(actor.user_id))),
+                         name=f"{'resubscribe' if rejoin else 'subscribe'} {participant_id(actor.user_id)}")
         return {
             "ticket_id": ticket_id,
             "participant_id": participant_id(actor.user_id),
@@ -241,7 +242,7 @@ class CallService:
     def _start_link_sampling(self) -> None:
         if self._links is None or self._links.done():
             # every call's loop: not on the lines of the call that happened to start it
-            self._links = asyncio.create_task(self._sample_links_loop(), context=contextvars.Context())
+            self._links = self.tasks.spawn(self._sample_links_loop(), name="link sampling", context=contextvars.Context())
 
     async def _sample_links_loop(self) -> None:
         """Every few seconds while anyone is in a call; ends by itself when the last one leaves."""
@@ -277,7 +278,7 @@ class CallService:
         """Keep the places of a dropped socket for the grace period."""
         for key, presence in list(self.present.items()):
             if presence.sid == sid and presence.leave_task is None:
-                presence.leave_task = asyncio.ensure_future(self._leave_later(key))
+                presence.leave_task = self.tasks.spawn(self._leave_later(key), name=f"grace {participant_id(key[1])}")
 
     async def _leave_later(self, key: tuple[int, int]) -> None:
         await asyncio.sleep(self.grace)
@@ -347,16 +348,10 @@ class CallService:
         await self.sio.close_room(consultation_room(ticket_id))
 
     async def shutdown(self) -> None:
-        if self._links is not None:
-            self._links.cancel()
-            try:
-                await self._links
-            except asyncio.CancelledError:
-                pass
-            self._links = None
+        """End the service's tasks (link sampling, negotiation steps, grace periods), then the
+        probes and the relay."""
+        await self.tasks.close()
+        self._links = None
         await self.probes.shutdown()
         await self.relay.shutdown()
-        for presence in self.present.values():
-            if presence.leave_task is not None:
-                presence.leave_task.cancel()
         self.present.clear()

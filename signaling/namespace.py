@@ -31,6 +31,7 @@ from signaling.ids import room_id
 from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
                                 Publish, SubscribeAnswer)
 from signaling.presence import LocalPresence
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.socket")
 
@@ -89,7 +90,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.presence = presence
         self.client_ip = client_ip
         self.observe = observe or (lambda event, result: None)
-        self._closing: set[asyncio.Task[None]] = set()
+        self.tasks = Tasks("socket")  # ended by close
         self.events = {name: getattr(self, f"on_{name}") for name in CLIENT_EVENTS}
         self.sockets: set[str] = set()  # connected here: a disconnect is handled once
 
@@ -181,9 +182,10 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await asyncio.sleep(0.2)
             await self.disconnect(sid)
 
-        task = asyncio.create_task(later())
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
+        self.tasks.spawn(later(), name="disconnect after ack")
+
+    async def close(self) -> None:
+        await self.tasks.close()
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         try:

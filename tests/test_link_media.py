@@ -98,6 +98,7 @@ class ProbeClient:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.frames = 0
         self.rembs: list[int] = []
+        self.readers: list[asyncio.Task[None]] = []  # end with their track, when the connection closes
         self.pc.on("track", self._on_track)
 
     def _on_track(self, track: Any) -> None:
@@ -106,7 +107,7 @@ class ProbeClient:
                 await track.recv()
                 self.frames += 1
 
-        asyncio.ensure_future(read())
+        self.readers.append(asyncio.create_task(read()))
 
     async def offer(self) -> dict[str, Any]:
         self.pc.addTransceiver(NoiseVideo(160, 120), direction="sendrecv")

@@ -94,9 +94,10 @@ def test_an_uplink_estimate_counts_only_when_it_stays_low_and_packets_go_missing
     from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
     from signaling.relay.relay import Source
+    from signaling.tasks import Tasks
 
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-    source = Source("u1:camera", "u1", "video", "camera", vp8, None, 1)  # type: ignore[arg-type]
+    source = Source("u1:camera", "u1", "video", "camera", vp8, None, 1, Tasks("test"))  # type: ignore[arg-type]
     (stream,) = source.streams
     stream.rate_bps = 600_000
     source.on_estimate(117_000)

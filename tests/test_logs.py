@@ -261,20 +261,24 @@ async def test_the_socket_loop_started_by_one_call_does_not_carry_its_ids(settin
                                                                           clock: ManualClock) -> None:
     """A loop shared by every call (link sampling) is started by whichever call came first; its
     lines must not name that call."""
-    app = create_app(settings, clock=clock, run_monitor=False)
     from server.keys import CALLS
 
-    calls = app[CALLS]
-    seen: list[dict[str, Any]] = []
+    server = TestServer(create_app(settings, clock=clock, run_monitor=False))
+    await server.start_server()
+    try:
+        calls = server.app[CALLS]
+        seen: list[dict[str, Any]] = []
 
-    async def sample(seconds: float) -> None:
-        seen.append(logs.current())
-        calls.present.clear()
+        async def sample(seconds: float) -> None:
+            seen.append(logs.current())
+            calls.present.clear()
 
-    calls.sample_links = sample  # type: ignore[method-assign]
-    calls.link_sample_s = 0.01
-    calls.present[(1, 1)] = object()  # type: ignore[assignment]
-    with logs.scope(request_id="call-1", user_id=1, ticket_id=1, room_id="t1"):
-        calls._start_link_sampling()
-    await asyncio.wait_for(calls._links, 5)  # type: ignore[arg-type]
-    assert seen == [{}]
+        calls.sample_links = sample  # type: ignore[method-assign]
+        calls.link_sample_s = 0.01
+        calls.present[(1, 1)] = object()  # type: ignore[assignment]
+        with logs.scope(request_id="call-1", user_id=1, ticket_id=1, room_id="t1"):
+            calls._start_link_sampling()
+        await asyncio.wait_for(calls._links, 5)  # type: ignore[arg-type]
+        assert seen == [{}]
+    finally:
+        await server.close()

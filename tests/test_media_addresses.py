@@ -15,6 +15,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from server.config import Settings, SettingsError
 from server.keys import CALLS
 from signaling.relay import ice
+from signaling.tasks import Tasks
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
@@ -26,7 +27,7 @@ CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", re.
 async def _offer(network: ice.MediaNetwork) -> tuple[RTCPeerConnection, set[tuple[str, int]]]:
     """A connection gathering as ``network`` says (open: the caller closes it) and its host
     candidates (address, port)."""
-    pc = ice.gather_on(ice.peer_connection(RTCConfiguration()), network)
+    pc = ice.gather_on(ice.peer_connection(RTCConfiguration(), Tasks("test")), network)
     pc.addTransceiver(NoiseVideo(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     return pc, {(a, int(p)) for a, p in CANDIDATE.findall(pc.localDescription.sdp)}

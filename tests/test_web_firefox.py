@@ -265,7 +265,8 @@ async def test_a_camera_that_does_not_get_through_is_told_and_retried_with_back_
     Firefox's publishing connection at once. The page must not say 通话中 and republish every few
     seconds in silence: it says the camera is not getting through, retries further and further
     apart, and once the relay can take it the call comes up by itself."""
-    monkeypatch.setattr("signaling.relay.relay.peer_connection", dtls.peer_connection)
+    monkeypatch.setattr("signaling.relay.relay.peer_connection",
+                        lambda configuration, tasks: dtls.peer_connection(configuration))
     worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
     worker_id, clerk_id = worker_api.user["id"], clerk_api.user["id"]
     ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "画面传不出去的群众")

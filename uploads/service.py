@@ -152,6 +152,8 @@ class UploadPipeline:
         # Processes, not threads: Pillow holds the GIL while it encodes JPEGs into memory, which
         # kept the event loop waiting up to ~30 ms with a thread pool (bench/uploads.py).
         self.executor = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+        # Locks still being taken for a request that went away: let go once taken, awaited by close
+        self._abandoned: set[asyncio.Task[int | None]] = set()
 
     def _path(self, upload_id: str) -> Path:
         if not _ID.match(upload_id):
@@ -173,7 +175,7 @@ class UploadPipeline:
             await asyncio.to_thread(private_dir, self.staging)
         deadline = time.monotonic() + wait_seconds
         while True:
-            task = asyncio.ensure_future(asyncio.to_thread(_acquire, path, create))
+            task = asyncio.create_task(asyncio.to_thread(_acquire, path, create), name="staging lock")
             try:
                 fd = await asyncio.shield(task)
                 break
@@ -182,6 +184,9 @@ class UploadPipeline:
                     raise UploadRefused("upload_busy", "该文件正在上传或处理中，请稍候再试", status=409) from None
                 await asyncio.sleep(BUSY_POLL_SECONDS)
             except asyncio.CancelledError:
+                if not task.done():
+                    self._abandoned.add(task)
+                    task.add_done_callback(self._abandoned.discard)
                 task.add_done_callback(_close_acquired)  # a lock taken after all is let go at once
                 raise
         staged = Staged(path, fd) if fd is not None else None
@@ -310,8 +315,11 @@ class UploadPipeline:
 
         return await asyncio.to_thread(sweep)
 
-    def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+    async def close(self) -> None:
+        """Let go of abandoned locks; stop the worker processes (what they are processing is
+        finished, what waits for them is cancelled) and wait until they have exited."""
+        await asyncio.gather(*self._abandoned, return_exceptions=True)
+        await asyncio.to_thread(self.executor.shutdown, wait=True, cancel_futures=True)
 
 
 def process_image(data: bytes, watermark: str | None, limits: Limits) -> images.Processed:

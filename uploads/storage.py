@@ -165,6 +165,9 @@ class ObjectStore(Protocol):
 
     async def sweep_multipart(self, older_than_seconds: float, now: float) -> int: ...
 
+    async def close(self) -> None:
+        """Let go of what the store holds open (connections); the app calls it when it stops."""
+
 
 async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in chunks])
@@ -212,6 +215,9 @@ class LocalStore:
         self._clock = clock
         self._tmp = self.root / ".tmp"
         self._multipart = self.root / ".multipart"
+
+    async def close(self) -> None:
+        """Nothing to let go: no file stays open between calls."""
 
     async def ensure_ready(self) -> None:
         def make() -> None:
@@ -571,6 +577,11 @@ class S3Store:
             self._signer = self._client
         else:
             self._signer = minio_client(public_endpoint, access_key, secret_key, secure=secure, region=region)
+
+    async def close(self) -> None:
+        """Close the kept-alive connections of the client's pool (minio has no call for it: its
+        urllib3 ``PoolManager`` is ``_http``, minio 7). The signer makes no connection."""
+        await asyncio.to_thread(self._client._http.clear)
 
     async def _call(self, fn: Callable[..., T], **kwargs: Any) -> T:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 
 from aiohttp import web
 
@@ -14,7 +13,6 @@ from server.api.responses import Alert, AuditEntry, AuditVerdict, CloudWindow, D
 from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
 from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
-from uploads.storage import ObjectStore
 from server.keys import DB, DOMAIN, SETTINGS, STORE
 
 
@@ -32,7 +30,7 @@ async def health(request: web.Request) -> web.Response:
         states["database"] = "unavailable"
     if settings.redis_url:
         states["redis"] = "ok" if await preflight.check_redis(settings.redis_url) is None else "unavailable"
-    store = cast(ObjectStore, request.app[STORE])
+    store = request.app[STORE]
     states["storage"] = "ok" if await preflight.check_store(store, "") is None else "unavailable"
     up = all(state == "ok" for state in states.values())
     body = {"status": "ok" if up else "unavailable", "database": request.app[DB].dialect, "dependencies": states}

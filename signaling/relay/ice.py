@@ -62,6 +62,7 @@ from aiortc.rtcicetransport import RTCIceTransport
 
 from signaling.relay import dtls
 from signaling.relay.passthrough import AiortcMismatch, check_aiortc
+from signaling.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -90,20 +91,21 @@ class MediaNetwork:
         return not self.addresses and self.announce is None and self.ports is None
 
 
-def peer_connection(configuration: RTCConfiguration | None) -> RTCPeerConnection:
+def peer_connection(configuration: RTCConfiguration | None, tasks: Tasks) -> RTCPeerConnection:
     """The relay's ``RTCPeerConnection`` (``dtls.peer_connection``: RSA peers too) whose ICE
-    waits for the peer's checks when its candidates cannot be used (mDNS-only offers)."""
-    return wait_for_checks(dtls.peer_connection(configuration))
+    waits for the peer's checks when its candidates cannot be used (mDNS-only offers); the
+    wait runs in ``tasks``."""
+    return wait_for_checks(dtls.peer_connection(configuration), tasks)
 
 
-def wait_for_checks(pc: RTCPeerConnection) -> RTCPeerConnection:
+def wait_for_checks(pc: RTCPeerConnection, tasks: Tasks) -> RTCPeerConnection:
     """Make every ICE transport ``pc`` creates from now on hold end-of-candidates while no remote
     candidate is known. Call before ``addTransceiver`` / ``setRemoteDescription``."""
     create: Callable[[], RTCDtlsTransport] = getattr(pc, _CREATE_DTLS)
 
     def create_waiting() -> RTCDtlsTransport:
         transport = create()
-        _hold_end_of_candidates(transport.transport)
+        _hold_end_of_candidates(transport.transport, tasks)
         return transport
 
     setattr(pc, _CREATE_DTLS, create_waiting)
@@ -126,7 +128,7 @@ def gather_on(pc: RTCPeerConnection, network: MediaNetwork) -> RTCPeerConnection
     return pc
 
 
-def _hold_end_of_candidates(ice: RTCIceTransport) -> None:
+def _hold_end_of_candidates(ice: RTCIceTransport, tasks: Tasks) -> None:
     add: AddCandidate = ice.addRemoteCandidate
     connection: Connection = ice._connection
     held: list[asyncio.Task[None]] = []
@@ -143,7 +145,7 @@ def _hold_end_of_candidates(ice: RTCIceTransport) -> None:
             await add(None)
             return
         log.info("no usable remote candidate yet: waiting for the peer's checks")
-        held.append(asyncio.ensure_future(_end_later(ice, add, connection)))
+        held.append(tasks.spawn(_end_later(ice, add, connection), name="end of candidates"))
 
     ice.addRemoteCandidate = add_remote_candidate  # type: ignore[method-assign]
 

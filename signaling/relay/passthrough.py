@@ -52,6 +52,7 @@ from aiortc.rtp import (
 )
 
 from signaling.relay.sdp import REPAIRED_RID_URI, RID_URI
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.relay")
 
@@ -133,7 +134,7 @@ def arrivals(receiver: RTCRtpReceiver, ssrcs: Iterable[int]) -> tuple[int, int]:
 
 
 def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
-                 estimate: Callable[[int], None] | None = None, *,
+                 estimate: Callable[[int], None] | None = None, *, tasks: Tasks,
                  on_nack: Callable[[], None] | None = None) -> None:
     """Send every received RTP packet to ``sink`` instead of the jitter buffer and decoder.
 
@@ -143,7 +144,8 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
     name the layer they repair (repaired RID). The same handler serves aiortc's own receive
     path (until `fast_receive` is installed) and the fast path. For video, aiortc's delay-based
     estimator (abs-send-time; ≈ 3 µs a packet) keeps running, and each estimate of what the
-    publisher's uplink carries goes to ``estimate``. ``on_nack`` is told of each NACK sent.
+    publisher's uplink carries goes to ``estimate``. ``on_nack`` is told of each NACK sent;
+    the NACKs are sent from ``tasks``.
     """
     attrs = {name: getattr(receiver, _R + name) for name in _RECEIVER_ATTRS}
     codecs: dict[int, Any] = attrs["codecs"]
@@ -189,7 +191,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
             if nack.add(packet):
                 if on_nack is not None:
                     on_nack()
-                asyncio.ensure_future(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)))
+                tasks.spawn(receiver._send_rtcp_nack(packet.ssrc, sorted(nack.missing)), name="NACK")
         sink(packet)
 
     async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -318,8 +320,10 @@ class PacketSender:
     second), so a lossy link's NACKs never become a storm on top of the media.
     """
 
-    def __init__(self, sender: RTCRtpSender) -> None:
+    def __init__(self, sender: RTCRtpSender, tasks: Tasks) -> None:
+        """``tasks``: where a packet that cannot take the short way out is sent from."""
         self.sender = sender
+        self.tasks = tasks
         self.keyframe_callback: Callable[[], None] = lambda: None
         self._history: list[tuple[int, int, int, bytes, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self._payload_type: int | None = None
@@ -451,7 +455,7 @@ class PacketSender:
                             0xBEDE, len(extension) >> 2) + extension + payload
         self._history[seq % RTP_HISTORY_SIZE] = (seq, timestamp, marker, extension, payload)
         if not _send_now(transport, data):
-            asyncio.ensure_future(_send_later(transport, data))
+            self.tasks.spawn(_send_later(transport, data), name="RTP send")
         if ((seq - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
             self._last_seq, self._last_ts = seq, timestamp
         sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]

@@ -28,6 +28,7 @@ from signaling.relay.ice import MediaNetwork, gather_on
 from signaling.relay.feedback import CAMERA_MAX_BPS
 from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, send_remb, tap_receiver
 from signaling.relay.relay import RelayError, _capabilities, _Placeholder
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.relay.probe")
 MAX_S = 20.0
@@ -44,6 +45,7 @@ class Probe:
     pc: RTCPeerConnection
     transceiver: RTCRtpTransceiver
     sender: PacketSender
+    tasks: Tasks  # the probes': its keyframe requests run there
     started: float = field(default_factory=time.monotonic)
     packets: int = 0
     octets: int = 0
@@ -69,7 +71,7 @@ class Probe:
         if self.media_ssrc is None or now - self._keyframe_at < KEYFRAME_INTERVAL_S:
             return
         self._keyframe_at = now
-        asyncio.ensure_future(request_keyframe(self.transceiver.receiver, self.media_ssrc))
+        self.tasks.spawn(request_keyframe(self.transceiver.receiver, self.media_ssrc), name="keyframe request")
 
     def figures(self) -> dict[str, Any]:
         return {"received_packets": self.packets, "echoed_packets": self.sender.forwarded,
@@ -88,6 +90,7 @@ class Probes:
         self.max_s = max_s
         self.max_probes = max_probes
         self.active: dict[str, Probe | None] = {}  # None: being set up
+        self.tasks = Tasks("probes")  # ended by shutdown
 
     async def start(self, key: str, offer_sdp: str) -> str:
         """Answer a browser's offer of one video track; the echo starts once ICE connects."""
@@ -107,7 +110,7 @@ class Probes:
         try:
             transceiver = pc.addTransceiver(_Placeholder("video"), direction="sendrecv")
             transceiver.setCodecPreferences(_capabilities("video"))
-            sender = PacketSender(transceiver.sender)
+            sender = PacketSender(transceiver.sender, self.tasks)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
             if not transceiver._codecs:
@@ -121,9 +124,9 @@ class Probes:
             await pc.close()
             raise RelayError("negotiation_failed", f"媒体协商失败：{exc}") from exc
         sender.bind(transceiver._codecs[0].payloadType)
-        probe = Probe(key, pc, transceiver, sender)
+        probe = Probe(key, pc, transceiver, sender, self.tasks)
         sender.keyframe_callback = probe.keyframe
-        tap_receiver(transceiver.receiver, probe.on_packet, probe.on_estimate)
+        tap_receiver(transceiver.receiver, probe.on_packet, probe.on_estimate, tasks=self.tasks)
 
         @pc.on("connectionstatechange")
         async def changed() -> None:
@@ -133,7 +136,7 @@ class Probes:
                 await self.stop(key)
 
         self.active[key] = probe
-        probe.task = asyncio.create_task(self._run(probe))
+        probe.task = self.tasks.spawn(self._run(probe), name=f"probe {key}")
         return str(pc.localDescription.sdp)
 
     async def _run(self, probe: Probe) -> None:
@@ -169,3 +172,4 @@ class Probes:
     async def shutdown(self) -> None:
         for key in list(self.active):
             await self.stop(key)
+        await self.tasks.close()

@@ -50,6 +50,7 @@ from signaling.relay.passthrough import (
 )
 from signaling.relay.sdp import accept_layers, opus_resilient, simulcast_offers
 from signaling.relay.traffic import Traffic
+from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.relay")
 SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
@@ -245,7 +246,7 @@ class Stream:
         missing = [(self._expected + i) & 0xFFFF for i in range(min(newest, MAX_HELD))
                    if (self._expected + i) & 0xFFFF not in self._held]
         self.source.nacks_sent += 1
-        asyncio.ensure_future(request_repair(self.source.receiver, self.media_ssrc, missing))
+        self.source.tasks.spawn(request_repair(self.source.receiver, self.media_ssrc, missing), name="repair request")
 
     def _give_up(self) -> None:
         """The missing packet is not coming: resume at the next keyframe, shifted to close the gap."""
@@ -318,7 +319,7 @@ class Stream:
             return
         self._last_keyframe_request = time.monotonic()
         self.keyframes_requested += 1
-        asyncio.ensure_future(request_keyframe(self.source.receiver, self.media_ssrc))
+        self.source.tasks.spawn(request_keyframe(self.source.receiver, self.media_ssrc), name="keyframe request")
 
     def _deferred_keyframe(self) -> None:
         self._keyframe_timer = None
@@ -362,6 +363,7 @@ class Source:
     codec: RTCRtpCodecParameters
     receiver: RTCRtpReceiver
     key: int
+    tasks: Tasks  # the relay's: its requests to the publisher (keyframes, repairs) run there
     rids: tuple[str, ...] = ()
     outlets: list["Outlet"] = field(default_factory=list)
     muted: bool = False
@@ -609,6 +611,7 @@ class Relay:
         self._lock: dict[str, asyncio.Lock] = {}
         self._feedback: asyncio.Task[None] | None = None
         self._retired = Traffic()  # what closed streams and subscriptions carried
+        self.tasks = Tasks("relay")  # ended by shutdown
 
     def _config(self) -> RTCConfiguration:
         return RTCConfiguration(iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
@@ -667,7 +670,7 @@ class Relay:
             layered = {mid: offer for mid, offer in simulcast_offers(offer_sdp).items()
                        if sources.get(mid) in LAYERED_SOURCES}
             old_pc = participant.publish_pc
-            pc = gather_on(peer_connection(self._config()), self.network)
+            pc = gather_on(peer_connection(self._config(), self.tasks), self.network)
             for m in media:
                 transceiver = pc.addTransceiver(m.kind, direction="recvonly")
                 transceiver.setCodecPreferences(_capabilities(m.kind))
@@ -696,11 +699,13 @@ class Relay:
                     codec=transceiver._codecs[0],
                     receiver=transceiver.receiver,
                     key=self._keys,
+                    tasks=self.tasks,
                     rids=layered[transceiver.mid].rids if transceiver.mid in layered else (),
                     private=participant.private or source_name in SIDE_SOURCES,
                 )
                 tap_receiver(transceiver.receiver, source.on_packet,
-                             source.on_estimate if source.kind == "video" else None, on_nack=source.nack_sent)
+                             source.on_estimate if source.kind == "video" else None, tasks=self.tasks,
+                             on_nack=source.nack_sent)
                 new_sources[source.track_id] = source
             for track_id, source in new_sources.items():
                 previous = participant.sources.get(track_id)
@@ -768,7 +773,7 @@ class Relay:
         }
         pc = participant.subscribe_pc
         if pc is None:
-            pc = participant.subscribe_pc = gather_on(peer_connection(self._config()), self.network)
+            pc = participant.subscribe_pc = gather_on(peer_connection(self._config(), self.tasks), self.network)
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:
@@ -781,7 +786,7 @@ class Relay:
             outlet = next((o for o in participant.outlets if o.track_id is None and o.kind == source.kind), None)
             if outlet is None:
                 transceiver = pc.addTransceiver(_Placeholder(source.kind), direction="sendonly")
-                outlet = Outlet(transceiver, PacketSender(transceiver.sender), None, source.kind)
+                outlet = Outlet(transceiver, PacketSender(transceiver.sender, self.tasks), None, source.kind)
                 participant.outlets.append(outlet)
             outlet.track_id = track_id
             outlet.transceiver.direction = "sendonly"
@@ -891,7 +896,8 @@ class Relay:
     def _start_feedback(self) -> None:
         if self._feedback is None or self._feedback.done():
             # every room's loop: its lines name their room, not the one that happened to start it
-            self._feedback = asyncio.create_task(self._feedback_loop(), context=contextvars.Context())
+            self._feedback = self.tasks.spawn(self._feedback_loop(), name="bandwidth feedback",
+                                              context=contextvars.Context())
 
     async def _feedback_loop(self) -> None:
         """Once a second while any room is open; ends by itself when the last room closes."""
@@ -1056,15 +1062,11 @@ class Relay:
                 await self.sink.video_paused(room.room_id, viewer.participant_id, source.track_id, paused)
 
     async def shutdown(self) -> None:
+        """Close every room, then end the relay's tasks (the feedback loop, requests in flight)."""
         for room_id in list(self.rooms):
             await self.close_room(room_id)
-        if self._feedback is not None:
-            self._feedback.cancel()
-            try:
-                await self._feedback
-            except asyncio.CancelledError:
-                pass
-            self._feedback = None
+        await self.tasks.close()
+        self._feedback = None
 
     def _retire(self, sources: Iterable[Source], outlets: Iterable[Outlet]) -> None:
         """Sources and outlets the relay lets go of: closed, their counts kept in the totals."""
