@@ -51,13 +51,14 @@ RESULTS = {
     "consultation_only": "仅咨询",
 }
 S = TicketStatus
-TRANSITIONS: dict[str, tuple[frozenset[TicketStatus], TicketStatus]] = {
-    "start": (frozenset({S.called}), S.in_service),
-    "recall": (frozenset({S.called}), S.called),
-    "no_show": (frozenset({S.called}), S.no_show),
-    "transfer": (frozenset({S.called, S.in_service}), S.waiting),
-    "complete": (frozenset({S.in_service}), S.completed),
-    "cancel": (frozenset({S.waiting, S.called, S.in_service}), S.cancelled),
+#: The states each clerk action may start from (what it leads to is the action's own business).
+ALLOWED_FROM: dict[str, frozenset[TicketStatus]] = {
+    "start": frozenset({S.called}),
+    "recall": frozenset({S.called}),
+    "no_show": frozenset({S.called}),
+    "transfer": frozenset({S.called, S.in_service}),
+    "complete": frozenset({S.in_service}),
+    "cancel": frozenset({S.waiting, S.called, S.in_service}),
 }
 STATUS_NAMES = {
     S.waiting: "等待中",
@@ -439,7 +440,7 @@ async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ti
     ticket = await _load(uow, ticket_id, lock=True)
     if not can_see(actor, ticket):
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    allowed, _ = TRANSITIONS[action]
+    allowed = ALLOWED_FROM[action]
     if action == "cancel" and actor.role is Role.worker:
         if ticket.status is not TicketStatus.waiting:
             raise Conflict("illegal_transition", "已叫号的业务请由云窗口取消", action=action,
