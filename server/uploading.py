@@ -195,9 +195,6 @@ class DocumentUploads:
             await self._forget(upload_id)
             raise
 
-    async def urls(self, document: dict[str, Any], keys: dict[str, str], expires: int = 300) -> dict[str, str]:
-        return {name: await self.store.url(key, expires=expires) for name, key in keys.items()}
-
     async def sweep(self) -> int:
         """Housekeeping: forget unfinished uploads that expired or whose case closed, with their
         staged bytes; remove staging files older than any upload can be, and what crashed or

@@ -328,9 +328,3 @@ def process_image(data: bytes, watermark: str | None, limits: Limits) -> images.
         data, max_pixels=limits.max_pixels, long_side=limits.long_side, viewing_side=limits.viewing_side,
         thumb_side=limits.thumbnail_side, watermark=watermark,
     )
-
-
-async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
