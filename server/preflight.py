@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from server.config import Settings
-from uploads.storage import ObjectStore
+from uploads.storage import StoreUpkeep
 
 TIMEOUT_S = 8.0
 
@@ -97,7 +97,7 @@ async def check_redis(url: str) -> Failure | None:
     return None
 
 
-async def check_store(store: ObjectStore, where: str) -> Failure | None:
+async def check_store(store: StoreUpkeep, where: str) -> Failure | None:
     try:
         await asyncio.wait_for(store.ensure_ready(), TIMEOUT_S)
     except Exception as exc:
@@ -110,7 +110,7 @@ def store_location(settings: Settings) -> str:
             else str(settings.data_dir / "objects"))
 
 
-async def check_start(settings: Settings, store: ObjectStore) -> list[Failure]:
+async def check_start(settings: Settings, store: StoreUpkeep) -> list[Failure]:
     """Everything ``serve`` needs, checked before it migrates or listens (the object store's
     client logs each of its retries: not here, where the one line says it all)."""
     logging.getLogger("urllib3").setLevel(logging.ERROR)

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.domain import retention
 from server.runtime import Domain
-from uploads.storage import ObjectStore
+from uploads.storage import ObjectWriter
 
 log = logging.getLogger("yunbang.retention")
 
@@ -26,7 +26,7 @@ class Report:
 
 
 class Retention:
-    def __init__(self, domain: Domain, store: ObjectStore, *, every_seconds: float = 3600) -> None:
+    def __init__(self, domain: Domain, store: ObjectWriter, *, every_seconds: float = 3600) -> None:
         self.domain, self.store, self.every = domain, store, every_seconds
         self._last: float | None = None
 

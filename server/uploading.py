@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from server.domain import documents, hours
 from server.domain.context import Actor
@@ -25,7 +25,7 @@ from server.domain.errors import DomainError
 from server.models import UploadSession
 from server.runtime import Domain
 from uploads.service import Staged, StoredFile, UploadPipeline, UploadRefused
-from uploads.storage import ObjectStore, StorageError
+from uploads.storage import ObjectWriter, StorageError, StoreUpkeep
 
 log = logging.getLogger("yunbang")
 
@@ -37,6 +37,10 @@ STORE_LEFTOVER_SECONDS = 3600
 COMPLETE_WAIT_SECONDS = 60.0
 
 
+class UploadsStore(ObjectWriter, StoreUpkeep, Protocol):
+    """What the upload flow does to the store itself: drop a refused file's objects, sweep."""
+
+
 def refused(exc: UploadRefused) -> DomainError:
     error = DomainError(exc.code, exc.message, **exc.detail)
     error.status = exc.status
@@ -44,7 +48,7 @@ def refused(exc: UploadRefused) -> DomainError:
 
 
 class DocumentUploads:
-    def __init__(self, domain: Domain, pipeline: UploadPipeline, store: ObjectStore, *,
+    def __init__(self, domain: Domain, pipeline: UploadPipeline, store: UploadsStore, *,
                  wall_clock: Callable[[], float] = time.time,
                  processed: Callable[[str, float], None] = lambda outcome, seconds: None) -> None:
         """``processed(outcome, seconds)`` hears how long each complete upload took to process and
@@ -209,7 +213,7 @@ class DocumentUploads:
         lifetime = self.domain.settings.documents.upload_ttl_hours * 3600
         orphans = await self.pipeline.sweep(older_than_seconds=lifetime + STORE_LEFTOVER_SECONDS, now=now)
         try:
-            leftovers = await self.store.sweep_multipart(older_than_seconds=STORE_LEFTOVER_SECONDS, now=now)
+            leftovers = await self.store.sweep_leftovers(older_than_seconds=STORE_LEFTOVER_SECONDS, now=now)
         except StorageError as exc:  # the bucket is unreachable: next pass; the other chores still run
             log.warning("object store leftovers not swept: %s", exc.code)
             leftovers = 0

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from uploads import images
-from uploads.storage import ObjectStore, new_key, private_dir
+from uploads.storage import ObjectWriter, new_key, private_dir
 
 SNIFF_BYTES = 64
 BUSY_POLL_SECONDS = 0.1
@@ -145,7 +145,7 @@ def _close_acquired(task: asyncio.Future[int | None]) -> None:
 
 
 class UploadPipeline:
-    def __init__(self, store: ObjectStore, staging_dir: Path, limits: Limits, workers: int = 2) -> None:
+    def __init__(self, store: ObjectWriter, staging_dir: Path, limits: Limits, workers: int = 2) -> None:
         self.store = store
         self.staging = staging_dir
         self.limits = limits

@@ -15,7 +15,6 @@ import hmac
 import io
 import os
 import re
-import shutil
 import threading
 import time
 from collections import deque
@@ -28,15 +27,17 @@ from uuid import uuid4
 
 import urllib3.exceptions
 from minio import Minio
-from minio.datatypes import Part
 from minio.error import MinioException, S3Error
 
 __all__ = [
     "MIN_PART_SIZE",
     "LocalStore",
+    "ObjectReader",
     "ObjectStore",
+    "ObjectWriter",
     "S3Store",
     "StorageError",
+    "StoreUpkeep",
     "content_disposition",
     "minio_client",
     "new_key",
@@ -44,19 +45,14 @@ __all__ = [
     "validate_key",
 ]
 
-ErrorCode = Literal[
-    "object_not_found", "invalid_key", "storage_unavailable", "upload_not_found", "invalid_part"
-]
+ErrorCode = Literal["object_not_found", "invalid_key", "storage_unavailable", "upload_not_found"]
 
 CHUNK_SIZE = 1024 * 1024
-# S3 refuses multipart parts under 5 MiB except the last; the local store enforces the same so
-# an upload flow that works on a laptop also works against the bucket.
+# S3 refuses multipart parts under 5 MiB except the last (minio's put_object sends parts).
 MIN_PART_SIZE = 5 * 1024 * 1024
-MAX_PART_NUMBER = 10_000
 MAX_URL_EXPIRY = 7 * 24 * 3600
 _KEY_RE = re.compile(r"[a-z0-9_-]+(?:/[a-z0-9_-]+)*")
 _MAX_KEY_LENGTH = 512
-_UPLOAD_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 T = TypeVar("T")
 
@@ -119,54 +115,44 @@ def _check_expires(expires: int) -> int:
     return expires
 
 
-def _check_part_number(part_number: int) -> None:
-    if not 1 <= part_number <= MAX_PART_NUMBER:
-        raise StorageError("invalid_part", f"part number {part_number} outside 1..{MAX_PART_NUMBER}")
-
-
-def _ordered_parts(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Parts sorted by number (a resumed upload collects them out of order), etags unquoted."""
-    if not parts:
-        raise StorageError("invalid_part", "a multipart upload needs at least one part")
-    ordered = sorted((number, etag.strip('"')) for number, etag in parts)
-    numbers = [number for number, _ in ordered]
-    if len(set(numbers)) != len(numbers):
-        raise StorageError("invalid_part", "duplicate part numbers")
-    for number in numbers:
-        _check_part_number(number)
-    return ordered
-
-
-class ObjectStore(Protocol):
-    """What the upload flow needs from storage; ``LocalStore`` and ``S3Store`` implement it."""
-
-    async def ensure_ready(self) -> None: ...
-
-    async def put(self, key: str, stream: AsyncIterator[bytes] | bytes, *, length: int | None = None,
-                  content_type: str = "application/octet-stream") -> int: ...
+class ObjectReader(Protocol):
+    """Reading objects and handing browsers short-lived links to them."""
 
     async def get(self, key: str) -> AsyncIterator[bytes]: ...
 
     async def read(self, key: str) -> bytes: ...
 
-    async def delete(self, key: str) -> None: ...
-
     async def exists(self, key: str) -> bool: ...
 
     async def url(self, key: str, *, expires: int = 300, filename: str | None = None) -> str: ...
 
-    async def begin_multipart(self, key: str, content_type: str) -> str: ...
 
-    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str: ...
+class ObjectWriter(Protocol):
+    """Storing and removing objects: what the upload pipeline and retention do."""
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
+    async def put(self, key: str, stream: AsyncIterator[bytes] | bytes, *, length: int | None = None,
+                  content_type: str = "application/octet-stream") -> int: ...
 
-    async def abort_multipart(self, key: str, upload_id: str) -> None: ...
+    async def delete(self, key: str) -> None: ...
 
-    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int: ...
+
+class StoreUpkeep(Protocol):
+    """The store's own lifecycle: made ready (and checked) at start, swept, closed at stop."""
+
+    async def ensure_ready(self) -> None: ...
+
+    async def sweep_leftovers(self, older_than_seconds: float, now: float) -> int:
+        """Remove what puts that crashed or were cancelled left behind for ``older_than_seconds``;
+        returns how many things were removed."""
+        ...
 
     async def close(self) -> None:
         """Let go of what the store holds open (connections); the app calls it when it stops."""
+
+
+class ObjectStore(ObjectReader, ObjectWriter, StoreUpkeep, Protocol):
+    """All of the above, as the app builds it (``LocalStore`` or ``S3Store``) and hands it out;
+    each user names only the part it needs."""
 
 
 async def _read_all(chunks: AsyncIterator[bytes]) -> bytes:
@@ -198,9 +184,8 @@ class LocalStore:
     """Objects as files under ``root``; links are app URLs signed with ``signing_key``.
 
     Writes land in ``root/.tmp`` and are renamed into place, so a half-written upload is never
-    visible under its key; multipart parts wait in ``root/.multipart/<upload_id>/``. Keys cannot
-    contain dots, so neither folder can collide with an object. What a crash or a cancelled put
-    leaves in either is removed by ``sweep_multipart``. Folders are 0700 and files 0600: other
+    visible under its key; keys cannot contain dots, so the folder cannot collide with an object.
+    What a crash or a cancelled put leaves there is removed by ``sweep_leftovers``. Folders are 0700 and files 0600: other
     users of the machine read nothing. Content types are not kept here: the app knows them from
     its own records.
     """
@@ -214,14 +199,13 @@ class LocalStore:
         self._url_prefix = url_prefix.rstrip("/")
         self._clock = clock
         self._tmp = self.root / ".tmp"
-        self._multipart = self.root / ".multipart"
 
     async def close(self) -> None:
         """Nothing to let go: no file stays open between calls."""
 
     async def ensure_ready(self) -> None:
         def make() -> None:
-            for folder in (self.root, self._tmp, self._multipart):
+            for folder in (self.root, self._tmp):
                 private_dir(folder)
 
         await asyncio.to_thread(make)
@@ -325,120 +309,24 @@ class LocalStore:
         genuine = hmac.compare_digest(expected.encode(), str(sig).encode("utf-8", "replace"))
         return genuine and now <= until
 
-    # -- multipart (resumable) uploads
-
-    def _upload_dir(self, key: str, upload_id: str) -> Path:
-        """The folder of a running upload; it must exist and belong to ``key``."""
-        validate_key(key)
-        if not isinstance(upload_id, str) or not _UPLOAD_ID_RE.fullmatch(upload_id):
-            raise StorageError("upload_not_found", "unknown upload id")
-        folder = self._multipart / upload_id
-        try:
-            owner = (folder / "key").read_text(encoding="utf-8")
-        except (FileNotFoundError, NotADirectoryError) as exc:
-            raise StorageError("upload_not_found", "unknown upload id") from exc
-        if owner != key:
-            raise StorageError("upload_not_found", "upload id belongs to another key")
-        return folder
-
-    async def begin_multipart(self, key: str, content_type: str) -> str:
-        validate_key(key)
-        upload_id = uuid4().hex
-
-        def begin() -> None:
-            private_dir(self._multipart)
-            folder = self._multipart / upload_id
-            folder.mkdir(mode=0o700)
-            with open(folder / "key", "x", encoding="utf-8", opener=_private) as owner:
-                owner.write(key)
-
-        await asyncio.to_thread(begin)
-        return upload_id
-
-    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
-        _check_part_number(part_number)
-
-        def write() -> str:
-            folder = self._upload_dir(key, upload_id)
-            partial = folder / f"{part_number}.{uuid4().hex}.tmp"
-            with open(partial, "xb", opener=_private) as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, folder / f"{part_number}.part")  # a broken part is never "done"
-            return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-        return await asyncio.to_thread(write)
-
-    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        ordered = _ordered_parts(parts)
-        final = self._path(key)
-
-        def complete() -> None:
-            folder = self._upload_dir(key, upload_id)
-            tmp = self._open_tmp()
-            try:
-                for index, (number, etag) in enumerate(ordered):
-                    digest = hashlib.md5(usedforsecurity=False)
-                    part = folder / f"{number}.part"
-                    if not part.is_file():
-                        raise StorageError("invalid_part", f"part {number} was never uploaded")
-                    with open(part, "rb") as source:
-                        size = 0
-                        while block := source.read(CHUNK_SIZE):
-                            digest.update(block)
-                            tmp.write(block)
-                            size += len(block)
-                    if digest.hexdigest() != etag:
-                        raise StorageError("invalid_part", f"etag of part {number} does not match")
-                    if size < MIN_PART_SIZE and index < len(ordered) - 1:
-                        raise StorageError("invalid_part", f"part {number} is under {MIN_PART_SIZE} bytes")
-                self._publish(tmp, final)
-            except BaseException:
-                _discard(tmp)
-                raise
-            shutil.rmtree(folder, ignore_errors=True)
-
-        await asyncio.to_thread(complete)
-
-    async def abort_multipart(self, key: str, upload_id: str) -> None:
-        def abort() -> None:
-            try:
-                folder = self._upload_dir(key, upload_id)
-            except StorageError as exc:
-                if exc.code == "upload_not_found":
-                    return  # already gone: aborting twice is fine
-                raise
-            shutil.rmtree(folder, ignore_errors=True)
-
-        await asyncio.to_thread(abort)
-
-    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int:
-        """Remove uploads idle for ``older_than_seconds`` (and temp files a crash left behind).
-
-        Idle means no part arrived since: a folder's mtime moves with every part written.
-        Returns how many uploads (folders and stale temp files) were removed.
-        """
+    async def sweep_leftovers(self, older_than_seconds: float, now: float) -> int:
+        """Remove temp files untouched for ``older_than_seconds``: puts that a crash cut short."""
         cutoff = now - older_than_seconds
 
         def sweep() -> int:
             removed = 0
-            for parent in (self._multipart, self._tmp):
+            try:
+                entries = list(self._tmp.iterdir())
+            except FileNotFoundError:
+                return 0
+            for entry in entries:
                 try:
-                    entries = list(parent.iterdir())
+                    if entry.stat().st_mtime >= cutoff:
+                        continue
+                    entry.unlink()
                 except FileNotFoundError:
-                    continue
-                for entry in entries:
-                    try:
-                        if entry.stat().st_mtime >= cutoff:
-                            continue
-                        if entry.is_dir():
-                            shutil.rmtree(entry)
-                        else:
-                            entry.unlink()
-                    except FileNotFoundError:
-                        continue  # finished or swept by someone else meanwhile
-                    removed += 1
+                    continue  # finished or swept by someone else meanwhile
+                removed += 1
             return removed
 
         return await asyncio.to_thread(sweep)
@@ -540,9 +428,6 @@ def minio_client(endpoint: str, access_key: str, secret_key: str, *, secure: boo
 _S3_CODES: dict[str, ErrorCode] = {
     "NoSuchKey": "object_not_found",
     "NoSuchUpload": "upload_not_found",
-    "InvalidPart": "invalid_part",
-    "InvalidPartOrder": "invalid_part",
-    "EntityTooSmall": "invalid_part",
 }
 
 
@@ -561,7 +446,7 @@ class S3Store:
     Presigned links are signed by a second client for the public endpoint — signing needs no
     network call because the region is given. The bucket is created private and never given a
     policy; a lifecycle rule ``AbortIncompleteMultipartUpload`` on the bucket is a good
-    companion to ``sweep_multipart``.
+    companion to ``sweep_leftovers``.
     """
 
     def __init__(self, endpoint: str, access_key: str, secret_key: str, bucket: str, *,
@@ -667,45 +552,14 @@ class S3Store:
                                 object_name=key, expires=timedelta(seconds=_check_expires(expires)),
                                 response_headers=headers)
 
-    # -- multipart (resumable) uploads
-    #
-    # minio 7.2 has no public API for a multipart upload that outlives one call, so these use
-    # the SDK's low-level multipart methods (_create_multipart_upload, _upload_part,
-    # _complete_multipart_upload, _abort_multipart_upload, _list_multipart_uploads). Keep
-    # their use inside this block; check the signatures when upgrading minio.
-
-    async def begin_multipart(self, key: str, content_type: str) -> str:
-        validate_key(key)
-        return await self._call(self._client._create_multipart_upload, bucket_name=self.bucket,
-                                object_name=key, headers={"Content-Type": content_type})
-
-    async def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> str:
-        validate_key(key)
-        _check_part_number(part_number)
-        return await self._call(self._client._upload_part, bucket_name=self.bucket, object_name=key,
-                                data=bytes(data), headers=None, upload_id=upload_id,
-                                part_number=part_number)
-
-    async def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        validate_key(key)
-        ordered = [Part(part_number=number, etag=etag) for number, etag in _ordered_parts(parts)]
-        await self._call(self._client._complete_multipart_upload, bucket_name=self.bucket,
-                         object_name=key, upload_id=upload_id, parts=ordered)
-
-    async def abort_multipart(self, key: str, upload_id: str) -> None:
-        validate_key(key)
-        try:
-            await self._call(self._client._abort_multipart_upload, bucket_name=self.bucket,
-                             object_name=key, upload_id=upload_id)
-        except StorageError as exc:
-            if exc.code != "upload_not_found":
-                raise  # already gone: aborting twice is fine
-
-    async def sweep_multipart(self, older_than_seconds: float, now: float) -> int:
-        """Abort uploads *started* more than ``older_than_seconds`` before ``now``.
+    async def sweep_leftovers(self, older_than_seconds: float, now: float) -> int:
+        """Abort multipart uploads *started* more than ``older_than_seconds`` before ``now``:
+        what minio's ``put_object`` leaves in the bucket when the process dies mid-object.
 
         S3 reports when an upload began, not when its last part arrived, so pick an age well
-        beyond the longest upload you expect.
+        beyond the longest put you expect. minio 7.2 has no public call to list or abort them:
+        ``_list_multipart_uploads`` and ``_abort_multipart_upload`` are the SDK's own, so check
+        their signatures when upgrading minio.
         """
         cutoff = now - older_than_seconds
         removed = 0
