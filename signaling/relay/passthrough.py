@@ -555,19 +555,4 @@ async def _idle_rtp(self: RTCRtpSender, codec: Any) -> None:
         getattr(self, _S + "rtp_exited").set()
 
 
-def never_decoded(receiver: RTCRtpReceiver) -> bool:
-    """True while nothing was queued for this receiver's decoder."""
-    queue = getattr(receiver, _R + "decoder_queue")
-    return bool(queue.qsize() == 0)
-
-
-def fast_receive_active(receiver: RTCRtpReceiver) -> bool:
-    """True once this receiver's packets come through `fast_receive`."""
-    return bool(getattr(receiver.transport.transport._connection, "_yunbang_fast", False))
-
-
-def never_encoded(sender: RTCRtpSender) -> bool:
-    return getattr(sender, _S + "encoder") is None
-
-
 check_aiortc()
