@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 from server.logs import FORMATS as LOG_FORMATS
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DEFAULT_SERVICE_HOURS = "mon-fri 09:00-17:00"
+MB = 1024 * 1024
 
 
 class SettingsError(ValueError):
@@ -91,7 +93,7 @@ class QueueRules:
     red_wait_minutes: float = 20
     no_show_after_recalls: int = 2
     default_service_minutes: float = 8
-    service_hours: ServiceHours = field(default_factory=lambda: ServiceHours.parse("mon-fri 09:00-17:00"))
+    service_hours: ServiceHours = field(default_factory=lambda: ServiceHours.parse(DEFAULT_SERVICE_HOURS))
     holidays: frozenset[date] = frozenset()
     timezone: str = "Asia/Shanghai"
 
@@ -113,9 +115,9 @@ class DocumentRules:
     between them.
     """
 
-    max_file_bytes: int = 20 * 1024 * 1024
+    max_file_bytes: int = 20 * MB
     max_files_per_case: int = 50
-    max_staged_bytes_per_case: int = 60 * 1024 * 1024
+    max_staged_bytes_per_case: int = 3 * max_file_bytes
     max_open_uploads_per_case: int = 5
     max_pixels: int = 40_000_000
     long_side: int = 4096
@@ -123,7 +125,7 @@ class DocumentRules:
     thumbnail_side: int = 320
     watermark: str = "仅供“{item}”办理使用 {date}"
     upload_ttl_hours: float = 24
-    chunk_bytes: int = 1024 * 1024
+    chunk_bytes: int = MB
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Each setting's default is its dataclass field's (``Settings.port``, ``QueueRules.…``),
+        written there only; README.md's settings table names every variable read here."""
         env = os.environ if env is None else env
+        Q, D, L, C, K = QueueRules, DocumentRules, LoginPolicy, ChatRules, ConsultationRules
 
         def get(name: str, default: str = "") -> str:
             return env.get(f"YUNBANG_{name}", default).strip()
@@ -229,8 +234,8 @@ class Settings:
             except ValueError as exc:
                 raise SettingsError(f"YUNBANG_{name}={raw!r} is not a number") from exc
 
-        def flag(name: str, default: str = "false") -> bool:
-            raw = get(name, default).lower()
+        def flag(name: str, default: bool) -> bool:
+            raw = get(name, "true" if default else "false").lower()
             if raw in ("1", "true", "yes", "on"):
                 return True
             if raw in ("0", "false", "no", "off", ""):
@@ -245,87 +250,87 @@ class Settings:
         except ValueError as exc:
             raise SettingsError("YUNBANG_HOLIDAYS: dates as YYYY-MM-DD, comma separated") from exc
         rules = QueueRules(
-            wait_alert_minutes=number("WAIT_ALERT_MINUTES", 15),
-            yellow_waiting=int(number("YELLOW_WAITING", 10, int)),
-            red_waiting=int(number("RED_WAITING", 20, int)),
-            yellow_wait_minutes=number("YELLOW_WAIT_MINUTES", 10),
-            red_wait_minutes=number("RED_WAIT_MINUTES", 20),
-            no_show_after_recalls=int(number("NO_SHOW_AFTER_RECALLS", 2, int)),
-            default_service_minutes=number("DEFAULT_SERVICE_MINUTES", 8),
-            service_hours=ServiceHours.parse(get("SERVICE_HOURS", "mon-fri 09:00-17:00")),
+            wait_alert_minutes=number("WAIT_ALERT_MINUTES", Q.wait_alert_minutes),
+            yellow_waiting=int(number("YELLOW_WAITING", Q.yellow_waiting, int)),
+            red_waiting=int(number("RED_WAITING", Q.red_waiting, int)),
+            yellow_wait_minutes=number("YELLOW_WAIT_MINUTES", Q.yellow_wait_minutes),
+            red_wait_minutes=number("RED_WAIT_MINUTES", Q.red_wait_minutes),
+            no_show_after_recalls=int(number("NO_SHOW_AFTER_RECALLS", Q.no_show_after_recalls, int)),
+            default_service_minutes=number("DEFAULT_SERVICE_MINUTES", Q.default_service_minutes),
+            service_hours=ServiceHours.parse(get("SERVICE_HOURS", DEFAULT_SERVICE_HOURS)),
             holidays=holidays,
-            timezone=get("TIMEZONE", "Asia/Shanghai"),
+            timezone=get("TIMEZONE", Q.timezone),
         )
         if rules.yellow_waiting > rules.red_waiting or rules.yellow_wait_minutes > rules.red_wait_minutes:
             raise SettingsError("yellow thresholds must not exceed red thresholds")
-        max_upload_mb = number("MAX_UPLOAD_MB", 20)
+        max_upload_mb = number("MAX_UPLOAD_MB", D.max_file_bytes / MB)
         documents = DocumentRules(
-            max_file_bytes=int(max_upload_mb * 1024 * 1024),
-            max_files_per_case=int(number("MAX_FILES_PER_CASE", 50, int)),
-            max_staged_bytes_per_case=int(number("MAX_STAGED_MB_PER_CASE", 3 * max_upload_mb) * 1024 * 1024),
-            max_open_uploads_per_case=int(number("MAX_OPEN_UPLOADS_PER_CASE", 5, int)),
-            max_pixels=int(number("MAX_IMAGE_PIXELS", 40_000_000, int)),
-            long_side=int(number("IMAGE_LONG_SIDE", 4096, int)),
-            viewing_side=int(number("IMAGE_VIEWING_SIDE", 2560, int)),
-            watermark=get("WATERMARK", "仅供“{item}”办理使用 {date}"),
-            upload_ttl_hours=number("UPLOAD_TTL_HOURS", 24),
+            max_file_bytes=int(max_upload_mb * MB),
+            max_files_per_case=int(number("MAX_FILES_PER_CASE", D.max_files_per_case, int)),
+            max_staged_bytes_per_case=int(number("MAX_STAGED_MB_PER_CASE", 3 * max_upload_mb) * MB),
+            max_open_uploads_per_case=int(number("MAX_OPEN_UPLOADS_PER_CASE", D.max_open_uploads_per_case, int)),
+            max_pixels=int(number("MAX_IMAGE_PIXELS", D.max_pixels, int)),
+            long_side=int(number("IMAGE_LONG_SIDE", D.long_side, int)),
+            viewing_side=int(number("IMAGE_VIEWING_SIDE", D.viewing_side, int)),
+            watermark=get("WATERMARK", D.watermark),
+            upload_ttl_hours=number("UPLOAD_TTL_HOURS", D.upload_ttl_hours),
         )
         if documents.max_staged_bytes_per_case < documents.max_file_bytes:
             raise SettingsError("YUNBANG_MAX_STAGED_MB_PER_CASE must be at least YUNBANG_MAX_UPLOAD_MB")
         if documents.max_open_uploads_per_case < 1:
             raise SettingsError("YUNBANG_MAX_OPEN_UPLOADS_PER_CASE must be at least 1")
         return cls(
-            host=get("HOST", "127.0.0.1"),
-            port=int(number("PORT", 8080, int)),
-            data_dir=Path(get("DATA_DIR", "var")),
+            host=get("HOST", cls.host),
+            port=int(number("PORT", cls.port, int)),
+            data_dir=Path(get("DATA_DIR", str(cls.data_dir))),
             database_url=get("DATABASE_URL"),
             redis_url=get("REDIS_URL"),
-            redis_channel=get("REDIS_CHANNEL", "yunbang"),
+            redis_channel=get("REDIS_CHANNEL", cls.redis_channel),
             secret_key=get("SECRET_KEY"),
             data_key=get("DATA_KEY"),
-            retention_days=number("RETENTION_DAYS", 0),
+            retention_days=number("RETENTION_DAYS", cls.retention_days),
             login=LoginPolicy(
-                max_failures=int(number("LOGIN_MAX_FAILURES", 5, int)),
-                lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", 300),
-                address_max_failures=int(number("LOGIN_MAX_FAILURES_PER_ADDRESS", 30, int)),
-                window_seconds=number("LOGIN_WINDOW_SECONDS", 900),
-                account_slowdown_after=int(number("LOGIN_ACCOUNT_SLOWDOWN_AFTER", 10, int)),
-                account_max_delay_seconds=number("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", 60),
-                token_ttl_hours=number("TOKEN_TTL_HOURS", 12),
-                require_two_factor=flag("REQUIRE_2FA"),
+                max_failures=int(number("LOGIN_MAX_FAILURES", L.max_failures, int)),
+                lockout_seconds=number("LOGIN_LOCKOUT_SECONDS", L.lockout_seconds),
+                address_max_failures=int(number("LOGIN_MAX_FAILURES_PER_ADDRESS", L.address_max_failures, int)),
+                window_seconds=number("LOGIN_WINDOW_SECONDS", L.window_seconds),
+                account_slowdown_after=int(number("LOGIN_ACCOUNT_SLOWDOWN_AFTER", L.account_slowdown_after, int)),
+                account_max_delay_seconds=number("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", L.account_max_delay_seconds),
+                token_ttl_hours=number("TOKEN_TTL_HOURS", L.token_ttl_hours),
+                require_two_factor=flag("REQUIRE_2FA", L.require_two_factor),
             ),
             s3_endpoint=get("S3_ENDPOINT"),
             s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),
             s3_access_key=get("S3_ACCESS_KEY"),
             s3_secret_key=get("S3_SECRET_KEY"),
-            s3_bucket=_bucket(get("S3_BUCKET", "yunbang")),
-            s3_secure=flag("S3_SECURE"),
+            s3_bucket=_bucket(get("S3_BUCKET", cls.s3_bucket)),
+            s3_secure=flag("S3_SECURE", cls.s3_secure),
             turn_urls=csv("TURN_URLS"),
             stun_urls=csv("STUN_URLS"),
             turn_secret=get("TURN_SECRET"),
-            turn_ttl_seconds=int(number("TURN_TTL_SECONDS", 3600, int)),
+            turn_ttl_seconds=int(number("TURN_TTL_SECONDS", cls.turn_ttl_seconds, int)),
             ice_relay_roles=_relay_roles(csv("ICE_RELAY_ROLES"), turn=bool(csv("TURN_URLS") and get("TURN_SECRET"))),
             **_media_network(csv("MEDIA_ADDRESSES"), get("MEDIA_ANNOUNCE"), get("MEDIA_PORTS")),
-            monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", 20),
-            web_dist=Path(get("WEB_DIST", "web-client/dist")),
+            monitor_interval_seconds=number("MONITOR_INTERVAL_SECONDS", cls.monitor_interval_seconds),
+            web_dist=Path(get("WEB_DIST", str(cls.web_dist))),
             trusted_proxies=csv("TRUSTED_PROXIES"),
             allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
-            hsts=_choice("HSTS", get("HSTS", "auto").lower(), ("auto", "always", "off")),
-            dev_pages=flag("DEV_PAGES"),
-            check_responses=flag("CHECK_RESPONSES"),
-            log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or "auto").lower(), LOG_FORMATS),
-            call_grace_seconds=number("CALL_GRACE_SECONDS", 60),
+            hsts=_choice("HSTS", get("HSTS", cls.hsts).lower(), ("auto", "always", "off")),
+            dev_pages=flag("DEV_PAGES", cls.dev_pages),
+            check_responses=flag("CHECK_RESPONSES", cls.check_responses),
+            log_format=_choice("LOG_FORMAT", (get("LOG_FORMAT") or cls.log_format).lower(), LOG_FORMATS),
+            call_grace_seconds=number("CALL_GRACE_SECONDS", cls.call_grace_seconds),
             **_metrics(get("METRICS_TOKEN"), get("METRICS_LISTEN")),
             queue=rules,
             documents=documents,
             consultations=ConsultationRules(
-                invitation_ttl_seconds=number("INVITATION_TTL_SECONDS", 120),
-                max_experts=int(number("MAX_EXPERTS_PER_CASE", 4, int)),
+                invitation_ttl_seconds=number("INVITATION_TTL_SECONDS", K.invitation_ttl_seconds),
+                max_experts=int(number("MAX_EXPERTS_PER_CASE", K.max_experts, int)),
             ),
             chat=ChatRules(
-                burst=int(number("CHAT_BURST", 5, int)),
-                burst_seconds=number("CHAT_BURST_SECONDS", 2),
-                per_minute=int(number("CHAT_PER_MINUTE", 60, int)),
+                burst=int(number("CHAT_BURST", C.burst, int)),
+                burst_seconds=number("CHAT_BURST_SECONDS", C.burst_seconds),
+                per_minute=int(number("CHAT_PER_MINUTE", C.per_minute, int)),
             ),
         )
 
