@@ -80,7 +80,11 @@ def _report(participant: Participant, sources: dict[str, Source], now: float) ->
     for outlet in outlets:
         source = sources.get(outlet.track_id or "")
         if outlet.kind == "video" and not outlet.paused and source is not None and not source.muted:
-            sent += source.stream(outlet.layer).rate_bps or 0
+            # what it was really forwarded lately, when that is less than its layer's rate: a
+            # publisher that just slowed down (or a layer waiting for a keyframe) is no sign of a
+            # thin link when the subscriber's estimate falls with what arrives
+            rate = source.stream(outlet.layer).rate_bps or 0
+            sent += rate if outlet.sent_bps is None else min(rate, outlet.sent_bps)
     rembs = [o.sender.remb_bps for o in outlets
              if o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S
              and o.sender.remb_bps < sent * feedback.LAYER_TOO_BIG]
