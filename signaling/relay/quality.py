@@ -85,9 +85,12 @@ def _report(participant: Participant, sources: dict[str, Source], now: float) ->
             # thin link when the subscriber's estimate falls with what arrives
             rate = source.stream(outlet.layer).rate_bps or 0
             sent += rate if outlet.sent_bps is None else min(rate, outlet.sent_bps)
+    # an estimate under half what it is sent, for a while: a browser's starts low and climbs in
+    # the first seconds of a call, which is no thin link
     rembs = [o.sender.remb_bps for o in outlets
              if o.sender.remb_bps is not None and now - o.sender.remb_at < feedback.ESTIMATE_FRESH_S
-             and o.sender.remb_bps < sent * feedback.LAYER_TOO_BIG]
+             and o.sender.remb_bps < sent * feedback.LAYER_TOO_BIG
+             and o.remb_low_since and now - o.remb_low_since >= feedback.THIN_FOR_S]
     paused = sum(1 for o in outlets if o.paused)
     uplinks = [s.uplink_bps for s in participant.sources.values()
                if s.kind == "video" and not s.muted and s.uplink_bps is not None and s.uplink_congested(now)]

@@ -560,6 +560,7 @@ class Outlet:
     trial: bool = False  # ``want`` is a trial of a layer up (see feedback.choose_layer)
     last_remb: int | None = None  # the subscriber's estimate at the last choice
     sent_bps: int | None = None  # what it was really forwarded lately (a layer waiting for a keyframe sends nothing)
+    remb_low_since: float = 0.0  # since when its estimate is under half what it is sent (0: it is not)
     _sent_mark: tuple[float, int] = (0.0, 0)
 
     def measure_sent(self, now: float) -> int | None:
@@ -1037,6 +1038,8 @@ class Relay:
             forwarded = outlet.measure_sent(now)
             sent = source.stream(outlet.layer).rate_bps or 0 if outlet.layer is not None else 0
             sent = min(sent, forwarded) if forwarded is not None else sent
+            low = subscriber.remb_bps is not None and subscriber.remb_bps < sent * feedback.LAYER_TOO_BIG
+            outlet.remb_low_since = (outlet.remb_low_since or now) if low else 0.0
             thin = subscriber.remb_bps if (subscriber.remb_bps is not None and not (outlet.layer or 0) > 0
                                            and subscriber.remb_bps < sent * feedback.UPLINK_CONGESTED) else None
             # only a link that stays thin: a browser's estimate right after an outage is low for a moment
