@@ -61,6 +61,12 @@ the clerk's: the worker's downlink) — over the window:
 * ``phase``, ``ice``: the receiving page's call phase and receiving connection's ICE state at the
   end of the window.
 
+Per direction also ``frames_each_s`` and ``sent_kbps_each_s`` (each sample's second: where the
+freezes fell), and per profile ``relay``: the relay's own counters over the window, read from its
+``/metrics`` (gaps recovered and skipped, keyframe waits, PLIs and NACKs sent, retransmissions and
+those refused), both directions together. ``YB_WEAK_LINK_KEEP=1`` keeps the server's log (the
+relay logs its uplink caps and each subscriber's layer moves) in the scratch directory.
+
 Besides: ``constrained.first_load_s``, the worker's first page load through the constrained link
 (a fresh browser context, cold cache: ``/app/`` until the login page's username field is
 visible and enabled) and ``first_load_kb`` transferred. TCP through 3 % loss each way is a lottery
