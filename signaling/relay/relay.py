@@ -60,8 +60,8 @@ KEYFRAME_INTERVAL_S = 0.5
 GAP_WAIT_S = 0.08
 MAX_HELD = 256
 LAYER_IDLE_S = 1.5  # a layer with no packet for this long is not being sent
-STILL_SENDING_S = 0.5
-STALL_ROUNDS = 3  # feedback rounds (1 s each) a layer's standing still is judged over  # a layer measured over an interval must still be arriving at its end
+STILL_SENDING_S = 0.5  # a layer measured over an interval must still be arriving at its end
+STALL_ROUNDS = 3  # feedback rounds (1 s each) a layer's standing still is judged over
 H264_PROFILES = ("42001f", "42e01f")
 
 
