@@ -140,9 +140,11 @@ async def test_worker_page_gets_its_place_and_its_call_back_after_the_network_dr
     await decoding(worker, track_id(participant_id(clerk_id), "camera"))
     await decoding(clerk, track_id(participant_id(worker_id), "camera"))
 
-    # A reloaded tab finds its ticket and takes its place in the call again by itself.
+    # A reloaded tab finds its ticket and takes its place in the call again by itself (a new page:
+    # its session, socket, both peer connections and first frames — up to 15 s on a loaded machine).
     await worker.reload()
-    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected")
+    await expect(worker.locator("[data-testid=call-phase]")).to_have_attribute("data-phase", "connected",
+                                                                               timeout=15000)
     assert await worker.evaluate("window.yb.call.state.rejoins") == 1
     await decoding(worker, track_id(participant_id(clerk_id), "camera"))
     await decoding(clerk, track_id(participant_id(worker_id), "camera"))
