@@ -301,6 +301,11 @@ class Stream:
         return (self.live(now) and len(self._stalled_shares) == STALL_ROUNDS
                 and sum(self._stalled_shares) / STALL_ROUNDS >= feedback.LAYER_STALLED_SHARE)
 
+    def starved(self, now: float) -> bool:
+        """Waiting for a keyframe now, or standing still for most of the last rounds: what its
+        subscribers receive of it is little or nothing, whatever their links."""
+        return self._awaiting_keyframe or self.stalled(now)
+
     def absent(self, now: float) -> bool:
         """Asked for a while and never sent: the publisher cannot send this layer (a browser sends
         fewer layers from a small camera: two of three from VGA)."""
@@ -1038,6 +1043,11 @@ class Relay:
             forwarded = outlet.measure_sent(now)
             sent = source.stream(outlet.layer).rate_bps or 0 if outlet.layer is not None else 0
             sent = min(sent, forwarded) if forwarded is not None else sent
+            # what it forwarded is smoothed over two rounds and falls slowly: while the layer waits
+            # for a keyframe (or mostly has of late) nothing or little goes out, and an estimate
+            # falling then is the publisher's line, not this one
+            if outlet.layer is not None and source.stream(outlet.layer).starved(now):
+                sent = 0
             low = subscriber.remb_bps is not None and subscriber.remb_bps < sent * feedback.LAYER_TOO_BIG
             outlet.remb_low_since = (outlet.remb_low_since or now) if low else 0.0
             thin = subscriber.remb_bps if (subscriber.remb_bps is not None and not (outlet.layer or 0) > 0
