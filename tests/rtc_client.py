@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+import random
 import time
 from collections import defaultdict
 from typing import Any
@@ -181,6 +182,10 @@ class CallClient:
         self.track_by_mid: dict[str, dict[str, Any]] = {}
         self.keyframe_requests = 0
         self.drop_incoming: dict[str, Any] = {}  # {"armed": True} drops the next video packet
+        # the share of video packets (first sends and repairs alike) its link loses, as a thin
+        # link does: its receiver reports then say so
+        self.incoming_loss = 0.0
+        self._loss_draw = random.Random(7)
         self.ticket_id: int | None = None
         self._readers: list[asyncio.Task[None]] = []
         # socket.io delivers each event in a task of its own: two offers must not interleave
@@ -310,6 +315,8 @@ class CallClient:
 
         async def tap(packet: Any, arrival_time_ms: int) -> None:
             info = self.track_by_mid.get(mid, {})
+            if info.get("kind") == "video" and self.incoming_loss and self._loss_draw.random() < self.incoming_loss:
+                return
             if info.get("kind") == "video" and self.drop_incoming.get("armed"):
                 rtx = packet.payload_type not in {c.payloadType for c in transceiver._codecs[:1]}
                 if not rtx:

@@ -131,10 +131,12 @@ async def test_a_link_too_thin_for_video_keeps_the_audio_and_tries_video_again(c
     (outlet,) = source.outlets
     clerk.quiet_estimator()
     link = {"bps": 60_000}
+    clerk.incoming_loss = 0.3  # a link too thin for what it is sent loses it
 
     async def report() -> None:
         while True:
             await clerk.send_remb(link["bps"])
+            clerk.incoming_loss = 0.3 if link["bps"] < 200_000 else 0.0
             await asyncio.sleep(0.3)
 
     pacing = asyncio.create_task(report())
@@ -191,6 +193,31 @@ async def test_a_subscriber_starved_by_the_publishers_line_is_not_paused_for_it(
         assert not outlet.paused and not clerk.named("video_paused"), "paused for a line that is not its own"
         keyframes["count"] = 0
         await clerk.wait_frames(track, 5, timeout=10)
+    finally:
+        pacing.cancel()
+
+
+async def test_a_clean_link_whose_estimate_lags_what_it_takes_is_not_paused(call) -> None:
+    """The poor profile's clerk again, after a stall of the worker's picture: its browser's estimate
+    was held under 1.5× the little that arrived and climbs some 8 % a second, so for 20 s it says
+    30 kbit/s while the clerk takes all of the 100 kbit/s it is sent and loses nothing. Its video
+    was paused for 10, then 20, then 40 s. A link that loses nothing is not thin."""
+    worker, clerk, track, source = call
+    (outlet,) = source.outlets
+    clerk.quiet_estimator()
+
+    async def report() -> None:
+        while True:
+            await clerk.send_remb(30_000)
+            await asyncio.sleep(0.3)
+
+    pacing = asyncio.create_task(report())
+    try:
+        await asyncio.sleep(feedback.THIN_FOR_S + feedback.RESUME_GRACE_S + 2)
+        assert (outlet.sent_bps or 0) > 30_000 / feedback.UPLINK_CONGESTED, "it is sent more than its estimate"
+        assert outlet.sender.fraction_lost < feedback.LIGHT_LOSS
+        assert not outlet.paused and not clerk.named("video_paused"), "paused on a link that loses nothing"
+        assert not outlet.remb_low_since, "nor graded thin"
     finally:
         pacing.cancel()
 

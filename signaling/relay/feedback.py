@@ -154,6 +154,12 @@ def remb_to_send(last: int | None, last_at: float, total: int, now: float, stepp
     return None
 
 
+def link_losing(fraction_lost: float) -> bool:
+    """Whether a subscriber's link loses what it is sent (its receiver reports, over the last two
+    seconds): only then is an estimate under what it is sent a link too thin for it."""
+    return fraction_lost >= LIGHT_LOSS
+
+
 def video_paused(paused: bool, since: float, pauses: int, remb_bps: int | None, now: float) -> bool:
     """Whether a subscriber's video stays (or goes) paused for its link (audio first). ``since``:
     when it last changed; a resumed video gets a few seconds for the link's estimate to grow."""
