@@ -12,7 +12,9 @@ from pathlib import Path
 import socketio
 from aiohttp import WSCloseCode, web
 
-from server.api import accounts, catalog, documents, experts, openapi, rtc, supervision, tickets  # noqa: F401  (routes)
+from server.api import (  # noqa: F401  (routes)
+    accounts, catalog, documents, experts, notifications, openapi, rtc, supervision, tickets,
+)
 from server.api.base import ROUTES, client_ip, errors_middleware
 from server.api.documents import serve_object
 from server.auth import TokenSigner
@@ -20,7 +22,8 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.events import Event
-from server.keys import CALLS, DB, DOMAIN, METRICS, MONITOR, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
+from server.keys import CALLS, DB, DOMAIN, METRICS, MONITOR, NOTIFY, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
+from server.notify import Dispatcher
 from server.live import InvitationTimers, Monitor, QueuePositions, SocketSink
 from server.metrics import Metrics, http_metrics, listener, scrape_handler
 from server.retention import Retention
@@ -102,6 +105,7 @@ async def live_ctx(app: web.Application, *, clock: Clock) -> AsyncIterator[None]
                                                    settings.media_ports))
     metrics = Metrics(domain, calls.relay)
     invitation_timers = InvitationTimers(domain)
+    dispatcher = Dispatcher(domain)
     presence = LocalPresence(in_call=calls.in_call)
     namespace = LiveNamespace(domain, app[TOKENS], calls, presence, client_ip, observe=metrics.socket_event)
     sio.register_namespace(namespace)
@@ -111,13 +115,16 @@ async def live_ctx(app: web.Application, *, clock: Clock) -> AsyncIterator[None]
             await namespace.end_sessions(int(event.payload["user_id"]), list(event.payload["session_ids"]))
 
     sink.queue_observers.append(positions.touched)
-    sink.observers.extend([calls.on_event, metrics.on_event, invitation_timers.on_event, end_sessions])
+    sink.observers.extend([calls.on_event, metrics.on_event, invitation_timers.on_event, dispatcher.on_event,
+                           end_sessions])
     app[SIO], app[DOMAIN], app[CALLS], app[PRESENCE], app[METRICS] = sio, domain, calls, presence, metrics
+    app[NOTIFY] = dispatcher
     yield
     await sio.close()  # no client is served any more: its handlers still running end here
     await namespace.close()
     await calls.shutdown()
     await invitation_timers.close()
+    await dispatcher.close()
     await positions.close()
     await sio.close_manager()
 
@@ -148,6 +155,7 @@ async def housekeeping_ctx(app: web.Application, *, run_monitor: bool) -> AsyncI
     tasks = Tasks("housekeeping")
     if run_monitor:
         tasks.spawn(monitor.run_forever(), name="monitor")
+        app[NOTIFY].start()  # the outbox's deliveries (tests, like the monitor's passes, run them)
     yield
     if metrics_site is not None:
         await metrics_site.cleanup()

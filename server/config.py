@@ -165,6 +165,33 @@ class LoginPolicy:
     require_two_factor: bool = False
 
 
+NOTIFY_PROVIDERS = {"sms": ("outbox", "webhook"), "staff": ("outbox", "webhook", "dingtalk")}
+
+
+@dataclass(frozen=True)
+class NotifyRules:
+    """Where messages go (docs/operations.md, "Notifications"): texts to residents' phones
+    (``sms``) and to staff (``staff``), each through a provider — ``outbox`` (kept and shown to
+    administrators; the demo's), ``webhook`` (a signed JSON POST to an SMS gateway or any
+    receiver) or, for staff, ``dingtalk`` (a DingTalk / 浙政钉 group robot, signed). A message
+    that cannot be delivered is tried again after ``retry_seconds``, doubling up to
+    ``retry_max_seconds``, ``max_attempts`` times in all."""
+
+    sms: str = "outbox"
+    staff: str = "outbox"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    dingtalk_url: str = ""
+    dingtalk_secret: str = ""
+    max_attempts: int = 8
+    retry_seconds: float = 10
+    retry_max_seconds: float = 3600
+    timeout_seconds: float = 10
+
+    def provider(self, channel: str) -> str:
+        return self.sms if channel == "sms" else self.staff
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -207,6 +234,7 @@ class Settings:
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
     chat: ChatRules = field(default_factory=ChatRules)
+    notify: NotifyRules = field(default_factory=NotifyRules)
 
     @property
     def effective_database_url(self) -> str:
@@ -220,7 +248,7 @@ class Settings:
         """Each setting's default is its dataclass field's (``Settings.port``, ``QueueRules.…``),
         written there only; README.md's settings table names every variable read here."""
         env = os.environ if env is None else env
-        Q, D, L, C, K = QueueRules, DocumentRules, LoginPolicy, ChatRules, ConsultationRules
+        Q, D, L, C, K, N = QueueRules, DocumentRules, LoginPolicy, ChatRules, ConsultationRules, NotifyRules
 
         def get(name: str, default: str = "") -> str:
             return env.get(f"YUNBANG_{name}", default).strip()
@@ -332,6 +360,17 @@ class Settings:
                 burst_seconds=number("CHAT_BURST_SECONDS", C.burst_seconds),
                 per_minute=int(number("CHAT_PER_MINUTE", C.per_minute, int)),
             ),
+            notify=_notify(NotifyRules(
+                sms=get("NOTIFY_SMS", N.sms).lower(),
+                staff=get("NOTIFY_STAFF", N.staff).lower(),
+                webhook_url=get("NOTIFY_WEBHOOK_URL"),
+                webhook_secret=get("NOTIFY_WEBHOOK_SECRET"),
+                dingtalk_url=get("NOTIFY_DINGTALK_URL"),
+                dingtalk_secret=get("NOTIFY_DINGTALK_SECRET"),
+                max_attempts=int(number("NOTIFY_MAX_ATTEMPTS", N.max_attempts, int)),
+                retry_seconds=number("NOTIFY_RETRY_SECONDS", N.retry_seconds),
+                retry_max_seconds=number("NOTIFY_RETRY_MAX_SECONDS", N.retry_max_seconds),
+            )),
         )
 
     def ensure_data_dir(self) -> Path:
@@ -473,3 +512,24 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise SettingsError(f"YUNBANG_{name}={value!r}: one of {', '.join(choices)}")
     return value
+
+
+def _notify(rules: NotifyRules) -> NotifyRules:
+    """A provider chosen must have what it needs: a provider that cannot send would keep every
+    one-time code and alert in the queue, failing, unseen."""
+    for channel, choices in NOTIFY_PROVIDERS.items():
+        _choice(f"NOTIFY_{channel.upper()}", rules.provider(channel), choices)
+    chosen = {rules.sms, rules.staff}
+    if "webhook" in chosen:
+        if not rules.webhook_url.startswith(("http://", "https://")):
+            raise SettingsError("YUNBANG_NOTIFY_WEBHOOK_URL: an http(s) URL, for the webhook provider")
+        if len(rules.webhook_secret) < 16:
+            raise SettingsError("YUNBANG_NOTIFY_WEBHOOK_SECRET: at least 16 characters, to sign what is sent")
+    if "dingtalk" in chosen:
+        if not rules.dingtalk_url.startswith(("http://", "https://")):
+            raise SettingsError("YUNBANG_NOTIFY_DINGTALK_URL: the robot's webhook URL (with its access_token)")
+        if not rules.dingtalk_secret:
+            raise SettingsError("YUNBANG_NOTIFY_DINGTALK_SECRET: the robot's signing secret (加签, SEC…)")
+    if rules.max_attempts < 1 or rules.retry_seconds <= 0 or rules.retry_max_seconds < rules.retry_seconds:
+        raise SettingsError("YUNBANG_NOTIFY_MAX_ATTEMPTS ≥ 1 and 0 < YUNBANG_NOTIFY_RETRY_SECONDS ≤ _RETRY_MAX_SECONDS")
+    return rules

@@ -11,6 +11,7 @@ from server.auth import TokenSigner
 from server.config import Settings
 from server.db import Database
 from server.live import Monitor
+from server.notify import Dispatcher
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
@@ -33,3 +34,4 @@ UPLOADS = web.AppKey("uploads", DocumentUploads)
 STORE: web.AppKey[ObjectStore] = web.AppKey("store")  # a protocol: named in the annotation
 RETENTION = web.AppKey("retention", Retention)
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+NOTIFY = web.AppKey("notify", Dispatcher)

@@ -535,6 +535,28 @@ class AuditChainHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class Notification(Base):
+    """外发消息 — a text to a resident's phone (``sms``) or to staff (``staff``), kept with its
+    delivery: the outbox (docs/operations.md, "Notifications"). The recipient is sealed."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(30))
+    recipient_sealed: Mapped[str] = mapped_column(Text, default="")
+    recipient_masked: Mapped[str] = mapped_column(String(40), default="")
+    text: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(10), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    sent_at: Mapped[datetime | None]
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -547,7 +569,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 __all__ = [
     "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
-    "InvitationStatus", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
+    "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_centres", "supervisor_departments", "window_departments",

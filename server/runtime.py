@@ -39,6 +39,7 @@ class Domain:
                 login=self.settings.login,
                 documents=self.settings.documents,
                 consultations=self.settings.consultations,
+                notify=self.settings.notify,
                 sealer=self.sealer,
             )
             yield uow

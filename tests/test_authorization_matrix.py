@@ -159,6 +159,10 @@ MATRIX: dict[str, Row] = {
     "GET /api/audit": Row(auditor=ANY),
     "GET /api/audit/verify": Row(auditor=ANY),
     "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY),
+    # --- the outbox
+    "GET /api/notifications": Row(admin=ANY),
+    "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
+    "POST /api/notifications/{notification_id}/resend": Row(admin=ANY, body={}),
 }
 
 # What the app serves outside the API's route table (no roles: none of them takes a person's
@@ -316,7 +320,7 @@ async def build_world(platform: Platform) -> World:
 async def request(world: World, api: Api, method: str, template: str, row: Row, case: str | None,
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
-                              "window_id": world.cases["window"]["A"]}
+                              "window_id": world.cases["window"]["A"], "notification_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

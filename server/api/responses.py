@@ -652,3 +652,28 @@ class OpenApiDocument(RootModel[dict[str, Any]]):
 
 # Shapes the document lists though no route answers exactly them: the common part of several.
 SHARED: tuple[type[BaseModel], ...] = (Invitation,)
+
+
+NotificationState = Literal["held", "pending", "sent", "failed"]
+
+
+class Notification(Answer):
+    """One message of the outbox (the recipient masked)."""
+
+    id: int
+    created_at: datetime
+    channel: Literal["sms", "staff"]
+    kind: str
+    to: str
+    text: str
+    provider: str
+    state: NotificationState
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str
+    sent_at: datetime | None
+
+
+class Outbox(Answer):
+    messages: list[Notification]
+    counts: dict[NotificationState, int]

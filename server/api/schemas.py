@@ -251,3 +251,14 @@ class AuditQuery(Query):
     since: Instant | None = Field(default=None, description="ISO 8601，须带时区")
     until: Instant | None = Field(default=None, description="ISO 8601，须带时区")
     limit: int | None = Field(default=None, ge=1, le=1000, description="最多返回条数（默认 100）")
+
+
+class NotificationQuery(Query):
+    state: Literal["held", "pending", "sent", "failed"] | None = Field(default=None, description="只看此状态的消息")
+    before_id: Id | None = Field(default=None, description="只看 id 小于此值的（向前翻页）")
+    limit: int | None = Field(default=None, ge=1, le=500, description="最多返回条数（默认 100）")
+
+
+class NotificationTest(Body):
+    channel: Literal["sms", "staff"]
+    to: str = Field(default="", max_length=20, description="手机号；staff 渠道可留空（发到群）")

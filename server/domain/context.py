@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.config import ConsultationRules, DocumentRules, LoginPolicy, QueueRules
+from server.config import ConsultationRules, DocumentRules, LoginPolicy, NotifyRules, QueueRules
 from server.domain.clock import Clock
 from server.domain.errors import Forbidden
 from server.domain.personal import Sealer
@@ -65,6 +65,7 @@ class Uow:
     login: LoginPolicy = field(default_factory=LoginPolicy)
     documents: DocumentRules = field(default_factory=DocumentRules)
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
+    notify: NotifyRules = field(default_factory=NotifyRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
     sealer: Sealer = field(default_factory=lambda: _NoSealer())
 

@@ -28,6 +28,7 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/supervisor/WallView.vue"),
     meta: { roles: ["supervisor", "admin"], wide: true },
   },
+  { path: "/outbox", name: "outbox", component: () => import("@/views/admin/OutboxView.vue"), meta: { roles: ["admin"] } },
   { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
   {

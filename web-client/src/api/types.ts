@@ -21,6 +21,8 @@ export type Clerk = Schemas["Clerk"];
 export type TwoFactorStatus = Schemas["TwoFactorStatus"];
 export type TwoFactorEnrolment = Schemas["TwoFactorEnrolment"];
 export type LoginResult = Schemas["SignedIn"];
+export type Notification = Schemas["Notification"];
+export type Outbox = Schemas["Outbox"];
 
 export type Window = Schemas["CloudWindow"];
 export type Org = Schemas["Org"];
