@@ -13,7 +13,7 @@ import socketio
 from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
-    accounts, catalog, documents, experts, notifications, openapi, rtc, supervision, tickets,
+    accounts, catalog, checklists, documents, experts, notifications, openapi, rtc, supervision, tickets,
 )
 from server.api.base import ROUTES, client_ip, errors_middleware
 from server.api.documents import serve_object

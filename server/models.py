@@ -557,6 +557,23 @@ class Notification(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
 
 
+class ChecklistLink(Base):
+    """一次性告知 — an item's checklist sent to a resident's phone as a short link that opens
+    without login until it expires. Only the token's hash is kept."""
+
+    __tablename__ = "checklist_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    centre_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id"))
+    sent_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -568,7 +585,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 
 __all__ = [
-    "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",

@@ -159,6 +159,9 @@ MATRIX: dict[str, Row] = {
     "GET /api/audit": Row(auditor=ANY),
     "GET /api/audit/verify": Row(auditor=ANY),
     "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY),
+    # --- 一次性告知 (a case's when sent from one: tests/test_checklists.py)
+    "POST /api/items/{item_id}/checklist-links": Row(worker=ANY, clerk=ANY, body={"phone": "13800138000"}),
+    "GET /api/checklist-links/{token}": Row(**EVERYONE, anonymous=True),
     # --- the outbox
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
@@ -320,7 +323,8 @@ async def build_world(platform: Platform) -> World:
 async def request(world: World, api: Api, method: str, template: str, row: Row, case: str | None,
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
-                              "window_id": world.cases["window"]["A"], "notification_id": 1}
+                              "window_id": world.cases["window"]["A"], "notification_id": 1,
+                              "token": "no-such-link-token"}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

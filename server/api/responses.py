@@ -677,3 +677,36 @@ class Notification(Answer):
 class Outbox(Answer):
     messages: list[Notification]
     counts: dict[NotificationState, int]
+
+
+class ChecklistSent(Answer):
+    """一次性告知 sent: the link's record (the number masked) and its SMS in the outbox."""
+
+    id: int
+    item_id: int
+    ticket_id: int | None
+    to: str
+    expires_at: datetime
+    notification_id: int
+
+
+class ChecklistMaterial(Answer):
+    name: str
+    required: bool
+    note: str
+
+
+class ChecklistItem(Answer):
+    name: str
+    description: str
+
+
+class PublicChecklist(Answer):
+    """What a 一次性告知 link shows, without login."""
+
+    item: ChecklistItem
+    department: str
+    centre: str | None
+    materials: list[ChecklistMaterial]
+    sent_at: datetime
+    expires_at: datetime

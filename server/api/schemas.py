@@ -262,3 +262,8 @@ class NotificationQuery(Query):
 class NotificationTest(Body):
     channel: Literal["sms", "staff"]
     to: str = Field(default="", max_length=20, description="手机号；staff 渠道可留空（发到群）")
+
+
+class ChecklistLinkIn(Body):
+    phone: str = Field(max_length=20, description="群众的 11 位手机号")
+    ticket_id: Id | None = Field(default=None, description="从办件发送时：记入该办件（事项以办件为准）")

@@ -122,7 +122,9 @@ def view(actor: Actor, t: Ticket, **extra: Any) -> dict[str, Any]:
     return ticket_view(t, personal=serves(actor, t) is not None, **extra)
 
 
-async def _queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> int:
+async def queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> int:
+    """The centre whose queue an item taken at this extension point joins: its town's for a
+    town item, the district's for a district one."""
     if item.level is CentreLevel.town:
         return point.centre_id
     root = await uow.session.scalar(
@@ -186,7 +188,7 @@ async def take_ticket(
         raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
     department = await uow.session.get(Department, item.department_id)
     assert department is not None
-    centre_id = await _queue_centre(uow, item, point)
+    centre_id = await queue_centre(uow, item, point)
     if await org.windows_serving(uow, centre_id, department.id) == 0:
         raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
     clear, sealed, search = personal.split_resident(uow.sealer, {**resident, "name": name})

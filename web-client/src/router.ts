@@ -8,6 +8,7 @@ declare module "vue-router" {
   interface RouteMeta {
     roles?: Role[];
     wide?: boolean;
+    public?: boolean; // opens without login (a link sent to a resident)
   }
 }
 
@@ -28,6 +29,12 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/supervisor/WallView.vue"),
     meta: { roles: ["supervisor", "admin"], wide: true },
   },
+  {
+    path: "/c/:token",
+    name: "public-checklist",
+    component: () => import("@/views/public/ChecklistView.vue"),
+    meta: { public: true },
+  },
   { path: "/outbox", name: "outbox", component: () => import("@/views/admin/OutboxView.vue"), meta: { roles: ["admin"] } },
   { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
@@ -43,7 +50,7 @@ const routes: RouteRecordRaw[] = [
 export const router = createRouter({ history: createWebHistory("/app/"), routes });
 
 router.beforeEach(async (to) => {
-  if (to.name === "login") return true;
+  if (to.name === "login" || to.meta.public) return true;
   let known = false;
   try {
     known = await restore();

@@ -23,6 +23,7 @@ export type TwoFactorEnrolment = Schemas["TwoFactorEnrolment"];
 export type LoginResult = Schemas["SignedIn"];
 export type Notification = Schemas["Notification"];
 export type Outbox = Schemas["Outbox"];
+export type PublicChecklist = Schemas["PublicChecklist"];
 
 export type Window = Schemas["CloudWindow"];
 export type Org = Schemas["Org"];

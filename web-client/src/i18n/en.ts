@@ -470,6 +470,20 @@ const en: Messages<typeof zhCN> = {
     poorCallsToday: "With a poor network",
     linksNote: "Graded every 5 s from loss, round trip and bandwidth.",
   },
+  publicChecklist: {
+    brand: "yunbang · what to bring",
+    materials: "Materials to bring",
+    required: "required",
+    where: "Where",
+    anyCentre: "your nearest service centre",
+    remote: "You can also be served by video at the nearest community help point.",
+    valid: "This link is valid until {at}",
+  },
+  checklistLink: {
+    send: "Text the checklist",
+    phoneNeeded: "Enter the resident's 11-digit mobile number first",
+    sent: "Checklist sent to {to}",
+  },
   outbox: {
     title: "Outbox",
     intro: "Texts to residents' phones (codes, checklists, expiry reminders) and notices to staff. With no SMS gateway configured, messages are only kept here; with one, a failed message is retried automatically and, after several failures, can be sent again from here.",

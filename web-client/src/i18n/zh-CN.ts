@@ -467,6 +467,20 @@ export default {
     poorCallsToday: "其中网络差",
     linksNote: "每 5 秒根据丢包、往返时延和带宽评定一次。",
   },
+  publicChecklist: {
+    brand: "云帮办 · 一次性告知",
+    materials: "需要准备的材料",
+    required: "必交",
+    where: "办理地点",
+    anyCentre: "就近的便民服务中心",
+    remote: "也可以到就近的社区帮办点，通过视频远程办理。",
+    valid: "本链接有效期至 {at}",
+  },
+  checklistLink: {
+    send: "短信发送一次性告知",
+    phoneNeeded: "请先填写群众的 11 位手机号",
+    sent: "已把材料清单发送到 {to}",
+  },
   outbox: {
     title: "消息外发",
     intro: "发给群众手机的短信（验证码、一次性告知、到期提醒）和发给工作人员的通知都在这里。默认不接短信网关，消息只保存在这里；接入网关后，发送失败的消息会自动重试，多次失败后可在此重新发送。",

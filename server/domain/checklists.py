@@ -1,0 +1,94 @@
+"""一次性告知 (seed 002): a worker or a clerk sends a resident an item's checklist — its
+materials and where it is handled — as a short link by SMS (through the outbox). The link opens a
+read-only page without login until it expires; only its token's hash is kept; sending it is
+audited, on the case when it is sent from one."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from server.domain import audit, catalog, notify
+from server.domain.access import serves
+from server.domain.context import Actor, Uow
+from server.domain.errors import DomainError, NotFound
+from server.domain.personal import mask_phone
+from server.domain.queue import queue_centre
+from server.models import Centre, ChecklistLink, Department, ExtensionPoint, Role, Ticket
+
+LINK_DAYS = 30  # a resident gathers the materials in this time
+PATH = "/app/c/"  # the read-only page, mobile first
+
+
+class Gone(DomainError):
+    status = 410
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def send(uow: Uow, actor: Actor, item_id: int, phone: str, *, origin: str,
+               ticket_id: int | None = None) -> dict[str, Any]:
+    """Send the checklist of ``item_id`` (or of the case ``ticket_id``'s item) to ``phone``;
+    ``origin`` is the address residents open the app at (the link is ``origin/app/c/<token>``)."""
+    actor.require(Role.worker, Role.clerk)
+    ticket: Ticket | None = None
+    if ticket_id is not None:
+        ticket = await uow.session.get(Ticket, ticket_id)
+        if ticket is None or serves(actor, ticket) is None:
+            raise NotFound("ticket_not_found", "办件不存在", ticket_id=ticket_id)
+        item_id = ticket.item_id
+    item = await catalog.get_item(uow, item_id)
+    if not item.active:
+        raise NotFound("item_not_found", "事项不存在", item_id=item_id)
+    centre_id: int | None = ticket.centre_id if ticket is not None else None
+    if centre_id is None and actor.extension_point_id is not None:
+        point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
+        if point is not None:
+            centre_id = await queue_centre(uow, item, point)
+    token = secrets.token_urlsafe(12)  # 16 characters, 96 bits: short in an SMS, not guessable
+    now = uow.clock.now()
+    link = ChecklistLink(token_hash=_hash(token), item_id=item.id, ticket_id=ticket.id if ticket else None,
+                         centre_id=centre_id, sent_by_id=actor.user_id, phone_masked=mask_phone(phone.strip()) or "",
+                         created_at=now, expires_at=now + timedelta(days=LINK_DAYS), opens=0)
+    url = origin.rstrip("/") + PATH + token
+    message = await notify.queue(uow, channel="sms", kind="checklist", to=phone, by=actor,
+                                 text=f"【云帮办】“{item.name}”办理须知（一次性告知）：所需材料和办理地点请见 {url} ，"
+                                      f"{LINK_DAYS} 天内有效。")
+    assert message is not None
+    uow.session.add(link)
+    await uow.session.flush()
+    if ticket is not None:
+        audit.record(uow, actor, "checklist.sent", "ticket", ticket.id, item_id=item.id, link_id=link.id,
+                     notification_id=message.id)
+    else:
+        audit.record(uow, actor, "checklist.sent", "item", item.id, link_id=link.id, notification_id=message.id)
+    return {"id": link.id, "item_id": item.id, "ticket_id": link.ticket_id, "to": link.phone_masked,
+            "expires_at": link.expires_at.isoformat(), "notification_id": message.id}
+
+
+async def read(uow: Uow, token: str) -> dict[str, Any]:
+    """What the link shows, to anyone holding it: the item, its materials, where, until when."""
+    link = await uow.session.scalar(select(ChecklistLink).where(ChecklistLink.token_hash == _hash(token)))
+    if link is None:
+        raise NotFound("checklist_link_not_found", "链接无效，请向工作人员重新索取")
+    if link.expires_at <= uow.clock.now():
+        raise Gone("checklist_link_expired", "链接已过期，请向工作人员重新索取")
+    item = await catalog.get_item(uow, link.item_id)
+    department = await uow.session.get(Department, item.department_id)
+    centre = await uow.session.get(Centre, link.centre_id) if link.centre_id is not None else None
+    await uow.session.execute(update(ChecklistLink).where(ChecklistLink.id == link.id)
+                              .values(opens=ChecklistLink.opens + 1).execution_options(synchronize_session=False))
+    return {
+        "item": {"name": item.name, "description": item.description},
+        "department": department.name if department is not None else "",
+        "centre": centre.name if centre is not None else None,
+        "materials": [{"name": m.name, "required": m.required, "note": m.note} for m in item.materials],
+        "sent_at": link.created_at.isoformat(),
+        "expires_at": link.expires_at.isoformat(),
+    }
