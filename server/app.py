@@ -197,12 +197,13 @@ def attach_socketio(app: web.Application) -> None:
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
-            return await request.app[SIO].handle_request(request)
+            response: web.StreamResponse = await request.app[SIO].handle_request(request)  # async_mode "aiohttp"
+            return response
         except Exception as exc:
             if not is_client_garbage(exc):
                 raise
             socket_log.warning("engine.io frame from %s", request.remote, exc_info=exc)
-            ws = request.get(OPEN_SOCKET)
+            ws: web.WebSocketResponse | None = request.get(OPEN_SOCKET)
             if ws is None:
                 return web.Response(status=400, text="malformed engine.io frame")
             await ws.close(code=WSCloseCode.PROTOCOL_ERROR)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import socketio
 from aiohttp import web
 
 from server.auth import TokenSigner
@@ -16,6 +15,7 @@ from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
+from signaling.server import SocketServer
 from signaling.presence import LocalPresence
 from uploads.storage import ObjectStore
 
@@ -26,7 +26,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 DOMAIN = web.AppKey("domain", Domain)
 TOKENS = web.AppKey("tokens", TokenSigner)
-SIO = web.AppKey("sio", socketio.AsyncServer)
+SIO = web.AppKey("sio", SocketServer)
 MONITOR = web.AppKey("monitor", Monitor)
 CALLS = web.AppKey("calls", CallService)
 PRESENCE = web.AppKey("presence", LocalPresence)

@@ -14,7 +14,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -657,7 +657,7 @@ class Relay:
             raise RelayError("not_in_room", "请先加入通话")
         return room, participant
 
-    async def publish(self, room_id: str, participant_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
+    async def publish(self, room_id: str, participant_id: str, offer_sdp: str, sources: Mapping[str, str]) -> str:
         """Take a publisher's offer (``sources`` maps each m-line's mid to camera/microphone/
         screen) and return the relay's answer. A new offer replaces the previous publishing
         connection: that is also how a client recovers from a failed ICE connection."""
