@@ -100,7 +100,7 @@ lint: install
 	$(VENV)/bin/ruff check --select F,E9,B,RUF006 server signaling uploads tests bench deploy
 	$(PY) -m deploy.render --check
 	$(PY) -m server.check_migrations
-	$(VENV)/bin/mypy server/domain
+	$(VENV)/bin/mypy server signaling uploads
 	cd web-client && npm run typecheck
 
 bench: install chromium fonts web netshape services prodstack

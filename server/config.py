@@ -240,8 +240,8 @@ class Settings:
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'yunbang.db').resolve()}"
 
-    def with_changes(self, **changes: object) -> "Settings":
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def with_changes(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":

@@ -133,8 +133,8 @@ async def create_user(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, UserIn)
     async with request.app[DOMAIN].unit() as uow:
-        user = await accounts.create_user(uow, who, **{**body.model_dump(), "role": Role(body.role)})
-        user = await accounts.load_user(uow, user.id)
+        created = await accounts.create_user(uow, who, **{**body.model_dump(), "role": Role(body.role)})
+        user = await accounts.load_user(uow, created.id)
         assert user is not None
         return ok(accounts.user_view(user), status=201)
 

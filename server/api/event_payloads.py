@@ -209,6 +209,6 @@ class ServerEvents(BaseModel):
     opinion_added: ExpertOpinion = _event("opinion.added")
 
 
-PAYLOADS: dict[str, Any] = {field.alias: field.annotation for field in ServerEvents.model_fields.values()}
+PAYLOADS: dict[str, Any] = {field.alias or name: field.annotation for name, field in ServerEvents.model_fields.items()}
 # In the OpenAPI document's components: every event, and Track (also in the join acknowledgement).
 SHARED: tuple[type[BaseModel], ...] = (Track, ServerEvents)

@@ -229,8 +229,8 @@ def route_by_mid(dtls: RTCDtlsTransport) -> None:
                 return receiver
         return by_ssrc_or_type(packet)
 
-    router.route_rtp = route
-    router._yunbang_mid = True
+    router.route_rtp = route  # type: ignore[method-assign]  # aiortc has no hook for routing by MID
+    router._yunbang_mid = True  # type: ignore[attr-defined]  # our mark on aiortc's router: patched once
 
 
 def fast_receive(dtls: RTCDtlsTransport) -> bool:
@@ -275,10 +275,10 @@ def fast_receive(dtls: RTCDtlsTransport) -> bool:
 
         return received
 
-    connection.data_received = intercept(connection.data_received)
+    connection.data_received = intercept(connection.data_received)  # type: ignore[method-assign]  # no hook in aioice
     for protocol in connection._protocols:
-        protocol.datagram_received = intercept(protocol.datagram_received)
-    connection._yunbang_fast = True
+        protocol.datagram_received = intercept(protocol.datagram_received)  # type: ignore[method-assign]  # nor here
+    connection._yunbang_fast = True  # type: ignore[attr-defined]  # our mark on aioice's connection: patched once
     return True
 
 
@@ -406,7 +406,7 @@ class PacketSender:
         rtt: float | None = getattr(self.sender, _S + "rtt")
         return rtt
 
-    def bind(self, payload_type: int) -> None:
+    def bind(self, payload_type: int | None) -> None:
         """Called once negotiation is done: the payload type to send is known."""
         self._payload_type = payload_type
 

@@ -218,7 +218,7 @@ class Stream:
     def _flush(self) -> None:
         while self._expected in self._held:
             self._send(self._held.pop(self._expected))
-            self._expected = (self._expected + 1) & 0xFFFF  # type: ignore[operator]
+            self._expected = (self._expected + 1) & 0xFFFF
         if self._gap_timer is not None and not self._held:
             self._gap_timer.cancel()
             self._gap_timer = None
@@ -781,6 +781,8 @@ class Relay:
         if pc is None:
             pc = participant.subscribe_pc = gather_on(peer_connection(self._config(), self.tasks), self.network)
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
+        outlet: Outlet | None
+        source: Source | None
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:
                 outlet.track_id = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import timezone
+from typing import Any
 
 from alembic import op
 import sqlalchemy as sa
@@ -62,7 +63,7 @@ def drop_guards() -> None:
         op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
 
 
-def _hash(row: dict) -> str:
+def _hash(row: dict[str, Any]) -> str:
     doc = {
         "seq": row["seq"],
         "at": row["at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
