@@ -13,7 +13,15 @@ import socketio
 from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
-    accounts, catalog, documents, experts, notifications, openapi, rtc, supervision, tickets,
+    accounts,
+    catalog,
+    documents,
+    experts,
+    notifications,
+    openapi,
+    rtc,
+    supervision,
+    tickets,
 )
 from server.api.base import ROUTES, client_ip, errors_middleware
 from server.api.documents import serve_object
@@ -22,19 +30,33 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.events import Event
-from server.keys import CALLS, DB, DOMAIN, METRICS, MONITOR, NOTIFY, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
-from server.notify import Dispatcher
+from server.keys import (
+    CALLS,
+    DB,
+    DOMAIN,
+    METRICS,
+    MONITOR,
+    NOTIFY,
+    PRESENCE,
+    RETENTION,
+    SETTINGS,
+    SIO,
+    STORE,
+    TOKENS,
+    UPLOADS,
+)
 from server.live import InvitationTimers, Monitor, QueuePositions, SocketSink
 from server.metrics import Metrics, http_metrics, listener, scrape_handler
+from server.notify import Dispatcher
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from server.web_security import security_headers, socketio_origin_check
 from server.weblog import echo_request_id, is_client_garbage, request_context, socketio_loggers
 from signaling.calls import CallService
-from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
+from signaling.relay.ice import MediaNetwork
 from signaling.server import SocketServer
 from signaling.tasks import Tasks
 from uploads.service import Limits, UploadPipeline

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-async def _preflight(settings: Settings) -> list["Failure"]:
+async def _preflight(settings: Settings) -> list[Failure]:
     """The database, Redis and object store answer before anything starts (server/preflight.py)."""
     from server.app import object_store
     from server.preflight import check_start

@@ -15,8 +15,8 @@ from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from signaling.calls import CallService
-from signaling.server import SocketServer
 from signaling.presence import LocalPresence
+from signaling.server import SocketServer
 from uploads.storage import ObjectStore
 
 if TYPE_CHECKING:  # server.metrics reads its key from here: named for the type checker only

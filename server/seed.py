@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import select
@@ -151,7 +151,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
             s.add(User(
                 username=username, display_name=display, password_hash=await hash_password(DEMO_PASSWORD),
                 role=role, active=True, extension_point_id=point, specialties=binding.get("specialties", []),
-                created_at=datetime.now(timezone.utc), windows=binding.get("windows", []),
+                created_at=datetime.now(UTC), windows=binding.get("windows", []),
                 departments=binding.get("departments", []), centres=binding.get("centres", []),
                 expert_departments=binding.get("expert_departments", []),
             ))

@@ -28,8 +28,18 @@ from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
 from signaling.ids import room_id
-from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
-                                Publish, SubscribeAnswer)
+from signaling.messages import (
+    CODED_ERRORS,
+    CaptureRequest,
+    Chat,
+    IceCandidate,
+    Join,
+    Mute,
+    NetCheck,
+    NetCheckEnd,
+    Publish,
+    SubscribeAnswer,
+)
 from signaling.presence import LocalPresence
 from signaling.tasks import Tasks
 

@@ -49,12 +49,12 @@ class Listener:
     async def _record(self, name: str, data: Any) -> None:
         self.events.append((name, data))
 
-    async def connect(self, platform: Platform, api: Api) -> "Listener":
+    async def connect(self, platform: Platform, api: Api) -> Listener:
         await self.client.connect(platform.base, auth={"token": api.token}, socketio_path="socket.io",
                                   transports=["websocket"], wait_timeout=5)
         return self
 
-    async def __aenter__(self) -> "Listener":
+    async def __aenter__(self) -> Listener:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -18,7 +18,14 @@ import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
-from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from av import VideoFrame
 
 from signaling.relay import ice
@@ -101,8 +108,8 @@ class SimulcastCamera:
         handle_rtcp = dtls._handle_rtcp_data
 
         async def rtcp(data: bytes) -> None:  # PLIs for the layers' SSRCs: nobody else knows them
-            from aiortc.rtp import RtcpPsfbPacket as Psfb
             from aiortc.rtp import RtcpPacket
+            from aiortc.rtp import RtcpPsfbPacket as Psfb
 
             try:
                 for packet in RtcpPacket.parse(data):
@@ -204,7 +211,7 @@ class CallClient:
     def named(self, name: str) -> list[Any]:
         return [d for n, d in self.events if n == name]
 
-    async def connect(self) -> "CallClient":
+    async def connect(self) -> CallClient:
         await self.sio.connect(self.base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
         return self
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.relay_internals import fast_receive_active, never_decoded, never_encoded
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture

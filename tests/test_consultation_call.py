@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from tests.conftest import Api, Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.relay_internals import never_decoded, never_encoded
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, on_the_machines_address, take, window_of
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).with_name("gst_client.py")

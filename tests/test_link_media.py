@@ -14,11 +14,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import quality
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id, track_id
 
 
 async def until(condition: Any, timeout: float, what: str) -> None:

@@ -20,11 +20,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id
 from signaling.relay import ice
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id
 
 CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
 

@@ -14,12 +14,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.config import Settings, SettingsError
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import ice
 from signaling.tasks import Tasks
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id, track_id
 
 CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", re.M)
 

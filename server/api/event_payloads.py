@@ -14,8 +14,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.responses import (Alert, Answer, CaseDocument, CaseRole, CaseSummary, CloudWindow, ExpertOpinion,
-                                  InvitationSent, Message, NamedInvitation, PlacedTicket, Queue, Ticket, absent)
+from server.api.responses import (
+    Alert,
+    Answer,
+    CaseDocument,
+    CaseRole,
+    CaseSummary,
+    CloudWindow,
+    ExpertOpinion,
+    InvitationSent,
+    Message,
+    NamedInvitation,
+    PlacedTicket,
+    Queue,
+    Ticket,
+    absent,
+)
 from server.models import TicketStatus
 
 Source = Literal["camera", "microphone", "screen", "side_camera", "side_microphone"]

@@ -27,8 +27,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, update
 
 from server.domain import audit
-from server.domain.calls import accepted_invitation, call_is_open, role_in_call
 from server.domain.access import watches
+from server.domain.calls import accepted_invitation, call_is_open, role_in_call
 from server.domain.context import SYSTEM, Actor, Uow
 from server.domain.documents import checklist
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound

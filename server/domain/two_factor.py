@@ -106,7 +106,7 @@ class Keys:
     codes: bytes
 
     @classmethod
-    def derive(cls, secret_key: str) -> "Keys":
+    def derive(cls, secret_key: str) -> Keys:
         def hkdf(info: bytes) -> bytes:
             return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret_key.encode())
 

@@ -55,8 +55,7 @@ from aioice import turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol
 from aioice.mdns import is_mdns_hostname
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection
-from aiortc import rtcpeerconnection
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, rtcpeerconnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 

@@ -20,8 +20,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from alembic import context, op
 import sqlalchemy as sa
+from alembic import context, op
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
