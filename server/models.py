@@ -64,7 +64,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     worker = "worker"
     clerk = "clerk"
     expert = "expert"
@@ -73,12 +73,12 @@ class Role(str, enum.Enum):
     auditor = "auditor"
 
 
-class CentreLevel(str, enum.Enum):
+class CentreLevel(enum.StrEnum):
     district = "district"
     town = "town"
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     waiting = "waiting"
     called = "called"
     in_service = "in_service"
@@ -432,7 +432,7 @@ class UploadSession(Base):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
 
 
-class InvitationStatus(str, enum.Enum):
+class InvitationStatus(enum.StrEnum):
     pending = "pending"
     accepted = "accepted"
     declined = "declined"
