@@ -8,10 +8,12 @@ sends and receives so tests can compare bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import random
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -481,3 +483,17 @@ class CallClient:
             await self.sio.disconnect()
 
 
+@contextlib.asynccontextmanager
+async def in_call(base: str, ticket_id: int, worker_token: str,
+                  clerk_token: str) -> AsyncIterator[tuple[CallClient, CallClient]]:
+    """The worker's and the clerk's clients, connected and joined to the ticket's call (the
+    worker first); closed when the block ends. The called ticket: `tests.helpers.ticket_called`."""
+    worker = await CallClient(base, worker_token).connect()
+    clerk = await CallClient(base, clerk_token).connect()
+    try:
+        await worker.join(ticket_id)
+        await clerk.join(ticket_id)
+        yield worker, clerk
+    finally:
+        await worker.close()
+        await clerk.close()
