@@ -93,14 +93,15 @@ test: install chromium firefox fonts gstreamer web services prodstack
 test-fast: install
 	YUNBANG_TEST_FAST=1 $(VENV)/bin/pytest -q -n auto -m "not browser and not postgres and not redis and not media and not slow" $(PYTEST_ARGS)
 
-# ruff: pyflakes, syntax errors, bugbear, and RUF006 (a task started and not kept: asyncio holds it
-# weakly; the app owns its tasks, signaling/tasks.py).
+# ruff: pyflakes, syntax errors, bugbear, RUF006 (a task started and not kept: asyncio holds it
+# weakly; the app owns its tasks, signaling/tasks.py), import order (I) and pyupgrade (UP).
+# mypy: --strict (pyproject.toml) on all three packages.
 lint: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/ruff check --select F,E9,B,RUF006 server signaling uploads tests bench deploy
+	$(VENV)/bin/ruff check --select F,E9,B,RUF006,I,UP server signaling uploads tests bench deploy typings
 	$(PY) -m deploy.render --check
 	$(PY) -m server.check_migrations
-	$(VENV)/bin/mypy server/domain
+	$(VENV)/bin/mypy server signaling uploads
 	cd web-client && npm run typecheck
 
 bench: install chromium fonts web netshape services prodstack

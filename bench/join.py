@@ -128,7 +128,7 @@ class Api:
     def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
         self.http, self.base, self.token, self.user = http, base, "", {}
 
-    async def login(self, username: str) -> "Api":
+    async def login(self, username: str) -> Api:
         body = await self.call("POST", "/api/auth/login", {"username": username, "password": PASSWORD})
         self.token, self.user = body["token"], body["user"]
         return self

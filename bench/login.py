@@ -44,8 +44,8 @@ sys.path.insert(0, str(_BENCH.parent))
 
 from server.app import create_app  # noqa: E402
 from server.config import QueueRules, ServiceHours, Settings  # noqa: E402
-from server.migrate import upgrade  # noqa: E402
 from server.db import Database  # noqa: E402
+from server.migrate import upgrade  # noqa: E402
 from server.seed import seed_demo  # noqa: E402
 
 

@@ -112,9 +112,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
-
 from join import CHROMIUM, PASSWORD, Api, free_port  # bench/join.py, beside this file
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPER = Path(__file__).resolve().parent / "linkshaper.py"

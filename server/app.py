@@ -13,7 +13,16 @@ import socketio
 from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
-    accounts, catalog, checklists, documents, experts, notifications, openapi, rtc, supervision, tickets,
+    accounts,
+    catalog,
+    checklists,
+    documents,
+    experts,
+    notifications,
+    openapi,
+    rtc,
+    supervision,
+    tickets,
 )
 from server.api.base import ROUTES, client_ip, errors_middleware
 from server.api.documents import serve_object
@@ -22,19 +31,33 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import Clock, SystemClock
 from server.events import Event
-from server.keys import CALLS, DB, DOMAIN, METRICS, MONITOR, NOTIFY, PRESENCE, RETENTION, SETTINGS, SIO, STORE, TOKENS, UPLOADS
-from server.notify import Dispatcher
+from server.keys import (
+    CALLS,
+    DB,
+    DOMAIN,
+    METRICS,
+    MONITOR,
+    NOTIFY,
+    PRESENCE,
+    RETENTION,
+    SETTINGS,
+    SIO,
+    STORE,
+    TOKENS,
+    UPLOADS,
+)
 from server.live import InvitationTimers, Monitor, QueuePositions, SocketSink
 from server.metrics import Metrics, http_metrics, listener, scrape_handler
+from server.notify import Dispatcher
 from server.retention import Retention
 from server.runtime import Domain
 from server.uploading import DocumentUploads
 from server.web_security import security_headers, socketio_origin_check
 from server.weblog import echo_request_id, is_client_garbage, request_context, socketio_loggers
 from signaling.calls import CallService
-from signaling.relay.ice import MediaNetwork
 from signaling.namespace import LiveNamespace
 from signaling.presence import LocalPresence
+from signaling.relay.ice import MediaNetwork
 from signaling.server import SocketServer
 from signaling.tasks import Tasks
 from uploads.service import Limits, UploadPipeline
@@ -197,12 +220,13 @@ def attach_socketio(app: web.Application) -> None:
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         try:
-            return await request.app[SIO].handle_request(request)
+            response: web.StreamResponse = await request.app[SIO].handle_request(request)  # async_mode "aiohttp"
+            return response
         except Exception as exc:
             if not is_client_garbage(exc):
                 raise
             socket_log.warning("engine.io frame from %s", request.remote, exc_info=exc)
-            ws = request.get(OPEN_SOCKET)
+            ws: web.WebSocketResponse | None = request.get(OPEN_SOCKET)
             if ws is None:
                 return web.Response(status=400, text="malformed engine.io frame")
             await ws.close(code=WSCloseCode.PROTOCOL_ERROR)

@@ -3,7 +3,7 @@ account active) on every use."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 
@@ -21,7 +21,7 @@ class TokenSigner:
 
     def issue(self, user_id: int, role: str, session_id: str, now: datetime | None = None) -> tuple[str, datetime]:
         """A token for one session (``auth_sessions``): revoking the session ends the token."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         expires = now + self._ttl
         token = jwt.encode(
             {"sub": str(user_id), "sid": session_id, "role": role, "iat": now, "exp": expires, "iss": ISSUER},

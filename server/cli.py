@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1
 
 
-async def _preflight(settings: Settings) -> list["Failure"]:
+async def _preflight(settings: Settings) -> list[Failure]:
     """The database, Redis and object store answer before anything starts (server/preflight.py)."""
     from server.app import object_store
     from server.preflight import check_start
@@ -126,7 +126,7 @@ def _serve(settings: Settings, args: argparse.Namespace, log_format: str) -> int
         pass
     app = create_app(settings)
     # aiohttp's own replies (a 400 to a request it cannot parse) would name its and Python's versions
-    aiohttp.web_response.SERVER_SOFTWARE = "yunbang"
+    aiohttp.web_response.SERVER_SOFTWARE = "yunbang"  # type: ignore[attr-defined]  # imported there, not exported; no setting for it
     banner = (f"云帮办 yunbang 运行于 http://{settings.host}:{settings.port}/  (database: "
               f"{'SQLite' if settings.effective_database_url.startswith('sqlite') else 'PostgreSQL'})")
     if log_format == "json":  # a collector reads stdout and stderr as one stream: every line JSON

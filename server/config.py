@@ -13,11 +13,11 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from server.logs import FORMATS as LOG_FORMATS
@@ -43,7 +43,7 @@ class ServiceHours:
     always: bool = False
 
     @classmethod
-    def parse(cls, text: str) -> "ServiceHours":
+    def parse(cls, text: str) -> ServiceHours:
         text = text.strip().lower()
         if text in ("always", "24x7", "24/7"):
             return cls(always=True)
@@ -240,11 +240,11 @@ class Settings:
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'yunbang.db').resolve()}"
 
-    def with_changes(self, **changes: object) -> "Settings":
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+    def with_changes(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Each setting's default is its dataclass field's (``Settings.port``, ``QueueRules.…``),
         written there only; README.md's settings table names every variable read here."""
         env = os.environ if env is None else env

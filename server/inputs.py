@@ -10,7 +10,7 @@ invalid input, wherever they come from: path, query, JSON body or socket message
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, field_validator
@@ -30,7 +30,7 @@ def _instant(value: Any) -> datetime:
     if moment.tzinfo is None:
         raise ValueError("an ISO 8601 date-time with its offset (Z or +08:00)")
     try:
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:59-12:00 is past year 9999 in UTC
         raise ValueError("outside the years 1 to 9999 in UTC") from exc
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
+
+import socketio
 
 from server.domain import alerts, experts, org, queue
 from server.domain.context import SYSTEM
@@ -24,7 +26,7 @@ class SocketSink:
     """Publishes committed domain events to socket.io rooms, then to its observers; a queue
     whose order changed (``QueueTouched``) goes to its queue observers."""
 
-    def __init__(self, sio: Any) -> None:
+    def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
         self.observers: list[Callable[[Event], Awaitable[None]]] = []
         self.queue_observers: list[Callable[[QueueTouched], None]] = []
@@ -48,7 +50,7 @@ class QueuePositions:
     """Pushes the figures of each queue whose order changed, and its waiting workers' positions,
     at most once per ``coalesce_seconds`` (a burst of calls and takes is one push)."""
 
-    def __init__(self, domain: Domain, sio: Any, coalesce_seconds: float = 0.2) -> None:
+    def __init__(self, domain: Domain, sio: socketio.AsyncServer, coalesce_seconds: float = 0.2) -> None:
         self.domain = domain
         self.sio = sio
         self._pending: set[tuple[int, int]] = set()

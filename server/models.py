@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -48,15 +48,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(timezone.utc)
+        value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
@@ -64,7 +64,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     worker = "worker"
     clerk = "clerk"
     expert = "expert"
@@ -73,12 +73,12 @@ class Role(str, enum.Enum):
     auditor = "auditor"
 
 
-class CentreLevel(str, enum.Enum):
+class CentreLevel(enum.StrEnum):
     district = "district"
     town = "town"
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     waiting = "waiting"
     called = "called"
     in_service = "in_service"
@@ -432,7 +432,7 @@ class UploadSession(Base):
     document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"))
 
 
-class InvitationStatus(str, enum.Enum):
+class InvitationStatus(enum.StrEnum):
     pending = "pending"
     accepted = "accepted"
     declined = "declined"

@@ -14,8 +14,8 @@ from server.domain import accounts, audit, logins, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
-from server.models import AuthSession, User
 from server.events import EventSink
+from server.models import AuthSession, User
 
 
 class Domain:

@@ -6,16 +6,20 @@ twice changes nothing. The demo password exists only here and is printed by ``ma
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from server import demo_data
 from server.db import Database
-from server.domain.accounts import hash_password
+from server.domain.logins import hash_password
 from server.models import (
+    Base,
     Centre,
     CentreLevel,
     CloudWindow,
@@ -29,6 +33,7 @@ from server.models import (
 
 DEMO_PASSWORD = "demo12345"
 GAOQIAO = "高桥镇便民服务中心"
+M = TypeVar("M", bound=Base)
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,17 @@ class DemoAccount:
     role: Role
     display_name: str
     where: str
+
+
+class Binding(TypedDict, total=False):
+    """Where a demo account works: its extension point, windows, departments, centres."""
+
+    point: str
+    windows: list[CloudWindow]
+    specialties: list[str]
+    expert_departments: list[Department]
+    departments: list[Department]
+    centres: list[Centre]
 
 
 async def seed_demo(db: Database) -> dict[str, int]:
@@ -95,10 +111,10 @@ async def seed_demo(db: Database) -> dict[str, int]:
         for code in all_codes:
             await window(f"区级{short[code]}云窗口", district, [code])
         town_windows: dict[tuple[str, str], CloudWindow] = {}
-        for town_name, town in towns.items():
+        for town_name, centre in towns.items():
             for code in all_codes:
                 town_windows[(town_name, code)] = await window(
-                    f"{town_name.removesuffix('便民服务中心')}{short[code]}云窗口", town, [code]
+                    f"{town_name.removesuffix('便民服务中心')}{short[code]}云窗口", centre, [code]
                 )
         await s.flush()
 
@@ -106,7 +122,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
         gaoqiao_points = demo_data.EXTENSION_POINTS.get(GAOQIAO) or point_names
         worker1_point = next((p for p in gaoqiao_points if "梁祝" in p), gaoqiao_points[0])
         other_towns = [t for t in demo_data.EXTENSION_POINTS if t != GAOQIAO]
-        accounts = [
+        accounts: list[tuple[str, Role, str, Binding]] = [
             ("worker1", Role.worker, "梁祝村便民服务点 王芳", {"point": worker1_point}),
             ("worker2", Role.worker, "社区工作人员 李强", {"point": demo_data.EXTENSION_POINTS[other_towns[0]][0]}),
             ("worker3", Role.worker, "社区工作人员 陈静", {"point": demo_data.EXTENSION_POINTS[other_towns[-1]][0]}),
@@ -135,7 +151,7 @@ async def seed_demo(db: Database) -> dict[str, int]:
             s.add(User(
                 username=username, display_name=display, password_hash=await hash_password(DEMO_PASSWORD),
                 role=role, active=True, extension_point_id=point, specialties=binding.get("specialties", []),
-                created_at=datetime.now(timezone.utc), windows=binding.get("windows", []),
+                created_at=datetime.now(UTC), windows=binding.get("windows", []),
                 departments=binding.get("departments", []), centres=binding.get("centres", []),
                 expert_departments=binding.get("expert_departments", []),
             ))
@@ -143,7 +159,8 @@ async def seed_demo(db: Database) -> dict[str, int]:
     return added
 
 
-async def _get_or_add(session, model, count, *, defaults, **unique):  # type: ignore[no-untyped-def]
+async def _get_or_add(session: AsyncSession, model: type[M], count: Callable[[str], None], *,
+                      defaults: dict[str, Any], **unique: str) -> M:
     found = await session.scalar(select(model).filter_by(**unique))
     if found is None:
         found = model(**unique, **defaults)

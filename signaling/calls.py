@@ -18,8 +18,11 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import socketio
 
 from server.domain import calls, documents, links
 from server.domain.context import Actor
@@ -36,6 +39,7 @@ from signaling.relay.relay import Relay, RelayError
 from signaling.tasks import Tasks
 
 log = logging.getLogger("yunbang.calls")
+T = TypeVar("T")
 LINK_SAMPLE_S = 5.0  # how often each participant's link is graded and recorded (domain/links.py)
 
 
@@ -51,7 +55,7 @@ class Presence:
 
 
 class CallService:
-    def __init__(self, domain: Domain, sio: Any, grace_seconds: float = 60.0,
+    def __init__(self, domain: Domain, sio: socketio.AsyncServer, grace_seconds: float = 60.0,
                  media_network: MediaNetwork | None = None) -> None:
         self.domain = domain
         self.sio = sio
@@ -162,7 +166,7 @@ class CallService:
             raise Conflict("not_in_call", "请先加入通话")
         return presence
 
-    async def publish(self, sid: str, actor: Actor, ticket_id: int, sdp: str, sources: dict[str, str]) -> dict[str, Any]:
+    async def publish(self, sid: str, actor: Actor, ticket_id: int, sdp: str, sources: Mapping[str, str]) -> dict[str, Any]:
         self._seat(sid, actor, ticket_id)
         answer = await self._relay_call(self.relay.publish(room_id(ticket_id), participant_id(actor.user_id), sdp, sources))
         return {"ticket_id": ticket_id, "type": "answer", "sdp": answer}
@@ -213,13 +217,13 @@ class CallService:
         await self._remove((ticket_id, actor.user_id))
         return {"ok": True}
 
-    async def _relay_call(self, call: Any) -> Any:
+    async def _relay_call(self, call: Awaitable[T]) -> T:
         try:
             return await call
         except RelayError as exc:
             raise DomainError(exc.code, exc.message) from exc
 
-    async def _guard(self, call: Any) -> None:
+    async def _guard(self, call: Awaitable[object]) -> None:
         try:
             await call
         except (RelayError, DomainError) as exc:

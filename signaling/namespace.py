@@ -28,8 +28,18 @@ from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
 from signaling.ids import room_id
-from signaling.messages import (CODED_ERRORS, CaptureRequest, Chat, IceCandidate, Join, Mute, NetCheck, NetCheckEnd,
-                                Publish, SubscribeAnswer)
+from signaling.messages import (
+    CODED_ERRORS,
+    CaptureRequest,
+    Chat,
+    IceCandidate,
+    Join,
+    Mute,
+    NetCheck,
+    NetCheckEnd,
+    Publish,
+    SubscribeAnswer,
+)
 from signaling.presence import LocalPresence
 from signaling.tasks import Tasks
 
@@ -54,7 +64,7 @@ def error_ack(exc: DomainError) -> dict[str, Any]:
     return ack
 
 
-class TolerantPacket(packet.Packet):  # type: ignore[misc]
+class TolerantPacket(packet.Packet):
     """A socket.io packet that always decodes: an event whose JSON cannot be read (past Python's
     4300-digit integers, nested past the parser's stack) or that is not ``[name, ...]`` becomes
     the event `UNREADABLE`, which the namespace answers, instead of an exception in the server's
@@ -78,7 +88,7 @@ class TolerantPacket(packet.Packet):  # type: ignore[misc]
         return attachments
 
 
-class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+class LiveNamespace(socketio.AsyncNamespace):
     def __init__(self, domain: Domain, tokens: TokenSigner, calls: CallService, presence: LocalPresence,
                  client_ip: Callable[[Any], str], *, observe: Callable[[str, str], None] | None = None) -> None:
         """``observe(event, result)`` hears of every event answered (result: ``ok`` or the error
@@ -94,7 +104,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.events = {name: getattr(self, f"on_{name}") for name in CLIENT_EVENTS}
         self.sockets: set[str] = set()  # connected here: a disconnect is handled once
 
-    def _set_server(self, server: Any) -> None:
+    def _set_server(self, server: socketio.AsyncServer) -> None:
         """The server reads client packets with `TolerantPacket`, so every event reaches
         `trigger_event` and is answered."""
         super()._set_server(server)
@@ -136,7 +146,7 @@ class LiveNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             log.exception("socket event %s failed", event)
             return error("internal_error", "服务器内部错误，请稍后重试")
 
-    def _environ(self, sid: Any) -> Any:
+    def _environ(self, sid: Any) -> dict[str, Any] | None:
         eio_sid = self.server.manager.eio_sid_from_sid(sid, self.namespace) if isinstance(sid, str) else None
         return self.server.environ.get(eio_sid) if eio_sid else None
 

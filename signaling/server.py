@@ -20,7 +20,7 @@ import socketio
 from signaling.tasks import Tasks
 
 
-class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+class _EngineServer(engineio.AsyncServer):
     def __init__(self, *, tasks: Tasks, **options: Any) -> None:
         self.tasks = tasks
         super().__init__(**options)
@@ -29,7 +29,7 @@ class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
         return self.tasks.spawn(target(*args, **kwargs), name=getattr(target, "__name__", "background"))
 
 
-class SocketServer(socketio.AsyncServer):  # type: ignore[misc]
+class SocketServer(socketio.AsyncServer):
     def __init__(self, **options: Any) -> None:
         self.tasks = Tasks("socket.io")
         super().__init__(**options)

@@ -38,6 +38,15 @@ def window_of(clerk: Api, index: int = 0) -> int:
     return int(clerk.user["windows"][index]["id"])
 
 
+async def ticket_called(platform: Platform, resident: str) -> tuple[dict[str, Any], Api, Api]:
+    """worker1 takes a ticket for a district 民政 item, clerk1 calls it: (ticket, worker, clerk).
+    The call's clients: `tests.rtc_client.in_call`."""
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
+    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], resident)
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).status == 200
+    return ticket, worker, clerk
+
+
 class Listener:
     """A socket.io client that keeps every event it receives."""
 
@@ -49,12 +58,12 @@ class Listener:
     async def _record(self, name: str, data: Any) -> None:
         self.events.append((name, data))
 
-    async def connect(self, platform: Platform, api: Api) -> "Listener":
+    async def connect(self, platform: Platform, api: Api) -> Listener:
         await self.client.connect(platform.base, auth={"token": api.token}, socketio_path="socket.io",
                                   transports=["websocket"], wait_timeout=5)
         return self
 
-    async def __aenter__(self) -> "Listener":
+    async def __aenter__(self) -> Listener:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

@@ -8,17 +8,26 @@ sends and receives so tests can compare bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import random
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 import socketio
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
 from aiortc.mediastreams import AudioStreamTrack
-from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_PLI,
+    RtcpPsfbPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+)
 from av import VideoFrame
 
 from signaling.relay import ice
@@ -101,8 +110,8 @@ class SimulcastCamera:
         handle_rtcp = dtls._handle_rtcp_data
 
         async def rtcp(data: bytes) -> None:  # PLIs for the layers' SSRCs: nobody else knows them
-            from aiortc.rtp import RtcpPsfbPacket as Psfb
             from aiortc.rtp import RtcpPacket
+            from aiortc.rtp import RtcpPsfbPacket as Psfb
 
             try:
                 for packet in RtcpPacket.parse(data):
@@ -204,7 +213,7 @@ class CallClient:
     def named(self, name: str) -> list[Any]:
         return [d for n, d in self.events if n == name]
 
-    async def connect(self) -> "CallClient":
+    async def connect(self) -> CallClient:
         await self.sio.connect(self.base, auth={"token": self.token}, transports=["websocket"], wait_timeout=5)
         return self
 
@@ -474,3 +483,17 @@ class CallClient:
             await self.sio.disconnect()
 
 
+@contextlib.asynccontextmanager
+async def in_call(base: str, ticket_id: int, worker_token: str,
+                  clerk_token: str) -> AsyncIterator[tuple[CallClient, CallClient]]:
+    """The worker's and the clerk's clients, connected and joined to the ticket's call (the
+    worker first); closed when the block ends. The called ticket: `tests.helpers.ticket_called`."""
+    worker = await CallClient(base, worker_token).connect()
+    clerk = await CallClient(base, clerk_token).connect()
+    try:
+        await worker.join(ticket_id)
+        await clerk.join(ticket_id)
+        yield worker, clerk
+    finally:
+        await worker.close()
+        await clerk.close()

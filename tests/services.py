@@ -46,7 +46,7 @@ def postgres_answers(url: str) -> bool:
     async def check() -> bool:
         try:
             conn = await asyncpg.connect(url, timeout=3)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         try:
             return bool(await conn.fetchval("select 1") == 1)

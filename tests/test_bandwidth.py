@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import feedback
 from tests.conftest import Platform, Templates, cloned_database
-from tests.helpers import district_item, take, until, window_of
-from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id, track_id
+from tests.helpers import ticket_called, until
+from tests.rtc_client import CallClient, in_call
 
 
 @pytest.fixture
@@ -31,14 +31,8 @@ async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[st
 async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient, str, Any]]:
     """The worker publishes a camera (small pictures), the clerk subscribes: (worker, clerk,
     the camera's track id, the relay's source for it)."""
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "带宽群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
-    worker = await CallClient(platform.base, worker_api.token).connect()
-    clerk = await CallClient(platform.base, clerk_api.token).connect()
-    try:
-        await worker.join(ticket["id"])
-        await clerk.join(ticket["id"])
+    ticket, worker_api, clerk_api = await ticket_called(platform, "带宽群众")
+    async with in_call(platform.base, ticket["id"], worker_api.token, clerk_api.token) as (worker, clerk):
         answer = await worker.publish(size=(160, 120))
         lines = answer["sdp"].split("\r\n")
         pt = next(line.split()[0].split(":")[1] for line in lines if line.lower().endswith("opus/48000/2"))
@@ -48,9 +42,6 @@ async def call(platform: Platform) -> AsyncIterator[tuple[CallClient, CallClient
         await clerk.wait_frames(track, 10, timeout=30)
         source = platform.app[CALLS].relay.source(room_id(ticket['id']), track)
         yield worker, clerk, track, source
-    finally:
-        await worker.close()
-        await clerk.close()
 
 
 async def test_the_relay_tells_the_publisher_what_its_subscriber_can_take(call) -> None:

@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from server.config import Settings
+from signaling.ids import participant_id
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
-from signaling.ids import participant_id
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from tests.conftest import Platform, Templates, cloned_database
-from tests.helpers import district_item, take, until, window_of
+from tests.helpers import district_item, take, ticket_called, until, window_of
 from tests.relay_internals import fast_receive_active, never_decoded, never_encoded
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -26,12 +26,7 @@ async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[st
 @pytest.fixture
 async def called(platform: Platform):
     """worker1's ticket, called by clerk1: (ticket, worker api, clerk api)."""
-    worker = await platform.login("worker1")
-    clerk = await platform.login("clerk1")
-    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "视频群众")
-    reply = await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")
-    assert reply.status == 200
-    return ticket, worker, clerk
+    return await ticket_called(platform, "视频群众")
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import ClientSession
@@ -20,7 +20,17 @@ from server.db import Database
 from server.domain import accounts, queue
 from server.domain.clock import SystemClock
 from server.events import MemorySink
-from server.models import AuditEntry, Centre, CentreLevel, CloudWindow, Department, ServiceItem, Ticket, TicketStatus, User
+from server.models import (
+    AuditEntry,
+    Centre,
+    CentreLevel,
+    CloudWindow,
+    Department,
+    ServiceItem,
+    Ticket,
+    TicketStatus,
+    User,
+)
 from server.runtime import Domain
 
 CLERKS = 30
@@ -46,7 +56,7 @@ async def prepare(url: str) -> tuple[list[str], int, int]:
             for i in range(CLERKS):
                 window = CloudWindow(name=f"并发窗口{i}", centre_id=district.id, active=True, tidal=False, departments=[mz])
                 s.add(User(username=f"load{i}", display_name=f"并发{i}", password_hash=password_hash, role="clerk",
-                           active=True, specialties=[], created_at=datetime.now(timezone.utc), windows=[window],
+                           active=True, specialties=[], created_at=datetime.now(UTC), windows=[window],
                            departments=[]))
                 names.append(f"load{i}")
             item_id = await s.scalar(

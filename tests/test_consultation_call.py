@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from tests.conftest import Api, Platform, Templates, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, ticket_called, window_of
 from tests.relay_internals import never_decoded, never_encoded
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture
@@ -41,10 +41,7 @@ async def clients(platform: Platform) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def case(platform: Platform) -> tuple[dict[str, Any], Api, Api]:
-    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "会商群众")
-    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).status == 200
-    return ticket, worker, clerk
+    return await ticket_called(platform, "会商群众")
 
 
 async def accepted_experts(platform: Platform, clerk: Api, ticket_id: int, names: list[str]) -> list[Api]:

@@ -209,14 +209,10 @@ async def test_only_the_case_participants_upload_and_see(platform: Platform, cas
 
 
 async def test_clerk_asks_for_a_capture_and_the_worker_client_answers(platform: Platform, case) -> None:
-    from tests.rtc_client import CallClient
+    from tests.rtc_client import CallClient, in_call
 
     ticket, item, worker_api, clerk_api = case
-    worker = await CallClient(platform.base, worker_api.token).connect()
-    clerk = await CallClient(platform.base, clerk_api.token).connect()
-    try:
-        await worker.join(ticket["id"])
-        await clerk.join(ticket["id"])
+    async with in_call(platform.base, ticket["id"], worker_api.token, clerk_api.token) as (worker, clerk):
         line = item["materials"][1] if len(item["materials"]) > 1 else item["materials"][0]
         asked = await clerk.request("capture_request", {"ticket_id": ticket["id"], "material": str(line["id"])})
         assert asked["ok"] and asked["material_name"] == line["name"]
@@ -233,9 +229,6 @@ async def test_clerk_asks_for_a_capture_and_the_worker_client_answers(platform: 
         assert answer.status == 201 and answer.body["source"] == "capture"
         added = await asyncio.wait_for(arrived(clerk, "document.added"), 5)
         assert added["material_id"] == line["id"] and added["source"] == "capture"
-    finally:
-        await worker.close()
-        await clerk.close()
 
 
 async def test_on_an_s3_server_a_document_lands_in_the_bucket_and_opens_by_presigned_url(

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from typing import Any
 
-
 from server.config import ConsultationRules
 from server.keys import DOMAIN, MONITOR, PRESENCE
 from tests.conftest import Api, Platform

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
-from tests.conftest import Platform, Templates, cloned_database
-from tests.helpers import district_item, on_the_machines_address, take, window_of
-from tests.rtc_client import CallClient
 from signaling.ids import participant_id, room_id
+from tests.conftest import Platform, Templates, cloned_database
+from tests.helpers import on_the_machines_address, ticket_called
+from tests.rtc_client import CallClient
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SCRIPT = Path(__file__).with_name("gst_client.py")
@@ -101,9 +101,7 @@ def relay_address(platform: Platform) -> None:
 @pytest.fixture
 async def call(platform: Platform, tmp_path: Path):
     """worker1's ticket called by clerk1; the worker on webrtcbin, the clerk on aiortc."""
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "视频群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    ticket, worker_api, clerk_api = await ticket_called(platform, "视频群众")
     worker = await GstPeer.start(platform, worker_api.token, ticket["id"], tmp_path / "gst_client.log")
     clerk = await CallClient(platform.base, clerk_api.token).connect()
     try:

@@ -265,7 +265,7 @@ async def send_malformed_frames(base: str) -> None:
                 await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
                 try:
                     await ws.receive(timeout=1)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         async with http.get(base + "/socket.io/?EIO=4&transport=polling") as r:
             sid = json.loads((await r.text())[1:])["sid"]

@@ -14,7 +14,7 @@ import socketio
 
 from server.keys import STORE
 from tests.conftest import Api, Platform
-from tests.helpers import district_item, take, window_of
+from tests.helpers import district_item, take, ticket_called
 from tests.rtc_client import CallClient
 
 HUGE = 2**63  # past every integer column; 2**31 is past PostgreSQL's INTEGER
@@ -122,11 +122,7 @@ def code(ack: Any) -> str | None:
 @pytest.fixture
 async def called(platform: Platform) -> tuple[dict[str, Any], Api, Api]:
     """worker1's ticket, called by clerk1."""
-    worker = await platform.login("worker1")
-    clerk = await platform.login("clerk1")
-    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "视频群众")
-    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).status == 200
-    return ticket, worker, clerk
+    return await ticket_called(platform, "视频群众")
 
 
 async def test_a_socket_join_with_a_huge_id_is_answered(platform: Platform) -> None:

@@ -13,9 +13,9 @@ import server.api.rtc  # noqa: F401  (registers GET /api/ice-servers in ROUTES b
 import signaling.turn
 from server.api.rtc import IceServers
 from server.config import Settings
+from signaling.ids import participant_id
 from signaling.turn import ice_servers, turn_credentials
 from tests.conftest import Platform
-from signaling.ids import participant_id
 
 SECRET = "test-turn-secret-0123456789"
 

@@ -38,7 +38,7 @@ class Resources:
     sockets: frozenset[str]
 
     @classmethod
-    def now(cls) -> "Resources":
+    def now(cls) -> Resources:
         current = asyncio.current_task()
         return cls(
             tasks=frozenset(t for t in asyncio.all_tasks() if t is not current),
@@ -49,7 +49,7 @@ class Resources:
             sockets=frozenset(_socket_fds()),
         )
 
-    def left_over(self, before: "Resources") -> dict[str, list[str]]:
+    def left_over(self, before: Resources) -> dict[str, list[str]]:
         left = {
             "tasks": sorted(f"{t.get_name()}: {t.get_coro()!r}" for t in self.tasks - before.tasks),
             "threads": sorted(t.name for t in self.threads - before.threads),

@@ -14,11 +14,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import quality
 from tests.conftest import Platform, Templates, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import ticket_called
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id, track_id
 
 
 async def until(condition: Any, timeout: float, what: str) -> None:
@@ -40,10 +40,8 @@ async def database_url(templates: Templates, tmp_path: Path) -> AsyncIterator[st
 
 
 async def test_a_subscriber_on_a_thin_link_shows_on_the_wall_as_a_poor_call(platform: Platform) -> None:
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket, worker_api, clerk_api = await ticket_called(platform, "弱网群众")
     supervisor, outsider = await platform.login("supervisor1"), await platform.login("supervisor2")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "弱网群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
     service = platform.app[CALLS]
     service.link_sample_s = 0.5
     worker = await CallClient(platform.base, worker_api.token).connect()

@@ -14,7 +14,7 @@ from server.domain import links
 from server.keys import DOMAIN
 from signaling.relay import quality
 from tests.conftest import Platform
-from tests.helpers import district_item, take, window_of
+from tests.helpers import ticket_called
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,10 +48,8 @@ def test_the_browser_grades_with_the_same_thresholds() -> None:
 async def test_recorded_links_add_up_per_call_and_point(platform: Platform) -> None:
     """The domain on its own (SQLite and PostgreSQL): seconds poor add up, the worst grade stays,
     a call is "poor now" only while its last sample is fresh and the call open."""
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
+    ticket, worker_api, clerk_api = await ticket_called(platform, "链路群众")
     supervisor, outsider = await platform.login("supervisor1"), await platform.login("supervisor2")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "链路群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
     domain = platform.app[DOMAIN]
     worker_id, clerk_id = worker_api.user["id"], clerk_api.user["id"]
     for grade in ("good", "poor", "poor", "fair"):

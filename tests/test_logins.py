@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -185,10 +186,11 @@ async def test_a_revoked_socket_session_cannot_act_even_before_it_is_disconnecte
     try:
         assert (await socket.call("ping_app", {}, timeout=5))["ok"] is True
         async with platform.app[DB].write() as s:  # as another node would: the row only
+            from datetime import datetime
+
             from server.models import AuthSession
-            from datetime import datetime, timezone
             row = (await s.scalars(select(AuthSession).where(AuthSession.user_id == worker.user["id"]))).first()
-            row.revoked_at = datetime.now(timezone.utc)
+            row.revoked_at = datetime.now(UTC)
         ack = await socket.call("refresh", {}, timeout=5)
         assert ack["error"]["code"] == "session_revoked"
         await wait_disconnected(socket)

@@ -28,11 +28,11 @@ from server.app import create_app
 from server.config import Settings, SettingsError
 from server.domain.clock import ManualClock
 from server.weblog import JSON_ACCESS_FORMAT, RedactingAccessLogger, request_id_of
+from signaling.ids import room_id
 from tests.conftest import Api, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.media import phone_photo
 from tests.services import _free_port
-from signaling.ids import room_id
 
 ROOT = Path(__file__).resolve().parents[1]
 RESIDENT = "欧阳翠花"

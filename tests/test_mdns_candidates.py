@@ -20,11 +20,11 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id
 from signaling.relay import ice
 from tests.conftest import Platform, Templates, cloned_database
-from tests.helpers import district_item, take, window_of
+from tests.helpers import ticket_called
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id
 
 CANDIDATE = re.compile(r"^(a=candidate:\S+ \d+ \S+ \d+ )(\S+)( \d+ typ host.*)$", re.M)
 
@@ -79,9 +79,7 @@ def _remote_types(pc: Any) -> set[str]:
 
 
 async def test_a_worker_offering_only_mdns_candidates_publishes_and_sees_the_clerk(platform, clients) -> None:
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "视频群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    ticket, worker_api, clerk_api = await ticket_called(platform, "视频群众")
     worker, clerk = await clients(worker_api, MdnsClient), await clients(clerk_api)
     await worker.join(ticket["id"])
     await clerk.join(ticket["id"])
@@ -104,9 +102,7 @@ async def test_a_worker_offering_only_mdns_candidates_publishes_and_sees_the_cle
 async def test_a_peer_whose_checks_never_arrive_still_fails(platform, clients, monkeypatch) -> None:
     """Held end-of-candidates is passed on after CHECK_WAIT_S: no check, no connection."""
     monkeypatch.setattr(ice, "CHECK_WAIT_S", 1.5)
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "视频群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    ticket, worker_api, clerk_api = await ticket_called(platform, "视频群众")
     worker = await clients(worker_api, MdnsClient)
     await worker.join(ticket["id"])
     # An offer whose peer never checks: the answer is never applied, so it never starts.

@@ -14,12 +14,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 
 from server.config import Settings, SettingsError
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import ice
 from signaling.tasks import Tasks
 from tests.conftest import Platform
-from tests.helpers import district_item, take, window_of
+from tests.helpers import ticket_called
 from tests.rtc_client import CallClient, NoiseVideo
-from signaling.ids import participant_id, room_id, track_id
 
 CANDIDATE = re.compile(r"^a=candidate:\S+ \d+ udp \d+ (\S+) (\d+) typ host", re.M)
 
@@ -70,9 +70,7 @@ async def test_behind_1_to_1_nat_clients_are_told_the_announced_address_and_reac
     through 1:1 NAT); a call connects through it and frames flow both ways."""
     relay = platform.app[CALLS].relay
     relay.network = ice.MediaNetwork(("0.0.0.0",), announce="127.0.0.1", ports=(42000, 42099))
-    worker_api, clerk_api = await platform.login("worker1"), await platform.login("clerk1")
-    ticket = await take(worker_api, (await district_item(worker_api, "MZ"))["id"], "公网群众")
-    assert (await clerk_api.post(f"/api/windows/{window_of(clerk_api)}/call-next")).status == 200
+    ticket, worker_api, clerk_api = await ticket_called(platform, "公网群众")
     worker = await CallClient(platform.base, worker_api.token).connect()
     clerk = await CallClient(platform.base, clerk_api.token).connect()
     # The clients stand where the public address is reached from. On one machine the relay's

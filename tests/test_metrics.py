@@ -23,12 +23,19 @@ from server.app import create_app
 from server.config import Settings, SettingsError
 from server.domain.clock import ManualClock
 from server.keys import CALLS, MONITOR
+from signaling.ids import participant_id, track_id
 from tests.conftest import Platform
 from tests.helpers import district_item, take, until, window_of
 from tests.media import phone_photo
 from tests.rtc_client import CallClient
-from tests.topology import Processes, free_port, make_certificates, missing_programs, nginx_main_conf, nginx_version
-from signaling.ids import participant_id, track_id
+from tests.topology import (
+    Processes,
+    free_port,
+    make_certificates,
+    missing_programs,
+    nginx_main_conf,
+    nginx_version,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "metrics-token-for-the-test-0123456789"

@@ -32,12 +32,16 @@ from PIL import Image
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from deploy.render import COMPOSE, TemplateError, render
+from signaling.ids import participant_id, track_id
 from tests.conftest import REDIS_URL, Api
 from tests.helpers import district_item, take
 from tests.topology import S3_KEY, S3_SECRET, Topology, missing_programs, production
-from tests.web import decoding, eventually, require_built_client
-from tests.web import browser  # noqa: F401  (the browser fixture)
-from signaling.ids import participant_id, track_id
+from tests.web import (
+    browser,  # noqa: F401  (the browser fixture)
+    decoding,
+    eventually,
+    require_built_client,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,11 +22,11 @@ from OpenSSL import SSL
 
 import tests.rtc_client
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id
 from signaling.relay import dtls
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, room_id
 
 OPENSSL_DEFAULT_CIPHERS = b"ALL:!ADH:!LOW:!EXP:!MD5:@STRENGTH"  # GStreamer 1.22's gstdtlsagent.c
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import feedback
 from tests.conftest import Platform, Templates, cloned_database
 from tests.helpers import district_item, take, until, window_of
 from tests.rtc_client import LAYERS, CallClient, SimulcastCamera
-from signaling.ids import participant_id, room_id, track_id
 
 
 @pytest.fixture

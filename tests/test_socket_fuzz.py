@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 import socketio
 
+from signaling.ids import participant_id, track_id
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient
-from signaling.ids import participant_id, track_id
 
 SEED = 20261123
 EVENTS_PER_CLIENT = 70

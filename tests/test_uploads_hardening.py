@@ -92,7 +92,7 @@ class HeldPut:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def start(cls, platform: Platform, api: Api, upload_id: str, offset: int, length: int) -> "HeldPut":
+    async def start(cls, platform: Platform, api: Api, upload_id: str, offset: int, length: int) -> HeldPut:
         host, port = platform.server.host, platform.server.port
         reader, writer = await asyncio.open_connection(host, port)
         writer.write((

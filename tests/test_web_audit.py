@@ -7,8 +7,7 @@ from playwright.async_api import Browser, expect
 
 from tests.conftest import Platform
 from tests.helpers import district_item, take
-from tests.web import log_in, person, screenshot
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from tests.web import browser, database_url, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
 
 
 async def test_auditor_reads_filters_and_verifies_the_audit_trail(platform: Platform, browser: Browser) -> None:

@@ -9,8 +9,7 @@ import re
 from playwright.async_api import Browser, expect
 
 from tests.conftest import Platform
-from tests.web import log_in, person, screenshot
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from tests.web import browser, database_url, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
 
 PHONE_VIEWPORT = {"width": 390, "height": 844}
 

@@ -18,11 +18,10 @@ from playwright.async_api import Browser, Page, expect
 from server.app import create_app
 from server.config import Settings
 from server.domain.clock import ManualClock
+from signaling.ids import participant_id, track_id
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
-from tests.web import decoding, eventually, log_in, person
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from signaling.ids import participant_id, track_id
+from tests.web import browser, database_url, decoding, eventually, log_in, person, settings  # noqa: F401  (fixtures of every browser test)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,15 +6,13 @@ part of the whole story in test_web_story.py.)"""
 
 from __future__ import annotations
 
-
 from playwright.async_api import Browser, Page, expect
 
 from server.keys import MONITOR
+from signaling.ids import participant_id, track_id
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
-from tests.web import decoding, eventually, log_in, person
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from signaling.ids import participant_id, track_id
+from tests.web import browser, database_url, decoding, eventually, log_in, person, settings  # noqa: F401  (fixtures of every browser test)
 
 
 def expert_row(page: Page, expert_id: int):  # type: ignore[no-untyped-def]

@@ -23,11 +23,20 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from signaling.relay import dtls
 from tests.conftest import Platform
 from tests.helpers import district_item, on_the_machines_address, take
-from tests.web import browser, database_url, decoding, eventually, log_in, person, screenshot, settings  # noqa: F401
-from signaling.ids import participant_id, room_id, track_id
+from tests.web import (  # noqa: F401
+    browser,
+    database_url,
+    decoding,
+    eventually,
+    log_in,
+    person,
+    screenshot,
+    settings,
+)
 
 DRIVER = Path(__file__).resolve().parent / "firefox"
 FIREFOX = shutil.which("firefox-esr") or "/usr/bin/firefox-esr"

@@ -13,12 +13,20 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from playwright.async_api import Browser, expect
 
 from server.keys import CALLS
+from signaling.ids import participant_id, room_id, track_id
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
 from tests.rtc_client import CallClient, NoiseVideo
-from tests.web import decoding, eventually, log_in, person, screenshot
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from signaling.ids import participant_id, room_id, track_id
+from tests.web import (  # noqa: F401  (fixtures of every browser test)
+    browser,
+    database_url,
+    decoding,
+    eventually,
+    log_in,
+    person,
+    screenshot,
+    settings,
+)
 
 
 async def test_tiles_show_link_quality_and_a_paused_video_says_so(platform: Platform, browser: Browser) -> None:

@@ -8,8 +8,7 @@ from playwright.async_api import Browser, expect
 from server.domain import notify
 from server.keys import DOMAIN
 from tests.conftest import Platform
-from tests.web import log_in, person, screenshot
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
+from tests.web import browser, database_url, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
 
 
 async def test_an_administrator_reads_the_outbox_and_sends_a_test_message(platform: Platform, browser: Browser) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 from playwright.async_api import Browser, Page
 
 from server.keys import CALLS
-from tests.conftest import Platform
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from tests.web import clerk_watching_worker, eventually
 from signaling.ids import room_id
+from tests.conftest import Platform
+from tests.web import browser, clerk_watching_worker, database_url, eventually, settings  # noqa: F401  (fixtures of every browser test)
 
 HOLD_EVERY_S = 1.5
 HOLD_S = 0.35  # a repair over a 200 ms round trip, and the relay's wait for it

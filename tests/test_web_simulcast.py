@@ -9,10 +9,9 @@ from typing import Any
 from playwright.async_api import Browser, Page
 
 from server.keys import CALLS
-from tests.conftest import Platform
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
-from tests.web import clerk_watching_worker, decoding, eventually
 from signaling.ids import room_id
+from tests.conftest import Platform
+from tests.web import browser, clerk_watching_worker, database_url, decoding, eventually, settings  # noqa: F401  (fixtures of every browser test)
 
 
 async def received_video(page: Page, track_id: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ resident rates it, and the supervisor's wall display counts one more served."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -15,12 +16,18 @@ import numpy as np
 from PIL import Image
 from playwright.async_api import Browser, Page, Request, Route, expect
 
-import asyncio
-
-from tests.conftest import Platform
-from tests.web import decoding, eventually, log_in, person, screenshot
-from tests.web import browser, database_url, settings  # noqa: F401  (fixtures of every browser test)
 from signaling.ids import participant_id, track_id
+from tests.conftest import Platform
+from tests.web import (  # noqa: F401  (fixtures of every browser test)
+    browser,
+    database_url,
+    decoding,
+    eventually,
+    log_in,
+    person,
+    screenshot,
+    settings,
+)
 
 
 def id_card_photo(path: Path) -> Path:

@@ -12,8 +12,15 @@ from playwright.async_api import Browser, expect
 from server.config import Settings
 from server.domain import two_factor
 from tests.conftest import Platform
-from tests.web import browser, database_url  # noqa: F401  (fixtures of every browser test)
-from tests.web import log_in, person, require_built_client, screenshot, web_settings
+from tests.web import (  # noqa: F401  (fixtures of every browser test)
+    browser,
+    database_url,
+    log_in,
+    person,
+    require_built_client,
+    screenshot,
+    web_settings,
+)
 
 
 @pytest.fixture

@@ -105,7 +105,7 @@ class Certificates:
 
 def make_certificates(folder: Path) -> Certificates:
     """A CA and a certificate it signs for 127.0.0.1 and localhost, valid for a day."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "yunbang test CA")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)

@@ -13,8 +13,8 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from server.config import Settings
-from tests.conftest import Platform, Templates, cloned_database
 from signaling.ids import participant_id, track_id
+from tests.conftest import Platform, Templates, cloned_database
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "web-client" / "dist"

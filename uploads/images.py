@@ -62,7 +62,7 @@ class Rejected(Exception):
         self.detail = detail
         super().__init__(f"{code}: {detail}" if detail else code)
 
-    def __reduce__(self) -> tuple[type["Rejected"], tuple[RejectCode, str]]:
+    def __reduce__(self) -> tuple[type[Rejected], tuple[RejectCode, str]]:
         return (Rejected, (self.code, self.detail))  # crosses the process pool intact
 
 

@@ -6,13 +6,39 @@ from typing import Any
 
 from aiohttp import web
 
-from server.api.base import EVERYONE, OVERSIGHT, actor, client_ip, int_param, ok, parse, query, route
-from server.api.responses import (Clerk, Me, RecoveryCodes, SignedIn, TwoFactorEnrolment, TwoFactorReset,
-                                  User)
-from server.api.schemas import ClerkQuery, Login, OtpCode, PasswordChange, TwoFactorOff, UserIn, UserPatch, UserQuery
+from server import models
+from server.api.base import (
+    EVERYONE,
+    OVERSIGHT,
+    actor,
+    client_ip,
+    int_param,
+    ok,
+    parse,
+    query,
+    route,
+)
+from server.api.responses import (
+    Clerk,
+    Me,
+    RecoveryCodes,
+    SignedIn,
+    TwoFactorEnrolment,
+    TwoFactorReset,
+    User,
+)
+from server.api.schemas import (
+    ClerkQuery,
+    Login,
+    OtpCode,
+    PasswordChange,
+    TwoFactorOff,
+    UserIn,
+    UserPatch,
+    UserQuery,
+)
 from server.domain import accounts, logins, two_factor
 from server.keys import DOMAIN, SETTINGS, TOKENS
-from server import models
 from server.models import AuthSession, Role
 
 TWO_FACTOR_ROLES = tuple(r.value for r in Role if r in two_factor.ROLES)
@@ -133,8 +159,8 @@ async def create_user(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, UserIn)
     async with request.app[DOMAIN].unit() as uow:
-        user = await accounts.create_user(uow, who, **{**body.model_dump(), "role": Role(body.role)})
-        user = await accounts.load_user(uow, user.id)
+        created = await accounts.create_user(uow, who, **{**body.model_dump(), "role": Role(body.role)})
+        user = await accounts.load_user(uow, created.id)
         assert user is not None
         return ok(accounts.user_view(user), status=201)
 

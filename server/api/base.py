@@ -223,7 +223,7 @@ def client_ip(request: web.Request) -> str:
 
 async def actor(request: web.Request, *, enrolment_ok: bool = False) -> Actor:
     """The caller, from the bearer token; read once per request (the route's gate reads it)."""
-    cached = request.get(ACTOR)
+    cached: Actor | None = request.get(ACTOR)
     if cached is not None:
         return cached
     header = request.headers.get("Authorization", "")

@@ -10,8 +10,14 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from server.api.base import CASE_PARTIES, InvalidInput, actor, int_param, ok, parse, route
-from server.api.responses import (CaseDocument, ChecklistLine, FiledDocument, ListedDocument, OpenedDocument,
-                                  UploadProgress)
+from server.api.responses import (
+    CaseDocument,
+    ChecklistLine,
+    FiledDocument,
+    ListedDocument,
+    OpenedDocument,
+    UploadProgress,
+)
 from server.api.schemas import BeginUpload, Review
 from server.domain import documents
 from server.domain.errors import DomainError, NotFound

@@ -14,8 +14,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.responses import (Alert, Answer, CaseDocument, CaseRole, CaseSummary, CloudWindow, ExpertOpinion,
-                                  InvitationSent, Message, NamedInvitation, PlacedTicket, Queue, Ticket, absent)
+from server.api.responses import (
+    Alert,
+    Answer,
+    CaseDocument,
+    CaseRole,
+    CaseSummary,
+    CloudWindow,
+    ExpertOpinion,
+    InvitationSent,
+    Message,
+    NamedInvitation,
+    PlacedTicket,
+    Queue,
+    Ticket,
+    absent,
+)
 from server.models import TicketStatus
 
 Source = Literal["camera", "microphone", "screen", "side_camera", "side_microphone"]
@@ -209,6 +223,6 @@ class ServerEvents(BaseModel):
     opinion_added: ExpertOpinion = _event("opinion.added")
 
 
-PAYLOADS: dict[str, Any] = {field.alias: field.annotation for field in ServerEvents.model_fields.values()}
+PAYLOADS: dict[str, Any] = {field.alias or name: field.annotation for name, field in ServerEvents.model_fields.items()}
 # In the OpenAPI document's components: every event, and Track (also in the join acknowledgement).
 SHARED: tuple[type[BaseModel], ...] = (Track, ServerEvents)

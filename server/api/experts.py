@@ -5,9 +5,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.base import actor, int_param, ok, parse, query, route
-from server.api.responses import (AcceptedInvitation, ConsultationCreated, ConsultationRecord, ExpertOpinion,
-                                  ExpertSettings, InvitationToMe, NamedInvitation, PoolExpert)
-from server.api.schemas import Decline, ExpertProfile, ExpertQuery, Invite, InvitationQuery, Opinion, Stage
+from server.api.responses import (
+    AcceptedInvitation,
+    ConsultationCreated,
+    ConsultationRecord,
+    ExpertOpinion,
+    ExpertSettings,
+    InvitationToMe,
+    NamedInvitation,
+    PoolExpert,
+)
+from server.api.schemas import (
+    Decline,
+    ExpertProfile,
+    ExpertQuery,
+    InvitationQuery,
+    Invite,
+    Opinion,
+    Stage,
+)
 from server.domain import experts
 from server.keys import DOMAIN, PRESENCE
 

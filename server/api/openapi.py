@@ -8,8 +8,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, TypeAdapter
 
-from server.api.base import ROUTES, Route, ok, route
 from server.api import event_payloads, responses
+from server.api.base import ROUTES, Route, ok, route
 from server.api.responses import OpenApiDocument
 from server.inputs import MAX_ID
 

@@ -34,7 +34,7 @@ class Login(Body):
                                       description="或一个备用码（每个只能用一次）")
 
     @model_validator(mode="after")
-    def one_second_factor(self) -> "Login":
+    def one_second_factor(self) -> Login:
         if self.otp and self.recovery_code:
             raise ValueError("give either otp or recovery_code, not both")
         return self
@@ -49,7 +49,7 @@ class TwoFactorOff(Body):
     password: str | None = Field(default=None, min_length=1, max_length=200, description="或当前密码")
 
     @model_validator(mode="after")
-    def exactly_one(self) -> "TwoFactorOff":
+    def exactly_one(self) -> TwoFactorOff:
         if (self.otp is None) == (self.password is None):
             raise ValueError("give either otp or password")
         return self

@@ -7,10 +7,25 @@ import asyncio
 from aiohttp import web
 
 from server import preflight
-
 from server.api.base import STAFF, actor, int_param, ok, parse, query, route
-from server.api.responses import Alert, AuditEntry, AuditVerdict, CloudWindow, Dashboard, Health, LinkWall, Queue
-from server.api.schemas import AlertQuery, AuditQuery, AuditVerifyQuery, CentreQuery, OpenTidal, QueueQuery
+from server.api.responses import (
+    Alert,
+    AuditEntry,
+    AuditVerdict,
+    CloudWindow,
+    Dashboard,
+    Health,
+    LinkWall,
+    Queue,
+)
+from server.api.schemas import (
+    AlertQuery,
+    AuditQuery,
+    AuditVerifyQuery,
+    CentreQuery,
+    OpenTidal,
+    QueueQuery,
+)
 from server.domain import alerts, audit, dashboard, links, org, queue
 from server.domain.views import window_view
 from server.keys import DB, DOMAIN, SETTINGS, STORE

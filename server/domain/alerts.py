@@ -149,11 +149,11 @@ async def _wait_timeouts(uow: Uow, limit: int) -> list[Alert]:
     ).all()
     raised: list[Alert] = []
     for t in tickets:
-        claimed = await uow.session.execute(
+        claimed = await uow.changed(
             update(Ticket).where(Ticket.id == t.id, Ticket.wait_alerted_at.is_(None)).values(wait_alerted_at=now)
             .execution_options(synchronize_session=False)
         )
-        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        if claimed != 1:
             continue
         waited = now - stats.wait_start(uow.rules, t.taken_at, t.callback, today)
         alert = Alert(

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, event, insert, select, update
@@ -71,7 +71,7 @@ def canonical(row: Mapping[Any, Any]) -> bytes:
     """
     doc = {
         "seq": row["seq"],
-        "at": row["at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "at": row["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor_id": row["actor_id"],
         "actor_name": row["actor_name"],
         "action": row["action"],

@@ -23,7 +23,15 @@ from server.domain import audit
 from server.domain.access import serves
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooManyAttempts
-from server.models import CaseMessage, Invitation, InvitationStatus, Role, Ticket, TicketStatus, User
+from server.models import (
+    CaseMessage,
+    Invitation,
+    InvitationStatus,
+    Role,
+    Ticket,
+    TicketStatus,
+    User,
+)
 
 MAX_MESSAGE = 2000
 CHANNELS = ("call", "consultation")

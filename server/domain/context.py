@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import UpdateBase
 
 from server.config import ConsultationRules, DocumentRules, LoginPolicy, NotifyRules, QueueRules
 from server.domain.clock import Clock
@@ -68,6 +70,13 @@ class Uow:
     notify: NotifyRules = field(default_factory=NotifyRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
     sealer: Sealer = field(default_factory=lambda: _NoSealer())
+
+    async def changed(self, statement: UpdateBase) -> int:
+        """Run an UPDATE or DELETE and say how many rows it changed: a conditional update's one
+        winner. (The session answers DML with a CursorResult, typed as any Result.)"""
+        result = await self.session.execute(statement)
+        assert isinstance(result, CursorResult)
+        return result.rowcount
 
     def emit(self, name: str, payload: dict[str, Any], audience: Audience,
              watchers_payload: dict[str, Any] | None = None) -> None:

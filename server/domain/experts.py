@@ -25,11 +25,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import CursorResult
 
 from server.domain import audit
-from server.domain.calls import accepted_invitation, call_is_open, role_in_call
 from server.domain.access import watches
+from server.domain.calls import accepted_invitation, call_is_open, role_in_call
 from server.domain.context import SYSTEM, Actor, Uow
 from server.domain.documents import checklist
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -304,15 +303,14 @@ async def _refuse_unanswerable(uow: Uow, invitation: Invitation) -> None:
 async def _claim(uow: Uow, invitation: Invitation, status: InvitationStatus) -> bool:
     """Pending → answered, only if still pending and in time: one answer wins, on any database."""
     now = uow.clock.now()
-    result = await uow.session.execute(
+    changed = await uow.changed(
         update(Invitation)
         .where(Invitation.id == invitation.id, Invitation.status == InvitationStatus.pending,
                Invitation.expires_at > now)
         .values(status=status, answered_at=now)
         .execution_options(synchronize_session=False)
     )
-    assert isinstance(result, CursorResult)
-    if result.rowcount != 1:
+    if changed != 1:
         await uow.session.refresh(invitation)
         return False
     await uow.session.refresh(invitation)

@@ -278,6 +278,5 @@ async def sweep(uow: Uow) -> int:
         delete(AuthSession).where(AuthSession.expires_at < now - timedelta(days=1)),
         delete(KnownAddress).where(KnownAddress.last_success_at < now - timedelta(days=KNOWN_ADDRESS_DAYS)),
     ):
-        result: Any = await uow.session.execute(stmt)
-        gone += int(result.rowcount or 0)
+        gone += await uow.changed(stmt)
     return gone

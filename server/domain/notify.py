@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.config import NOTIFY_PROVIDERS, NotifyRules
@@ -96,14 +96,13 @@ async def claim_due(uow: Uow, *, lease_seconds: float, limit: int = 20) -> list[
         .order_by(Notification.next_attempt_at, Notification.id).limit(limit))).all()
     claimed: list[Outgoing] = []
     for row in rows:
-        result = await uow.session.execute(
+        won = await uow.changed(
             update(Notification)
             .where(Notification.id == row.id, Notification.state == PENDING,
                    Notification.next_attempt_at == row.next_attempt_at)
             .values(next_attempt_at=now + timedelta(seconds=lease_seconds))
             .execution_options(synchronize_session=False))
-        assert isinstance(result, CursorResult)
-        if result.rowcount != 1:
+        if won != 1:
             continue
         to = uow.sealer.open(row.recipient_sealed)["to"] if row.recipient_sealed else ""
         claimed.append(Outgoing(row.id, row.channel, row.kind, to, row.text, row.created_at, row.attempts + 1))

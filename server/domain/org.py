@@ -25,9 +25,10 @@ from server.models import (
     TicketStatus,
     User,
     clerk_windows,
+)
+from server.models import (
     window_departments as wd,
 )
-
 
 
 async def org_tree(uow: Uow) -> dict[str, Any]:

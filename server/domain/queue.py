@@ -35,6 +35,8 @@ from server.models import (
     TicketCounter,
     TicketStatus,
     UTCDateTime,
+)
+from server.models import (
     window_departments as wd,
 )
 

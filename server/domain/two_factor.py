@@ -106,7 +106,7 @@ class Keys:
     codes: bytes
 
     @classmethod
-    def derive(cls, secret_key: str) -> "Keys":
+    def derive(cls, secret_key: str) -> Keys:
         def hkdf(info: bytes) -> bytes:
             return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret_key.encode())
 
@@ -204,11 +204,11 @@ async def _accept_code(uow: Uow, keys: Keys, user: User, code: str) -> int | Non
     step = _matching_step(uow, keys, user, code)
     if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
         return None
-    result: Any = await uow.session.execute(
+    changed = await uow.changed(
         update(User).where(User.id == user.id, or_(User.totp_last_step.is_(None), User.totp_last_step < step))
         .values(totp_last_step=step).execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if changed != 1:
         return None
     user.totp_last_step = step
     return step
@@ -231,11 +231,11 @@ async def _use_recovery_code(uow: Uow, keys: Keys, user: User, code: str, ip: st
             match = row
     if match is None:
         return False
-    result: Any = await uow.session.execute(
+    changed = await uow.changed(
         update(RecoveryCode).where(RecoveryCode.id == match.id, RecoveryCode.used_at.is_(None))
         .values(used_at=uow.clock.now()).execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if changed != 1:
         return False
     audit.record(uow, Actor(user.id, user.username, user.role, ip=ip), "auth.recovery_code_used", "user", user.id,
                  remaining=len(unused) - 1)

@@ -165,7 +165,7 @@ def video_paused(paused: bool, since: float, pauses: int, remb_bps: int | None, 
     when it last changed; a resumed video gets a few seconds for the link's estimate to grow."""
     if not paused:
         return remb_bps is not None and remb_bps < PAUSE_BELOW_BPS and now - since >= RESUME_GRACE_S
-    return now - since < min(RESUME_TRY_MAX_S, RESUME_TRY_S * 2 ** max(0, pauses - 1))
+    return now - since < min(RESUME_TRY_MAX_S, RESUME_TRY_S * 2.0 ** max(0, pauses - 1))
 
 
 def gap_wait(rtt: float | None) -> float:

@@ -55,8 +55,7 @@ from aioice import turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.ice import Connection, StunProtocol
 from aioice.mdns import is_mdns_hostname
-from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection
-from aiortc import rtcpeerconnection
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, rtcpeerconnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 
@@ -147,7 +146,7 @@ def _hold_end_of_candidates(ice: RTCIceTransport, tasks: Tasks) -> None:
         log.info("no usable remote candidate yet: waiting for the peer's checks")
         held.append(tasks.spawn(_end_later(ice, add, connection), name="end of candidates"))
 
-    ice.addRemoteCandidate = add_remote_candidate  # type: ignore[method-assign]
+    ice.addRemoteCandidate = add_remote_candidate  # type: ignore[method-assign]  # aiortc has no hook for it
 
 
 def _gather_on(connection: Connection, network: MediaNetwork) -> None:
@@ -163,7 +162,7 @@ def _gather_on(connection: Connection, network: MediaNetwork) -> None:
         hosts = await _host_candidates(connection, component, ours, network)
         return hosts + await gather(component=component, addresses=[], timeout=timeout)
 
-    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]  # aioice has no hook for it
 
 
 async def _host_candidates(connection: Connection, component: int, addresses: list[str],

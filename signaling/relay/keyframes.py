@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 def vp8_keyframe_start(payload: bytes) -> bool:
     if len(payload) < 2:
@@ -35,5 +37,5 @@ def h264_keyframe_start(payload: bytes) -> bool:
     return False
 
 
-def detector(mime_type: str):  # type: ignore[no-untyped-def]
+def detector(mime_type: str) -> Callable[[bytes], bool]:
     return h264_keyframe_start if mime_type.lower() == "video/h264" else vp8_keyframe_start

@@ -107,7 +107,7 @@ def check_aiortc() -> None:
     router = RtpRouter()
     if not all(hasattr(router, name) for name in ("mid_table", "ssrc_table", "route_rtp")):
         raise AiortcMismatch("aiortc's RtpRouter moved")
-    if "_headerExtensions" not in RTCRtpTransceiver("video", None, None).__dict__:  # type: ignore[arg-type]
+    if "_headerExtensions" not in RTCRtpTransceiver("video", None, None).__dict__:  # type: ignore[arg-type]  # only its attributes are read
         raise AiortcMismatch("RTCRtpTransceiver._headerExtensions is gone")
     if not hasattr(Connection, "data_received"):
         raise AiortcMismatch("aioice's Connection.data_received is gone")
@@ -171,7 +171,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
             remb = estimator.add(arrival_time_ms=int(monotonic() * 1000), abs_send_time=packet.extensions.abs_send_time,
                                  payload_size=len(packet.payload) + packet.padding_size, ssrc=packet.ssrc)
             if remb is not None:
-                estimate(remb[0])  # type: ignore[misc]
+                estimate(remb[0])  # type: ignore[misc]  # not None: estimator is set only with it
         if is_rtx(codec):
             original = rtx_ssrc.get(packet.ssrc)
             if original is None and packet.extensions.repaired_rtp_stream_id is not None:
@@ -197,7 +197,7 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink,
     async def handle(self: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
         on_rtp(packet)
 
-    receiver._handle_rtp_packet = types.MethodType(handle, receiver)  # type: ignore[method-assign]
+    receiver._handle_rtp_packet = types.MethodType(handle, receiver)  # type: ignore[method-assign]  # no hook in aiortc
     setattr(receiver, _ON_RTP, on_rtp)
 
 
@@ -229,8 +229,8 @@ def route_by_mid(dtls: RTCDtlsTransport) -> None:
                 return receiver
         return by_ssrc_or_type(packet)
 
-    router.route_rtp = route
-    router._yunbang_mid = True
+    router.route_rtp = route  # type: ignore[method-assign]  # aiortc has no hook for routing by MID
+    router._yunbang_mid = True  # type: ignore[attr-defined]  # our mark on aiortc's router: patched once
 
 
 def fast_receive(dtls: RTCDtlsTransport) -> bool:
@@ -256,7 +256,7 @@ def fast_receive(dtls: RTCDtlsTransport) -> bool:
     parse = RtpPacket.parse
 
     def rtp_received(data: bytes) -> None:
-        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]
+        dtls._RTCDtlsTransport__rx_packets += 1  # type: ignore[attr-defined]  # aiortc's private count (its getStats)
         try:
             packet = parse(unprotect(data), extensions_map)
         except (pylibsrtp.Error, ValueError):
@@ -275,10 +275,10 @@ def fast_receive(dtls: RTCDtlsTransport) -> bool:
 
         return received
 
-    connection.data_received = intercept(connection.data_received)
+    connection.data_received = intercept(connection.data_received)  # type: ignore[method-assign]  # no hook in aioice
     for protocol in connection._protocols:
-        protocol.datagram_received = intercept(protocol.datagram_received)
-    connection._yunbang_fast = True
+        protocol.datagram_received = intercept(protocol.datagram_received)  # type: ignore[method-assign]  # no hook in aioice either
+    connection._yunbang_fast = True  # type: ignore[attr-defined]  # our mark on aioice's connection: patched once
     return True
 
 
@@ -357,15 +357,15 @@ class PacketSender:
         self._asked_keyframe_at = 0.0
         self.keyframes_for_losses = 0
         handle_rtcp = sender._handle_rtcp_packet
-        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]
-        sender._send_keyframe = self._keyframe_asked  # type: ignore[method-assign]
-        sender._retransmit = self.retransmit  # type: ignore[method-assign]
+        sender._run_rtp = self._run_rtp  # type: ignore[method-assign]  # no hook in aiortc: packets come by forward
+        sender._send_keyframe = self._keyframe_asked  # type: ignore[method-assign]  # no hook: a PLI comes to us
+        sender._retransmit = self.retransmit  # type: ignore[method-assign]  # no hook: our history answers NACKs
 
         async def rtcp(packet: Any) -> None:
             self._feedback(packet)
             await handle_rtcp(packet)
 
-        sender._handle_rtcp_packet = rtcp  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = rtcp  # type: ignore[method-assign]  # no hook for the feedback either
 
     def _keyframe_asked(self) -> None:
         self.plis_received += 1
@@ -406,7 +406,7 @@ class PacketSender:
         rtt: float | None = getattr(self.sender, _S + "rtt")
         return rtt
 
-    def bind(self, payload_type: int) -> None:
+    def bind(self, payload_type: int | None) -> None:
         """Called once negotiation is done: the payload type to send is known."""
         self._payload_type = payload_type
 
@@ -458,10 +458,10 @@ class PacketSender:
             self.tasks.spawn(_send_later(transport, data), name="RTP send")
         if ((seq - self._last_seq) & 0xFFFF) < 0x8000 or not self.forwarded:
             self._last_seq, self._last_ts = seq, timestamp
-        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]
-        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]
-        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]
-        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]
+        sender._RTCRtpSender__ntp_timestamp = ntp  # type: ignore[attr-defined]  # aiortc's private, for its SR
+        sender._RTCRtpSender__rtp_timestamp = timestamp  # type: ignore[attr-defined]  # aiortc's private, for its SR
+        sender._RTCRtpSender__octet_count += len(payload)  # type: ignore[attr-defined]  # private: SR and getStats
+        sender._RTCRtpSender__packet_count += 1  # type: ignore[attr-defined]  # private: SR and getStats
         self.forwarded += 1
         self.octets += len(payload)
 

@@ -19,14 +19,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from signaling.relay.dtls import peer_connection
-from signaling.relay.ice import MediaNetwork, gather_on
 from signaling.relay.feedback import CAMERA_MAX_BPS
-from signaling.relay.passthrough import PacketSender, fast_receive, ntp_now, request_keyframe, send_remb, tap_receiver
+from signaling.relay.ice import MediaNetwork, gather_on
+from signaling.relay.passthrough import (
+    PacketSender,
+    fast_receive,
+    ntp_now,
+    request_keyframe,
+    send_remb,
+    tap_receiver,
+)
 from signaling.relay.relay import RelayError, _capabilities, _Placeholder
 from signaling.tasks import Tasks
 

@@ -14,7 +14,7 @@ import contextvars
 import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,8 +38,8 @@ from signaling.relay.ice import MediaNetwork, gather_on, peer_connection
 from signaling.relay.keyframes import detector
 from signaling.relay.passthrough import (
     PacketSender,
-    arrivals,
     accept_simulcast,
+    arrivals,
     fast_receive,
     ntp_now,
     request_keyframe,
@@ -128,7 +128,7 @@ class Stream:
     picture is back within a keyframe's trip.
     """
 
-    def __init__(self, source: "Source", index: int, rid: str | None, key: int) -> None:
+    def __init__(self, source: Source, index: int, rid: str | None, key: int) -> None:
         self.source = source
         self.index = index
         self.rid = rid
@@ -218,7 +218,7 @@ class Stream:
     def _flush(self) -> None:
         while self._expected in self._held:
             self._send(self._held.pop(self._expected))
-            self._expected = (self._expected + 1) & 0xFFFF  # type: ignore[operator]
+            self._expected = (self._expected + 1) & 0xFFFF
         if self._gap_timer is not None and not self._held:
             self._gap_timer.cancel()
             self._gap_timer = None
@@ -370,7 +370,7 @@ class Source:
     key: int
     tasks: Tasks  # the relay's: its requests to the publisher (keyframes, repairs) run there
     rids: tuple[str, ...] = ()
-    outlets: list["Outlet"] = field(default_factory=list)
+    outlets: list[Outlet] = field(default_factory=list)
     muted: bool = False
     private: bool = False  # forwarded only to participants with backstage access
     gap_wait: float = GAP_WAIT_S
@@ -520,7 +520,7 @@ class Source:
         now = time.monotonic()
         return next((s.index for s in reversed(self.streams) if s.live(now)), len(self.streams) - 1)
 
-    def adopt(self, outlet: "Outlet") -> None:
+    def adopt(self, outlet: Outlet) -> None:
         """An outlet starts carrying this source (a new subscription, or the publisher's new
         connection taking over its previous one's subscribers)."""
         outlet.layer = None
@@ -529,7 +529,7 @@ class Source:
         if outlet not in self.outlets:
             self.outlets.append(outlet)
 
-    def keyframe_for(self, outlet: "Outlet") -> None:
+    def keyframe_for(self, outlet: Outlet) -> None:
         """A subscriber asked for a keyframe (PLI/FIR): of the layer it is moving to when that
         layer is flowing (the switch brings it one), else of the layer it gets — a subscriber must
         never wait out a switch to a layer that is not coming with a picture it cannot decode."""
@@ -657,7 +657,7 @@ class Relay:
             raise RelayError("not_in_room", "请先加入通话")
         return room, participant
 
-    async def publish(self, room_id: str, participant_id: str, offer_sdp: str, sources: dict[str, str]) -> str:
+    async def publish(self, room_id: str, participant_id: str, offer_sdp: str, sources: Mapping[str, str]) -> str:
         """Take a publisher's offer (``sources`` maps each m-line's mid to camera/microphone/
         screen) and return the relay's answer. A new offer replaces the previous publishing
         connection: that is also how a client recovers from a failed ICE connection."""
@@ -781,6 +781,8 @@ class Relay:
         if pc is None:
             pc = participant.subscribe_pc = gather_on(peer_connection(self._config(), self.tasks), self.network)
             self._watch(pc, room.room_id, participant.participant_id, "subscribe")
+        outlet: Outlet | None
+        source: Source | None
         for outlet in participant.outlets:
             if outlet.track_id is not None and outlet.track_id not in wanted:
                 outlet.track_id = None

@@ -26,7 +26,7 @@ def opus_resilient(sdp: str) -> str:
     for line in lines:
         fmtp = re.match(r"^a=fmtp:(\d+) (.*)$", line)
         if fmtp and fmtp.group(1) in opus:
-            params = dict(p.split("=", 1) if "=" in p else (p, "") for p in fmtp.group(2).split(";") if p)
+            params = dict(p.split("=", 1) if "=" in p else [p, ""] for p in fmtp.group(2).split(";") if p)
             params.update(OPUS_RESILIENCE)
             line = f"a=fmtp:{fmtp.group(1)} " + ";".join(f"{k}={v}" if v else k for k, v in params.items())
         out.append(line)

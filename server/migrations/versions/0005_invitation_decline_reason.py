@@ -6,9 +6,8 @@ Create Date: 2026-11-23 13:38:13.794862
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

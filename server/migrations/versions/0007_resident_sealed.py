@@ -18,9 +18,13 @@ import hashlib
 import hmac
 import json
 import os
+from typing import TYPE_CHECKING
 
-from alembic import context, op
 import sqlalchemy as sa
+from alembic import context, op
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 revision = '0007'
 down_revision = '0006'
@@ -36,7 +40,7 @@ tickets = sa.table(
 )
 
 
-def _keys(data_key: bytes) -> tuple[object, bytes]:
+def _keys(data_key: bytes) -> tuple[AESGCM, bytes]:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -65,7 +69,7 @@ def upgrade() -> None:
             resident = json.loads(resident)
         if resident and (resident.get("id_number") or resident.get("phone")):
             todo.append((ticket_id, resident))
-    data_key = context.config.attributes.get("data_key")
+    data_key: bytes | None = context.config.attributes.get("data_key")
     if todo and not data_key:  # before any change: SQLite does not roll DDL back
         raise RuntimeError("tickets hold ID/phone numbers to encrypt: run `yunbang migrate`, which passes the data key")
 
@@ -76,6 +80,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('purged_at', sa.DateTime(timezone=True), nullable=True))
     if not todo:
         return
+    assert data_key  # checked above, before the DDL
     aead, search_key = _keys(data_key)
     for ticket_id, resident in todo:
         secret = {k: str(resident[k]).strip() for k in ("id_number", "phone") if resident.get(k)}

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timezone
+from datetime import UTC
+from typing import Any
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'
@@ -62,10 +62,10 @@ def drop_guards() -> None:
         op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
 
 
-def _hash(row: dict) -> str:
+def _hash(row: dict[str, Any]) -> str:
     doc = {
         "seq": row["seq"],
-        "at": row["at"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "at": row["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "actor_id": row["actor_id"],
         "actor_name": row["actor_name"],
         "action": row["action"],
@@ -104,7 +104,7 @@ def upgrade() -> None:
     for found in bind.execute(sa.select(log).order_by(log.c.id)).mappings():
         row = dict(found)
         if row["at"].tzinfo is None:  # SQLite keeps UTC without a zone
-            row["at"] = row["at"].replace(tzinfo=timezone.utc)
+            row["at"] = row["at"].replace(tzinfo=UTC)
         seq += 1
         row["seq"], row["prev_hash"] = seq, prev
         prev = _hash(row)

@@ -6,9 +6,8 @@ Create Date: 2026-12-02 05:30:00
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0011'
 down_revision = '0010'
