@@ -28,7 +28,9 @@ import pytest
 import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from argon2 import PasswordHasher
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import update
 
 from server.api.event_payloads import PAYLOADS
 from server.app import create_app
@@ -36,7 +38,8 @@ from server.config import Settings
 from server.db import Database
 from server.domain.clock import ManualClock
 from server.migrate import upgrade
-from server.seed import seed_demo
+from server.models import User
+from server.seed import DEMO_PASSWORD, seed_demo
 from tests import services
 
 # `make test-fast` (YUNBANG_TEST_FAST=1): SQLite only — no PostgreSQL or Redis is looked for or
@@ -126,12 +129,21 @@ class Templates:
         await asyncio.to_thread(upgrade, url)
         db = Database(url)
         await seed_demo(db)
+        async with db.write() as session:
+            await session.execute(update(User).values(password_hash=LIGHT_HASH))
         await db.dispose()
         return made
 
     def drop(self) -> None:
         if "postgresql" in self.made:
             asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{self.made["postgresql"]}" WITH (FORCE)'))
+
+
+# The demo accounts' password in the test databases, hashed with argon2's lightest parameters: a
+# login verifies it in about a millisecond instead of ~80 ms, and the suite logs in over a
+# thousand times. The login path is the same (argon2 verifies with the parameters the hash
+# names); new passwords, the seeded demo and bench/login.py keep the real cost.
+LIGHT_HASH = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(DEMO_PASSWORD)
 
 
 @pytest.fixture(scope="session")
