@@ -72,3 +72,20 @@ async def test_sent_from_a_case_it_is_recorded_on_the_case_and_only_its_people_m
                                                             target_type="ticket", target_id=str(ticket["id"]))).body
     assert {e["actor"] for e in on_case} == {"worker1", "clerk1"}
     assert await outbox_size(platform) == before + 2
+
+
+async def test_a_clerk_sends_it_to_the_number_the_resident_gave_without_seeing_it(platform: Platform) -> None:
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
+    item = await district_item(worker, "MZ")
+    with_phone = await take(worker, item["id"], "留了电话的群众", {"phone": "13912345678"})
+    without = await take(worker, item["id"], "没留电话的群众")
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).status == 200
+    case = (await clerk.get(f"/api/tickets/{with_phone['id']}")).body
+    assert "13912345678" not in str(case), "the clerk sees the number masked"
+    sent = await clerk.post(f"/api/items/{item['id']}/checklist-links", {"ticket_id": with_phone["id"]})
+    assert sent.status == 201 and sent.body["to"] == "139****5678", sent
+    missing = await worker.post(f"/api/items/{item['id']}/checklist-links", {"ticket_id": without["id"]})
+    assert (missing.status, missing.code) == (422, "phone_missing"), missing
+    assert (await worker.post(f"/api/items/{item['id']}/checklist-links", {})).code == "phone_invalid"
+    messages = (await (await platform.login("admin")).get("/api/notifications")).body["messages"]
+    assert next(m for m in messages if m["id"] == sent.body["notification_id"])["to"] == "139****5678"

@@ -271,6 +271,9 @@ async def test_worker_clerk_and_supervisor_play_the_story(platform: Platform, br
     await expect(tile.locator("[data-testid=private-badge]")).to_have_count(0)
     for page, name in ((worker, "worker-call"), (clerk, "clerk-console"), (expert, "expert-consultation")):
         await screenshot(page, name)
+    # 一次性告知 from the case goes to the number the resident gave; 李大爷 gave none: said in words
+    await clerk.click("[data-testid=case-send-checklist]")
+    await expect(clerk.get_by_text("该办件没有登记群众的手机号")).to_be_visible()
     await expert.fill("input[data-testid=chat-input]", "大爷您好，我是民政专家")
     await expert.keyboard.press("Enter")
     await expect(worker.locator("[data-testid=chat-messages]")).to_contain_text("我是民政专家")

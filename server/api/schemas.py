@@ -265,5 +265,6 @@ class NotificationTest(Body):
 
 
 class ChecklistLinkIn(Body):
-    phone: str = Field(max_length=20, description="群众的 11 位手机号")
+    phone: str | None = Field(default=None, max_length=20,
+                              description="群众的 11 位手机号；从办件发送时可省略，发到群众登记的手机号")
     ticket_id: Id | None = Field(default=None, description="从办件发送时：记入该办件（事项以办件为准）")

@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from server.domain import audit, catalog, notify
 from server.domain.access import serves
 from server.domain.context import Actor, Uow
-from server.domain.errors import DomainError, NotFound
-from server.domain.personal import mask_phone
+from server.domain.errors import DomainError, Invalid, NotFound
+from server.domain.personal import full_resident, mask_phone
 from server.domain.queue import queue_centre
 from server.models import Centre, ChecklistLink, Department, ExtensionPoint, Role, Ticket
 
@@ -32,9 +32,10 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def send(uow: Uow, actor: Actor, item_id: int, phone: str, *, origin: str,
+async def send(uow: Uow, actor: Actor, item_id: int, phone: str | None, *, origin: str,
                ticket_id: int | None = None) -> dict[str, Any]:
-    """Send the checklist of ``item_id`` (or of the case ``ticket_id``'s item) to ``phone``;
+    """Send the checklist of ``item_id`` (or of the case ``ticket_id``'s item) to ``phone`` (from
+    a case, by default the number its resident gave: the clerk sends without seeing it);
     ``origin`` is the address residents open the app at (the link is ``origin/app/c/<token>``)."""
     actor.require(Role.worker, Role.clerk)
     ticket: Ticket | None = None
@@ -43,6 +44,12 @@ async def send(uow: Uow, actor: Actor, item_id: int, phone: str, *, origin: str,
         if ticket is None or serves(actor, ticket) is None:
             raise NotFound("ticket_not_found", "办件不存在", ticket_id=ticket_id)
         item_id = ticket.item_id
+        if not phone:
+            phone = str(full_resident(uow.sealer, ticket.resident, ticket.resident_sealed).get("phone") or "")
+            if not phone:
+                raise Invalid("phone_missing", "该办件没有登记群众的手机号，请填写手机号后发送")
+    if not phone:
+        raise Invalid("phone_invalid", "请填写正确的 11 位手机号码")
     item = await catalog.get_item(uow, item_id)
     if not item.active:
         raise NotFound("item_not_found", "事项不存在", item_id=item_id)

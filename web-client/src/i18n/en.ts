@@ -481,6 +481,7 @@ const en: Messages<typeof zhCN> = {
   },
   checklistLink: {
     send: "Text the checklist",
+    sendToResident: "Text the resident the checklist",
     phoneNeeded: "Enter the resident's 11-digit mobile number first",
     sent: "Checklist sent to {to}",
   },

@@ -478,6 +478,7 @@ export default {
   },
   checklistLink: {
     send: "短信发送一次性告知",
+    sendToResident: "短信告知群众所需材料",
     phoneNeeded: "请先填写群众的 11 位手机号",
     sent: "已把材料清单发送到 {to}",
   },
