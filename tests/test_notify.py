@@ -4,6 +4,7 @@ verifies signatures as the real ones do; tried again with back-off, never lost o
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -38,7 +39,7 @@ class Receiver:
 
     def received(self) -> list[dict[str, Any]]:
         with urllib.request.urlopen(self.base + "/received", timeout=5) as answer:
-            result: list[dict[str, Any]] = __import__("json").load(answer)
+            result: list[dict[str, Any]] = json.load(answer)
             return result
 
     def fail_next(self, count: int, status: int = 503) -> None:
@@ -152,8 +153,7 @@ async def test_a_webhook_message_is_signed_tried_again_with_back_off_and_survive
     assert PHONE not in caplog.text and "测试消息" not in caplog.text, "neither the number nor the text in the log"
 
 
-def notify_delay(settings: Settings, attempts: int) -> Any:
-    from datetime import timedelta
+def notify_delay(settings: Settings, attempts: int) -> timedelta:
     return timedelta(seconds=notify.retry_delay(settings.notify, attempts))
 
 

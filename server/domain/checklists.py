@@ -15,17 +15,13 @@ from sqlalchemy import select, update
 from server.domain import audit, catalog, notify
 from server.domain.access import serves
 from server.domain.context import Actor, Uow
-from server.domain.errors import DomainError, Invalid, NotFound
-from server.domain.personal import full_resident, mask_phone
+from server.domain.errors import Gone, Invalid, NotFound
+from server.domain.personal import full_resident
 from server.domain.queue import queue_centre
 from server.models import Centre, ChecklistLink, Department, ExtensionPoint, Role, Ticket
 
 LINK_DAYS = 30  # a resident gathers the materials in this time
 PATH = "/app/c/"  # the read-only page, mobile first
-
-
-class Gone(DomainError):
-    status = 410
 
 
 def _hash(token: str) -> str:
@@ -48,8 +44,6 @@ async def send(uow: Uow, actor: Actor, item_id: int, phone: str | None, *, origi
             phone = str(full_resident(uow.sealer, ticket.resident, ticket.resident_sealed).get("phone") or "")
             if not phone:
                 raise Invalid("phone_missing", "该办件没有登记群众的手机号，请填写手机号后发送")
-    if not phone:
-        raise Invalid("phone_invalid", "请填写正确的 11 位手机号码")
     item = await catalog.get_item(uow, item_id)
     if not item.active:
         raise NotFound("item_not_found", "事项不存在", item_id=item_id)
@@ -59,22 +53,20 @@ async def send(uow: Uow, actor: Actor, item_id: int, phone: str | None, *, origi
         if point is not None:
             centre_id = await queue_centre(uow, item, point)
     token = secrets.token_urlsafe(12)  # 16 characters, 96 bits: short in an SMS, not guessable
-    now = uow.clock.now()
-    link = ChecklistLink(token_hash=_hash(token), item_id=item.id, ticket_id=ticket.id if ticket else None,
-                         centre_id=centre_id, sent_by_id=actor.user_id, phone_masked=mask_phone(phone.strip()) or "",
-                         created_at=now, expires_at=now + timedelta(days=LINK_DAYS), opens=0)
     url = origin.rstrip("/") + PATH + token
-    message = await notify.queue(uow, channel="sms", kind="checklist", to=phone, by=actor,
+    # the outbox checks the number (phone_invalid) and masks it
+    message = await notify.queue(uow, channel="sms", kind="checklist", to=phone or "", by=actor,
                                  text=f"【云帮办】“{item.name}”办理须知（一次性告知）：所需材料和办理地点请见 {url} ，"
                                       f"{LINK_DAYS} 天内有效。")
     assert message is not None
+    now = uow.clock.now()
+    link = ChecklistLink(token_hash=_hash(token), item_id=item.id, ticket_id=ticket.id if ticket else None,
+                         centre_id=centre_id, sent_by_id=actor.user_id, phone_masked=message.recipient_masked,
+                         created_at=now, expires_at=now + timedelta(days=LINK_DAYS), opens=0)
     uow.session.add(link)
     await uow.session.flush()
-    if ticket is not None:
-        audit.record(uow, actor, "checklist.sent", "ticket", ticket.id, item_id=item.id, link_id=link.id,
-                     notification_id=message.id)
-    else:
-        audit.record(uow, actor, "checklist.sent", "item", item.id, link_id=link.id, notification_id=message.id)
+    target = ("ticket", ticket.id) if ticket is not None else ("item", item.id)  # on the case when from one
+    audit.record(uow, actor, "checklist.sent", *target, item_id=item.id, link_id=link.id, notification_id=message.id)
     return {"id": link.id, "item_id": item.id, "ticket_id": link.ticket_id, "to": link.phone_masked,
             "expires_at": link.expires_at.isoformat(), "notification_id": message.id}
 

@@ -40,5 +40,11 @@ class TooManyAttempts(DomainError):
     status = 429
 
 
+class Gone(DomainError):
+    """It existed and has expired (a link whose time is up)."""
+
+    status = 410
+
+
 class TooLarge(DomainError):
     status = 413
