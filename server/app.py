@@ -20,6 +20,7 @@ from server.api import (  # noqa: F401  (routes)
     experts,
     notifications,
     openapi,
+    residents,
     rtc,
     supervision,
     tickets,

@@ -71,6 +71,7 @@ class Role(enum.StrEnum):
     supervisor = "supervisor"
     admin = "admin"
     auditor = "auditor"
+    resident = "resident"  # 群众/企业 on their own phone (屏对屏), signed in with an SMS code
 
 
 class CentreLevel(enum.StrEnum):
@@ -249,6 +250,15 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(200))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # 群众/企业 (role resident, server/domain/residents.py): the phone they sign in with, found
+    # by its keyed hash and kept sealed; a firm's unified social credit code and name; the
+    # version of the privacy notice they agreed to, and when.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_sealed: Mapped[str | None] = mapped_column(Text)
+    firm_credit_code: Mapped[str | None] = mapped_column(String(18))
+    firm_name: Mapped[str | None] = mapped_column(String(100))
+    consent_version: Mapped[str | None] = mapped_column(String(20))
+    consent_at: Mapped[datetime | None]
 
 
 class AuthSession(Base):
@@ -322,7 +332,11 @@ class Ticket(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
-    extension_point_id: Mapped[int] = mapped_column(ForeignKey("extension_points.id"), index=True)
+    # ``source`` "point": taken by a community worker at their extension point; "direct" (屏对屏):
+    # taken by the resident on their own phone, with no extension point. ``worker_id`` is who
+    # took it and sits at the far end of the call: the worker, or that resident.
+    source: Mapped[str] = mapped_column(String(10), default="point", server_default="point")
+    extension_point_id: Mapped[int | None] = mapped_column(ForeignKey("extension_points.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     resident: Mapped[dict[str, Any]] = mapped_column(JSON)  # name, note, masked numbers (domain/personal.py)
     resident_sealed: Mapped[str | None] = mapped_column(Text)  # ID and phone numbers, AES-256-GCM
@@ -574,6 +588,21 @@ class ChecklistLink(Base):
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class SignInCode(Base):
+    """短信验证码 — a one-time code texted to a resident's phone; only a keyed hash of the code is
+    kept, with the tries made and when it was used."""
+
+    __tablename__ = "sign_in_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None]
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -588,6 +617,6 @@ __all__ = [
     "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
-    "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
+    "SignInCode", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_centres", "supervisor_departments", "window_departments",
 ]

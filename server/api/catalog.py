@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.base import READERS, actor, int_param, ok, parse, query, route
 from server.api.responses import CloudWindow, Org, ServiceItem
 from server.api.schemas import ItemIn, ItemQuery, WindowIn
 from server.domain import catalog, org
@@ -13,7 +13,7 @@ from server.keys import DOMAIN
 from server.models import CentreLevel
 
 
-@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org", response=Org)
+@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=READERS, tag="org", response=Org)
 async def get_org(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -21,7 +21,7 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
-       query=ItemQuery, roles=STAFF, tag="catalog", response=list[ServiceItem])
+       query=ItemQuery, roles=READERS, tag="catalog", response=list[ServiceItem])
 async def list_items(request: web.Request) -> web.Response:
     await actor(request)
     q = query(request, ItemQuery)
@@ -30,7 +30,7 @@ async def list_items(request: web.Request) -> web.Response:
         return ok([item_view(i) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情", roles=STAFF, tag="catalog", response=ServiceItem)
+@route("GET", "/api/items/{item_id}", "事项详情", roles=READERS, tag="catalog", response=ServiceItem)
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:

@@ -158,6 +158,17 @@ class Me(User):
     service_timezone: str = Field(description="IANA name: the pages show clock times in it")
 
 
+class CodeSent(Answer):
+    expires_in_s: int = Field(description="the code works this long")
+    resend_after_s: int = Field(description="another code may be asked for after this")
+
+
+class PrivacyNotice(Answer):
+    version: str
+    title: str
+    text: str
+
+
 class SignedIn(Answer):
     token: str
     expires_at: datetime
@@ -234,8 +245,11 @@ class Ticket(Answer):
     centre_id: int
     department_id: int
     item_id: int
-    extension_point_id: int
-    worker_id: int
+    source: Literal["point", "direct"] = Field(description="point: taken by a community worker at an extension "
+                                               "point; direct (屏对屏): by the resident on their own phone")
+    extension_point_id: int | None = Field(description="none for a direct ticket")
+    worker_id: int = Field(description="who took it and sits at the far end of the call: the worker, or "
+                                       "the resident themselves for a direct ticket")
     resident: TicketResident
     priority: Priority | None
     callback: bool
@@ -355,13 +369,13 @@ class PoorCall(Answer):
     status: TicketStatus
     department: str
     extension_point: str
-    extension_point_id: int
+    extension_point_id: int | None = Field(description="none: a resident on their own phone (屏对屏)")
     centre_id: int
     participants: list[LinkParticipant]
 
 
 class PointLinks(Answer):
-    extension_point_id: int
+    extension_point_id: int | None = Field(description="none: residents on their own phone (屏对屏)")
     name: str
     centre_id: int
     calls_today: int

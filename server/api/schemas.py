@@ -25,6 +25,22 @@ class Query(Storable):
     model_config = ConfigDict(extra="ignore")
 
 
+class ResidentPhone(Body):
+    phone: str = Field(min_length=1, max_length=20, description="中国大陆 11 位手机号")
+
+
+class FirmIn(Body):
+    credit_code: str = Field(min_length=1, max_length=18, description="统一社会信用代码（18 位）")
+    name: str = Field(min_length=1, max_length=100, description="企业名称")
+
+
+class ResidentSignIn(Body):
+    phone: str = Field(min_length=1, max_length=20)
+    code: str = Field(min_length=1, max_length=10, description="短信中的 6 位验证码")
+    consent: bool = Field(default=False, description="已阅读并同意个人信息保护告知书（首次登录及告知书更新后必须）")
+    firm: FirmIn | None = Field(default=None, description="以企业身份办事时填写")
+
+
 class Login(Body):
     username: str = Field(min_length=1, max_length=50)
     password: str = Field(min_length=1, max_length=200)
@@ -66,6 +82,7 @@ class TakeTicket(Body):
     item_id: Id
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
+    centre_id: Id | None = Field(default=None, description="屏对屏: the town centre for a town item")
 
 
 class Transfer(Body):

@@ -73,6 +73,7 @@ def ticket_view(t: Ticket, *, personal: bool, **extra: Any) -> dict[str, Any]:
         "centre_id": t.centre_id,
         "department_id": t.department_id,
         "item_id": t.item_id,
+        "source": t.source,
         "extension_point_id": t.extension_point_id,
         "worker_id": t.worker_id,
         "resident": resident_view(t.resident, personal=personal),

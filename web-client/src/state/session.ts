@@ -111,6 +111,8 @@ export function homeFor(role: Role): string {
       return "/wall";
     case "auditor":
       return "/audit";
+    case "resident":
+      return "/m";
   }
 }
 
