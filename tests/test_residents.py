@@ -4,8 +4,6 @@ are served by a clerk exactly like a ticket taken at an extension point."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from server.domain import residents
 from tests.conftest import Platform
 from tests.helpers import district_item, resident_sign_in, take, texted_code, window_of
