@@ -101,6 +101,11 @@ MATRIX: dict[str, Row] = {
     "GET /api/items/{item_id}": Row(**STAFF),
     "POST /api/items": Row(admin=ANY, body={}),
     "PUT /api/items/{item_id}": Row(admin=ANY, body={}),
+    # --- 办理情形 (tests/test_situations.py)
+    "POST /api/items/{item_id}/resolve": Row(**STAFF, body={"answers": {}}),
+    "PUT /api/items/{item_id}/questions": Row(admin=ANY, body={}),
+    "POST /api/items/{item_id}/situations": Row(admin=ANY, body={}),
+    "PUT /api/situations/{situation_id}": Row(admin=ANY, body={}),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets
@@ -324,7 +329,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "token": "no-such-link-token"}
+                              "situation_id": 1, "token": "no-such-link-token"}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

@@ -27,7 +27,7 @@ async def send_checklist(request: web.Request) -> web.Response:
         raise Invalid("host_invalid", "无法确定平台地址，请联系管理员设置 YUNBANG_ALLOWED_ORIGINS")
     async with request.app[DOMAIN].unit() as uow:
         return ok(await checklists.send(uow, who, int_param(request, "item_id"), body.phone, origin=origin,
-                                        ticket_id=body.ticket_id), status=201)
+                                        ticket_id=body.ticket_id, situation_id=body.situation_id), status=201)
 
 
 @route("GET", "/api/checklist-links/{token}", "一次性告知链接的内容（无需登录；过期后 410）",

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.domain import alerts, audit, documents, hours, org, personal, stats
+from server.domain import alerts, audit, documents, hours, org, personal, situations, stats
 from server.domain.access import can_see, serves, visible_tickets
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -172,8 +172,11 @@ async def take_ticket(
     item_id: int,
     resident: dict[str, Any],
     priority: str | None = None,
+    situation_id: int | None = None,
 ) -> tuple[Ticket, Placement]:
-    """取号 — a community worker takes a ticket for a resident in the item's cloud queue."""
+    """取号 — a community worker takes a ticket for a resident in the item's cloud queue, with
+    the resident's situation (办理情形) when the worker found it: the case's checklist is then
+    that situation's. Optional: without one the case keeps the item's general checklist."""
     actor.require(Role.worker)
     if actor.extension_point_id is None:
         raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
@@ -185,6 +188,7 @@ async def take_ticket(
     item = await uow.session.get(ServiceItem, item_id)
     if item is None or not item.active:
         raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
+    situation = await situations.of_item(uow, item, situation_id)
     point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
     if point is None:
         raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
@@ -220,6 +224,7 @@ async def take_ticket(
         centre_id=centre_id,
         department_id=department.id,
         item_id=item.id,
+        situation_id=situation.id if situation is not None else None,
         extension_point_id=point.id,
         worker_id=actor.user_id,
         resident=clear,
@@ -236,7 +241,7 @@ async def take_ticket(
     await uow.session.flush()
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
-                 callback=ticket.callback, priority=priority)
+                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority)
     _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
