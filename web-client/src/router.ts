@@ -35,6 +35,7 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/public/ChecklistView.vue"),
     meta: { public: true },
   },
+  { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
   { path: "/outbox", name: "outbox", component: () => import("@/views/admin/OutboxView.vue"), meta: { roles: ["admin"] } },
   { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
