@@ -167,6 +167,7 @@ MATRIX: dict[str, Row] = {
     # --- 一次性告知 (a case's when sent from one: tests/test_checklists.py)
     "POST /api/items/{item_id}/checklist-links": Row(worker=ANY, clerk=ANY, body={"phone": "13800138000"}),
     "GET /api/checklist-links/{token}": Row(**EVERYONE, anonymous=True),
+    "POST /api/checklist-links/{token}/resolve": Row(**EVERYONE, anonymous=True, body={"answers": {}}),
     # --- the outbox
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),

@@ -196,6 +196,30 @@ async def test_the_checklist_link_carries_the_situation(platform: Platform) -> N
         f"/api/checklist-links/{await sms_link(platform, from_case.body['notification_id'])}")).body
     assert shown["situation"]["name"] == renew["name"]
     assert [m["name"] for m in shown["materials"]] == [m["name"] for m in renew["materials"]]
+    assert shown["questions"] == [], "a link for a situation asks nothing"
+
+
+async def test_a_link_sent_without_a_situation_lets_the_resident_answer_the_questions(platform: Platform) -> None:
+    worker, anyone = await platform.login("worker1"), platform.anonymous()
+    item = await item_named(worker, ID_CARD)
     plain = await worker.post(f"/api/items/{item['id']}/checklist-links", {"phone": PHONE})
-    shown = (await platform.anonymous().get(f"/api/checklist-links/{await sms_link(platform, plain.body['notification_id'])}")).body
+    token = await sms_link(platform, plain.body["notification_id"])
+    shown = (await anyone.get(f"/api/checklist-links/{token}")).body
     assert shown["situation"] is None and [m["name"] for m in shown["materials"]] == [m["name"] for m in item["materials"]]
+    assert shown["questions"] == item["questions"]
+    answered = await anyone.post(f"/api/checklist-links/{token}/resolve", {"answers": answers_for_lost_adult(item)})
+    assert answered.status == 200, answered
+    lost = situation_named(item, "补领·年满16周岁")
+    assert answered.body["situation"]["name"] == lost["name"] and answered.body["questions"] == item["questions"]
+    assert [m["name"] for m in answered.body["materials"]] == [m["name"] for m in lost["materials"]]
+    wrong = await anyone.post(f"/api/checklist-links/{token}/resolve", {"answers": {qid(item, "办理原因"): "丢了"}})
+    assert (wrong.status, wrong.code) == (422, "unknown_option"), wrong
+    unknown = await anyone.post("/api/checklist-links/no-such-token/resolve", {"answers": {}})
+    assert (unknown.status, unknown.code) == (404, "checklist_link_not_found"), unknown
+    plain_item = await item_named(worker, "最低生活保障申请")
+    other = await worker.post(f"/api/items/{plain_item['id']}/checklist-links", {"phone": PHONE})
+    assert (await anyone.get(f"/api/checklist-links/{await sms_link(platform, other.body['notification_id'])}")
+            ).body["questions"] == [], "an item without situations asks nothing"
+    platform.clock.advance(days=31)
+    expired = await anyone.post(f"/api/checklist-links/{token}/resolve", {"answers": answers_for_lost_adult(item)})
+    assert (expired.status, expired.code) == (410, "checklist_link_expired"), expired

@@ -1,14 +1,19 @@
 """办理情形 in the browser: the worker picks an item handled by situation, asks the resident its
 questions, reads only that situation's materials, time limit, fee and pickup, and takes the
 ticket, which records it; the clerk who calls it sees the situation. The admin keeps an item's
-questions and situations on the catalogue page, and is told in words when a change breaks a rule."""
+questions and situations on the catalogue page, and is told in words when a change breaks a rule.
+A resident sent an item's checklist without a situation answers its questions on the phone."""
 
 from __future__ import annotations
+
+import re
 
 from playwright.async_api import Browser, expect
 
 from tests.conftest import Platform
 from tests.web import browser, database_url, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
+
+PHONE_VIEWPORT = {"width": 390, "height": 844}
 
 
 async def test_the_worker_asks_the_questions_and_takes_a_ticket_for_that_situation(platform: Platform,
@@ -106,3 +111,30 @@ async def test_the_admin_keeps_an_items_questions_and_situations(platform: Platf
     await expect(admin.locator("[data-situation='家属代办']")).to_contain_text("已停用")
     item = (await (await platform.login("worker1")).get("/api/items", q="高龄津贴")).body[0]
     assert [s["name"] for s in item["situations"]] == ["不分情况"]
+
+
+async def test_the_resident_answers_the_questions_on_the_link_and_reads_that_situations_materials(
+        platform: Platform, browser: Browser) -> None:
+    worker = await platform.login("worker1")
+    item = (await worker.get("/api/items", q="jmsfz")).body[0]
+    sent = await worker.post(f"/api/items/{item['id']}/checklist-links", {"phone": "13800138000"})
+    messages = (await (await platform.login("admin")).get("/api/notifications")).body["messages"]
+    text = next(m["text"] for m in messages if m["id"] == sent.body["notification_id"])
+    link = re.search(r"https?://\S+/app/c/[A-Za-z0-9_-]+", text)
+    assert link, text
+    context = await browser.new_context(viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    phone = await context.new_page()
+    await phone.goto(link.group(0))
+    await expect(phone.locator("[data-testid=public-questions]")).to_contain_text("办理原因")
+    checklist = phone.locator("[data-testid=public-checklist]")
+    await phone.locator("input[data-option='换领（有效期满、损坏或信息变更）']").check()
+    await phone.locator("input[data-option='未满16周岁']").check()
+    await expect(phone.locator("[data-testid=situation-name]")).to_have_text("换领·未满16周岁（监护人陪同）")
+    await expect(phone.locator("[data-testid=situation-fee]")).to_contain_text("20元")
+    await expect(checklist).to_contain_text("监护人居民身份证")
+    await phone.locator("input[data-option='年满16周岁']").check()
+    await expect(phone.locator("[data-testid=situation-name]")).to_have_text("换领·年满16周岁")
+    await expect(checklist).not_to_contain_text("监护人居民身份证")
+    await phone.wait_for_timeout(300)
+    await screenshot(phone, "resident-checklist-situation")
+    await context.close()

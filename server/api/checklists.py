@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.api.base import actor, int_param, ok, parse, route
 from server.api.responses import ChecklistSent, PublicChecklist
-from server.api.schemas import ChecklistLinkIn
+from server.api.schemas import ChecklistLinkIn, ResolveIn
 from server.domain import checklists
 from server.domain.errors import Invalid
 from server.keys import DOMAIN, SETTINGS
@@ -35,3 +35,12 @@ async def send_checklist(request: web.Request) -> web.Response:
 async def read_checklist(request: web.Request) -> web.Response:
     async with request.app[DOMAIN].unit() as uow:
         return ok(await checklists.read(uow, request.match_info["token"][:200]))
+
+
+@route("POST", "/api/checklist-links/{token}/resolve",
+       "一次性告知链接：群众回答办理情形问题，看对应情形的材料、时限、收费和取件方式（无需登录）",
+       body=ResolveIn, auth=False, tag="catalog", response=PublicChecklist)
+async def resolve_checklist(request: web.Request) -> web.Response:
+    body = await parse(request, ResolveIn)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await checklists.read(uow, request.match_info["token"][:200], body.answers))

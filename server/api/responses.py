@@ -741,6 +741,8 @@ class PublicChecklist(Answer):
 
     item: ChecklistItem
     situation: ChecklistSituation | None
+    questions: list[ItemQuestion] = Field(description="when the link names no situation and the item has "
+                                                      "some: the questions the resident may answer (resolve)")
     department: str
     centre: str | None
     materials: list[ChecklistMaterial]

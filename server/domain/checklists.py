@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -79,24 +80,37 @@ async def send(uow: Uow, actor: Actor, item_id: int, phone: str | None, *, origi
             "expires_at": link.expires_at.isoformat(), "notification_id": message.id}
 
 
-async def read(uow: Uow, token: str) -> dict[str, Any]:
-    """What the link shows, to anyone holding it: the item (and situation), its materials, where,
-    until when. A situation stopped since the link was sent still shows: the resident was told it."""
+async def _open_link(uow: Uow, token: str) -> ChecklistLink:
     link = await uow.session.scalar(select(ChecklistLink).where(ChecklistLink.token_hash == _hash(token)))
     if link is None:
         raise NotFound("checklist_link_not_found", "链接无效，请向工作人员重新索取")
     if link.expires_at <= uow.clock.now():
         raise Gone("checklist_link_expired", "链接已过期，请向工作人员重新索取")
+    return link
+
+
+async def read(uow: Uow, token: str, answers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the link shows, to anyone holding it: the item (and situation), its materials, where,
+    until when. A situation stopped since the link was sent still shows: the resident was told it.
+    A link sent for an item handled by situation but without one carries the item's questions,
+    and the resident's ``answers`` lead to a situation as they do for the worker (each reading
+    with answers is one more look, not one more open)."""
+    link = await _open_link(uow, token)
     item = await catalog.get_item(uow, link.item_id)
-    situation = next((x for x in item.situations if x.id == link.situation_id), None)
+    if answers is not None:
+        situation: Situation | None = await situations.resolve(uow, item.id, answers)
+    else:
+        situation = next((x for x in item.situations if x.id == link.situation_id), None)
+        await uow.session.execute(update(ChecklistLink).where(ChecklistLink.id == link.id)
+                                  .values(opens=ChecklistLink.opens + 1).execution_options(synchronize_session=False))
     department = await uow.session.get(Department, item.department_id)
     centre = await uow.session.get(Centre, link.centre_id) if link.centre_id is not None else None
-    await uow.session.execute(update(ChecklistLink).where(ChecklistLink.id == link.id)
-                              .values(opens=ChecklistLink.opens + 1).execution_options(synchronize_session=False))
+    asks = link.situation_id is None and any(x.active for x in item.situations)
     return {
         "item": {"name": item.name, "description": item.description},
         "situation": {"name": situation.name, "time_limit_days": situation.time_limit_days, "fee": situation.fee,
                       "pickup": situation.pickup} if situation is not None else None,
+        "questions": [{"id": q.id, "text": q.text, "options": list(q.options)} for q in item.questions] if asks else [],
         "department": department.name if department is not None else "",
         "centre": centre.name if centre is not None else None,
         "materials": [{"name": m.name, "required": m.required, "note": m.note}

@@ -478,6 +478,8 @@ const en: Messages<typeof zhCN> = {
     anyCentre: "your nearest service centre",
     remote: "You can also be served by video at the nearest community help point.",
     valid: "This link is valid until {at}",
+    questions: "Which is your case?",
+    answerHint: "Once answered, the materials, time limit and fee for your case show below.",
   },
   situation: {
     name: "Situation",

@@ -475,6 +475,8 @@ export default {
     anyCentre: "就近的便民服务中心",
     remote: "也可以到就近的社区帮办点，通过视频远程办理。",
     valid: "本链接有效期至 {at}",
+    questions: "您属于哪种情况？",
+    answerHint: "选好后，下面会显示您这种情况需要的材料、办理时限和收费。",
   },
   situation: {
     name: "办理情形",
