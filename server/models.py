@@ -209,17 +209,57 @@ class ServiceItem(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
     level: Mapped[CentreLevel] = mapped_column(_enum(CentreLevel, "item_level"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The item's general checklist: its lines that belong to no situation.
+    materials: Mapped[list[Material]] = relationship(
+        lazy="raise", order_by="Material.position", cascade="all, delete-orphan",
+        primaryjoin="and_(ServiceItem.id == foreign(Material.item_id), Material.situation_id.is_(None))",
+    )
+    questions: Mapped[list[ItemQuestion]] = relationship(
+        lazy="raise", order_by="ItemQuestion.position", cascade="all, delete-orphan"
+    )
+    situations: Mapped[list[Situation]] = relationship(
+        lazy="raise", order_by="Situation.position", cascade="all, delete-orphan"
+    )
+
+
+class ItemQuestion(Base):
+    """情形问题 — one question asked to find a resident's situation (首次申领 / 补领 …)."""
+
+    __tablename__ = "item_questions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(String(200))
+    options: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Situation(Base):
+    """办理情形 (颗粒化) — one way an item is handled, reached by the answers in ``conditions``
+    (question id → option; a question it does not name does not matter to it), with its own
+    checklist, time limit (working days, 0 = 即办), fee and place of pickup."""
+
+    __tablename__ = "situations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    conditions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    time_limit_days: Mapped[int | None] = mapped_column(Integer)
+    fee: Mapped[str] = mapped_column(String(200), default="")
+    pickup: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     materials: Mapped[list[Material]] = relationship(
         lazy="raise", order_by="Material.position", cascade="all, delete-orphan"
     )
 
 
 class Material(Base):
-    """材料 — one line of an item's materials checklist."""
+    """材料 — one line of an item's materials checklist, or of one of its situations'."""
 
     __tablename__ = "materials"
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id", ondelete="CASCADE"), index=True)
+    situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     name: Mapped[str] = mapped_column(String(100))
     required: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -332,6 +372,7 @@ class Ticket(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))  # 办理情形, when found
     # ``source`` "point": taken by a community worker at their extension point; "direct" (屏对屏):
     # taken by the resident on their own phone, with no extension point. ``worker_id`` is who
     # took it and sits at the far end of the call: the worker, or that resident.
@@ -579,6 +620,7 @@ class ChecklistLink(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
     centre_id: Mapped[int | None] = mapped_column(ForeignKey("centres.id"))
     sent_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
@@ -616,7 +658,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 __all__ = [
     "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
-    "ExtensionPoint", "AuthSession", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
-    "SignInCode", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
+    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
+    "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_centres", "supervisor_departments", "window_departments",
 ]

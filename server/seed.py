@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from server import demo_data
+from server import demo_data, demo_situations
 from server.db import Database
 from server.domain.logins import hash_password
 from server.models import (
@@ -25,9 +25,11 @@ from server.models import (
     CloudWindow,
     Department,
     ExtensionPoint,
+    ItemQuestion,
     Material,
     Role,
     ServiceItem,
+    Situation,
     User,
 )
 
@@ -89,6 +91,8 @@ async def seed_demo(db: Database) -> dict[str, int]:
                 ))
                 count("items")
         await s.flush()
+        for code, spec in demo_situations.SITUATIONS.items():
+            await _add_situations(s, code, spec, count)
 
         async def window(name: str, centre: Centre, codes: list[str]) -> CloudWindow:
             found = await s.scalar(
@@ -157,6 +161,31 @@ async def seed_demo(db: Database) -> dict[str, int]:
             ))
             count("users")
     return added
+
+
+async def _add_situations(s: AsyncSession, code: str, spec: dict[str, Any], count: Callable[[str], None]) -> None:
+    """An item's demo questions and situations, unless it has some already (an admin's own)."""
+    item = await s.scalar(select(ServiceItem).where(ServiceItem.code == code))
+    assert item is not None
+    if await s.scalar(select(Situation.id).where(Situation.item_id == item.id).limit(1)) is not None:
+        return
+    if await s.scalar(select(ItemQuestion.id).where(ItemQuestion.item_id == item.id).limit(1)) is not None:
+        return
+    questions = [ItemQuestion(item_id=item.id, position=i, text=text, options=list(options))
+                 for i, (text, options) in enumerate(spec["questions"])]
+    s.add_all(questions)
+    await s.flush()
+    ids = {q.text: str(q.id) for q in questions}
+    for i, sit in enumerate(spec["situations"]):
+        s.add(Situation(
+            item_id=item.id, position=i, name=sit["name"], active=True,
+            conditions={ids[q]: option for q, option in sit["when"].items()},
+            time_limit_days=sit["days"], fee=sit["fee"], pickup=sit["pickup"],
+            materials=[Material(item_id=item.id, position=j, name=m["name"], required=m["required"],
+                                note=m.get("note", "")) for j, m in enumerate(sit["materials"])],
+        ))
+        count("situations")
+    await s.flush()
 
 
 async def _get_or_add(session: AsyncSession, model: type[M], count: Callable[[str], None], *,

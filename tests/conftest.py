@@ -266,6 +266,9 @@ class Api:
     async def post(self, path: str, json: Any = None, **kw: Any) -> Reply:
         return await self.call("POST", path, json=json if json is not None else ({} if "data" not in kw else None), **kw)
 
+    async def put(self, path: str, json: Any = None) -> Reply:
+        return await self.call("PUT", path, json=json if json is not None else {})
+
 
 @dataclass
 class Platform:

@@ -107,6 +107,11 @@ MATRIX: dict[str, Row] = {
     "GET /api/items/{item_id}": Row(**READERS),
     "POST /api/items": Row(admin=ANY, body={}),
     "PUT /api/items/{item_id}": Row(admin=ANY, body={}),
+    # --- 办理情形 (tests/test_situations.py)
+    "POST /api/items/{item_id}/resolve": Row(**READERS, body={"answers": {}}),
+    "PUT /api/items/{item_id}/questions": Row(admin=ANY, body={}),
+    "POST /api/items/{item_id}/situations": Row(admin=ANY, body={}),
+    "PUT /api/situations/{situation_id}": Row(admin=ANY, body={}),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets
@@ -169,6 +174,7 @@ MATRIX: dict[str, Row] = {
     # --- 一次性告知 (a case's when sent from one: tests/test_checklists.py)
     "POST /api/items/{item_id}/checklist-links": Row(worker=ANY, clerk=ANY, body={"phone": "13800138000"}),
     "GET /api/checklist-links/{token}": Row(**EVERYONE, anonymous=True),
+    "POST /api/checklist-links/{token}/resolve": Row(**EVERYONE, anonymous=True, body={"answers": {}}),
     # --- 屏对屏: residents' sign-in (tests/test_residents.py)
     "GET /api/resident/privacy": Row(**EVERYONE, anonymous=True),
     "POST /api/resident/code": Row(**EVERYONE, anonymous=True, body={"phone": "13600136001"}),
@@ -336,7 +342,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "token": "no-such-link-token"}
+                              "situation_id": 1, "token": "no-such-link-token"}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

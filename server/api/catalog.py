@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.base import READERS, actor, int_param, ok, parse, query, route
-from server.api.responses import CloudWindow, Org, ServiceItem
-from server.api.schemas import ItemIn, ItemQuery, WindowIn
-from server.domain import catalog, org
-from server.domain.views import item_view, window_view
+from server.api.responses import CloudWindow, Org, ServiceItem, Situation
+from server.api.schemas import ItemIn, ItemQuery, QuestionsIn, ResolveIn, SituationIn, WindowIn
+from server.domain import catalog, org, situations
+from server.domain.views import item_view, situation_view, window_view
 from server.keys import DOMAIN
-from server.models import CentreLevel
+from server.models import CentreLevel, Role
 
 
 @route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=READERS, tag="org", response=Org)
@@ -23,11 +23,13 @@ async def get_org(request: web.Request) -> web.Response:
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
        query=ItemQuery, roles=READERS, tag="catalog", response=list[ServiceItem])
 async def list_items(request: web.Request) -> web.Response:
-    await actor(request)
+    who = await actor(request)
     q = query(request, ItemQuery)
+    everything = q.include_inactive and who.role is Role.admin
     async with request.app[DOMAIN].unit(write=False) as uow:
-        items = await catalog.list_items(uow, q=q.q, department_id=q.department_id, level=q.level)
-        return ok([item_view(i) for i in items])
+        items = await catalog.list_items(uow, q=q.q, department_id=q.department_id, level=q.level,
+                                         include_inactive=everything)
+        return ok([item_view(i, inactive_situations=everything) for i in items])
 
 
 @route("GET", "/api/items/{item_id}", "事项详情", roles=READERS, tag="catalog", response=ServiceItem)
@@ -55,7 +57,48 @@ async def _save_item(request: web.Request, item_id: int | None) -> web.Response:
         item = await catalog.save_item(
             uow, who, item_id=item_id, **{**body.model_dump(), "level": CentreLevel(body.level)}
         )
-        return ok(item_view(item), status=201 if item_id is None else 200)
+        return ok(item_view(item, inactive_situations=True), status=201 if item_id is None else 200)
+
+
+@route("POST", "/api/items/{item_id}/resolve", "办理情形：由问题的回答找出唯一对应的情形（没有则 422 situation_not_found）",
+       body=ResolveIn, roles=READERS, tag="catalog", response=Situation)
+async def resolve_situation(request: web.Request) -> web.Response:
+    await actor(request)
+    body = await parse(request, ResolveIn)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(situation_view(await situations.resolve(uow, int_param(request, "item_id"), body.answers)))
+
+
+@route("PUT", "/api/items/{item_id}/questions", "修改事项的情形问题（管理员；情形仍在用的问题或选项不能删）",
+       body=QuestionsIn, roles=("admin",), tag="catalog", response=ServiceItem)
+async def save_questions(request: web.Request) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, QuestionsIn)
+    async with request.app[DOMAIN].unit() as uow:
+        item = await situations.save_questions(uow, who, int_param(request, "item_id"),
+                                               [q.model_dump() for q in body.questions])
+        return ok(item_view(item, inactive_situations=True))
+
+
+@route("POST", "/api/items/{item_id}/situations", "新建办理情形（管理员）", body=SituationIn, roles=("admin",),
+       tag="catalog", response=Situation)
+async def create_situation(request: web.Request) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, SituationIn)
+    async with request.app[DOMAIN].unit() as uow:
+        found = await situations.save_situation(uow, who, item_id=int_param(request, "item_id"), **body.model_dump())
+        return ok(situation_view(found), status=201)
+
+
+@route("PUT", "/api/situations/{situation_id}", "修改或停用办理情形（管理员）", body=SituationIn, roles=("admin",),
+       tag="catalog", response=Situation)
+async def update_situation(request: web.Request) -> web.Response:
+    who = await actor(request)
+    body = await parse(request, SituationIn)
+    async with request.app[DOMAIN].unit() as uow:
+        found = await situations.save_situation(uow, who, situation_id=int_param(request, "situation_id"),
+                                                **body.model_dump())
+        return ok(situation_view(found))
 
 
 @route("POST", "/api/windows", "新建云窗口（管理员）", body=WindowIn, roles=("admin",), tag="org", response=CloudWindow)

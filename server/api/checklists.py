@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server.api.base import actor, int_param, ok, parse, route
 from server.api.responses import ChecklistSent, PublicChecklist
-from server.api.schemas import ChecklistLinkIn
+from server.api.schemas import ChecklistLinkIn, ResolveIn
 from server.domain import checklists
 from server.domain.errors import Invalid
 from server.keys import DOMAIN, SETTINGS
@@ -27,7 +27,7 @@ async def send_checklist(request: web.Request) -> web.Response:
         raise Invalid("host_invalid", "无法确定平台地址，请联系管理员设置 YUNBANG_ALLOWED_ORIGINS")
     async with request.app[DOMAIN].unit() as uow:
         return ok(await checklists.send(uow, who, int_param(request, "item_id"), body.phone, origin=origin,
-                                        ticket_id=body.ticket_id), status=201)
+                                        ticket_id=body.ticket_id, situation_id=body.situation_id), status=201)
 
 
 @route("GET", "/api/checklist-links/{token}", "一次性告知链接的内容（无需登录；过期后 410）",
@@ -35,3 +35,12 @@ async def send_checklist(request: web.Request) -> web.Response:
 async def read_checklist(request: web.Request) -> web.Response:
     async with request.app[DOMAIN].unit() as uow:
         return ok(await checklists.read(uow, request.match_info["token"][:200]))
+
+
+@route("POST", "/api/checklist-links/{token}/resolve",
+       "一次性告知链接：群众回答办理情形问题，看对应情形的材料、时限、收费和取件方式（无需登录）",
+       body=ResolveIn, auth=False, tag="catalog", response=PublicChecklist)
+async def resolve_checklist(request: web.Request) -> web.Response:
+    body = await parse(request, ResolveIn)
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await checklists.read(uow, request.match_info["token"][:200], body.answers))

@@ -97,8 +97,32 @@ class Material(Answer):
     note: str
 
 
+class ItemQuestion(Answer):
+    """A question asked to find the resident's situation (首次申领 / 补领 …)."""
+
+    id: int
+    text: str
+    options: list[str]
+
+
+class Situation(Answer):
+    """办理情形 (颗粒化) — one way an item is handled (``views.situation_view``)."""
+
+    id: int
+    item_id: int
+    name: str
+    conditions: dict[str, str] = Field(description="the answers it is for: question id → option "
+                                                   "(a question not named does not matter to it)")
+    materials: list[Material]
+    time_limit_days: int | None = Field(description="承诺时限 in working days; 0 = 即办; null = not stated")
+    fee: str = Field(description="收费, as the guide states it (不收费 …)")
+    pickup: str = Field(description="where the result is picked up (or how it is sent)")
+    active: bool
+
+
 class ServiceItem(Answer):
-    """事项 — a service item (``views.item_view``)."""
+    """事项 — a service item (``views.item_view``): its general checklist, and when it has
+    situations, the questions that lead to them and each one's own checklist."""
 
     id: int
     code: str
@@ -109,6 +133,8 @@ class ServiceItem(Answer):
     level: CentreLevel
     active: bool
     materials: list[Material]
+    questions: list[ItemQuestion]
+    situations: list[Situation] = Field(description="active ones (an admin may ask for all)")
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -245,6 +271,7 @@ class Ticket(Answer):
     centre_id: int
     department_id: int
     item_id: int
+    situation_id: int | None = Field(description="办理情形, when the worker found it")
     source: Literal["point", "direct"] = Field(description="point: taken by a community worker at an extension "
                                                "point; direct (屏对屏): by the resident on their own phone")
     extension_point_id: int | None = Field(description="none for a direct ticket")
@@ -698,6 +725,7 @@ class ChecklistSent(Answer):
 
     id: int
     item_id: int
+    situation_id: int | None
     ticket_id: int | None
     to: str
     expires_at: datetime
@@ -715,10 +743,20 @@ class ChecklistItem(Answer):
     description: str
 
 
+class ChecklistSituation(Answer):
+    name: str
+    time_limit_days: int | None
+    fee: str
+    pickup: str
+
+
 class PublicChecklist(Answer):
-    """What a 一次性告知 link shows, without login."""
+    """What a 一次性告知 link shows, without login: the situation's checklist when it names one."""
 
     item: ChecklistItem
+    situation: ChecklistSituation | None
+    questions: list[ItemQuestion] = Field(description="when the link names no situation and the item has "
+                                                      "some: the questions the resident may answer (resolve)")
     department: str
     centre: str | None
     materials: list[ChecklistMaterial]

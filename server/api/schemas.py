@@ -4,7 +4,7 @@ OpenAPI document. Ids are `Id` (what the database can hold) and every string mus
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -80,6 +80,7 @@ class Resident(Body):
 
 class TakeTicket(Body):
     item_id: Id
+    situation_id: Id | None = Field(default=None, description="办理情形（事项有情形时，由问题的回答得出）")
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
     centre_id: Id | None = Field(default=None, description="屏对屏: the town centre for a town item")
@@ -128,6 +129,35 @@ class ItemIn(Body):
     description: str = Field(default="", max_length=2000)
     initials: str = Field(default="", max_length=40)
     active: bool = True
+
+
+class QuestionIn(Body):
+    id: Id | None = Field(default=None, description="an existing question's id (situations name it); omit for a new one")
+    text: str = Field(min_length=1, max_length=200)
+    options: list[str] = Field(min_length=2, max_length=8)
+
+
+class QuestionsIn(Body):
+    questions: list[QuestionIn] = Field(max_length=6)
+
+
+Answers = Annotated[
+    dict[Annotated[str, Field(max_length=10)], Annotated[str, Field(max_length=100)]], Field(max_length=6)
+]
+
+
+class SituationIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    conditions: Answers = Field(default_factory=dict, description="question id → option this situation is for")
+    materials: list[MaterialIn] = Field(default_factory=list, max_length=50)
+    time_limit_days: int | None = Field(default=None, ge=0, le=365, description="承诺时限（工作日）；0 为即办")
+    fee: str = Field(default="", max_length=200)
+    pickup: str = Field(default="", max_length=200)
+    active: bool = True
+
+
+class ResolveIn(Body):
+    answers: Answers = Field(description="question id → the option chosen")
 
 
 class WindowIn(Body):
@@ -227,6 +257,7 @@ class ItemQuery(Query):
     q: str | None = Field(default=None, max_length=100, description="名称或拼音首字母")
     department_id: Id | None = None
     level: CentreLevel | None = None
+    include_inactive: bool = Field(default=False, description="管理员：含已停用的事项和情形（其他角色忽略）")
 
 
 class ExpertQuery(Query):
@@ -284,4 +315,5 @@ class NotificationTest(Body):
 class ChecklistLinkIn(Body):
     phone: str | None = Field(default=None, max_length=20,
                               description="群众的 11 位手机号；从办件发送时可省略，发到群众登记的手机号")
-    ticket_id: Id | None = Field(default=None, description="从办件发送时：记入该办件（事项以办件为准）")
+    ticket_id: Id | None = Field(default=None, description="从办件发送时：记入该办件（事项和情形以办件为准）")
+    situation_id: Id | None = Field(default=None, description="只发该办理情形的材料、时限、收费和取件地点")

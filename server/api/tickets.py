@@ -23,7 +23,7 @@ async def take(request: web.Request) -> web.Response:
     async with request.app[DOMAIN].unit() as uow:
         ticket, placement = await queue.take_ticket(
             uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
-            priority=body.priority, centre_id=body.centre_id,
+            priority=body.priority, centre_id=body.centre_id, situation_id=body.situation_id,
         )
         logs.bind(ticket_id=ticket.id)  # the new ticket, on this request's access line
         return ok(queue.view(who, ticket, **placement.as_dict()), status=201)

@@ -10,7 +10,14 @@ from sqlalchemy.orm import selectinload
 from server.domain import audit
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, NotFound
-from server.models import CentreLevel, Department, Material, Role, ServiceItem
+from server.models import CentreLevel, Department, Material, Role, ServiceItem, Situation
+
+# What a page shows of an item: its checklist, its questions, its situations with theirs.
+_WITH_ALL = (
+    selectinload(ServiceItem.materials),
+    selectinload(ServiceItem.questions),
+    selectinload(ServiceItem.situations).selectinload(Situation.materials),
+)
 
 
 async def list_items(
@@ -21,7 +28,7 @@ async def list_items(
     level: CentreLevel | None = None,
     include_inactive: bool = False,
 ) -> list[ServiceItem]:
-    stmt = select(ServiceItem).options(selectinload(ServiceItem.materials)).order_by(ServiceItem.code)
+    stmt = select(ServiceItem).options(*_WITH_ALL).order_by(ServiceItem.code)
     if not include_inactive:
         stmt = stmt.where(ServiceItem.active.is_(True))
     if department_id is not None:
@@ -39,7 +46,7 @@ async def list_items(
 async def get_item(uow: Uow, item_id: int) -> ServiceItem:
     item = (
         await uow.session.scalars(
-            select(ServiceItem).options(selectinload(ServiceItem.materials)).where(ServiceItem.id == item_id)
+            select(ServiceItem).options(*_WITH_ALL).where(ServiceItem.id == item_id)
         )
     ).first()
     if item is None:
@@ -69,7 +76,7 @@ async def save_item(
     if clash is not None and clash != item_id:
         raise Conflict("item_code_taken", f"事项编码 {code} 已存在")
     if item_id is None:
-        item = ServiceItem(code=code, materials=[])
+        item = ServiceItem(code=code, materials=[], questions=[], situations=[])
         uow.session.add(item)
     else:
         item = await get_item(uow, item_id)

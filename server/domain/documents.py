@@ -48,7 +48,7 @@ async def _material(uow: Uow, ticket: Ticket, material: str) -> tuple[int | None
     if material_id is None:
         raise Invalid("unknown_material", "材料项不存在", material=material)
     row = await uow.session.get(Material, material_id)
-    if row is None or row.item_id != ticket.item_id:
+    if row is None or row.item_id != ticket.item_id or row.situation_id != ticket.situation_id:
         raise Invalid("unknown_material", "该事项的材料清单中没有这一项", material=material)
     return row.id, row.name
 
@@ -276,14 +276,20 @@ async def view_document(uow: Uow, actor: Actor, document_id: int, *, variant: st
     return document
 
 
+async def case_materials(uow: Uow, ticket: Ticket) -> list[Material]:
+    """The case's checklist: its situation's lines when it has one, else the item's general ones."""
+    owner = (Material.situation_id == ticket.situation_id) if ticket.situation_id is not None \
+        else Material.situation_id.is_(None)
+    return list((await uow.session.scalars(
+        select(Material).where(Material.item_id == ticket.item_id, owner).order_by(Material.position))).all())
+
+
 async def checklist(uow: Uow, ticket_id: int) -> list[dict[str, Any]]:
     """Each checklist line with its state: missing → provided → accepted / rejected."""
     ticket = await uow.session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    materials = (
-        await uow.session.scalars(select(Material).where(Material.item_id == ticket.item_id).order_by(Material.position))
-    ).all()
+    materials = await case_materials(uow, ticket)
     documents = (await uow.session.scalars(select(Document).where(Document.ticket_id == ticket.id))).all()
     lines = []
     for m in materials:

@@ -17,7 +17,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.domain import alerts, audit, documents, hours, org, personal, residents, stats
+from server.domain import (
+    alerts,
+    audit,
+    documents,
+    hours,
+    org,
+    personal,
+    residents,
+    situations,
+    stats,
+)
 from server.domain.access import can_see, serves, visible_tickets
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -195,10 +205,12 @@ async def take_ticket(
     resident: dict[str, Any],
     priority: str | None = None,
     centre_id: int | None = None,
+    situation_id: int | None = None,
 ) -> tuple[Ticket, Placement]:
     """取号 — a community worker takes a ticket for a resident in the item's cloud queue, or a
     resident takes one for themselves on their own phone (屏对屏, source ``direct``: no extension
-    point; a town item needs the town's ``centre_id``; one open ticket at a time)."""
+    point; a town item needs the town's ``centre_id``; one open ticket at a time). With the resident's situation (办理情形) when it was found, the
+    case's checklist is that situation's; without one the case keeps the item's general checklist."""
     actor.require(Role.worker, Role.resident)
     direct = actor.role is Role.resident
     if not direct and actor.extension_point_id is None:
@@ -211,6 +223,7 @@ async def take_ticket(
     item = await uow.session.get(ServiceItem, item_id)
     if item is None or not item.active:
         raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
+    situation = await situations.of_item(uow, item, situation_id)
     department = await uow.session.get(Department, item.department_id)
     assert department is not None
     point: ExtensionPoint | None = None
@@ -260,6 +273,7 @@ async def take_ticket(
         centre_id=centre_id,
         department_id=department.id,
         item_id=item.id,
+        situation_id=situation.id if situation is not None else None,
         source="direct" if direct else "point",
         extension_point_id=point.id if point is not None else None,
         worker_id=actor.user_id,
@@ -277,7 +291,7 @@ async def take_ticket(
     await uow.session.flush()
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
-                 callback=ticket.callback, priority=priority, source=ticket.source)
+                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source)
     _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)

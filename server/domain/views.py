@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.domain.personal import mask_name
-from server.models import CloudWindow, Department, ServiceItem, Ticket
+from server.models import CloudWindow, Department, Material, ServiceItem, Situation, Ticket
 
 
 def department_view(d: Department) -> dict[str, Any]:
@@ -27,7 +27,27 @@ def window_view(w: CloudWindow) -> dict[str, Any]:
     }
 
 
-def item_view(item: ServiceItem) -> dict[str, Any]:
+def material_view(m: Material) -> dict[str, Any]:
+    return {"id": m.id, "name": m.name, "required": m.required, "note": m.note}
+
+
+def situation_view(s: Situation) -> dict[str, Any]:
+    """办理情形 — with the answers it is for, its checklist, time limit, fee and pickup place."""
+    return {
+        "id": s.id,
+        "item_id": s.item_id,
+        "name": s.name,
+        "conditions": dict(s.conditions),
+        "materials": [material_view(m) for m in s.materials],
+        "time_limit_days": s.time_limit_days,
+        "fee": s.fee,
+        "pickup": s.pickup,
+        "active": s.active,
+    }
+
+
+def item_view(item: ServiceItem, *, inactive_situations: bool = False) -> dict[str, Any]:
+    """An item with its general checklist, its questions and its (active) situations."""
     return {
         "id": item.id,
         "code": item.code,
@@ -37,10 +57,9 @@ def item_view(item: ServiceItem) -> dict[str, Any]:
         "department_id": item.department_id,
         "level": item.level.value,
         "active": item.active,
-        "materials": [
-            {"id": m.id, "name": m.name, "required": m.required, "note": m.note}
-            for m in item.materials
-        ],
+        "materials": [material_view(m) for m in item.materials],
+        "questions": [{"id": q.id, "text": q.text, "options": list(q.options)} for q in item.questions],
+        "situations": [situation_view(s) for s in item.situations if s.active or inactive_situations],
     }
 
 
@@ -74,6 +93,7 @@ def ticket_view(t: Ticket, *, personal: bool, **extra: Any) -> dict[str, Any]:
         "department_id": t.department_id,
         "item_id": t.item_id,
         "source": t.source,
+        "situation_id": t.situation_id,
         "extension_point_id": t.extension_point_id,
         "worker_id": t.worker_id,
         "resident": resident_view(t.resident, personal=personal),

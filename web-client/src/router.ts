@@ -35,6 +35,7 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/public/ChecklistView.vue"),
     meta: { public: true },
   },
+  { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
   { path: "/m/login", name: "resident-sign-in", component: () => import("@/views/resident/ResidentSignIn.vue"), meta: { public: true } },
   {
     path: "/m",

@@ -29,6 +29,9 @@ export type Window = Schemas["CloudWindow"];
 export type Org = Schemas["Org"];
 export type Material = Schemas["Material"];
 export type Item = Schemas["ServiceItem"];
+export type ItemQuestion = Schemas["ItemQuestion"];
+/** 办理情形: one way an item is handled, with its own checklist, time limit, fee and pickup. */
+export type Situation = Schemas["Situation"];
 
 /** In tickets, lists and events the ID number and phone come masked (`masked: true`); the full
  * record is one audited read, `GET /api/tickets/{id}/resident`, for the case's worker and clerk. */

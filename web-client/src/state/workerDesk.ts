@@ -73,9 +73,10 @@ export async function reload(): Promise<void> {
   }
 }
 
-export async function take(itemId: number, resident: Schemas["TakeTicket"]["resident"], priority: Priority | null): Promise<Ticket> {
+export async function take(itemId: number, resident: Schemas["TakeTicket"]["resident"], priority: Priority | null,
+                           situationId: number | null = null): Promise<Ticket> {
   const ticket = await request("post", "/api/tickets", {
-    body: { item_id: itemId, resident, ...(priority ? { priority } : {}) },
+    body: { item_id: itemId, resident, ...(priority ? { priority } : {}), ...(situationId ? { situation_id: situationId } : {}) },
   });
   desk.previousNumber = "";
   await setTicket(ticket);
