@@ -44,12 +44,17 @@ async def test_a_resident_is_served_on_their_own_phone(platform: Platform, brows
     await phone.click("[data-testid=resident-submit]")
     await phone.wait_for_url("**/app/m")
 
-    # The item, its exact checklist, a ticket in 高桥镇's 民政 queue.
-    await phone.fill("input[data-testid=item-search]", "gljt")
+    # The item, asked by situation (办理情形): its questions, then exactly that situation's
+    # checklist; a ticket in 高桥镇's 民政 queue.
+    await phone.fill("input[data-testid=item-search]", "lnrydz")
     results = phone.locator("[data-testid=item-results] button")
-    await expect(results.first).to_contain_text("高龄津贴申领")
+    await expect(results.first).to_contain_text("老年人优待证办理")
     await results.first.tap()
-    await expect(phone.locator("[data-testid=materials]")).to_contain_text("户口簿")
+    await phone.click("[data-testid=take-ticket]")
+    await expect(phone.locator("[data-testid=take-error]")).to_contain_text("办理情形")
+    await phone.locator("[data-option='非本市户籍']").tap()
+    await expect(phone.locator("[data-testid=situation-name]")).to_have_text("非本市户籍老年人")
+    await expect(phone.locator("[data-testid=materials]")).to_contain_text("本市居住证")
     await phone.click("[data-testid=take-ticket]")
     await expect(phone.locator("[data-testid=take-error]")).to_contain_text("姓名")
     await phone.fill("input[data-testid=resident-name]", "张大爷")
@@ -85,12 +90,13 @@ async def test_a_resident_is_served_on_their_own_phone(platform: Platform, brows
     await screenshot(phone, "resident-call")
 
     # A photo from the phone's camera or gallery, through the same resumable upload.
-    photo = tmp_path / "hukou.jpg"
+    photo = tmp_path / "permit.jpg"
     photo.write_bytes(phone_photo())
-    hukou = phone.locator("[data-testid=checklist] li.line", has_text="户口簿")
+    hukou = phone.locator("[data-testid=checklist] li.line", has_text="本市居住证")
     await hukou.locator("input[data-testid=upload-input]").set_input_files(str(photo))
     await expect(hukou.locator("[data-testid=upload-progress]")).to_have_attribute("data-phase", "done", timeout=60000)
-    await expect(clerk.locator("[data-testid=checklist] li.line", has_text="户口簿")).to_have_attribute(
+    await expect(clerk.locator("[data-testid=situation-name]")).to_have_text("非本市户籍老年人")
+    await expect(clerk.locator("[data-testid=checklist] li.line", has_text="本市居住证")).to_have_attribute(
         "data-state", "provided")
 
     await clerk.click("[data-testid=complete]")
