@@ -14,6 +14,7 @@ from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
     accounts,
+    appointments,
     catalog,
     checklists,
     documents,

@@ -96,6 +96,11 @@ class QueueRules:
     service_hours: ServiceHours = field(default_factory=lambda: ServiceHours.parse(DEFAULT_SERVICE_HOURS))
     holidays: frozenset[date] = frozenset()
     timezone: str = "Asia/Shanghai"
+    # 预约 (server/domain/appointments.py): slots of so many minutes within service hours, so
+    # many bookings per slot and queue, up to so many days ahead
+    appointment_slot_minutes: int = 30
+    appointments_per_slot: int = 3
+    appointment_days_ahead: int = 7
 
 
 @dataclass(frozen=True)

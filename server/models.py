@@ -399,6 +399,7 @@ class Ticket(Base):
     rating_score: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    appointment_at: Mapped[datetime | None]  # 预约: the booked slot it entered the queue at (ahead of walk-ins)
     purged_at: Mapped[datetime | None]  # retention: documents deleted, personal data anonymised
 
 
@@ -630,6 +631,26 @@ class ChecklistLink(Base):
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Appointment(Base):
+    """预约 — a resident's booked slot in a queue; at its time it becomes a ticket ahead of walk-ins."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_slot", "centre_id", "department_id", "slot_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    slot_start: Mapped[datetime]
+    slot_end: Mapped[datetime]
+    name: Mapped[str] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(12), index=True)  # booked, queued, cancelled, missed
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
 class SignInCode(Base):
     """短信验证码 — a one-time code texted to a resident's phone; only a keyed hash of the code is
     kept, with the tries made and when it was used."""
@@ -656,7 +677,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 
 __all__ = [
-    "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "Appointment", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",

@@ -179,6 +179,11 @@ MATRIX: dict[str, Row] = {
     "GET /api/resident/privacy": Row(**EVERYONE, anonymous=True),
     "POST /api/resident/code": Row(**EVERYONE, anonymous=True, body={"phone": "13600136001"}),
     "POST /api/resident/sign-in": Row(**EVERYONE, anonymous=True, body={"phone": "13600136001", "code": "12"}),
+    # --- 预约 (tests/test_appointments.py): a resident's own bookings only
+    "GET /api/appointments/slots": Row(resident=ANY),
+    "POST /api/appointments": Row(resident=ANY, body={}),
+    "GET /api/appointments": Row(resident=ANY),
+    "POST /api/appointments/{appointment_id}/cancel": Row(resident=ANY, body={}),
     # --- the outbox
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
@@ -342,7 +347,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "situation_id": 1, "token": "no-such-link-token"}
+                              "situation_id": 1, "token": "no-such-link-token", "appointment_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

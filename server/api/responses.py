@@ -184,6 +184,29 @@ class Me(User):
     service_timezone: str = Field(description="IANA name: the pages show clock times in it")
 
 
+class Slot(Answer):
+    start: datetime
+    end: datetime
+    left: int = Field(description="places still free")
+
+
+class Appointment(Answer):
+    """预约 (``appointments.view``): booked → queued (ticket_id) at its slot, or cancelled / missed."""
+
+    id: int
+    item_id: int
+    situation_id: int | None
+    centre_id: int
+    department_id: int
+    slot_start: datetime
+    slot_end: datetime
+    name: str
+    state: Literal["booked", "queued", "cancelled", "missed"]
+    ticket_id: int | None
+    created_at: datetime
+    note: str = Field(description="why it was missed")
+
+
 class CodeSent(Answer):
     expires_in_s: int = Field(description="the code works this long")
     resend_after_s: int = Field(description="another code may be asked for after this")
@@ -280,6 +303,7 @@ class Ticket(Answer):
     resident: TicketResident
     priority: Priority | None
     callback: bool
+    appointment_at: datetime | None = Field(description="预约: the booked slot it entered the queue at")
     taken_at: datetime
     called_at: datetime | None
     started_at: datetime | None

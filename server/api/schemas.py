@@ -4,6 +4,7 @@ OpenAPI document. Ids are `Id` (what the database can hold) and every string mus
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -32,6 +33,20 @@ class ResidentPhone(Body):
 class FirmIn(Body):
     credit_code: str = Field(min_length=1, max_length=18, description="统一社会信用代码（18 位）")
     name: str = Field(min_length=1, max_length=100, description="企业名称")
+
+
+class AppointmentIn(Body):
+    item_id: Id
+    situation_id: Id | None = None
+    centre_id: Id | None = Field(default=None, description="a town item: the town centre")
+    slot_start: Instant = Field(description="a slot's start as /api/appointments/slots gives it (ISO 8601 with offset)")
+    name: str = Field(min_length=1, max_length=50, description="办事人姓名")
+
+
+class SlotQuery(Query):
+    item_id: Id
+    centre_id: Id | None = None
+    day: date = Field(description="the service day (YYYY-MM-DD, the centre's time zone)")
 
 
 class ResidentSignIn(Body):

@@ -10,6 +10,7 @@ Every UPDATE is also guarded by the state it expects, so a lost race changes not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, literal, select, tuple_, update
@@ -109,8 +110,11 @@ class Placement:
 
 
 def _order_key() -> tuple[Any, ...]:
+    """Priority tickets, then booked appointments (预约) whose slot has come, then call-backs,
+    then everyone else first come first served (docs/queue.md, "Order of service")."""
     return (
         case((Ticket.priority.is_not(None), 0), else_=1),
+        case((Ticket.appointment_at.is_not(None), 0), else_=1),
         case((Ticket.callback.is_(True), 0), else_=1),
         Ticket.taken_at,
         Ticket.id,
@@ -206,11 +210,13 @@ async def take_ticket(
     priority: str | None = None,
     centre_id: int | None = None,
     situation_id: int | None = None,
+    appointment_at: datetime | None = None,
 ) -> tuple[Ticket, Placement]:
     """取号 — a community worker takes a ticket for a resident in the item's cloud queue, or a
     resident takes one for themselves on their own phone (屏对屏, source ``direct``: no extension
     point; a town item needs the town's ``centre_id``; one open ticket at a time). With the resident's situation (办理情形) when it was found, the
-    case's checklist is that situation's; without one the case keeps the item's general checklist."""
+    case's checklist is that situation's; without one the case keeps the item's general checklist.
+    ``appointment_at``: a resident's booked slot entering the queue (``appointments.enter_due``)."""
     actor.require(Role.worker, Role.resident)
     direct = actor.role is Role.resident
     if not direct and actor.extension_point_id is None:
@@ -281,7 +287,8 @@ async def take_ticket(
         resident_sealed=sealed,
         id_number_hash=search,
         priority=priority,
-        callback=not open_now,
+        callback=not open_now and appointment_at is None,
+        appointment_at=appointment_at,
         status=TicketStatus.waiting,
         taken_at=now,
         recalls=0,
@@ -291,7 +298,8 @@ async def take_ticket(
     await uow.session.flush()
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
-                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source)
+                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source,
+                 appointment=appointment_at is not None)
     _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
@@ -303,6 +311,7 @@ async def placement_of(uow: Uow, ticket: Ticket) -> Placement:
         return Placement(0, 0)
     mine = (
         literal(0 if ticket.priority is not None else 1),
+        literal(0 if ticket.appointment_at is not None else 1),
         literal(0 if ticket.callback else 1),
         literal(ticket.taken_at, type_=UTCDateTime()),
         literal(ticket.id),

@@ -99,6 +99,7 @@ def ticket_view(t: Ticket, *, personal: bool, **extra: Any) -> dict[str, Any]:
         "resident": resident_view(t.resident, personal=personal),
         "priority": t.priority,
         "callback": t.callback,
+        "appointment_at": iso(t.appointment_at),
         "taken_at": iso(t.taken_at),
         "called_at": iso(t.called_at),
         "started_at": iso(t.started_at),
