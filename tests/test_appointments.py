@@ -32,6 +32,9 @@ async def test_slots_lie_in_the_service_hours_and_fill_up(platform: Platform) ->
     assert all(s["left"] == 3 for s in tuesday)
     assert await slots(me, item["id"], date(2026, 11, 28)) == [], "no service on Saturday"
     assert await slots(me, item["id"], date(2026, 12, 7)) == [], "at most 7 days ahead"
+    every = (await me.get("/api/appointments/slots", item_id=item["id"])).body
+    assert len(every) == 13 + 5 * 16 and every[0] == today[0] and every[-1]["start"].startswith("2026-11-30T16:30"), \
+        "without a day: the rest of today and the next service days to a week ahead"
 
     slot = tuesday[2]["start"]
     others = [await resident_sign_in(platform, f"1370013700{n}") for n in (1, 2, 3)]

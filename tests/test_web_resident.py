@@ -9,9 +9,10 @@ from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
+from server.keys import MONITOR
 from signaling.ids import participant_id, track_id
 from tests.conftest import Platform
-from tests.helpers import texted_code
+from tests.helpers import district_item, resident_sign_in, take, texted_code
 from tests.media import phone_photo
 from tests.web import browser, database_url, decoding, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
 
@@ -109,4 +110,45 @@ async def test_a_resident_is_served_on_their_own_phone(platform: Platform, brows
     await phone.click("[data-testid=rating-submit]")
     await expect(phone.locator("[data-testid=rated]")).to_contain_text("非常满意")
     await expect(clerk.locator("[data-testid=ended-rating]")).to_contain_text("非常满意")
+    await context.close()
+
+
+async def test_a_booked_slot_enters_the_queue_ahead_of_a_walk_in(platform: Platform, browser: Browser) -> None:
+    """预约 on the phone: the resident books today's next slot; a walk-in is taken meanwhile; at
+    the slot (the server's clock moved on, the monitor's pass) the phone page is in the queue by
+    itself, ahead of the walk-in."""
+    resident = await resident_sign_in(platform, PHONE)
+    worker = await platform.login("worker1")
+    mz = (await district_item(worker, "MZ"))["department_id"]
+    item = next(i for i in (await worker.get("/api/items", department_id=mz, level="district")).body
+                if not i["situations"])
+    context = await browser.new_context(base_url=platform.base, viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    await context.add_init_script(f"localStorage.setItem('yb.token', {resident.token!r})")
+    phone = await context.new_page()
+    phone.set_default_timeout(20000)
+    await phone.goto("/app/m")
+    await phone.fill("input[data-testid=item-search]", item["name"])
+    await phone.locator("[data-testid=item-results] button", has_text=item["name"]).first.tap()
+    await phone.fill("input[data-testid=resident-name]", "预约的张三")
+    await phone.click("[data-testid=book-open]")
+    first = phone.locator("[data-testid=slots] button.slot").first
+    await expect(first).to_contain_text("10:30")
+    await expect(first).to_contain_text("余 3")
+    await first.tap()
+    await phone.click("[data-testid=book-confirm]")
+    await expect(phone.locator("[data-testid=booking]")).to_contain_text("您已预约")
+    await expect(phone.locator("[data-testid=booking-when]")).to_contain_text("10:30")
+    await screenshot(phone, "resident-appointment")
+    await phone.reload()
+    await expect(phone.locator("[data-testid=booking]")).to_be_visible()  # kept by the server
+
+    walk_in = await take(worker, item["id"], "现场的李四")
+    platform.clock.advance(minutes=30)
+    await platform.app[MONITOR].run_once()
+    await expect(phone.locator("[data-testid=waiting]")).to_be_visible()
+    await expect(phone.locator("[data-testid=position]")).to_have_text("1")
+    assert (await worker.get(f"/api/tickets/{walk_in['id']}")).body["position"] == 2
+    sms = [m for m in (await (await platform.login("admin")).get("/api/notifications")).body["messages"]
+           if m["kind"] == "appointment"]
+    assert any("已进入排队" in m["text"] for m in sms) and any("您已预约" in m["text"] for m in sms)
     await context.close()

@@ -11,7 +11,7 @@ from server.domain import appointments
 from server.keys import DOMAIN
 
 
-@route("GET", "/api/appointments/slots", "可预约时段（群众/企业）：某日该事项所在队列的时段及剩余名额",
+@route("GET", "/api/appointments/slots", "可预约时段（群众/企业）：该事项所在队列某日（不给则今后可约的每一天）的时段及剩余名额",
        query=SlotQuery, roles=("resident",), tag="resident", response=list[Slot])
 async def slots(request: web.Request) -> web.Response:
     who = await actor(request)

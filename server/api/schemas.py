@@ -46,7 +46,8 @@ class AppointmentIn(Body):
 class SlotQuery(Query):
     item_id: Id
     centre_id: Id | None = None
-    day: date = Field(description="the service day (YYYY-MM-DD, the centre's time zone)")
+    day: date | None = Field(default=None, description="one service day (YYYY-MM-DD, the centre's time zone); "
+                                                      "without it every day that may be booked")
 
 
 class ResidentSignIn(Body):

@@ -77,15 +77,17 @@ async def _taken(uow: Uow, centre_id: int, department_id: int, start: datetime, 
     return {at: n for at, n in rows}
 
 
-async def free_slots(uow: Uow, actor: Actor, *, item_id: int, centre_id: int | None, day: date) -> list[dict[str, Any]]:
-    """The day's bookable slots for this item's queue, each with its places left."""
+async def free_slots(uow: Uow, actor: Actor, *, item_id: int, centre_id: int | None,
+                     day: date | None) -> list[dict[str, Any]]:
+    """The bookable slots for this item's queue, each with its places left: of ``day``, or of
+    every day that may be booked (today to ``appointment_days_ahead`` days ahead)."""
     actor.require(Role.resident)
     item, centre, _ = await _queue_of(uow, item_id, centre_id, None)
     now = uow.clock.now()
-    last = hours.local_day(uow.rules, now) + timedelta(days=uow.rules.appointment_days_ahead)
-    if day > last:
-        return []
-    slots = [(s, e) for s, e in _slots_of_day(uow, day) if s > now]
+    today = hours.local_day(uow.rules, now)
+    last = today + timedelta(days=uow.rules.appointment_days_ahead)
+    days = [day] if day is not None else [today + timedelta(days=n) for n in range((last - today).days + 1)]
+    slots = [(s, e) for d in days if today <= d <= last for s, e in _slots_of_day(uow, d) if s > now]
     if not slots:
         return []
     taken = await _taken(uow, centre, item.department_id, slots[0][0], slots[-1][1])
