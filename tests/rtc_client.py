@@ -77,6 +77,7 @@ class SimulcastCamera:
     def __init__(self, layers: tuple[tuple[str, int, int, int], ...] = LAYERS, fps: int = 15) -> None:
         self.layers, self.fps = layers, fps
         self.active = {rid for rid, *_ in layers}
+        self.held_back: set[str] = set()  # layers it stops by itself (a browser whose uplink estimate fell)
         self.sent: dict[str, int] = defaultdict(int)  # rid -> packets
         self.keyframes_asked: dict[int, int] = defaultdict(int)  # ssrc -> PLIs received
         self.ssrcs: dict[str, int] = {}
@@ -142,7 +143,7 @@ class SimulcastCamera:
         while True:
             n += 1
             await asyncio.sleep(max(0.0, start + n / self.fps - time.monotonic()))
-            if rid not in self.active:
+            if rid not in self.active or rid in self.held_back:
                 continue
             frame = VideoFrame.from_ndarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8), format="bgr24")
             frame.pts, frame.time_base = n * 90000 // self.fps, fractions.Fraction(1, 90000)

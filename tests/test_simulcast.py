@@ -96,6 +96,22 @@ async def test_a_thin_link_gets_the_low_layer_without_gaps_and_climbs_when_it_li
         pacing.cancel()
 
 
+async def test_a_layer_the_publisher_stops_by_itself_is_left_for_one_that_flows(layered) -> None:
+    """A browser drops its upper layers when its own estimate of its uplink falls (the village
+    line of the poor profile), while the relay still asks for them: a subscriber on such a layer
+    goes to the highest one still flowing instead of waiting on a silent one (found by
+    bench/weak_link.py: 22 s without a picture)."""
+    worker, clerk, camera, track, source = layered
+    (outlet,) = source.outlets
+    await until(lambda: outlet.layer == 2, 15, "a clean link on the top layer")
+    camera.held_back = {"f"}
+    stopped_at = clerk.received[track]
+    await until(lambda: outlet.layer == 1, 15, "down to the layer that still flows")
+    await clerk.wait_frames(track, stopped_at + 20, timeout=10)
+    assert clerk.frame_sizes.get(track) == (160, 120), "pictures of the middle layer"
+    assert "f" in camera.active, "the relay had not asked the publisher to stop it"
+
+
 def test_the_layer_follows_the_estimate_and_a_clean_link_tries_the_next_one() -> None:
     rates = [100_000, 300_000, 900_000]
     choose, Choice = feedback.choose_layer, feedback.LayerChoice

@@ -88,6 +88,8 @@ async def test_a_resident_is_served_on_their_own_phone(platform: Platform, brows
     assert me["role"] == "resident" and me["display_name"] == "137****7000"
     await decoding(clerk, track_id(participant_id(me["id"]), "camera"))
     await clerk.click("[data-testid=start]")
+    await expect(phone.locator("[data-testid=checklist]")).to_be_visible()
+    assert await phone.locator("[data-testid=case-send-checklist]").count() == 0, "no texting oneself the checklist"
     await screenshot(phone, "resident-call")
 
     # A photo from the phone's camera or gallery, through the same resumable upload.

@@ -323,6 +323,13 @@ class Stream:
         fewer layers from a small camera: two of three from VGA)."""
         return self.packets == 0 and self.asked_at is not None and now - self.asked_at >= feedback.LAYER_ABSENT_S
 
+    def stopped(self, now: float) -> bool:
+        """Sent before, asked for still, and silent for a while: the publisher stopped this layer by
+        itself (a browser drops its upper layers when its own estimate of its uplink no longer
+        fits them). Its subscribers go to a layer that flows until it comes back."""
+        return (self.packets > 0 and not self.live(now) and self.asked_at is not None
+                and now - max(self.asked_at, self.last_packet_at) >= feedback.LAYER_ABSENT_S)
+
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe, at most one per ``KEYFRAME_INTERVAL_S``: a request
         within the interval is deferred to its end, never dropped (a subscriber that joins just
@@ -987,9 +994,9 @@ class Relay:
 
     def _choose_layers(self, source: Source, flowing: list[tuple[Outlet, feedback.Subscriber]], now: float) -> None:
         """Each subscriber's layer for its link (simulcast); a change waits for that layer's keyframe."""
-        # the layers the publisher can send: up to the highest that is not absent, and that its
-        # uplink carries
-        top = max((s.index for s in source.streams if not s.absent(now)), default=0)
+        # the layers the publisher can send: up to the highest that is neither absent nor stopped
+        # by the publisher itself, and that its uplink carries
+        top = max((s.index for s in source.streams if not s.absent(now) and not s.stopped(now)), default=0)
         rates = feedback.layer_rates([s.rate_bps for s in source.streams])[: top + 1]
         live = [s for s in source.streams if s.live(now)]
         live_top = max((s.index for s in live), default=0)

@@ -219,6 +219,7 @@ const en: Messages<typeof zhCN> = {
     calledBy: "{window} called you; the video is on",
     calledConnecting: "A cloud window called you; connecting the video…",
     calledByConnecting: "{window} called you; connecting the video…",
+    calledHelpResident: "Sit facing the camera: the clerk is serving you now.",
     calledHelp: "Please ask the resident to sit in front of the camera.",
     waitingVideo: "Connecting the video…",
     waitingClerk: "Connecting the cloud window's video…",

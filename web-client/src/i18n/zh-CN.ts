@@ -216,6 +216,7 @@ export default {
     calledBy: "{window} 已叫号，视频已接通",
     calledConnecting: "云窗口已叫号，正在接通视频…",
     calledByConnecting: "{window} 已叫号，正在接通视频…",
+    calledHelpResident: "请对准摄像头坐好，窗口工作人员正在为您办理。",
     calledHelp: "请群众坐到摄像头前，开始办理。",
     waitingVideo: "正在接通视频…",
     waitingClerk: "正在接通云窗口的视频…",
