@@ -106,6 +106,8 @@ async def test_a_situation_not_of_the_item_or_stopped_is_refused_and_nothing_cha
                                                "situation_id": stopped["id"]})
     assert reply.code == "unknown_situation", reply
     assert [i["id"] for i in (await item_named(worker, ID_CARD))["situations"]].count(stopped["id"]) == 0
+    page = (await worker.get(f"/api/items/{item['id']}")).body
+    assert {x["id"]: x["active"] for x in page["situations"]}[stopped["id"]] is False, "a case may show a stopped one"
     second = await take(worker, item["id"], "丁", situation_id=item["situations"][0]["id"])
     assert await tickets_seen(worker) == sorted([*before, first["id"], second["id"]]), "no ticket from a refusal"
     assert int(second["number"][2:]) == int(first["number"][2:]) + 1, "no number drawn for a refusal"
@@ -169,6 +171,17 @@ async def test_the_admin_edits_questions_and_situations_and_others_may_not(platf
                     await worker.put(f"/api/situations/{made.body['id']}", body),
                     await worker.put(f"/api/items/{item['id']}/questions", {"questions": []})):
         assert (refused.status, refused.code) == (403, "role_forbidden"), refused
+    twice = await admin.put(f"/api/items/{item['id']}/questions", {"questions": [
+        {"id": int(who), "text": "甲", "options": ["本人", "家属代办"]},
+        {"id": int(who), "text": "乙", "options": ["本人", "家属代办"]}]})
+    assert (twice.status, twice.code) == (422, "question_duplicate"), twice
+    general = {"code": item["code"], "name": item["name"], "department_id": item["department_id"],
+               "level": item["level"], "materials": [{"name": "身份证"}]}
+    assert (await admin.put(f"/api/items/{item['id']}", general)).status == 200
+    after = await item_named(worker, "高龄津贴申领")
+    assert [m["name"] for m in after["materials"]] == ["身份证"], "the general checklist replaced"
+    assert [m["name"] for m in after["situations"][0]["materials"]] == ["老人身份证", "社保卡", "代办人身份证"], \
+        "the situations' own lines untouched"
     saved = (await (await platform.login("auditor1")).get("/api/audit", action="situation.save")).body
     assert len(saved) == 4 and {e["actor"] for e in saved} == {"admin"}
     assert (await admin.put("/api/situations/999999", body)).code == "situation_not_found"

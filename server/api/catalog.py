@@ -32,11 +32,12 @@ async def list_items(request: web.Request) -> web.Response:
         return ok([item_view(i, inactive_situations=everything) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情", roles=STAFF, tag="catalog", response=ServiceItem)
+@route("GET", "/api/items/{item_id}", "事项详情（含已停用的情形，供查看办件所记的情形）", roles=STAFF, tag="catalog",
+       response=ServiceItem)
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id"))))
+        return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id")), inactive_situations=True))
 
 
 @route("POST", "/api/items", "新建事项（管理员）", body=ItemIn, roles=("admin",), tag="catalog", response=ServiceItem)

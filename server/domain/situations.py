@@ -88,6 +88,9 @@ async def save_questions(uow: Uow, actor: Actor, item_id: int, questions: Sequen
     if len(questions) > MAX_QUESTIONS:
         raise Invalid("too_many_questions", f"每个事项最多 {MAX_QUESTIONS} 个问题")
     existing = {q.id: q for q in item.questions}
+    given = [spec["id"] for spec in questions if spec.get("id") is not None]
+    if len(given) != len(set(given)):
+        raise Invalid("question_duplicate", "同一个问题出现了两次")
     kept: list[ItemQuestion] = []
     for i, spec in enumerate(questions):
         text = str(spec["text"]).strip()
