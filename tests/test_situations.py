@@ -88,6 +88,13 @@ async def test_the_ticket_records_the_situation_and_the_clerks_checklist_is_that
     assert filed.status == 201, filed
     taken = (await (await platform.login("auditor1")).get("/api/audit", action="ticket.take")).body
     assert taken[0]["detail"]["situation_id"] == lost["id"]
+    expert = await platform.login("expert3")
+    assert (await clerk.post(f"/api/tickets/{ticket['id']}/start")).status == 200
+    invited = await clerk.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert.user["id"]]})
+    assert invited.status == 201, invited
+    case = (await expert.get("/api/invitations")).body[0]["case"]
+    assert case["situation"] == {"id": lost["id"], "name": lost["name"]}, "the expert is told the situation"
+    assert [line["name"] for line in case["checklist"]][:3] == [m["name"] for m in lost["materials"]]
 
 
 async def test_a_situation_not_of_the_item_or_stopped_is_refused_and_nothing_changes(platform: Platform) -> None:

@@ -536,6 +536,7 @@ class CaseSummary(Answer):
     number: str
     status: TicketStatus
     item: NamedRef
+    situation: NamedRef | None = Field(description="办理情形, when the case records one")
     department: NamedRef
     resident_name: str
     checklist: list[ChecklistLine]
