@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 from tests.conftest import Api, Platform
 from tests.helpers import item_named, take, window_of
+from tests.media import phone_photo
 from tests.test_checklists import PHONE, sms_link
 
 ID_CARD = "居民身份证换领"
@@ -243,3 +246,41 @@ async def test_a_link_sent_without_a_situation_lets_the_resident_answer_the_ques
     platform.clock.advance(days=31)
     expired = await anyone.post(f"/api/checklist-links/{token}/resolve", {"answers": answers_for_lost_adult(item)})
     assert (expired.status, expired.code) == (410, "checklist_link_expired"), expired
+
+
+async def test_the_clerk_corrects_the_situation_until_a_document_is_filed_under_its_checklist(
+        platform: Platform) -> None:
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk2")
+    item = await item_named(worker, ID_CARD)
+    renew, lost = situation_named(item, "换领·年满16周岁"), situation_named(item, "补领·年满16周岁")
+    ticket = await take(worker, item["id"], "说不清的群众")
+    assert ticket["situation_id"] is None
+    general = [line["name"] for line in (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body]
+    assert general == [m["name"] for m in item["materials"]], "without a situation: the general checklist"
+    not_yet = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": lost["id"]})
+    assert (not_yet.status, not_yet.code) == (404, "ticket_not_found"), "the clerk serves it once called"
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).body["id"] == ticket["id"]
+    wrong = await clerk.put(f"/api/tickets/{ticket['id']}/situation",
+                            {"situation_id": (await item_named(worker, "个体工商户注销"))["situations"][0]["id"]})
+    assert (wrong.status, wrong.code) == (422, "unknown_situation"), wrong
+    chosen = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert chosen.status == 200 and chosen.body["situation_id"] == renew["id"], chosen
+    corrected = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": lost["id"]})
+    assert corrected.body["situation_id"] == lost["id"]
+    lines = (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body
+    assert [line["name"] for line in lines] == [m["name"] for m in lost["materials"]]
+    assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["situation_id"] == lost["id"]
+    begun = await worker.post(f"/api/tickets/{ticket['id']}/uploads",
+                              {"material": str(lines[0]["material_id"]), "size": 100})
+    assert begun.status == 201, begun
+    locked = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert (locked.status, locked.code) == (409, "situation_has_documents"), "an upload under way counts"
+    form = aiohttp.FormData()
+    form.add_field("material", str(lines[1]["material_id"]))
+    form.add_field("file", phone_photo(), filename="photo.jpg", content_type="image/jpeg")
+    assert (await worker.call("POST", f"/api/tickets/{ticket['id']}/documents", data=form)).status == 201
+    locked = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert (locked.status, locked.code) == (409, "situation_has_documents"), locked
+    assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["situation_id"] == lost["id"], "unchanged"
+    changes = (await (await platform.login("auditor1")).get("/api/audit", action="ticket.situation")).body
+    assert [(e["actor"], e["detail"]["situation_id"]) for e in changes] == [("clerk2", lost["id"]), ("clerk2", renew["id"])]

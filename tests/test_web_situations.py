@@ -1,6 +1,6 @@
 """办理情形 in the browser: the worker picks an item handled by situation, asks the resident its
 questions, reads only that situation's materials, time limit, fee and pickup, and takes the
-ticket, which records it; the clerk who calls it sees the situation. The admin keeps an item's
+ticket, which records it; the clerk who calls it sees the situation and corrects it in the call. The admin keeps an item's
 questions and situations on the catalogue page, and is told in words when a change breaks a rule.
 A resident sent an item's checklist without a situation answers its questions on the phone."""
 
@@ -69,6 +69,17 @@ async def test_the_worker_asks_the_questions_and_takes_a_ticket_for_that_situati
     checklist = clerk.locator("[data-testid=checklist]")
     await expect(checklist).to_contain_text("临时居民身份证申领")
     await expect(checklist).not_to_contain_text("原居民身份证")
+
+    # The resident had the old card after all: the clerk corrects the situation in the call, and
+    # both checklists (the clerk's and the worker's) become the other situation's, live.
+    await clerk.click("[data-testid=situation-select]")
+    await clerk.locator(".el-select-dropdown__item", has_text="换领·年满16周岁").click()
+    await expect(clerk.locator("[data-testid=situation-name]")).to_have_text("换领·年满16周岁")
+    await expect(checklist).to_contain_text("原居民身份证")
+    await expect(checklist).not_to_contain_text("临时居民身份证申领")
+    worker_checklist = worker.locator("[data-testid=checklist]")
+    await expect(worker_checklist).to_contain_text("原居民身份证")
+    await expect(worker_checklist).not_to_contain_text("临时居民身份证申领")
 
 
 async def test_the_admin_keeps_an_items_questions_and_situations(platform: Platform, browser: Browser) -> None:

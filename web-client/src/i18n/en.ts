@@ -493,6 +493,7 @@ const en: Messages<typeof zhCN> = {
     finding: "Finding the situation…",
     needed: "This item is handled by situation: answer the questions first",
     general: "General checklist (no situation)",
+    none: "None (general checklist)",
   },
   catalog: {
     title: "Catalogue",

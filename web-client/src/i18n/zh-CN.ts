@@ -490,6 +490,7 @@ export default {
     finding: "正在查找对应的办理情形…",
     needed: "该事项分情形办理，请先回答办理情形问题",
     general: "通用材料清单（未区分情形）",
+    none: "未选定（通用材料清单）",
   },
   catalog: {
     title: "事项目录",
