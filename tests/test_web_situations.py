@@ -77,6 +77,8 @@ async def test_the_worker_asks_the_questions_and_takes_a_ticket_for_that_situati
     await expect(clerk.locator("[data-testid=situation-name]")).to_have_text("换领·年满16周岁")
     await expect(checklist).to_contain_text("原居民身份证")
     await expect(checklist).not_to_contain_text("临时居民身份证申领")
+    await clerk.wait_for_timeout(500)
+    await screenshot(clerk, "clerk-case-situation")
     worker_checklist = worker.locator("[data-testid=checklist]")
     await expect(worker_checklist).to_contain_text("原居民身份证")
     await expect(worker_checklist).not_to_contain_text("临时居民身份证申领")
