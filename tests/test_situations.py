@@ -282,5 +282,13 @@ async def test_the_clerk_corrects_the_situation_until_a_document_is_filed_under_
     locked = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
     assert (locked.status, locked.code) == (409, "situation_has_documents"), locked
     assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["situation_id"] == lost["id"], "unchanged"
+    admin = await platform.login("admin")
+    shorter = {**editable(lost), "materials": editable(lost)["materials"][:1]}
+    in_use = await admin.put(f"/api/situations/{lost['id']}", shorter)
+    assert (in_use.status, in_use.code) == (409, "material_in_use"), "a line a document is filed under stays"
+    renamed = editable(lost)
+    renamed["materials"][1]["name"] = "居民户口簿（或户籍证明）"
+    assert (await admin.put(f"/api/situations/{lost['id']}", renamed)).status == 200, "renaming it is free"
+    assert (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body[1]["state"] == "provided"
     changes = (await (await platform.login("auditor1")).get("/api/audit", action="ticket.situation")).body
     assert [(e["actor"], e["detail"]["situation_id"]) for e in changes] == [("clerk2", lost["id"]), ("clerk2", renew["id"])]

@@ -10,7 +10,7 @@ from server.api.schemas import ItemIn, ItemQuery, QuestionsIn, ResolveIn, Situat
 from server.domain import catalog, org, situations
 from server.domain.views import item_view, situation_view, window_view
 from server.keys import DOMAIN
-from server.models import CentreLevel, Role
+from server.models import CentreLevel
 
 
 @route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org", response=Org)
@@ -25,7 +25,7 @@ async def get_org(request: web.Request) -> web.Response:
 async def list_items(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ItemQuery)
-    everything = q.include_inactive and who.role is Role.admin
+    everything = catalog.sees_inactive(who, q.include_inactive)
     async with request.app[DOMAIN].unit(write=False) as uow:
         items = await catalog.list_items(uow, q=q.q, department_id=q.department_id, level=q.level,
                                          include_inactive=everything)
