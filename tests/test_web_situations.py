@@ -151,3 +151,19 @@ async def test_the_resident_answers_the_questions_on_the_link_and_reads_that_sit
     await phone.wait_for_timeout(300)
     await screenshot(phone, "resident-checklist-situation")
     await context.close()
+
+
+async def test_a_resident_who_cannot_tell_gets_a_ticket_and_the_clerk_decides(platform: Platform,
+                                                                             browser: Browser) -> None:
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    await worker.fill("input[data-testid=item-search]", "jmsfz")
+    await worker.locator("[data-testid=item-results] button", has_text="居民身份证换领").click()
+    await worker.fill("input[data-testid=resident-name]", "说不清的群众")
+    await worker.click("[data-testid=situation-unsure]")
+    await expect(worker.locator("[data-testid=situation-undecided]")).to_contain_text("由云窗口在视频中确定")
+    await worker.click("[data-testid=take-ticket]")
+    await expect(worker.locator("[data-testid=ticket-number]")).not_to_be_empty()
+    mine = (await (await platform.login("worker1")).get("/api/tickets")).body
+    assert [t["situation_id"] for t in mine] == [None]
