@@ -14,12 +14,14 @@ from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
     accounts,
+    appointments,
     catalog,
     checklists,
     documents,
     experts,
     notifications,
     openapi,
+    residents,
     rtc,
     supervision,
     tickets,

@@ -96,6 +96,11 @@ class QueueRules:
     service_hours: ServiceHours = field(default_factory=lambda: ServiceHours.parse(DEFAULT_SERVICE_HOURS))
     holidays: frozenset[date] = frozenset()
     timezone: str = "Asia/Shanghai"
+    # 预约 (server/domain/appointments.py): slots of so many minutes within service hours, so
+    # many bookings per slot and queue, up to so many days ahead
+    appointment_slot_minutes: int = 30
+    appointments_per_slot: int = 3
+    appointment_days_ahead: int = 7
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,15 @@ class LoginPolicy:
     account_max_delay_seconds: float = 60
     token_ttl_hours: float = 12
     require_two_factor: bool = False
+    # 群众/企业 sign in with a one-time code texted to their phone (server/domain/residents.py):
+    # a code lives ``code_ttl_seconds`` and takes ``code_max_attempts`` wrong tries; a number
+    # gets one every ``code_resend_seconds``, ``codes_per_number_hour`` an hour; an address
+    # asks for ``codes_per_address_hour`` an hour, whatever the numbers.
+    code_ttl_seconds: float = 300
+    code_max_attempts: int = 5
+    code_resend_seconds: float = 60
+    codes_per_number_hour: int = 5
+    codes_per_address_hour: int = 20
 
 
 NOTIFY_PROVIDERS = {"sms": ("outbox", "webhook"), "staff": ("outbox", "webhook", "dingtalk")}
@@ -326,6 +340,11 @@ class Settings:
                 account_max_delay_seconds=number("LOGIN_ACCOUNT_MAX_DELAY_SECONDS", L.account_max_delay_seconds),
                 token_ttl_hours=number("TOKEN_TTL_HOURS", L.token_ttl_hours),
                 require_two_factor=flag("REQUIRE_2FA", L.require_two_factor),
+                code_ttl_seconds=number("SMS_CODE_TTL_SECONDS", L.code_ttl_seconds),
+                code_max_attempts=int(number("SMS_CODE_MAX_ATTEMPTS", L.code_max_attempts, int)),
+                code_resend_seconds=number("SMS_CODE_RESEND_SECONDS", L.code_resend_seconds),
+                codes_per_number_hour=int(number("SMS_CODES_PER_NUMBER_HOUR", L.codes_per_number_hour, int)),
+                codes_per_address_hour=int(number("SMS_CODES_PER_ADDRESS_HOUR", L.codes_per_address_hour, int)),
             ),
             s3_endpoint=get("S3_ENDPOINT"),
             s3_public_endpoint=get("S3_PUBLIC_ENDPOINT"),

@@ -71,6 +71,7 @@ class Role(enum.StrEnum):
     supervisor = "supervisor"
     admin = "admin"
     auditor = "auditor"
+    resident = "resident"  # 群众/企业 on their own phone (屏对屏), signed in with an SMS code
 
 
 class CentreLevel(enum.StrEnum):
@@ -289,6 +290,15 @@ class User(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(200))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # 群众/企业 (role resident, server/domain/residents.py): the phone they sign in with, found
+    # by its keyed hash and kept sealed; a firm's unified social credit code and name; the
+    # version of the privacy notice they agreed to, and when.
+    phone_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_sealed: Mapped[str | None] = mapped_column(Text)
+    firm_credit_code: Mapped[str | None] = mapped_column(String(18))
+    firm_name: Mapped[str | None] = mapped_column(String(100))
+    consent_version: Mapped[str | None] = mapped_column(String(20))
+    consent_at: Mapped[datetime | None]
 
 
 class AuthSession(Base):
@@ -363,7 +373,11 @@ class Ticket(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
     situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))  # 办理情形, when found
-    extension_point_id: Mapped[int] = mapped_column(ForeignKey("extension_points.id"), index=True)
+    # ``source`` "point": taken by a community worker at their extension point; "direct" (屏对屏):
+    # taken by the resident on their own phone, with no extension point. ``worker_id`` is who
+    # took it and sits at the far end of the call: the worker, or that resident.
+    source: Mapped[str] = mapped_column(String(10), default="point", server_default="point")
+    extension_point_id: Mapped[int | None] = mapped_column(ForeignKey("extension_points.id"), index=True)
     worker_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     resident: Mapped[dict[str, Any]] = mapped_column(JSON)  # name, note, masked numbers (domain/personal.py)
     resident_sealed: Mapped[str | None] = mapped_column(Text)  # ID and phone numbers, AES-256-GCM
@@ -385,6 +399,7 @@ class Ticket(Base):
     rating_score: Mapped[int | None] = mapped_column(Integer)
     rating_comment: Mapped[str | None] = mapped_column(Text)
     rated_at: Mapped[datetime | None]
+    appointment_at: Mapped[datetime | None]  # 预约: the booked slot it entered the queue at (ahead of walk-ins)
     purged_at: Mapped[datetime | None]  # retention: documents deleted, personal data anonymised
 
 
@@ -616,6 +631,41 @@ class ChecklistLink(Base):
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class Appointment(Base):
+    """预约 — a resident's booked slot in a queue; at its time it becomes a ticket ahead of walk-ins."""
+
+    __tablename__ = "appointments"
+    __table_args__ = (Index("ix_appointments_slot", "centre_id", "department_id", "slot_start"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    slot_start: Mapped[datetime]
+    slot_end: Mapped[datetime]
+    name: Mapped[str] = mapped_column(String(50))
+    state: Mapped[str] = mapped_column(String(12), index=True)  # booked, queued, cancelled, missed
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SignInCode(Base):
+    """短信验证码 — a one-time code texted to a resident's phone; only a keyed hash of the code is
+    kept, with the tries made and when it was used."""
+
+    __tablename__ = "sign_in_codes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None]
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -627,9 +677,9 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 
 __all__ = [
-    "Alert", "AppendOnly", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "Appointment", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
-    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem", "Situation",
-    "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
+    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
+    "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "supervisor_centres", "supervisor_departments", "window_departments",
 ]

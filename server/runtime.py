@@ -10,7 +10,7 @@ from functools import cached_property
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, audit, logins, two_factor
+from server.domain import accounts, audit, logins, residents, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -77,6 +77,16 @@ class Domain:
             if ok:
                 await two_factor.check_login(uow, self.two_factor_keys, attempt, otp, recovery_code)
             user = await logins.finish_attempt(uow, attempt, ok)
+            session = await logins.open_session(uow, user, ip)
+            loaded = await accounts.load_user(uow, user.id)
+        assert loaded is not None
+        return loaded, session
+
+    async def resident_sign_in(self, phone: str, code: str, ip: str, *, consent: bool,
+                               firm: dict[str, str] | None) -> tuple[User, AuthSession]:
+        """群众/企业 sign in with the code texted to them (server/domain/residents.py)."""
+        async with self.unit() as uow:
+            user = await residents.sign_in(uow, phone, code, ip, consent=consent, firm=firm)
             session = await logins.open_session(uow, user, ip)
             loaded = await accounts.load_user(uow, user.id)
         assert loaded is not None

@@ -8,7 +8,9 @@ An admitted call is *authorized*: it succeeds, or fails on a rule of the case (4
 missing, 422 transfer to the same queue …) — never with one of the refusal codes. A route or an
 event that has no row here makes ``test_every_route_and_event_has_a_row`` fail.
 
-The world, seen from each role's one person (worker1, clerk4, expert1, supervisor2, admin, auditor1):
+The world, seen from each role's one person (worker1, clerk4, expert1, supervisor2, admin, auditor1,
+and a resident signed in on their own phone, whose own tickets none of these cases is: every case
+route refuses them as a stranger):
 
 - **A** own case: worker1's resident at 高桥镇 (town 民政 queue), called to clerk4's window and in
   service, expert1 invited and accepted, a document, an alert of 高桥镇's 社保 queue, a tidal
@@ -39,14 +41,16 @@ from server.config import Settings
 from server.keys import MONITOR, STORE
 from signaling.namespace import LiveNamespace
 from tests.conftest import Api, Platform, Reply
-from tests.helpers import district_item, take
+from tests.helpers import district_item, resident_sign_in, take
 from tests.media import phone_photo
 
 DENY = "deny"
 ALL = "APWC"
-ROLES = ("worker", "clerk", "expert", "supervisor", "admin", "auditor")
+ROLES = ("worker", "clerk", "expert", "supervisor", "admin", "auditor", "resident")
 PERSONA = {"worker": "worker1", "clerk": "clerk4", "expert": "expert1", "supervisor": "supervisor2",
-           "admin": "admin", "auditor": "auditor1"}
+           "admin": "admin", "auditor": "auditor1", "resident": "resident"}
+RESIDENT_PHONE = "13700137999"
+NONE = ""  # admitted by the route's role gate, for none of the cases (a resident: not theirs)
 REFUSALS = {"auth_required", "role_forbidden", "ticket_not_found", "document_not_found", "upload_not_found",
             "invitation_not_found", "alert_not_found", "window_not_found", "not_your_window", "not_your_ticket",
             "not_in_call", "not_serving_case", "centre_not_found", "department_not_found", "user_not_found"}
@@ -63,6 +67,7 @@ class Row:
     supervisor: str = DENY
     admin: str = DENY
     auditor: str = DENY
+    resident: str = DENY
     anonymous: bool = False  # admitted without a token
     refusal: tuple[int, str] = NOT_FOUND
     case: str = ""  # which path parameter names a case: ticket, document, upload, invitation, window, alert, tidal
@@ -75,7 +80,8 @@ class Row:
 
 ANY = "-"  # a route about no case: admitted or denied as a whole
 STAFF = dict(worker=ANY, clerk=ANY, expert=ANY, supervisor=ANY, admin=ANY)
-EVERYONE = dict(STAFF, auditor=ANY)
+EVERYONE = dict(STAFF, auditor=ANY, resident=ANY)
+READERS = dict(STAFF, resident=ANY)
 
 MATRIX: dict[str, Row] = {
     # --- accounts and sessions
@@ -96,13 +102,13 @@ MATRIX: dict[str, Row] = {
     "GET /api/health": Row(**EVERYONE, anonymous=True),
     "GET /api/openapi.json": Row(**EVERYONE, anonymous=True),
     # --- organisation and catalogue
-    "GET /api/org": Row(**STAFF),
-    "GET /api/items": Row(**STAFF),
-    "GET /api/items/{item_id}": Row(**STAFF),
+    "GET /api/org": Row(**READERS),
+    "GET /api/items": Row(**READERS),
+    "GET /api/items/{item_id}": Row(**READERS),
     "POST /api/items": Row(admin=ANY, body={}),
     "PUT /api/items/{item_id}": Row(admin=ANY, body={}),
     # --- 办理情形 (tests/test_situations.py)
-    "POST /api/items/{item_id}/resolve": Row(**STAFF, body={"answers": {}}),
+    "POST /api/items/{item_id}/resolve": Row(**READERS, body={"answers": {}}),
     "PUT /api/items/{item_id}/questions": Row(admin=ANY, body={}),
     "POST /api/items/{item_id}/situations": Row(admin=ANY, body={}),
     "PUT /api/situations/{situation_id}": Row(admin=ANY, body={}),
@@ -110,9 +116,10 @@ MATRIX: dict[str, Row] = {
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets
     "GET /api/queues": Row(**STAFF),
-    "POST /api/tickets": Row(worker=ANY, body={}),
-    "GET /api/tickets": Row(worker=ANY, clerk=ANY, supervisor=ANY, admin=ANY),
-    "GET /api/tickets/{ticket_id}": Row(worker="AW", clerk="A", supervisor="AW", admin=ALL, case="ticket"),
+    "POST /api/tickets": Row(worker=ANY, resident=ANY, body={}),
+    "GET /api/tickets": Row(worker=ANY, clerk=ANY, supervisor=ANY, admin=ANY, resident=ANY),
+    "GET /api/tickets/{ticket_id}": Row(worker="AW", clerk="A", supervisor="AW", admin=ALL, resident=NONE,
+                                        case="ticket"),
     "GET /api/tickets/{ticket_id}/resident": Row(worker="AW", clerk="A", case="ticket"),
     "POST /api/windows/{window_id}/call-next": Row(clerk="A", refusal=(403, "not_your_window"), case="window"),
     "POST /api/tickets/{ticket_id}/start": Row(clerk="A", case="ticket", body={}),
@@ -120,26 +127,26 @@ MATRIX: dict[str, Row] = {
     "POST /api/tickets/{ticket_id}/no-show": Row(clerk="A", case="ticket", body={}),
     "POST /api/tickets/{ticket_id}/transfer": Row(clerk="A", case="ticket", body="same-queue"),
     "POST /api/tickets/{ticket_id}/complete": Row(clerk="A", case="ticket", body={"result": "done"}),
-    "POST /api/tickets/{ticket_id}/cancel": Row(worker="AW", clerk="A", case="ticket", body={}, last=True),
+    "POST /api/tickets/{ticket_id}/cancel": Row(resident=NONE, worker="AW", clerk="A", case="ticket", body={}, last=True),
     "PUT /api/tickets/{ticket_id}/situation": Row(worker="AW", clerk="A", case="ticket", body={"situation_id": None}),
-    "POST /api/tickets/{ticket_id}/rating": Row(worker="AW", case="ticket", body={"score": 5}),
-    "GET /api/tickets/{ticket_id}/messages": Row(worker="AW", clerk="A", expert="A", case="ticket"),
+    "POST /api/tickets/{ticket_id}/rating": Row(resident=NONE, worker="AW", case="ticket", body={"score": 5}),
+    "GET /api/tickets/{ticket_id}/messages": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
     # --- documents
-    "POST /api/tickets/{ticket_id}/uploads": Row(worker="AW", clerk="A", expert="A", case="ticket",
+    "POST /api/tickets/{ticket_id}/uploads": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket",
                                                  body={"material": "other", "size": 100}),
-    "GET /api/uploads/{upload_id}": Row(worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
+    "GET /api/uploads/{upload_id}": Row(resident=NONE, worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
                                         case="upload"),
-    "PUT /api/uploads/{upload_id}": Row(worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
+    "PUT /api/uploads/{upload_id}": Row(resident=NONE, worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
                                         case="upload", body="bytes"),
-    "POST /api/uploads/{upload_id}/complete": Row(worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
+    "POST /api/uploads/{upload_id}/complete": Row(resident=NONE, worker="A", clerk="A", expert="A", refusal=(404, "upload_not_found"),
                                                   case="upload", body={}),
-    "POST /api/tickets/{ticket_id}/documents": Row(worker="AW", clerk="A", expert="A", case="ticket", body="multipart"),
-    "GET /api/tickets/{ticket_id}/documents": Row(worker="AW", clerk="A", expert="A", case="ticket"),
-    "GET /api/documents/{document_id}": Row(worker="AW", clerk="A", expert="A", refusal=(404, "document_not_found"),
+    "POST /api/tickets/{ticket_id}/documents": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket", body="multipart"),
+    "GET /api/tickets/{ticket_id}/documents": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
+    "GET /api/documents/{document_id}": Row(resident=NONE, worker="AW", clerk="A", expert="A", refusal=(404, "document_not_found"),
                                             case="document"),
     "POST /api/documents/{document_id}/review": Row(clerk="A", refusal=(404, "document_not_found"), case="document",
                                                     body={"decision": "accepted"}),
-    "GET /api/tickets/{ticket_id}/checklist": Row(worker="AW", clerk="A", expert="A", case="ticket"),
+    "GET /api/tickets/{ticket_id}/checklist": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
     # --- experts
     "GET /api/experts": Row(clerk=ANY, expert=ANY, supervisor=ANY, admin=ANY),
     "PATCH /api/experts/me": Row(expert=ANY, body={}),
@@ -164,11 +171,20 @@ MATRIX: dict[str, Row] = {
                                                      case="tidal", body={}),
     "GET /api/audit": Row(auditor=ANY),
     "GET /api/audit/verify": Row(auditor=ANY),
-    "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY),
+    "GET /api/ice-servers": Row(worker=ANY, clerk=ANY, expert=ANY, resident=ANY),
     # --- 一次性告知 (a case's when sent from one: tests/test_checklists.py)
     "POST /api/items/{item_id}/checklist-links": Row(worker=ANY, clerk=ANY, body={"phone": "13800138000"}),
     "GET /api/checklist-links/{token}": Row(**EVERYONE, anonymous=True),
     "POST /api/checklist-links/{token}/resolve": Row(**EVERYONE, anonymous=True, body={"answers": {}}),
+    # --- 屏对屏: residents' sign-in (tests/test_residents.py)
+    "GET /api/resident/privacy": Row(**EVERYONE, anonymous=True),
+    "POST /api/resident/code": Row(**EVERYONE, anonymous=True, body={"phone": "13600136001"}),
+    "POST /api/resident/sign-in": Row(**EVERYONE, anonymous=True, body={"phone": "13600136001", "code": "12"}),
+    # --- 预约 (tests/test_appointments.py): a resident's own bookings only
+    "GET /api/appointments/slots": Row(resident=ANY),
+    "POST /api/appointments": Row(resident=ANY, body={}),
+    "GET /api/appointments": Row(resident=ANY),
+    "POST /api/appointments/{appointment_id}/cancel": Row(resident=ANY, body={}),
     # --- the outbox
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
@@ -194,7 +210,7 @@ OUTSIDE_API: dict[str, str] = {
 SOCKET: dict[str, tuple[dict[str, str], str]] = {
     "refresh": ({r: ANY for r in ROLES}, ""),
     "ping_app": ({r: ANY for r in ROLES}, ""),
-    "join": ({"worker": "AW", "clerk": "A", "expert": "A"}, "ticket_not_found"),
+    "join": ({"worker": "AW", "clerk": "A", "expert": "A", "resident": NONE}, "ticket_not_found"),
     "publish": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     "subscribe_answer": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     "resubscribe": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
@@ -204,7 +220,7 @@ SOCKET: dict[str, tuple[dict[str, str], str]] = {
     "capture_request": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     "leave": ({"worker": "AW", "clerk": "A", "expert": "A"}, "not_in_call"),
     # the device check's probe: about no case, for those who take calls (its offer: probe_offer())
-    "net_check": ({"worker": ANY, "clerk": ANY, "expert": ANY}, "role_forbidden"),
+    "net_check": ({"worker": ANY, "clerk": ANY, "expert": ANY, "resident": ANY}, "role_forbidden"),
     "net_check_end": ({r: ANY for r in ROLES}, ""),
 }
 SOCKET_BODIES: dict[str, dict[str, Any]] = {
@@ -249,6 +265,7 @@ async def build_world(platform: Platform) -> World:
     people = {name: await login(name) for name in ("worker1", "worker2", "worker3", "clerk1", "clerk4", "clerk5",
                                                     "expert1", "expert2", "supervisor1", "supervisor2", "auditor1")}
     people["admin"] = admin
+    people["resident"] = await resident_sign_in(platform, RESIDENT_PHONE)
     w1, w2, w3 = people["worker1"], people["worker2"], people["worker3"]
     clerk1, clerk4, clerk5 = people["clerk1"], people["clerk4"], people["clerk5"]
 
@@ -331,7 +348,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "situation_id": 1, "token": "no-such-link-token"}
+                              "situation_id": 1, "token": "no-such-link-token", "appointment_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else
@@ -419,6 +436,9 @@ async def test_the_matrix_holds_for_every_route_event_role_and_case(platform: Pl
     await check_metrics_closed(world)
 
     async def fresh(role: str) -> Api:
+        if role == "resident":
+            platform.clock.advance(seconds=61)  # a code a minute per number
+            return await resident_sign_in(platform, RESIDENT_PHONE)
         return await platform.login(PERSONA[role])
 
     routes = 0

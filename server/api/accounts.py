@@ -52,7 +52,7 @@ async def _user_view(request: web.Request, user: models.User) -> dict[str, Any]:
                 "service_timezone": request.app[SETTINGS].queue.timezone}
 
 
-async def _signed_in(request: web.Request, user: models.User, session: AuthSession) -> web.Response:
+async def signed_in(request: web.Request, user: models.User, session: AuthSession) -> web.Response:
     token, expires = request.app[TOKENS].issue(user.id, user.role.value, session.id)
     return ok({"token": token, "expires_at": expires.isoformat(), "user": await _user_view(request, user)})
 
@@ -64,7 +64,7 @@ async def login(request: web.Request) -> web.Response:
     body = await parse(request, Login)
     user, session = await request.app[DOMAIN].login(body.username, body.password, client_ip(request),
                                                     otp=body.otp, recovery_code=body.recovery_code)
-    return await _signed_in(request, user, session)
+    return await signed_in(request, user, session)
 
 
 @route("POST", "/api/auth/logout", "退出登录：本令牌立即失效（各节点、已连接的实时通道一并断开）", roles=EVERYONE, tag="auth",
@@ -82,7 +82,7 @@ async def change_password(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, PasswordChange)
     user, session = await request.app[DOMAIN].change_password(who, body.current_password, body.new_password)
-    return await _signed_in(request, user, session)
+    return await signed_in(request, user, session)
 
 
 @route("GET", "/api/me", "当前用户（云窗口人员含所值守窗口及其服务部门；two_factor：是否已开启、是否必须；"

@@ -51,9 +51,12 @@ ACTOR = web.RequestKey("actor", Actor)
 
 # Role groups routes name; the auditor is in none of them but EVERYONE (docs/security.md).
 STAFF = ("worker", "clerk", "expert", "supervisor", "admin")
-EVERYONE = (*STAFF, "auditor")
-CASE_PARTIES = ("worker", "clerk", "expert")
-TICKET_READERS = ("worker", "clerk", "supervisor", "admin")
+EVERYONE = (*STAFF, "auditor", "resident")
+# 群众/企业 on their own phone (屏对屏) read the catalogue and the org, and are a party to the
+# cases they took themselves (in the worker's seat)
+READERS = (*STAFF, "resident")
+CASE_PARTIES = ("worker", "clerk", "expert", "resident")
+TICKET_READERS = ("worker", "clerk", "supervisor", "admin", "resident")
 OVERSIGHT = ("supervisor", "admin")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.base import READERS, actor, int_param, ok, parse, query, route
 from server.api.responses import CloudWindow, Org, ServiceItem, Situation
 from server.api.schemas import ItemIn, ItemQuery, QuestionsIn, ResolveIn, SituationIn, WindowIn
 from server.domain import catalog, org, situations
@@ -13,7 +13,7 @@ from server.keys import DOMAIN
 from server.models import CentreLevel
 
 
-@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=STAFF, tag="org", response=Org)
+@route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=READERS, tag="org", response=Org)
 async def get_org(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
@@ -21,7 +21,7 @@ async def get_org(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/items", "事项及一次性告知材料清单（q 支持名称或拼音首字母）",
-       query=ItemQuery, roles=STAFF, tag="catalog", response=list[ServiceItem])
+       query=ItemQuery, roles=READERS, tag="catalog", response=list[ServiceItem])
 async def list_items(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ItemQuery)
@@ -32,7 +32,7 @@ async def list_items(request: web.Request) -> web.Response:
         return ok([item_view(i, inactive_situations=everything) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情（含已停用的情形，供查看办件所记的情形）", roles=STAFF, tag="catalog",
+@route("GET", "/api/items/{item_id}", "事项详情（含已停用的情形，供查看办件所记的情形）", roles=READERS, tag="catalog",
        response=ServiceItem)
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
@@ -62,7 +62,7 @@ async def _save_item(request: web.Request, item_id: int | None) -> web.Response:
 
 
 @route("POST", "/api/items/{item_id}/resolve", "办理情形：由问题的回答找出唯一对应的情形（没有则 422 situation_not_found）",
-       body=ResolveIn, roles=STAFF, tag="catalog", response=Situation)
+       body=ResolveIn, roles=READERS, tag="catalog", response=Situation)
 async def resolve_situation(request: web.Request) -> web.Response:
     await actor(request)
     body = await parse(request, ResolveIn)

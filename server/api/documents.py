@@ -30,7 +30,7 @@ CHUNK = 64 * 1024
 
 
 @route("POST", "/api/tickets/{ticket_id}/uploads", "开始续传式上传：返回 upload_id 与已收字节", body=BeginUpload,
-       roles=("worker", "clerk", "expert"), tag="documents", response=UploadProgress)
+       roles=CASE_PARTIES, tag="documents", response=UploadProgress)
 async def begin(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, BeginUpload)
@@ -69,7 +69,7 @@ async def complete(request: web.Request) -> web.Response:
 
 @route("POST", "/api/tickets/{ticket_id}/documents",
        "上传材料（multipart：先 material 字段——清单项 id 或 other——再 file 字段；流式，不整体读入内存）",
-       roles=("worker", "clerk", "expert"), tag="documents", content={"multipart/form-data": {
+       roles=CASE_PARTIES, tag="documents", content={"multipart/form-data": {
            "schema": {"type": "object", "required": ["material", "file"], "properties": {
                "material": {"type": "string", "minLength": 1, "maxLength": 20, "description": "清单项 id 或 other"},
                "source": {"type": "string", "enum": ["upload", "capture"], "default": "upload"},

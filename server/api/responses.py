@@ -186,6 +186,40 @@ class Me(User):
     service_timezone: str = Field(description="IANA name: the pages show clock times in it")
 
 
+class Slot(Answer):
+    start: datetime
+    end: datetime
+    left: int = Field(description="places still free")
+
+
+class Appointment(Answer):
+    """预约 (``appointments.view``): booked → queued (ticket_id) at its slot, or cancelled / missed."""
+
+    id: int
+    item_id: int
+    situation_id: int | None
+    centre_id: int
+    department_id: int
+    slot_start: datetime
+    slot_end: datetime
+    name: str
+    state: Literal["booked", "queued", "cancelled", "missed"]
+    ticket_id: int | None
+    created_at: datetime
+    note: str = Field(description="why it was missed")
+
+
+class CodeSent(Answer):
+    expires_in_s: int = Field(description="the code works this long")
+    resend_after_s: int = Field(description="another code may be asked for after this")
+
+
+class PrivacyNotice(Answer):
+    version: str
+    title: str
+    text: str
+
+
 class SignedIn(Answer):
     token: str
     expires_at: datetime
@@ -263,11 +297,15 @@ class Ticket(Answer):
     department_id: int
     item_id: int
     situation_id: int | None = Field(description="办理情形, when the worker found it")
-    extension_point_id: int
-    worker_id: int
+    source: Literal["point", "direct"] = Field(description="point: taken by a community worker at an extension "
+                                               "point; direct (屏对屏): by the resident on their own phone")
+    extension_point_id: int | None = Field(description="none for a direct ticket")
+    worker_id: int = Field(description="who took it and sits at the far end of the call: the worker, or "
+                                       "the resident themselves for a direct ticket")
     resident: TicketResident
     priority: Priority | None
     callback: bool
+    appointment_at: datetime | None = Field(description="预约: the booked slot it entered the queue at")
     taken_at: datetime
     called_at: datetime | None
     started_at: datetime | None
@@ -384,13 +422,13 @@ class PoorCall(Answer):
     status: TicketStatus
     department: str
     extension_point: str
-    extension_point_id: int
+    extension_point_id: int | None = Field(description="none: a resident on their own phone (屏对屏)")
     centre_id: int
     participants: list[LinkParticipant]
 
 
 class PointLinks(Answer):
-    extension_point_id: int
+    extension_point_id: int | None = Field(description="none: residents on their own phone (屏对屏)")
     name: str
     centre_id: int
     calls_today: int

@@ -4,6 +4,7 @@ OpenAPI document. Ids are `Id` (what the database can hold) and every string mus
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
@@ -23,6 +24,37 @@ class Query(Storable):
     """A query string: parameters it does not name are ignored (a cache-buster, say)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class ResidentPhone(Body):
+    phone: str = Field(min_length=1, max_length=20, description="中国大陆 11 位手机号")
+
+
+class FirmIn(Body):
+    credit_code: str = Field(min_length=1, max_length=18, description="统一社会信用代码（18 位）")
+    name: str = Field(min_length=1, max_length=100, description="企业名称")
+
+
+class AppointmentIn(Body):
+    item_id: Id
+    situation_id: Id | None = None
+    centre_id: Id | None = Field(default=None, description="a town item: the town centre")
+    slot_start: Instant = Field(description="a slot's start as /api/appointments/slots gives it (ISO 8601 with offset)")
+    name: str = Field(min_length=1, max_length=50, description="办事人姓名")
+
+
+class SlotQuery(Query):
+    item_id: Id
+    centre_id: Id | None = None
+    day: date | None = Field(default=None, description="one service day (YYYY-MM-DD, the centre's time zone); "
+                                                      "without it every day that may be booked")
+
+
+class ResidentSignIn(Body):
+    phone: str = Field(min_length=1, max_length=20)
+    code: str = Field(min_length=1, max_length=10, description="短信中的 6 位验证码")
+    consent: bool = Field(default=False, description="已阅读并同意个人信息保护告知书（首次登录及告知书更新后必须）")
+    firm: FirmIn | None = Field(default=None, description="以企业身份办事时填写")
 
 
 class Login(Body):
@@ -67,6 +99,7 @@ class TakeTicket(Body):
     situation_id: Id | None = Field(default=None, description="办理情形（事项有情形时，由问题的回答得出）")
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
+    centre_id: Id | None = Field(default=None, description="屏对屏: the town centre for a town item")
 
 
 class Transfer(Body):

@@ -22,15 +22,16 @@ from server.domain import calls, queue
 from server.keys import DOMAIN
 
 
-@route("POST", "/api/tickets", "取号（社区工作人员）：返回号码、位置与预计等候", body=TakeTicket,
-       roles=("worker",), tag="tickets", response=PlacedTicket)
+@route("POST", "/api/tickets", "取号：社区工作人员为群众取号，或群众/企业在自己的手机上为自己取号（屏对屏，"
+       "source=direct；镇级事项须给 centre_id；同一时间只能有一个未办结的号）：返回号码、位置与预计等候", body=TakeTicket,
+       roles=("worker", "resident"), tag="tickets", response=PlacedTicket)
 async def take(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, TakeTicket)
     async with request.app[DOMAIN].unit() as uow:
         ticket, placement = await queue.take_ticket(
             uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
-            priority=body.priority, situation_id=body.situation_id,
+            priority=body.priority, centre_id=body.centre_id, situation_id=body.situation_id,
         )
         logs.bind(ticket_id=ticket.id)  # the new ticket, on this request's access line
         return ok(queue.view(who, ticket, **placement.as_dict()), status=201)
@@ -113,15 +114,15 @@ async def complete(request: web.Request) -> web.Response:
     return await _act(request, queue.complete, **body.model_dump())
 
 
-@route("POST", "/api/tickets/{ticket_id}/cancel", "取消（社区工作人员取消等候中的号；云窗口取消在办的号）",
-       body=Cancel, roles=("worker", "clerk"), tag="queue", response=Ticket)
+@route("POST", "/api/tickets/{ticket_id}/cancel", "取消（社区工作人员或群众本人取消等候中的号；云窗口取消在办的号）",
+       body=Cancel, roles=("worker", "clerk", "resident"), tag="queue", response=Ticket)
 async def cancel(request: web.Request) -> web.Response:
     body = await parse(request, Cancel)
     return await _act(request, queue.cancel, **body.model_dump())
 
 
 @route("POST", "/api/tickets/{ticket_id}/rating", "好差评（1–5 分，办结后一次）", body=Rating,
-       roles=("worker",), tag="tickets", response=Ticket)
+       roles=("worker", "resident"), tag="tickets", response=Ticket)
 async def rating(request: web.Request) -> web.Response:
     body = await parse(request, Rating)
     return await _act(request, queue.rate, **body.model_dump())

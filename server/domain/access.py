@@ -9,7 +9,9 @@ The rules (docs/security.md has them in words):
   includes its town centres), without personal data;
 - an **admin** administers: every ticket, without personal data;
 - an **expert** sees the cases they accepted an invitation to (``calls.role_in_case``);
-- an **auditor** reads the audit trail and nothing else.
+- an **auditor** reads the audit trail and nothing else;
+- a **resident** (群众/企业 on their own phone, 屏对屏) sees the tickets they took themselves
+  and sits in their calls where a worker sits for a ticket taken at an extension point.
 
 Personal data (name, ID number, phone, note) goes in full only to the case's worker and the
 clerk serving it; even they get ID number and phone masked everywhere but the one audited
@@ -27,8 +29,12 @@ from server.models import Centre, Role, Ticket, TicketStatus
 
 
 def serves(actor: Actor, ticket: Ticket) -> Role | None:
-    """``Role.worker`` or ``Role.clerk`` when the actor serves this case, else None."""
-    if actor.role is Role.worker and ticket.extension_point_id == actor.extension_point_id:
+    """``Role.worker`` or ``Role.clerk`` when the actor serves this case, else None. The resident
+    who took a ticket on their own phone has the worker's seat in it (the far end of the call)."""
+    if actor.role is Role.worker and ticket.extension_point_id is not None \
+            and ticket.extension_point_id == actor.extension_point_id:
+        return Role.worker
+    if actor.role is Role.resident and ticket.source == "direct" and ticket.worker_id == actor.user_id:
         return Role.worker
     if actor.role is Role.clerk and (
         (ticket.window_id is not None and ticket.window_id in actor.window_ids) or ticket.clerk_id == actor.user_id
@@ -64,6 +70,8 @@ def visible_tickets(actor: Actor) -> ColumnElement[bool]:
         if actor.extension_point_id is None:
             return false()
         return Ticket.extension_point_id == actor.extension_point_id
+    if actor.role is Role.resident:
+        return and_(Ticket.source == "direct", Ticket.worker_id == actor.user_id)
     queue = in_queues(actor.queues, Ticket.centre_id, Ticket.department_id)
     if actor.role is Role.clerk:
         return or_(

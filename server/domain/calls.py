@@ -55,7 +55,7 @@ def call_is_open(status: TicketStatus | str) -> bool:
 
 def may_check_network(actor: Actor) -> None:
     """The device check's probe of the media path (网络检测) is for those who take calls."""
-    actor.require(Role.worker, Role.clerk, Role.expert)
+    actor.require(Role.worker, Role.clerk, Role.expert, Role.resident)
 
 
 async def _ticket(uow: Uow, ticket_id: int) -> Ticket:

@@ -99,12 +99,12 @@ async def link_wall(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
     names = await _names(uow, tickets.values())
     fresh = now - timedelta(seconds=LIVE_S)
     poor_now = []
-    per_point: dict[int, dict[str, Any]] = {}
+    per_point: dict[int | None, dict[str, Any]] = {}  # None: residents on their own phone (屏对屏)
     for ticket_id, mine in links.items():
         ticket = tickets[ticket_id]
         point = per_point.setdefault(ticket.extension_point_id, {
             "extension_point_id": ticket.extension_point_id,
-            "name": names["points"].get(ticket.extension_point_id, ""),
+            "name": _point_name(names, ticket.extension_point_id),
             "centre_id": ticket.centre_id, "calls_today": 0, "poor_calls_today": 0, "poor_s_today": 0,
         })
         if min(link.first_at for link in mine) >= day_start:
@@ -117,7 +117,7 @@ async def link_wall(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
             poor_now.append({
                 "ticket_id": ticket.id, "number": ticket.number, "status": ticket.status.value,
                 "department": names["departments"].get(ticket.department_id, ""),
-                "extension_point": names["points"].get(ticket.extension_point_id, ""),
+                "extension_point": _point_name(names, ticket.extension_point_id),
                 "extension_point_id": ticket.extension_point_id, "centre_id": ticket.centre_id,
                 "participants": [_participant(link) for link in sorted(mine, key=lambda r: ROLES.index(r.role))
                                  if link.last_at >= fresh],
@@ -127,9 +127,16 @@ async def link_wall(uow: Uow, actor: Actor, *, centre_id: int | None = None) -> 
             "extension_points": [p for p in points if p["calls_today"]]}
 
 
+DIRECT_NAME = "屏对屏（群众自己的手机）"
+
+
+def _point_name(names: dict[str, dict[int, str]], point_id: int | None) -> str:
+    return DIRECT_NAME if point_id is None else names["points"].get(point_id, "")
+
+
 async def _names(uow: Uow, tickets: Any) -> dict[str, dict[int, str]]:
     tickets = list(tickets)
-    points = {t.extension_point_id for t in tickets}
+    points = {t.extension_point_id for t in tickets if t.extension_point_id is not None}
     departments = {t.department_id for t in tickets}
     out: dict[str, dict[int, str]] = {"points": {}, "departments": {}}
     if points:

@@ -10,6 +10,7 @@ Every UPDATE is also guarded by the state it expects, so a lost race changes not
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, literal, select, tuple_, update
@@ -17,7 +18,17 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.domain import alerts, audit, documents, hours, org, personal, situations, stats
+from server.domain import (
+    alerts,
+    audit,
+    documents,
+    hours,
+    org,
+    personal,
+    residents,
+    situations,
+    stats,
+)
 from server.domain.access import can_see, serves, visible_tickets
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -36,6 +47,7 @@ from server.models import (
     TicketCounter,
     TicketStatus,
     UploadSession,
+    User,
     UTCDateTime,
 )
 from server.models import (
@@ -100,8 +112,11 @@ class Placement:
 
 
 def _order_key() -> tuple[Any, ...]:
+    """Priority tickets, then booked appointments (预约) whose slot has come, then call-backs,
+    then everyone else first come first served (docs/queue.md, "Order of service")."""
     return (
         case((Ticket.priority.is_not(None), 0), else_=1),
+        case((Ticket.appointment_at.is_not(None), 0), else_=1),
         case((Ticket.callback.is_(True), 0), else_=1),
         Ticket.taken_at,
         Ticket.id,
@@ -139,6 +154,27 @@ async def queue_centre(uow: Uow, item: ServiceItem, point: ExtensionPoint) -> in
     return root
 
 
+async def direct_centre(uow: Uow, item: ServiceItem, centre_id: int | None) -> int:
+    """The centre a resident's own ticket (屏对屏) joins: the district's for a district item; for a
+    town item the town centre they chose (``centre_id``)."""
+    if item.level is CentreLevel.town:
+        centre = await uow.session.get(Centre, centre_id) if centre_id is not None else None
+        if centre is None or centre.level is not CentreLevel.town:
+            raise Invalid("centre_required", f"“{item.name}”由镇（街道）便民服务中心办理，请选择您所在的镇（街道）")
+        return centre.id
+    root = await uow.session.scalar(
+        select(Centre.id).where(Centre.level == CentreLevel.district).order_by(Centre.id).limit(1)
+    )
+    if root is None:
+        raise NotFound("centre_not_found", "没有区级云办中心")
+    return root
+
+
+async def _own_phone(uow: Uow, actor: Actor) -> str:
+    user = await uow.session.get(User, actor.user_id)
+    return residents.phone_of(uow, user) if user is not None else ""
+
+
 async def _next_number(uow: Uow, centre_id: int, department: Department, day: Any) -> str:
     """Atomic per-queue, per-day counter: one upsert ... RETURNING on both backends.
 
@@ -174,49 +210,68 @@ async def take_ticket(
     item_id: int,
     resident: dict[str, Any],
     priority: str | None = None,
+    centre_id: int | None = None,
     situation_id: int | None = None,
+    appointment_at: datetime | None = None,
 ) -> tuple[Ticket, Placement]:
-    """取号 — a community worker takes a ticket for a resident in the item's cloud queue, with
-    the resident's situation (办理情形) when the worker found it: the case's checklist is then
-    that situation's. Optional: without one the case keeps the item's general checklist."""
-    actor.require(Role.worker)
-    if actor.extension_point_id is None:
+    """取号 — a community worker takes a ticket for a resident in the item's cloud queue, or a
+    resident takes one for themselves on their own phone (屏对屏, source ``direct``: no extension
+    point; a town item needs the town's ``centre_id``; one open ticket at a time). With the resident's situation (办理情形) when it was found, the
+    case's checklist is that situation's; without one the case keeps the item's general checklist.
+    ``appointment_at``: a resident's booked slot entering the queue (``appointments.enter_due``)."""
+    actor.require(Role.worker, Role.resident)
+    direct = actor.role is Role.resident
+    if not direct and actor.extension_point_id is None:
         raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
     name = str(resident.get("name", "")).strip()
     if not name:
-        raise Invalid("resident_name_required", "请填写办事群众姓名")
+        raise Invalid("resident_name_required", "请填写办事人姓名" if direct else "请填写办事群众姓名")
     if priority is not None and priority not in PRIORITIES:
         raise Invalid("unknown_priority", "优先类型不正确", allowed=sorted(PRIORITIES))
     item = await uow.session.get(ServiceItem, item_id)
     if item is None or not item.active:
         raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
     situation = await situations.of_item(uow, item, situation_id)
-    point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
-    if point is None:
-        raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
     department = await uow.session.get(Department, item.department_id)
     assert department is not None
-    centre_id = await queue_centre(uow, item, point)
+    point: ExtensionPoint | None = None
+    if direct:
+        centre_id = await direct_centre(uow, item, centre_id)
+        resident = {**resident, "phone": await _own_phone(uow, actor)}
+    else:
+        point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
+        if point is None:
+            raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
+        centre_id = await queue_centre(uow, item, point)
     if await org.windows_serving(uow, centre_id, department.id) == 0:
         raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
     clear, sealed, search = personal.split_resident(uow.sealer, {**resident, "name": name})
-    duplicate = (
-        await uow.session.execute(
-            select(Ticket.id, Ticket.number).where(
-                Ticket.item_id == item.id,
-                Ticket.extension_point_id == point.id,
-                Ticket.status.in_(TicketStatus.open_states()),
-                Ticket.resident["name"].as_string() == name,
-                func.coalesce(Ticket.id_number_hash, "") == (search or ""),
-            ).limit(1)
-        )
-    ).first()
-    if duplicate is not None:
-        raise Conflict(
-            "duplicate_ticket",
-            f"{name} 已有该事项的号 {duplicate.number}，无需重复取号",
-            ticket_id=duplicate.id,
-        )
+    if direct:
+        duplicate = (await uow.session.execute(
+            select(Ticket.id, Ticket.number).where(Ticket.source == "direct", Ticket.worker_id == actor.user_id,
+                                                   Ticket.status.in_(TicketStatus.open_states())).limit(1))).first()
+        if duplicate is not None:
+            raise Conflict("open_ticket_exists", f"您已有一个排队或办理中的号 {duplicate.number}，办结或取消后再取号",
+                           ticket_id=duplicate.id)
+    else:
+        assert point is not None
+        duplicate = (
+            await uow.session.execute(
+                select(Ticket.id, Ticket.number).where(
+                    Ticket.item_id == item.id,
+                    Ticket.extension_point_id == point.id,
+                    Ticket.status.in_(TicketStatus.open_states()),
+                    Ticket.resident["name"].as_string() == name,
+                    func.coalesce(Ticket.id_number_hash, "") == (search or ""),
+                ).limit(1)
+            )
+        ).first()
+        if duplicate is not None:
+            raise Conflict(
+                "duplicate_ticket",
+                f"{name} 已有该事项的号 {duplicate.number}，无需重复取号",
+                ticket_id=duplicate.id,
+            )
     now = uow.clock.now()
     open_now = hours.is_open(uow.rules, now)
     day = hours.local_day(uow.rules, now) if open_now else hours.next_service_day(uow.rules, now)
@@ -227,13 +282,15 @@ async def take_ticket(
         department_id=department.id,
         item_id=item.id,
         situation_id=situation.id if situation is not None else None,
-        extension_point_id=point.id,
+        source="direct" if direct else "point",
+        extension_point_id=point.id if point is not None else None,
         worker_id=actor.user_id,
         resident=clear,
         resident_sealed=sealed,
         id_number_hash=search,
         priority=priority,
-        callback=not open_now,
+        callback=not open_now and appointment_at is None,
+        appointment_at=appointment_at,
         status=TicketStatus.waiting,
         taken_at=now,
         recalls=0,
@@ -243,7 +300,8 @@ async def take_ticket(
     await uow.session.flush()
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
-                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority)
+                 situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source,
+                 appointment=appointment_at is not None)
     _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
@@ -255,6 +313,7 @@ async def placement_of(uow: Uow, ticket: Ticket) -> Placement:
         return Placement(0, 0)
     mine = (
         literal(0 if ticket.priority is not None else 1),
+        literal(0 if ticket.appointment_at is not None else 1),
         literal(0 if ticket.callback else 1),
         literal(ticket.taken_at, type_=UTCDateTime()),
         literal(ticket.id),
@@ -433,14 +492,14 @@ async def list_tickets(
     department_id: int | None = None,
     limit: int = 200,
 ) -> list[Ticket]:
-    actor.require(Role.worker, Role.clerk, Role.supervisor, Role.admin)
+    actor.require(Role.worker, Role.clerk, Role.supervisor, Role.admin, Role.resident)
     stmt = select(Ticket).where(visible_tickets(actor)).order_by(Ticket.id.desc()).limit(max(1, min(limit, 500)))
     if status is not None:
         stmt = stmt.where(Ticket.status == status)
     if department_id is not None:
         stmt = stmt.where(Ticket.department_id == department_id)
     tickets = list((await uow.session.scalars(stmt)).all())
-    if actor.role is not Role.worker:
+    if actor.role not in (Role.worker, Role.resident):
         audit.record(uow, actor, "ticket.list", "ticket", "", status=status.value if status else None,
                      department_id=department_id, count=len(tickets))
     return tickets
@@ -452,7 +511,7 @@ async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ti
     if not can_see(actor, ticket):
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
     allowed = ALLOWED_FROM[action]
-    if action == "cancel" and actor.role is Role.worker:
+    if action == "cancel" and actor.role in (Role.worker, Role.resident):
         if ticket.status is not TicketStatus.waiting:
             raise Conflict("illegal_transition", "已叫号的业务请由云窗口取消", action=action,
                            status=ticket.status.value)
@@ -581,8 +640,8 @@ async def cancel(uow: Uow, actor: Actor, ticket_id: int, *, reason: str = "") ->
 
 
 async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: str = "") -> Ticket:
-    """好差评 — the resident rates the service on the worker's screen, once."""
-    actor.require(Role.worker)
+    """好差评 — the resident rates the service on the worker's screen (or their own phone), once."""
+    actor.require(Role.worker, Role.resident)
     if not 1 <= score <= 5:
         raise Invalid("score_out_of_range", "评价须为 1 到 5 分")
     ticket = await _load(uow, ticket_id, lock=True)

@@ -57,7 +57,6 @@ SOURCES = ("camera", "microphone", "screen", "side_camera", "side_microphone")
 SIDE_SOURCES = ("side_camera", "side_microphone")
 LAYERED_SOURCES = ("camera", "side_camera")  # a screen share keeps its resolution: one layer  # the consultation side room's own tracks
 KEYFRAME_INTERVAL_S = 0.5
-GAP_WAIT_S = 0.08
 MAX_HELD = 256
 LAYER_IDLE_S = 1.5  # a layer with no packet for this long is not being sent
 STILL_SENDING_S = 0.5  # a layer measured over an interval must still be arriving at its end
@@ -155,6 +154,7 @@ class Stream:
         self._held: dict[int, RtpPacket] = {}
         self._gap_timer: asyncio.TimerHandle | None = None
         self._renack_timer: asyncio.TimerHandle | None = None
+        self._renacks = 0  # NACKs of our own for the gap held now
         self._keyframe_timer: asyncio.TimerHandle | None = None
         self._last_keyframe_request = 0.0
         self._awaiting_keyframe = False
@@ -230,18 +230,27 @@ class Stream:
             self._start_gap_wait()
 
     def _start_gap_wait(self) -> None:
-        """A gap: wait for the repair (aiortc has sent the NACK), ask once more a round trip later
-        if it has not come (the retransmission may be lost too), give up at ``gap_wait``."""
+        """A gap: wait for the repair (aiortc has sent the NACK), ask again each round trip it
+        has not come (the NACK or the retransmission may be lost too), give up at ``gap_wait``."""
         loop = asyncio.get_running_loop()
         self._gap_timer = loop.call_later(self.source.gap_wait, self._give_up)
+        self._renacks = 0
+        self._schedule_renack()
+
+    def _schedule_renack(self) -> None:
         if self._renack_timer is not None:
             self._renack_timer.cancel()
-        self._renack_timer = loop.call_later(feedback.renack_after(self.source.rtt), self._ask_again)
+            self._renack_timer = None
+        if self._renacks < feedback.REPAIR_ROUNDS - 1:
+            loop = asyncio.get_running_loop()
+            self._renack_timer = loop.call_later(feedback.renack_after(self.source.rtt), self._ask_again)
 
     def _ask_again(self) -> None:
         self._renack_timer = None
-        if not self._held or self._expected is None or self.media_ssrc is None:
+        if not self._held or self._expected is None or self.media_ssrc is None or self._gap_timer is None:
             return
+        self._renacks += 1
+        self._schedule_renack()
         newest = max((seq - self._expected) & 0xFFFF for seq in self._held)
         missing = [(self._expected + i) & 0xFFFF for i in range(min(newest, MAX_HELD))
                    if (self._expected + i) & 0xFFFF not in self._held]
@@ -253,6 +262,9 @@ class Stream:
         if self._gap_timer is not None:
             self._gap_timer.cancel()
             self._gap_timer = None
+        if self._renack_timer is not None:
+            self._renack_timer.cancel()
+            self._renack_timer = None
         if not self._held or self._expected is None:
             return
         self.gaps_skipped += 1
@@ -373,7 +385,7 @@ class Source:
     outlets: list[Outlet] = field(default_factory=list)
     muted: bool = False
     private: bool = False  # forwarded only to participants with backstage access
-    gap_wait: float = GAP_WAIT_S
+    gap_wait: float = feedback.gap_wait(None)
     rtt: float | None = None  # the round trip to the publisher (measured on its own subscribing connection)
     uplink_bps: int | None = None  # what the publisher's uplink carries, estimated from arrivals
     target_bps: int | None = None  # what the publisher was last told to send for this source

@@ -36,6 +36,14 @@ const routes: RouteRecordRaw[] = [
     meta: { public: true },
   },
   { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
+  { path: "/m/login", name: "resident-sign-in", component: () => import("@/views/resident/ResidentSignIn.vue"), meta: { public: true } },
+  {
+    path: "/m",
+    name: "resident",
+    component: () => import("@/views/worker/WorkerView.vue"),
+    props: { direct: true },
+    meta: { roles: ["resident"] },
+  },
   { path: "/outbox", name: "outbox", component: () => import("@/views/admin/OutboxView.vue"), meta: { roles: ["admin"] } },
   { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },
@@ -59,7 +67,10 @@ router.beforeEach(async (to) => {
     known = false;
   }
   const user = session.user;
-  if (!known || !user) return { name: "login", query: to.fullPath !== "/" ? { next: to.fullPath } : {} };
+  if (!known || !user) {
+    if (to.path.startsWith("/m")) return { name: "resident-sign-in" }; // a resident's phone: the code sign-in
+    return { name: "login", query: to.fullPath !== "/" ? { next: to.fullPath } : {} };
+  }
   if (mustEnrol(user) && to.name !== "two-factor") return { name: "two-factor" };
   const home = homeFor(user.role);
   if (to.name === "home") return home;
@@ -69,7 +80,8 @@ router.beforeEach(async (to) => {
 });
 
 whenLoggedOut(() => {
-  void router.push({ name: "login" });
+  const resident = router.currentRoute.value.path.startsWith("/m");
+  void router.push({ name: resident ? "resident-sign-in" : "login" });
 });
 whenEnrolmentRequired(() => {
   void router.push({ name: "two-factor" });

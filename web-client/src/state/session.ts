@@ -5,7 +5,7 @@
 import { reactive } from "vue";
 import { ApiError, getToken, onEnrolmentRequired, onUnauthorized, request, setToken } from "@/api/http";
 import { live } from "@/api/socket";
-import type { Me, Role } from "@/api/types";
+import type { Me, Role, Schemas } from "@/api/types";
 import { setServiceZone } from "@/lib/format";
 
 const TOKEN_KEY = "yb.token";
@@ -47,6 +47,14 @@ export type SecondFactor = { otp: string } | { recovery_code: string };
 
 export async function login(username: string, password: string, second?: SecondFactor): Promise<Me> {
   const result = await request("post", "/api/auth/login", { body: { username, password, ...second } });
+  live.disconnect();
+  begin(result.token, result.user);
+  return result.user;
+}
+
+/** 屏对屏: a resident or firm signs in with the code texted to their phone. */
+export async function residentSignIn(body: Schemas["ResidentSignIn"]): Promise<Me> {
+  const result = await request("post", "/api/resident/sign-in", { body });
   live.disconnect();
   begin(result.token, result.user);
   return result.user;
@@ -111,6 +119,8 @@ export function homeFor(role: Role): string {
       return "/wall";
     case "auditor":
       return "/audit";
+    case "resident":
+      return "/m";
   }
 }
 
