@@ -128,6 +128,7 @@ MATRIX: dict[str, Row] = {
     "POST /api/tickets/{ticket_id}/transfer": Row(clerk="A", case="ticket", body="same-queue"),
     "POST /api/tickets/{ticket_id}/complete": Row(clerk="A", case="ticket", body={"result": "done"}),
     "POST /api/tickets/{ticket_id}/cancel": Row(resident=NONE, worker="AW", clerk="A", case="ticket", body={}, last=True),
+    "PUT /api/tickets/{ticket_id}/situation": Row(worker="AW", clerk="A", case="ticket", body={"situation_id": None}),
     "POST /api/tickets/{ticket_id}/rating": Row(resident=NONE, worker="AW", case="ticket", body={"score": 5}),
     "GET /api/tickets/{ticket_id}/messages": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
     # --- documents

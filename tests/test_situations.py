@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
+
 from tests.conftest import Api, Platform
 from tests.helpers import item_named, take, window_of
+from tests.media import phone_photo
 from tests.test_checklists import PHONE, sms_link
 
 ID_CARD = "居民身份证换领"
@@ -88,6 +91,13 @@ async def test_the_ticket_records_the_situation_and_the_clerks_checklist_is_that
     assert filed.status == 201, filed
     taken = (await (await platform.login("auditor1")).get("/api/audit", action="ticket.take")).body
     assert taken[0]["detail"]["situation_id"] == lost["id"]
+    expert = await platform.login("expert3")
+    assert (await clerk.post(f"/api/tickets/{ticket['id']}/start")).status == 200
+    invited = await clerk.post(f"/api/tickets/{ticket['id']}/consultations", {"expert_ids": [expert.user["id"]]})
+    assert invited.status == 201, invited
+    case = (await expert.get("/api/invitations")).body[0]["case"]
+    assert case["situation"] == {"id": lost["id"], "name": lost["name"]}, "the expert is told the situation"
+    assert [line["name"] for line in case["checklist"]][:3] == [m["name"] for m in lost["materials"]]
 
 
 async def test_a_situation_not_of_the_item_or_stopped_is_refused_and_nothing_changes(platform: Platform) -> None:
@@ -106,6 +116,8 @@ async def test_a_situation_not_of_the_item_or_stopped_is_refused_and_nothing_cha
                                                "situation_id": stopped["id"]})
     assert reply.code == "unknown_situation", reply
     assert [i["id"] for i in (await item_named(worker, ID_CARD))["situations"]].count(stopped["id"]) == 0
+    page = (await worker.get(f"/api/items/{item['id']}")).body
+    assert {x["id"]: x["active"] for x in page["situations"]}[stopped["id"]] is False, "a case may show a stopped one"
     second = await take(worker, item["id"], "丁", situation_id=item["situations"][0]["id"])
     assert await tickets_seen(worker) == sorted([*before, first["id"], second["id"]]), "no ticket from a refusal"
     assert int(second["number"][2:]) == int(first["number"][2:]) + 1, "no number drawn for a refusal"
@@ -169,6 +181,17 @@ async def test_the_admin_edits_questions_and_situations_and_others_may_not(platf
                     await worker.put(f"/api/situations/{made.body['id']}", body),
                     await worker.put(f"/api/items/{item['id']}/questions", {"questions": []})):
         assert (refused.status, refused.code) == (403, "role_forbidden"), refused
+    twice = await admin.put(f"/api/items/{item['id']}/questions", {"questions": [
+        {"id": int(who), "text": "甲", "options": ["本人", "家属代办"]},
+        {"id": int(who), "text": "乙", "options": ["本人", "家属代办"]}]})
+    assert (twice.status, twice.code) == (422, "question_duplicate"), twice
+    general = {"code": item["code"], "name": item["name"], "department_id": item["department_id"],
+               "level": item["level"], "materials": [{"name": "身份证"}]}
+    assert (await admin.put(f"/api/items/{item['id']}", general)).status == 200
+    after = await item_named(worker, "高龄津贴申领")
+    assert [m["name"] for m in after["materials"]] == ["身份证"], "the general checklist replaced"
+    assert [m["name"] for m in after["situations"][0]["materials"]] == ["老人身份证", "社保卡", "代办人身份证"], \
+        "the situations' own lines untouched"
     saved = (await (await platform.login("auditor1")).get("/api/audit", action="situation.save")).body
     assert len(saved) == 4 and {e["actor"] for e in saved} == {"admin"}
     assert (await admin.put("/api/situations/999999", body)).code == "situation_not_found"
@@ -223,3 +246,49 @@ async def test_a_link_sent_without_a_situation_lets_the_resident_answer_the_ques
     platform.clock.advance(days=31)
     expired = await anyone.post(f"/api/checklist-links/{token}/resolve", {"answers": answers_for_lost_adult(item)})
     assert (expired.status, expired.code) == (410, "checklist_link_expired"), expired
+
+
+async def test_the_clerk_corrects_the_situation_until_a_document_is_filed_under_its_checklist(
+        platform: Platform) -> None:
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk2")
+    item = await item_named(worker, ID_CARD)
+    renew, lost = situation_named(item, "换领·年满16周岁"), situation_named(item, "补领·年满16周岁")
+    ticket = await take(worker, item["id"], "说不清的群众")
+    assert ticket["situation_id"] is None
+    general = [line["name"] for line in (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body]
+    assert general == [m["name"] for m in item["materials"]], "without a situation: the general checklist"
+    not_yet = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": lost["id"]})
+    assert (not_yet.status, not_yet.code) == (404, "ticket_not_found"), "the clerk serves it once called"
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).body["id"] == ticket["id"]
+    wrong = await clerk.put(f"/api/tickets/{ticket['id']}/situation",
+                            {"situation_id": (await item_named(worker, "个体工商户注销"))["situations"][0]["id"]})
+    assert (wrong.status, wrong.code) == (422, "unknown_situation"), wrong
+    chosen = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert chosen.status == 200 and chosen.body["situation_id"] == renew["id"], chosen
+    corrected = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": lost["id"]})
+    assert corrected.body["situation_id"] == lost["id"]
+    lines = (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body
+    assert [line["name"] for line in lines] == [m["name"] for m in lost["materials"]]
+    assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["situation_id"] == lost["id"]
+    begun = await worker.post(f"/api/tickets/{ticket['id']}/uploads",
+                              {"material": str(lines[0]["material_id"]), "size": 100})
+    assert begun.status == 201, begun
+    locked = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert (locked.status, locked.code) == (409, "situation_has_documents"), "an upload under way counts"
+    form = aiohttp.FormData()
+    form.add_field("material", str(lines[1]["material_id"]))
+    form.add_field("file", phone_photo(), filename="photo.jpg", content_type="image/jpeg")
+    assert (await worker.call("POST", f"/api/tickets/{ticket['id']}/documents", data=form)).status == 201
+    locked = await clerk.put(f"/api/tickets/{ticket['id']}/situation", {"situation_id": renew["id"]})
+    assert (locked.status, locked.code) == (409, "situation_has_documents"), locked
+    assert (await worker.get(f"/api/tickets/{ticket['id']}")).body["situation_id"] == lost["id"], "unchanged"
+    admin = await platform.login("admin")
+    shorter = {**editable(lost), "materials": editable(lost)["materials"][:1]}
+    in_use = await admin.put(f"/api/situations/{lost['id']}", shorter)
+    assert (in_use.status, in_use.code) == (409, "material_in_use"), "a line a document is filed under stays"
+    renamed = editable(lost)
+    renamed["materials"][1]["name"] = "居民户口簿（或户籍证明）"
+    assert (await admin.put(f"/api/situations/{lost['id']}", renamed)).status == 200, "renaming it is free"
+    assert (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body[1]["state"] == "provided"
+    changes = (await (await platform.login("auditor1")).get("/api/audit", action="ticket.situation")).body
+    assert [(e["actor"], e["detail"]["situation_id"]) for e in changes] == [("clerk2", lost["id"]), ("clerk2", renew["id"])]

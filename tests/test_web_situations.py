@@ -1,6 +1,6 @@
 """办理情形 in the browser: the worker picks an item handled by situation, asks the resident its
 questions, reads only that situation's materials, time limit, fee and pickup, and takes the
-ticket, which records it; the clerk who calls it sees the situation. The admin keeps an item's
+ticket, which records it; the clerk who calls it sees the situation and corrects it in the call. The admin keeps an item's
 questions and situations on the catalogue page, and is told in words when a change breaks a rule.
 A resident sent an item's checklist without a situation answers its questions on the phone."""
 
@@ -70,6 +70,19 @@ async def test_the_worker_asks_the_questions_and_takes_a_ticket_for_that_situati
     await expect(checklist).to_contain_text("临时居民身份证申领")
     await expect(checklist).not_to_contain_text("原居民身份证")
 
+    # The resident had the old card after all: the clerk corrects the situation in the call, and
+    # both checklists (the clerk's and the worker's) become the other situation's, live.
+    await clerk.click("[data-testid=situation-select]")
+    await clerk.locator(".el-select-dropdown__item", has_text="换领·年满16周岁").click()
+    await expect(clerk.locator("[data-testid=situation-name]")).to_have_text("换领·年满16周岁")
+    await expect(checklist).to_contain_text("原居民身份证")
+    await expect(checklist).not_to_contain_text("临时居民身份证申领")
+    await clerk.wait_for_timeout(500)
+    await screenshot(clerk, "clerk-case-situation")
+    worker_checklist = worker.locator("[data-testid=checklist]")
+    await expect(worker_checklist).to_contain_text("原居民身份证")
+    await expect(worker_checklist).not_to_contain_text("临时居民身份证申领")
+
 
 async def test_the_admin_keeps_an_items_questions_and_situations(platform: Platform, browser: Browser) -> None:
     _, admin = await person(browser, platform)
@@ -138,3 +151,19 @@ async def test_the_resident_answers_the_questions_on_the_link_and_reads_that_sit
     await phone.wait_for_timeout(300)
     await screenshot(phone, "resident-checklist-situation")
     await context.close()
+
+
+async def test_a_resident_who_cannot_tell_gets_a_ticket_and_the_clerk_decides(platform: Platform,
+                                                                             browser: Browser) -> None:
+    context, worker = await person(browser, platform)
+    await context.add_init_script("sessionStorage.setItem('yb.deviceCheck', 'done')")
+    await log_in(worker, "worker1")
+    await worker.fill("input[data-testid=item-search]", "jmsfz")
+    await worker.locator("[data-testid=item-results] button", has_text="居民身份证换领").click()
+    await worker.fill("input[data-testid=resident-name]", "说不清的群众")
+    await worker.click("[data-testid=situation-unsure]")
+    await expect(worker.locator("[data-testid=situation-undecided]")).to_contain_text("由云窗口在视频中确定")
+    await worker.click("[data-testid=take-ticket]")
+    await expect(worker.locator("[data-testid=ticket-number]")).not_to_be_empty()
+    mine = (await (await platform.login("worker1")).get("/api/tickets")).body
+    assert [t["situation_id"] for t in mine] == [None]

@@ -10,7 +10,7 @@ from server.api.schemas import ItemIn, ItemQuery, QuestionsIn, ResolveIn, Situat
 from server.domain import catalog, org, situations
 from server.domain.views import item_view, situation_view, window_view
 from server.keys import DOMAIN
-from server.models import CentreLevel, Role
+from server.models import CentreLevel
 
 
 @route("GET", "/api/org", "组织架构：区级云办中心 → 镇街便民中心 → 延伸点；部门；云窗口", roles=READERS, tag="org", response=Org)
@@ -25,18 +25,19 @@ async def get_org(request: web.Request) -> web.Response:
 async def list_items(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ItemQuery)
-    everything = q.include_inactive and who.role is Role.admin
+    everything = catalog.sees_inactive(who, q.include_inactive)
     async with request.app[DOMAIN].unit(write=False) as uow:
         items = await catalog.list_items(uow, q=q.q, department_id=q.department_id, level=q.level,
                                          include_inactive=everything)
         return ok([item_view(i, inactive_situations=everything) for i in items])
 
 
-@route("GET", "/api/items/{item_id}", "事项详情", roles=READERS, tag="catalog", response=ServiceItem)
+@route("GET", "/api/items/{item_id}", "事项详情（含已停用的情形，供查看办件所记的情形）", roles=READERS, tag="catalog",
+       response=ServiceItem)
 async def get_item(request: web.Request) -> web.Response:
     await actor(request)
     async with request.app[DOMAIN].unit(write=False) as uow:
-        return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id"))))
+        return ok(item_view(await catalog.get_item(uow, int_param(request, "item_id")), inactive_situations=True))
 
 
 @route("POST", "/api/items", "新建事项（管理员）", body=ItemIn, roles=("admin",), tag="catalog", response=ServiceItem)

@@ -134,7 +134,9 @@ class ServiceItem(Answer):
     active: bool
     materials: list[Material]
     questions: list[ItemQuestion]
-    situations: list[Situation] = Field(description="active ones (an admin may ask for all)")
+    situations: list[Situation] = Field(description="in a list: the active ones (an admin may ask for all); "
+                                                    "an item's own page: all, stopped ones with active false "
+                                                    "(a case may have recorded one)")
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -572,6 +574,7 @@ class CaseSummary(Answer):
     number: str
     status: TicketStatus
     item: NamedRef
+    situation: NamedRef | None = Field(description="办理情形, when the case records one")
     department: NamedRef
     resident_name: str
     checklist: list[ChecklistLine]

@@ -172,6 +172,10 @@ class SituationIn(Body):
     active: bool = True
 
 
+class SituationChoice(Body):
+    situation_id: Id | None = Field(description="the item's situation; null for none (the general checklist)")
+
+
 class ResolveIn(Body):
     answers: Answers = Field(description="question id → the option chosen")
 

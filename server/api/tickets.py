@@ -9,7 +9,15 @@ from aiohttp import web
 from server import logs, models
 from server.api.base import CASE_PARTIES, TICKET_READERS, actor, int_param, ok, parse, query, route
 from server.api.responses import Message, PlacedTicket, ResidentDetails, Ticket, TicketDetail
-from server.api.schemas import Cancel, Complete, Rating, TakeTicket, TicketQuery, Transfer
+from server.api.schemas import (
+    Cancel,
+    Complete,
+    Rating,
+    SituationChoice,
+    TakeTicket,
+    TicketQuery,
+    Transfer,
+)
 from server.domain import calls, queue
 from server.keys import DOMAIN
 
@@ -118,6 +126,14 @@ async def cancel(request: web.Request) -> web.Response:
 async def rating(request: web.Request) -> web.Response:
     body = await parse(request, Rating)
     return await _act(request, queue.rate, **body.model_dump())
+
+
+@route("PUT", "/api/tickets/{ticket_id}/situation",
+       "选定或更正办件的办理情形（办件的社区工作人员、云窗口；已按清单上传材料后不能更改）",
+       body=SituationChoice, roles=("worker", "clerk"), tag="tickets", response=Ticket)
+async def situation(request: web.Request) -> web.Response:
+    body = await parse(request, SituationChoice)
+    return await _act(request, queue.set_situation, situation_id=body.situation_id)
 
 
 @route("GET", "/api/tickets/{ticket_id}/messages", "通话内文字消息（存于办件）", roles=CASE_PARTIES, tag="call",

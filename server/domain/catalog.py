@@ -20,6 +20,11 @@ _WITH_ALL = (
 )
 
 
+def sees_inactive(actor: Actor, asked: bool) -> bool:
+    """Stopped items and situations are listed to administrators who ask; others see what is offered."""
+    return asked and actor.role is Role.admin
+
+
 async def list_items(
     uow: Uow,
     *,

@@ -43,6 +43,7 @@ from server.models import (
     InvitationStatus,
     Role,
     ServiceItem,
+    Situation,
     Ticket,
     TicketStatus,
     User,
@@ -240,8 +241,10 @@ async def _name(uow: Uow, user_id: int) -> str:
 
 
 async def case_summary(uow: Uow, ticket: Ticket) -> dict[str, Any]:
-    """What an invited expert needs to decide: the case, the item, the checklist, the documents."""
+    """What an invited expert needs to decide: the case, the item (and situation), the checklist,
+    the documents."""
     item = await uow.session.get(ServiceItem, ticket.item_id)
+    situation = await uow.session.get(Situation, ticket.situation_id) if ticket.situation_id is not None else None
     department = await uow.session.get(Department, ticket.department_id)
     documents = (await uow.session.scalars(
         select(Document).where(Document.ticket_id == ticket.id).order_by(Document.id)
@@ -252,6 +255,7 @@ async def case_summary(uow: Uow, ticket: Ticket) -> dict[str, Any]:
         "number": ticket.number,
         "status": ticket.status.value,
         "item": {"id": ticket.item_id, "name": item.name if item else ""},
+        "situation": {"id": situation.id, "name": situation.name} if situation is not None else None,
         "department": {"id": ticket.department_id, "name": department.name if department else ""},
         "resident_name": resident.get("name", ""),
         "checklist": await checklist(uow, ticket.id),

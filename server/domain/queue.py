@@ -39,12 +39,14 @@ from server.models import (
     CentreLevel,
     CloudWindow,
     Department,
+    Document,
     ExtensionPoint,
     Role,
     ServiceItem,
     Ticket,
     TicketCounter,
     TicketStatus,
+    UploadSession,
     User,
     UTCDateTime,
 )
@@ -653,6 +655,36 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     ticket.rated_at = uow.clock.now()
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
     _announce(uow, "ticket.rated", ticket)
+    return ticket
+
+
+async def set_situation(uow: Uow, actor: Actor, ticket_id: int, situation_id: int | None) -> Ticket:
+    """办理情形 of an open case, chosen or corrected by the people serving it (the worker who took
+    it, the clerk it is called to): one of the item's situations in use, or none (the item's
+    general checklist). Not once a document is filed (or being uploaded) under a line of the
+    case's checklist: the lines would change under it."""
+    actor.require(Role.worker, Role.clerk)
+    ticket = await _load(uow, ticket_id, lock=True)
+    if serves(actor, ticket) is None:
+        raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
+    if not ticket.status.is_open:
+        raise Conflict("illegal_transition", "业务已结束，不能更改办理情形", status=ticket.status.value)
+    item = await uow.session.get(ServiceItem, ticket.item_id)
+    assert item is not None
+    situation = await situations.of_item(uow, item, situation_id)
+    if ticket.situation_id == situation_id:
+        return ticket
+    filed = await uow.session.scalar(select(func.count(Document.id)).where(
+        Document.ticket_id == ticket.id, Document.material_id.is_not(None)))
+    uploading = await uow.session.scalar(select(func.count(UploadSession.id)).where(
+        UploadSession.ticket_id == ticket.id, UploadSession.material_id.is_not(None),
+        UploadSession.document_id.is_(None)))
+    if filed or uploading:
+        raise Conflict("situation_has_documents", "已按当前材料清单上传了材料，不能再更改办理情形")
+    before, ticket.situation_id = ticket.situation_id, situation.id if situation is not None else None
+    audit.record(uow, actor, "ticket.situation", "ticket", ticket.id, situation_id=ticket.situation_id,
+                 previous_situation_id=before)
+    _announce(uow, "ticket.updated", ticket)
     return ticket
 
 

@@ -19,7 +19,15 @@ from sqlalchemy.orm import selectinload
 from server.domain import audit, catalog
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Invalid, NotFound
-from server.models import Document, ItemQuestion, Material, Role, ServiceItem, Situation
+from server.models import (
+    Document,
+    ItemQuestion,
+    Material,
+    Role,
+    ServiceItem,
+    Situation,
+    UploadSession,
+)
 
 MAX_QUESTIONS = 6
 MAX_OPTIONS = 8
@@ -88,6 +96,9 @@ async def save_questions(uow: Uow, actor: Actor, item_id: int, questions: Sequen
     if len(questions) > MAX_QUESTIONS:
         raise Invalid("too_many_questions", f"每个事项最多 {MAX_QUESTIONS} 个问题")
     existing = {q.id: q for q in item.questions}
+    given = [spec["id"] for spec in questions if spec.get("id") is not None]
+    if len(given) != len(set(given)):
+        raise Invalid("question_duplicate", "同一个问题出现了两次")
     kept: list[ItemQuestion] = []
     for i, spec in enumerate(questions):
         text = str(spec["text"]).strip()
@@ -162,7 +173,10 @@ async def save_situation(
         uow.session.add(situation)
     lines = list(situation.materials)
     dropped = [m.id for m in lines[len(materials):] if m.id is not None]
-    if dropped and await uow.session.scalar(select(Document.id).where(Document.material_id.in_(dropped)).limit(1)):
+    if dropped and (
+        await uow.session.scalar(select(Document.id).where(Document.material_id.in_(dropped)).limit(1))
+        or await uow.session.scalar(select(UploadSession.id).where(UploadSession.material_id.in_(dropped)).limit(1))
+    ):
         raise Conflict("material_in_use", "删去的材料项已有办件上传了材料，不能删除；可修改其名称或说明")
     for i, spec in enumerate(materials):
         line = lines[i] if i < len(lines) else Material(item_id=item.id)

@@ -539,6 +539,9 @@ const en: Messages<typeof zhCN> = {
     finding: "Finding the situation…",
     needed: "This item is handled by situation: answer the questions first",
     general: "General checklist (no situation)",
+    none: "None (general checklist)",
+    unsure: "Resident not sure? The clerk decides in the call",
+    undecided: "The ticket uses the general checklist; the clerk decides the situation in the call",
   },
   catalog: {
     title: "Catalogue",

@@ -52,6 +52,10 @@ export function useCaseFiles(ticketId: () => number) {
     void refresh();
     events.on("document.added", mine);
     events.on("document.reviewed", mine);
+    // the case's situation chosen or corrected: its checklist is another one
+    events.on("ticket.updated", (t) => {
+      if (t.id === ticketId()) void refresh();
+    });
     events.onReconnect(() => void refresh());
   });
 

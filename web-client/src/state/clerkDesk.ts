@@ -117,6 +117,15 @@ export async function complete(result: CompletionResult, note: string): Promise<
   settle(await request("post", "/api/tickets/{ticket_id}/complete", { path: { ticket_id: clerk.ticket.id }, body: { result, note } }));
 }
 
+/** 办理情形 chosen or corrected in the call (null: none, the item's general checklist). */
+export async function chooseSituation(situationId: number | null): Promise<void> {
+  if (!clerk.ticket) return;
+  settle(await request("put", "/api/tickets/{ticket_id}/situation", {
+    path: { ticket_id: clerk.ticket.id },
+    body: { situation_id: situationId },
+  }));
+}
+
 export async function loadDepartments(): Promise<void> {
   if (!clerk.departments.length) clerk.departments = (await request("get", "/api/org")).departments;
 }
