@@ -9,6 +9,10 @@
 // the next one does not freeze it: on a lossy link the first freezes never come. The lateness is
 // read from the receiver's inter-frame delays (their spread over the last second: one late frame
 // dominates it), after PLAYOUT_WARMUP_S of decoding (a start is irregular).
+// And whenever the receiver has just NACKed (lost a packet and asked for it again), the hold covers
+// one repair's round trip (`repairMs`: the connection's RTT, when it is PLAYOUT_NEAR_MS or more)
+// at once, warm-up or not (a calm link brings it down again as above): the first repairs of a call on a village line come before any freeze
+// or late frame could teach it (bench/weak_link.py, constrained: the freezes left were those).
 // bench/weak_link.py measures the effect (frozen seconds per minute on lossy links).
 
 export const PLAYOUT_MAX_MS = 500;
@@ -65,13 +69,21 @@ export function lateMs(s: { squaredMs: number; n: number }, floorMs2: number): n
  * totalFreezesDuration (s) and its inter-frame delays (`frames`, when the browser counts them),
  * at `nowS` seconds. */
 export function nextPlayout(p: Playout, freezes: number, frozenS: number, nowS: number,
-  frames: InterFrames | null = null): Playout {
+  frames: InterFrames | null = null, repairMs: number | null = null): Playout {
   if (freezes < p.freezes) return newPlayout(freezes, frozenS); // a new receiver under the same track
   const next = { ...p, freezes, frozenS, frames, since: p.since ?? nowS };
+  if (repairMs !== null && repairMs >= PLAYOUT_NEAR_MS) {
+    // packets are being repaired over a long round trip: not a calm link; hold one repair's worth
+    next.lastFreezeAt = nowS;
+    if (p.targetMs < repairMs + PLAYOUT_STEP_MS) {
+      next.targetMs = Math.min(PLAYOUT_MAX_MS, Math.round(repairMs) + PLAYOUT_STEP_MS);
+      next.lastStepAt = nowS;
+    }
+  }
   if (freezes > p.freezes) {
     const meanMs = ((frozenS - p.frozenS) / (freezes - p.freezes)) * 1000;
     if (meanMs <= PLAYOUT_COVERS_MS) {
-      next.targetMs = Math.min(PLAYOUT_MAX_MS, Math.max(p.targetMs + PLAYOUT_STEP_MS, Math.round(meanMs) + PLAYOUT_STEP_MS));
+      next.targetMs = Math.min(PLAYOUT_MAX_MS, Math.max(next.targetMs + PLAYOUT_STEP_MS, Math.round(meanMs) + PLAYOUT_STEP_MS));
       next.lastStepAt = nowS;
     }
     next.lastFreezeAt = nowS;
@@ -86,15 +98,15 @@ export function nextPlayout(p: Playout, freezes: number, frozenS: number, nowS: 
   }
   if (late !== null && late >= PLAYOUT_NEAR_MS && late <= PLAYOUT_COVERS_MS) {
     // a near freeze: hold what that frame was late by, and more than now
-    if (p.targetMs < late + PLAYOUT_STEP_MS) {
+    if (next.targetMs < late + PLAYOUT_STEP_MS) {
       next.targetMs = Math.min(PLAYOUT_MAX_MS, Math.round(late) + PLAYOUT_STEP_MS);
       next.lastStepAt = nowS;
     }
     next.lastFreezeAt = nowS;
     return next;
   }
-  if (p.targetMs > 0 && nowS - p.lastFreezeAt >= PLAYOUT_CALM_S && nowS - p.lastStepAt >= PLAYOUT_DOWN_EVERY_S) {
-    next.targetMs = Math.max(0, p.targetMs - PLAYOUT_STEP_MS);
+  if (next.targetMs > 0 && nowS - next.lastFreezeAt >= PLAYOUT_CALM_S && nowS - next.lastStepAt >= PLAYOUT_DOWN_EVERY_S) {
+    next.targetMs = Math.max(0, next.targetMs - PLAYOUT_STEP_MS);
     next.lastStepAt = nowS;
   }
   return next;

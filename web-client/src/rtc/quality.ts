@@ -146,6 +146,7 @@ export class QualitySampler {
   readonly links = reactive<Record<string, LinkQuality>>({});
   private inbound = new Map<string, InboundSample>();
   private playout = new Map<string, Playout>();
+  private nacks = new Map<string, number>();
   private outbound: OutboundSample | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private busy = false;
@@ -182,7 +183,7 @@ export class QualitySampler {
             framesDecoded: num(inbound.framesDecoded) ?? 0,
             jitter: num(inbound.jitter),
           };
-          this.smooth(src.sub, r.track, r.trackId, inbound);
+          this.smooth(src.sub, r.track, r.trackId, inbound, pairRttMs(stats));
           const figures = inboundFigures(this.inbound.get(r.trackId), cur, pairRttMs(stats), !!src.paused[r.trackId]);
           this.inbound.set(r.trackId, cur);
           this.links[r.trackId] = { ...figures, grade: grade(figures) };
@@ -214,6 +215,7 @@ export class QualitySampler {
           delete this.links[key];
           this.inbound.delete(key);
           this.playout.delete(key);
+          this.nacks.delete(key);
         }
       }
     } finally {
@@ -222,7 +224,7 @@ export class QualitySampler {
   }
 
   /** The receiver's playout hold follows its freezes (playout.ts). */
-  private smooth(pc: RTCPeerConnection, track: MediaStreamTrack, trackId: string, inbound: Stats): void {
+  private smooth(pc: RTCPeerConnection, track: MediaStreamTrack, trackId: string, inbound: Stats, rttMs: number | null): void {
     const freezes = num(inbound.freezeCount);
     const frozenS = num(inbound.totalFreezesDuration);
     if (freezes === null || frozenS === null) return; // a browser that does not count freezes
@@ -235,7 +237,11 @@ export class QualitySampler {
     const total = num(inbound.totalInterFrameDelay);
     const squared = num(inbound.totalSquaredInterFrameDelay);
     const frames = decoded !== null && total !== null && squared !== null ? { decoded, total, squared } : null;
-    const after = nextPlayout(before, freezes, frozenS, performance.now() / 1000, frames);
+    // packets repaired since the last sample (this receiver NACKed): a hold for the repair's trip
+    const nacks = num(inbound.nackCount) ?? 0;
+    const nacked = nacks > (this.nacks.get(trackId) ?? 0);
+    this.nacks.set(trackId, nacks);
+    const after = nextPlayout(before, freezes, frozenS, performance.now() / 1000, frames, nacked ? rttMs : null);
     this.playout.set(trackId, after);
     if (after.targetMs !== before.targetMs) {
       try {
