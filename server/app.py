@@ -14,6 +14,7 @@ from aiohttp import WSCloseCode, web
 
 from server.api import (  # noqa: F401  (routes)
     accounts,
+    bundles,
     catalog,
     checklists,
     documents,
