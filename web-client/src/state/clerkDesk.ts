@@ -117,6 +117,12 @@ export async function complete(result: CompletionResult, note: string): Promise<
   settle(await request("post", "/api/tickets/{ticket_id}/complete", { path: { ticket_id: clerk.ticket.id }, body: { result, note } }));
 }
 
+/** 一事联办: complete this window's items of the case; it stays, goes on to the next department, or ends. */
+export async function completeItems(items: { item_id: number; result: CompletionResult; note: string }[]): Promise<void> {
+  if (!clerk.ticket) return;
+  settle(await request("post", "/api/tickets/{ticket_id}/items/complete", { path: { ticket_id: clerk.ticket.id }, body: { items } }));
+}
+
 export async function loadDepartments(): Promise<void> {
   if (!clerk.departments.length) clerk.departments = (await request("get", "/api/org")).departments;
 }

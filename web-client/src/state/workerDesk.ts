@@ -73,10 +73,11 @@ export async function reload(): Promise<void> {
   }
 }
 
-export async function take(itemId: number, resident: Schemas["TakeTicket"]["resident"], priority: Priority | null,
-                           situationId: number | null = null): Promise<Ticket> {
+/** 取号 for an item (``{ item_id }``, with its situation when found) or a bundle (``{ bundle_id }``). */
+export async function take(what: { item_id: number } | { bundle_id: number }, resident: Schemas["TakeTicket"]["resident"],
+                           priority: Priority | null, situationId: number | null = null): Promise<Ticket> {
   const ticket = await request("post", "/api/tickets", {
-    body: { item_id: itemId, resident, ...(priority ? { priority } : {}), ...(situationId ? { situation_id: situationId } : {}) },
+    body: { ...what, resident, ...(priority ? { priority } : {}), ...(situationId ? { situation_id: situationId } : {}) },
   });
   desk.previousNumber = "";
   await setTicket(ticket);
