@@ -78,3 +78,10 @@ async def test_a_bundle_ticket_is_served_by_two_departments_in_turn_each_complet
     assert (done["status"], done["result"]) == ("completed", "done"), done
     states = [i["state"] for i in (await (await platform.login("worker1")).get(f"/api/tickets/{ticket['id']}/items")).body]
     assert states == ["completed"] * 3
+
+    _, wall = await person(browser, platform)
+    await log_in(wall, "supervisor1")
+    await wall.wait_for_url("**/app/wall")
+    row = wall.locator("[data-testid=bundle-report] tr[data-bundle=LB-004]")
+    await expect(row).to_contain_text("退休一件事")
+    await expect(row.locator("[data-testid=materials-saved]")).to_have_text(str(bundle["materials_saved"]))
