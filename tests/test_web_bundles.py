@@ -1,13 +1,15 @@
 """一事联办 in the browser: the worker picks a bundle, reads its merged checklist ("已合并 N 项材料")
 and takes one ticket; the 社保 clerk completes their item and the case goes on to the next
 department's queue; the clerk of the window for 医保 and 公积金 sees what the first did and
-completes the rest, and the case is completed."""
+completes the rest, and the case is completed; the wall counts what it saved. A resident takes
+a bundle on their own phone (屏对屏)."""
 
 from __future__ import annotations
 
 from playwright.async_api import Browser, Page, expect
 
 from tests.conftest import Platform
+from tests.helpers import texted_code
 from tests.test_bundles import provide
 from tests.web import browser, database_url, log_in, person, screenshot, settings  # noqa: F401  (fixtures of every browser test)
 
@@ -48,6 +50,7 @@ async def test_a_bundle_ticket_is_served_by_two_departments_in_turn_each_complet
     await worker.click("[data-testid=take-ticket]")
     number = (await worker.locator("[data-testid=ticket-number]").inner_text()).strip()
     assert number.startswith("SB"), number
+    await expect(worker.locator("[data-testid=waiting-item]")).to_contain_text("退休一件事（当前：职工退休申请）")
     ticket = next(t for t in (await (await platform.login("worker1")).get("/api/tickets")).body if t["number"] == number)
     sb, yb, gj = (i["id"] for i in bundle["items"])
 
@@ -85,3 +88,33 @@ async def test_a_bundle_ticket_is_served_by_two_departments_in_turn_each_complet
     row = wall.locator("[data-testid=bundle-report] tr[data-bundle=LB-004]")
     await expect(row).to_contain_text("退休一件事")
     await expect(row.locator("[data-testid=materials-saved]")).to_have_text(str(bundle["materials_saved"]))
+
+
+async def test_a_resident_takes_a_bundle_on_their_own_phone(platform: Platform, browser: Browser) -> None:
+    phone_number = "13700137001"
+    context = await browser.new_context(base_url=platform.base, viewport={"width": 390, "height": 844},
+                                        is_mobile=True, has_touch=True)
+    phone = await context.new_page()
+    phone.set_default_timeout(20000)
+    await phone.goto("/app/m")
+    await phone.wait_for_url("**/app/m/login")
+    await phone.fill("input[data-testid=resident-phone]", phone_number)
+    await phone.click("[data-testid=send-code]")
+    await expect(phone.locator("[data-testid=code-sent]")).to_be_visible()
+    await phone.fill("input[data-testid=resident-code]", await texted_code(platform, phone_number))
+    await phone.locator("[data-testid=consent]").click()
+    await phone.click("[data-testid=resident-submit]")
+    await phone.wait_for_url("**/app/m")
+    await phone.locator("[data-bundle=LB-003]").tap()
+    await expect(phone.locator("[data-testid=chosen-bundle]")).to_have_text("开办餐饮店一件事")
+    await expect(phone.locator("[data-testid=bundle-merged]")).to_contain_text("已合并")
+    await expect(phone.locator("[data-testid=materials]")).to_contain_text("营业执照")
+    await phone.fill("input[data-testid=resident-name]", "餐饮店老板")
+    await phone.click("[data-testid=take-ticket]")
+    await expect(phone.locator("[data-testid=waiting]")).to_be_visible()
+    await expect(phone.locator("[data-testid=waiting-item]")).to_contain_text("开办餐饮店一件事")
+    await screenshot(phone, "resident-bundle-waiting")
+    number = (await phone.locator("[data-testid=ticket-number]").inner_text()).strip()
+    admin = await platform.login("admin")
+    ticket = next(t for t in (await admin.get("/api/tickets")).body if t["number"] == number)
+    assert ticket["source"] == "direct" and ticket["bundle_id"] is not None

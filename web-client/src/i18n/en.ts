@@ -513,6 +513,7 @@ const en: Messages<typeof zhCN> = {
     answerHint: "Once answered, the materials, time limit and fee for your case show below.",
   },
   bundle: {
+    now: "now: {item}",
     pick: "One-stop bundles: several items at once",
     items: "Items",
     merged: "{n} materials merged",

@@ -510,6 +510,7 @@ export default {
     answerHint: "选好后，下面会显示您这种情况需要的材料、办理时限和收费。",
   },
   bundle: {
+    now: "当前：{item}",
     pick: "一事联办：多个事项一次办",
     items: "包含事项",
     merged: "已合并 {n} 项材料",
