@@ -15,6 +15,7 @@ from aiohttp import WSCloseCode, web
 from server.api import (  # noqa: F401  (routes)
     accounts,
     appointments,
+    bundles,
     catalog,
     checklists,
     documents,

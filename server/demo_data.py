@@ -803,6 +803,82 @@ ITEMS: list[dict[str, Any]] = [
     },
 ]
 
+# ------------------------------------------------------------------ items the 一事联办 bundles need
+ITEMS.extend([
+    {
+        "code": "GA-007", "name": "死亡人员户口注销", "initials": "swryhkzx",
+        "department": "GA", "level": "district",
+        "description": "公民死亡后，由其亲属申报注销常住户口。",
+        "materials": [
+            _m("居民死亡医学证明", True, "原件"),
+            _m("逝者户口簿", True, "原件"),
+            _m("逝者居民身份证", False, "有的交回"),
+            _m("申领人身份证", True, "申报人本人"),
+        ],
+    },
+    {
+        "code": "GA-008", "name": "公章刻制备案", "initials": "gzkzba",
+        "department": "GA", "level": "district",
+        "description": "新设立的个体工商户、企业刻制公章并备案。",
+        "materials": [
+            _m("营业执照", True, "同步办理的可免交"),
+            _m("经营者身份证", True, "原件"),
+            _m("印章印模", False, "刻章单位提供"),
+        ],
+    },
+    {
+        "code": "SB-012", "name": "社会保障卡申领", "initials": "shbzksl",
+        "department": "SB", "level": "town",
+        "description": "首次申领社会保障卡（含新生儿）。",
+        "materials": [
+            _m("出生医学证明", False, "新生儿提供"),
+            _m("户口簿", True, "新生儿已落户的户口簿"),
+            _m("监护人身份证", True, "原件"),
+            _m("近期免冠彩色照片", False, "新生儿可不提供"),
+        ],
+    },
+    {
+        "code": "YB-007", "name": "退休人员医保待遇核定", "initials": "txryybdyhd",
+        "department": "YB", "level": "district",
+        "description": "职工退休时核定其基本医疗保险缴费年限和退休人员医保待遇。",
+        "materials": [
+            _m("身份证", True, "原件"),
+            _m("社保卡", True, ""),
+            _m("职工退休审批表", True, "同步办理的可免交"),
+        ],
+    },
+])
+
+# 一事联办: several items handled as one case, served in the order given (by department in
+# turn where no window serves them all). Real bundles of the kind Zhejiang's 高效办成一件事 lists.
+BUNDLES: list[dict[str, Any]] = [
+    {
+        "code": "LB-001", "name": "流动人口居住一件事",
+        "description": "来区居住的流动人口一次办理居住登记、房屋租赁备案、居住证和就业创业证。",
+        "items": ["GA-002", "ZJ-003", "GA-001", "SB-007"],
+    },
+    {
+        "code": "LB-002", "name": "新生儿出生一件事",
+        "description": "新生儿出生后一次办理户口登记、城乡居民医保参保和社会保障卡申领。",
+        "items": ["GA-004", "YB-001", "SB-012"],
+    },
+    {
+        "code": "LB-003", "name": "开办餐饮店一件事",
+        "description": "开办小餐饮店一次办理营业执照、食品经营许可和公章刻制备案。",
+        "items": ["SC-001", "SC-004", "GA-008"],
+    },
+    {
+        "code": "LB-004", "name": "退休一件事",
+        "description": "职工退休一次办理退休审批、退休人员医保待遇核定和住房公积金退休提取。",
+        "items": ["SB-003", "YB-007", "GJ-001"],
+    },
+    {
+        "code": "LB-005", "name": "身后事一件事",
+        "description": "亲属一次办理惠民殡葬补助、丧葬补助金和抚恤金、户口注销和公积金提取。",
+        "items": ["MZ-012", "SB-011", "GA-007", "GJ-001"],
+    },
+]
+
 # ---------------------------------------------------------------- sanity checks
 _DEPT_CODES = {code for code, _ in DEPARTMENTS}
 _ALL_POINTS = [p for points in EXTENSION_POINTS.values() for p in points]
@@ -819,6 +895,8 @@ assert all(i["department"] in _DEPT_CODES for i in ITEMS)
 assert all(i["code"].startswith(i["department"] + "-") for i in ITEMS)
 assert all(i["level"] in ("district", "town") for i in ITEMS)
 assert all(1 <= len(i["materials"]) <= 7 for i in ITEMS)
+assert len({b["code"] for b in BUNDLES}) == len(BUNDLES)
+assert all(code in {i["code"] for i in ITEMS} for b in BUNDLES for code in b["items"])
 assert all(
     i["initials"].isascii() and i["initials"].islower() and len(i["initials"]) == len(i["name"])
     for i in ITEMS

@@ -266,6 +266,29 @@ class Material(Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
 
+class Bundle(Base):
+    """一事联办 — several items a resident handles as one case, with one merged checklist."""
+
+    __tablename__ = "bundles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    items: Mapped[list[BundleItem]] = relationship(
+        lazy="raise", order_by="BundleItem.position", cascade="all, delete-orphan"
+    )
+
+
+class BundleItem(Base):
+    """One item of a bundle, in the order the case is served."""
+
+    __tablename__ = "bundle_items"
+    bundle_id: Mapped[int] = mapped_column(ForeignKey("bundles.id", ondelete="CASCADE"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -373,6 +396,9 @@ class Ticket(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
     situation_id: Mapped[int | None] = mapped_column(ForeignKey("situations.id"))  # 办理情形, when found
+    # 一事联办: the bundle this case handles; ``item_id``/``department_id`` are then the item and the
+    # department being served now, and ``case_items`` holds every item of the case with its state.
+    bundle_id: Mapped[int | None] = mapped_column(ForeignKey("bundles.id"), index=True)
     # ``source`` "point": taken by a community worker at their extension point; "direct" (屏对屏):
     # taken by the resident on their own phone, with no extension point. ``worker_id`` is who
     # took it and sits at the far end of the call: the worker, or that resident.
@@ -401,6 +427,24 @@ class Ticket(Base):
     rated_at: Mapped[datetime | None]
     appointment_at: Mapped[datetime | None]  # 预约: the booked slot it entered the queue at (ahead of walk-ins)
     purged_at: Mapped[datetime | None]  # retention: documents deleted, personal data anonymised
+
+
+class CaseItem(Base):
+    """联办事项 — one item of a bundle case: its department, and once handled, how and by whom."""
+
+    __tablename__ = "case_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # pending | completed
+    result: Mapped[str | None] = mapped_column(String(30))
+    note: Mapped[str] = mapped_column(Text, default="")
+    completed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    completed_by_name: Mapped[str] = mapped_column(String(50), default="")
+    window_id: Mapped[int | None] = mapped_column(ForeignKey("cloud_windows.id"))
+    completed_at: Mapped[datetime | None]
 
 
 class QueueState(Base):
@@ -677,7 +721,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 
 __all__ = [
-    "Alert", "AppendOnly", "Appointment", "AuditChainHead", "AuditEntry", "Base", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "Appointment", "AuditChainHead", "AuditEntry", "Base", "Bundle", "BundleItem", "CaseItem", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",

@@ -20,6 +20,8 @@ from server.db import Database
 from server.domain.logins import hash_password
 from server.models import (
     Base,
+    Bundle,
+    BundleItem,
     Centre,
     CentreLevel,
     CloudWindow,
@@ -93,6 +95,14 @@ async def seed_demo(db: Database) -> dict[str, int]:
         await s.flush()
         for code, spec in demo_situations.SITUATIONS.items():
             await _add_situations(s, code, spec, count)
+        for spec in demo_data.BUNDLES:
+            if await s.scalar(select(Bundle.id).where(Bundle.code == spec["code"])) is None:
+                ids = {code: await s.scalar(select(ServiceItem.id).where(ServiceItem.code == code))
+                       for code in spec["items"]}
+                s.add(Bundle(code=spec["code"], name=spec["name"], description=spec["description"], active=True,
+                             items=[BundleItem(item_id=ids[code], position=i) for i, code in enumerate(spec["items"])]))
+                count("bundles")
+        await s.flush()
 
         async def window(name: str, centre: Centre, codes: list[str]) -> CloudWindow:
             found = await s.scalar(

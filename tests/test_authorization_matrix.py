@@ -112,6 +112,10 @@ MATRIX: dict[str, Row] = {
     "PUT /api/items/{item_id}/questions": Row(admin=ANY, body={}),
     "POST /api/items/{item_id}/situations": Row(admin=ANY, body={}),
     "PUT /api/situations/{situation_id}": Row(admin=ANY, body={}),
+    # --- 一事联办 (tests/test_bundles.py)
+    "GET /api/bundles": Row(**READERS),
+    "GET /api/bundles/{bundle_id}": Row(**READERS),
+    "GET /api/bundles/report": Row(supervisor=ANY, admin=ANY),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets
@@ -130,6 +134,8 @@ MATRIX: dict[str, Row] = {
     "POST /api/tickets/{ticket_id}/cancel": Row(resident=NONE, worker="AW", clerk="A", case="ticket", body={}, last=True),
     "PUT /api/tickets/{ticket_id}/situation": Row(worker="AW", clerk="A", case="ticket", body={"situation_id": None}),
     "POST /api/tickets/{ticket_id}/rating": Row(resident=NONE, worker="AW", case="ticket", body={"score": 5}),
+    "GET /api/tickets/{ticket_id}/items": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
+    "POST /api/tickets/{ticket_id}/items/complete": Row(clerk="A", case="ticket", body={"items": [{"item_id": 1}]}),
     "GET /api/tickets/{ticket_id}/messages": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket"),
     # --- documents
     "POST /api/tickets/{ticket_id}/uploads": Row(resident=NONE, worker="AW", clerk="A", expert="A", case="ticket",
@@ -348,7 +354,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "situation_id": 1, "token": "no-such-link-token", "appointment_id": 1}
+                              "situation_id": 1, "bundle_id": 1, "token": "no-such-link-token", "appointment_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

@@ -297,6 +297,8 @@ class Ticket(Answer):
     department_id: int
     item_id: int
     situation_id: int | None = Field(description="办理情形, when the worker found it")
+    bundle_id: int | None = Field(description="一事联办: the bundle this case handles (item_id and department_id "
+                                            "are then the item and department serving it now)")
     source: Literal["point", "direct"] = Field(description="point: taken by a community worker at an extension "
                                                "point; direct (屏对屏): by the resident on their own phone")
     extension_point_id: int | None = Field(description="none for a direct ticket")
@@ -496,6 +498,89 @@ class OpenedDocument(CaseDocument):
     urls: DocumentUrls = Field(description="short-lived")
 
 
+class BundleItemRef(Answer):
+    id: int
+    code: str
+    name: str
+    department_id: int
+    level: CentreLevel
+
+
+class MergedLine(Answer):
+    """A line of a bundle's merged checklist: asked once for every item that needs it."""
+
+    name: str
+    required: bool
+    note: str
+    material_ids: list[int]
+    item_ids: list[int]
+
+
+class Bundle(Answer):
+    """一事联办 — a bundle with its items, merged checklist and what one case saves."""
+
+    id: int
+    code: str
+    name: str
+    description: str
+    active: bool
+    level: CentreLevel = Field(description="district when any item is a district one: where its cases queue")
+    items: list[BundleItemRef]
+    department_ids: list[int] = Field(description="in the order they serve a case")
+    checklist: list[MergedLine]
+    materials_total: int = Field(description="the items' checklist lines together")
+    materials_merged: int = Field(description="lines of the merged checklist")
+    materials_saved: int
+    trips_saved: int = Field(description="departments − 1: one visit instead of one per department")
+
+
+class BundleReportLine(Answer):
+    bundle_id: int
+    code: str
+    name: str
+    items: int
+    departments: int
+    cases: int = Field(description="taken and not cancelled")
+    completed: int
+    materials_saved_per_case: int
+    trips_saved_per_case: int
+    materials_saved: int = Field(description="by the completed cases")
+    trips_saved: int
+
+
+class BundleReportTotals(Answer):
+    cases: int
+    completed: int
+    materials_saved: int
+    trips_saved: int
+
+
+class BundleReport(Answer):
+    bundles: list[BundleReportLine]
+    totals: BundleReportTotals
+
+
+class CaseItem(Answer):
+    """联办事项 — one item of a bundle case, and once handled, how, by whom and when."""
+
+    id: int
+    item_id: int
+    item_code: str
+    item_name: str
+    department_id: int
+    department_name: str
+    position: int
+    state: Literal["pending", "completed"]
+    state_name: str
+    result: CompletionResult | None
+    result_name: str | None
+    note: str
+    completed_by: str | None
+    window_name: str | None
+    completed_at: datetime | None
+    mine: bool = Field(description="pending, and the reader's window may complete it now")
+
+
 class ChecklistLine(Answer):
     material_id: int | None = Field(description="null: the 其他材料 line")
     name: str
@@ -505,6 +590,7 @@ class ChecklistLine(Answer):
     state_name: str
     document_ids: list[int]
     reason: str | None
+    item_ids: list[int] = absent("一事联办: the case's items that need it (a shared material is asked once)")
 
 
 # --- experts -------------------------------------------------------------------------------------

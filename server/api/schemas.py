@@ -95,11 +95,23 @@ class Resident(Body):
 
 
 class TakeTicket(Body):
-    item_id: Id
+    item_id: Id | None = Field(default=None, description="the item; or bundle_id instead")
+    bundle_id: Id | None = Field(default=None, description="一事联办: the bundle, instead of item_id")
     situation_id: Id | None = Field(default=None, description="办理情形（事项有情形时，由问题的回答得出）")
     resident: Resident
     priority: Literal["elderly", "disabled", "pregnant", "military"] | None = None
     centre_id: Id | None = Field(default=None, description="屏对屏: the town centre for a town item")
+
+
+class ItemResultIn(Body):
+    item_id: Id
+    result: Literal["done", "materials_incomplete", "not_eligible", "consultation_only"] = "done"
+    note: str = Field(default="", max_length=2000)
+
+
+class CompleteItems(Body):
+    items: list[ItemResultIn] = Field(min_length=1, max_length=20,
+                                      description="一事联办: the case's items of this window's departments")
 
 
 class Transfer(Body):

@@ -23,14 +23,14 @@ from server.keys import DOMAIN
 
 
 @route("POST", "/api/tickets", "取号：社区工作人员为群众取号，或群众/企业在自己的手机上为自己取号（屏对屏，"
-       "source=direct；镇级事项须给 centre_id；同一时间只能有一个未办结的号）：返回号码、位置与预计等候", body=TakeTicket,
+       "source=direct；镇级事项须给 centre_id；同一时间只能有一个未办结的号；一事联办给 bundle_id 代替 item_id）：返回号码、位置与预计等候", body=TakeTicket,
        roles=("worker", "resident"), tag="tickets", response=PlacedTicket)
 async def take(request: web.Request) -> web.Response:
     who = await actor(request)
     body = await parse(request, TakeTicket)
     async with request.app[DOMAIN].unit() as uow:
         ticket, placement = await queue.take_ticket(
-            uow, who, item_id=body.item_id, resident=body.resident.model_dump(exclude_none=True),
+            uow, who, item_id=body.item_id, bundle_id=body.bundle_id, resident=body.resident.model_dump(exclude_none=True),
             priority=body.priority, centre_id=body.centre_id, situation_id=body.situation_id,
         )
         logs.bind(ticket_id=ticket.id)  # the new ticket, on this request's access line

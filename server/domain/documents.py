@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from server.domain import audit
+from server.domain import audit, bundles
 from server.domain.calls import call_is_open, role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
@@ -48,7 +48,12 @@ async def _material(uow: Uow, ticket: Ticket, material: str) -> tuple[int | None
     if material_id is None:
         raise Invalid("unknown_material", "材料项不存在", material=material)
     row = await uow.session.get(Material, material_id)
-    if row is None or row.item_id != ticket.item_id or row.situation_id != ticket.situation_id:
+    if ticket.bundle_id is not None:  # 一事联办: a line of any of the case's items
+        ours = row is not None and row.situation_id is None and row.item_id in {
+            ci.item_id for ci in await bundles.items_of_case(uow, ticket.id)}
+    else:
+        ours = row is not None and row.item_id == ticket.item_id and row.situation_id == ticket.situation_id
+    if row is None or not ours:
         raise Invalid("unknown_material", "该事项的材料清单中没有这一项", material=material)
     return row.id, row.name
 
@@ -289,18 +294,24 @@ async def checklist(uow: Uow, ticket_id: int) -> list[dict[str, Any]]:
     ticket = await uow.session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotFound("ticket_not_found", "号不存在", ticket_id=ticket_id)
-    materials = await case_materials(uow, ticket)
+    wanted: list[tuple[int, str, bool, str, set[int], dict[str, Any]]]
+    if ticket.bundle_id is not None:  # 一事联办: the merged checklist, a shared material asked once
+        merged = await bundles.case_checklist(uow, ticket.id)
+        wanted = [(line.material_ids[0], line.name, line.required, line.note, set(line.material_ids),
+                   {"item_ids": line.item_ids}) for line in merged]
+    else:
+        wanted = [(m.id, m.name, m.required, m.note, {m.id}, {}) for m in await case_materials(uow, ticket)]
     documents = (await uow.session.scalars(select(Document).where(Document.ticket_id == ticket.id))).all()
     lines = []
-    for m in materials:
-        mine = [d for d in documents if d.material_id == m.id]
+    for material_id, name, required, note, ids, extra in wanted:
+        mine = [d for d in documents if d.material_id in ids]
         statuses = {d.status for d in mine}
         state = next((s for s in ("accepted", "provided", "rejected") if s in statuses), "missing")
         rejected = [d for d in mine if d.status == "rejected"]
         lines.append({
-            "material_id": m.id, "name": m.name, "required": m.required, "note": m.note, "state": state,
+            "material_id": material_id, "name": name, "required": required, "note": note, "state": state,
             "state_name": STATE_NAMES[state], "document_ids": [d.id for d in mine],
-            "reason": rejected[-1].review_reason if state == "rejected" else None,
+            "reason": rejected[-1].review_reason if state == "rejected" else None, **extra,
         })
     others = [d.id for d in documents if d.material_id is None]
     if others:

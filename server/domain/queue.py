@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal, select, tuple_, update
+from sqlalchemy import Select, and_, case, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from server.domain import (
     alerts,
     audit,
+    bundles,
     documents,
     hours,
     org,
@@ -207,7 +208,8 @@ async def take_ticket(
     uow: Uow,
     actor: Actor,
     *,
-    item_id: int,
+    item_id: int | None = None,
+    bundle_id: int | None = None,
     resident: dict[str, Any],
     priority: str | None = None,
     centre_id: int | None = None,
@@ -218,7 +220,12 @@ async def take_ticket(
     resident takes one for themselves on their own phone (屏对屏, source ``direct``: no extension
     point; a town item needs the town's ``centre_id``; one open ticket at a time). With the resident's situation (办理情形) when it was found, the
     case's checklist is that situation's; without one the case keeps the item's general checklist.
-    ``appointment_at``: a resident's booked slot entering the queue (``appointments.enter_due``)."""
+    ``appointment_at``: a resident's booked slot entering the queue (``appointments.enter_due``).
+
+    With ``bundle_id`` instead of ``item_id`` (一事联办) the ticket is one case for all the bundle's
+    items: it joins the queue of the department of the bundle's first item, at the district's
+    centre when any item is a district one (``bundles``), and is served department by department
+    (``bundle_cases``)."""
     actor.require(Role.worker, Role.resident)
     direct = actor.role is Role.resident
     if not direct and actor.extension_point_id is None:
@@ -228,23 +235,37 @@ async def take_ticket(
         raise Invalid("resident_name_required", "请填写办事人姓名" if direct else "请填写办事群众姓名")
     if priority is not None and priority not in PRIORITIES:
         raise Invalid("unknown_priority", "优先类型不正确", allowed=sorted(PRIORITIES))
-    item = await uow.session.get(ServiceItem, item_id)
-    if item is None or not item.active:
-        raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
+    if (item_id is None) == (bundle_id is None):
+        raise Invalid("item_or_bundle", "请选择一个事项或一个联办事项")
+    joint = await bundles.get_bundle(uow, bundle_id) if bundle_id is not None else None
+    if joint is not None:
+        if situation_id is not None:
+            raise Invalid("unknown_situation", "联办事项按各事项的通用材料清单办理，不选办理情形")
+        item: ServiceItem | None = joint.items[0]
+        where = joint.queue_item
+    else:
+        item = await uow.session.get(ServiceItem, item_id)
+        if item is None or not item.active:
+            raise NotFound("item_not_found", "事项不存在或已停办", item_id=item_id)
+        where = item
+    assert item is not None
     situation = await situations.of_item(uow, item, situation_id)
     department = await uow.session.get(Department, item.department_id)
     assert department is not None
     point: ExtensionPoint | None = None
     if direct:
-        centre_id = await direct_centre(uow, item, centre_id)
+        centre_id = await direct_centre(uow, where, centre_id)
         resident = {**resident, "phone": await _own_phone(uow, actor)}
     else:
         point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
         if point is None:
             raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
-        centre_id = await queue_centre(uow, item, point)
-    if await org.windows_serving(uow, centre_id, department.id) == 0:
-        raise Conflict("no_window_for_item", f"暂无云窗口受理“{item.name}”，请稍后再试或联系中心")
+        centre_id = await queue_centre(uow, where, point)
+    for department_id in joint.departments if joint is not None else [department.id]:
+        if await org.windows_serving(uow, centre_id, department_id) == 0:
+            what = joint.bundle.name if joint is not None else item.name
+            raise Conflict("no_window_for_item", f"暂无云窗口受理“{what}”，请稍后再试或联系中心",
+                           department_id=department_id)
     clear, sealed, search = personal.split_resident(uow.sealer, {**resident, "name": name})
     if direct:
         duplicate = (await uow.session.execute(
@@ -258,7 +279,8 @@ async def take_ticket(
         duplicate = (
             await uow.session.execute(
                 select(Ticket.id, Ticket.number).where(
-                    Ticket.item_id == item.id,
+                    Ticket.bundle_id == joint.bundle.id if joint is not None else and_(
+                        Ticket.item_id == item.id, Ticket.bundle_id.is_(None)),
                     Ticket.extension_point_id == point.id,
                     Ticket.status.in_(TicketStatus.open_states()),
                     Ticket.resident["name"].as_string() == name,
@@ -269,7 +291,7 @@ async def take_ticket(
         if duplicate is not None:
             raise Conflict(
                 "duplicate_ticket",
-                f"{name} 已有该事项的号 {duplicate.number}，无需重复取号",
+                f"{name} 已有该{'联办' if joint is not None else ''}事项的号 {duplicate.number}，无需重复取号",
                 ticket_id=duplicate.id,
             )
     now = uow.clock.now()
@@ -282,6 +304,7 @@ async def take_ticket(
         department_id=department.id,
         item_id=item.id,
         situation_id=situation.id if situation is not None else None,
+        bundle_id=joint.bundle.id if joint is not None else None,
         source="direct" if direct else "point",
         extension_point_id=point.id if point is not None else None,
         worker_id=actor.user_id,
@@ -298,10 +321,13 @@ async def take_ticket(
     )
     uow.session.add(ticket)
     await uow.session.flush()
+    if joint is not None:
+        uow.session.add_all(bundles.case_items(joint, ticket.id))
+        await uow.session.flush()
     placement = await placement_of(uow, ticket)
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
                  situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source,
-                 appointment=appointment_at is not None)
+                 appointment=appointment_at is not None, bundle_id=ticket.bundle_id)
     _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
@@ -572,6 +598,8 @@ async def transfer(
 ) -> Ticket:
     """转办 — hand the case to another department's queue, keeping the original take time."""
     ticket = await _for_action(uow, actor, ticket_id, "transfer")
+    if ticket.bundle_id is not None:
+        raise Conflict("bundle_case", "一事联办件按部门依次办理：办结本部门事项后自动转到下一个部门，不能转办")
     target = await uow.session.get(Department, department_id)
     if target is None:
         raise NotFound("department_not_found", "部门不存在", department_id=department_id)
@@ -612,6 +640,8 @@ async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note:
     if result not in RESULTS:
         raise Invalid("unknown_result", "办理结果不正确", allowed=sorted(RESULTS))
     ticket = await _for_action(uow, actor, ticket_id, "complete")
+    if ticket.bundle_id is not None:
+        raise Conflict("bundle_case", "一事联办件请逐项办结本窗口的事项（POST /api/tickets/{id}/items/complete）")
     if result == "done":
         blocking = await documents.blocking_materials(uow, ticket.id)
         if blocking:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 
 from server.domain import audit
 from server.domain.context import SYSTEM, Actor, Uow
-from server.models import CaseMessage, Document, Ticket, TicketStatus, UploadSession
+from server.models import CaseItem, CaseMessage, Document, Ticket, TicketStatus, UploadSession
 
 CLOSED = (TicketStatus.completed, TicketStatus.no_show, TicketStatus.cancelled)
 ANONYMOUS = "已匿名"
@@ -73,6 +73,7 @@ async def purge(uow: Uow, case: Due, actor: Actor = SYSTEM) -> None:
     await uow.session.execute(delete(UploadSession).where(UploadSession.ticket_id == ticket.id))
     await uow.session.execute(delete(Document).where(Document.ticket_id == ticket.id))
     await uow.session.execute(update(CaseMessage).where(CaseMessage.ticket_id == ticket.id).values(text=REMOVED))
+    await uow.session.execute(update(CaseItem).where(CaseItem.ticket_id == ticket.id).values(note=""))  # 一事联办
     ticket.resident = {"name": ANONYMOUS}
     ticket.resident_sealed = None
     ticket.id_number_hash = None

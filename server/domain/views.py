@@ -94,6 +94,7 @@ def ticket_view(t: Ticket, *, personal: bool, **extra: Any) -> dict[str, Any]:
         "item_id": t.item_id,
         "source": t.source,
         "situation_id": t.situation_id,
+        "bundle_id": t.bundle_id,
         "extension_point_id": t.extension_point_id,
         "worker_id": t.worker_id,
         "resident": resident_view(t.resident, personal=personal),

@@ -32,6 +32,10 @@ export type Item = Schemas["ServiceItem"];
 export type ItemQuestion = Schemas["ItemQuestion"];
 /** 办理情形: one way an item is handled, with its own checklist, time limit, fee and pickup. */
 export type Situation = Schemas["Situation"];
+/** 一事联办: several items as one case, with one merged checklist (a shared material once). */
+export type Bundle = Schemas["Bundle"];
+export type CaseItem = Schemas["CaseItem"];
+export type BundleReport = Schemas["BundleReport"];
 
 /** In tickets, lists and events the ID number and phone come masked (`masked: true`); the full
  * record is one audited read, `GET /api/tickets/{id}/resident`, for the case's worker and clerk. */

@@ -126,6 +126,12 @@ export async function chooseSituation(situationId: number | null): Promise<void>
   }));
 }
 
+/** 一事联办: complete this window's items of the case; it stays, goes on to the next department, or ends. */
+export async function completeItems(items: { item_id: number; result: CompletionResult; note: string }[]): Promise<void> {
+  if (!clerk.ticket) return;
+  settle(await request("post", "/api/tickets/{ticket_id}/items/complete", { path: { ticket_id: clerk.ticket.id }, body: { items } }));
+}
+
 export async function loadDepartments(): Promise<void> {
   if (!clerk.departments.length) clerk.departments = (await request("get", "/api/org")).departments;
 }

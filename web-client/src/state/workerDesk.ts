@@ -4,7 +4,7 @@ import { reactive } from "vue";
 import { TICKET_EVENTS } from "@/api/events";
 import { request } from "@/api/http";
 import { isOpen } from "@/api/status";
-import type { Item, Priority, Schemas, Ticket } from "@/api/types";
+import type { Bundle, Item, Priority, Schemas, Ticket } from "@/api/types";
 import type { LiveEvents } from "@/api/useLiveEvents";
 import { session } from "./session";
 
@@ -16,6 +16,8 @@ export type DeskTicket = Ticket & Partial<Record<"position" | "estimated_wait_s"
 export const desk = reactive({
   ticket: null as DeskTicket | null,
   item: null as Item | null,
+  /** 一事联办: the ticket's bundle (``item`` is then the item being served now). */
+  bundle: null as Bundle | null,
   windowName: "",
   previousNumber: "",
 });
@@ -32,6 +34,10 @@ async function setTicket(ticket: DeskTicket | null): Promise<void> {
   if (ticket && (itemChanged || !desk.item)) {
     desk.item = await request("get", "/api/items/{item_id}", { path: { item_id: ticket.item_id } });
   }
+  if (ticket?.bundle_id && desk.bundle?.id !== ticket.bundle_id) {
+    desk.bundle = await request("get", "/api/bundles/{bundle_id}", { path: { bundle_id: ticket.bundle_id } });
+  }
+  if (!ticket?.bundle_id) desk.bundle = null;
   if (!ticket) desk.item = null;
 }
 
@@ -73,10 +79,11 @@ export async function reload(): Promise<void> {
   }
 }
 
-export async function take(itemId: number, resident: Schemas["TakeTicket"]["resident"], priority: Priority | null,
-                           situationId: number | null = null): Promise<Ticket> {
+/** 取号 for an item (``{ item_id }``, with its situation when found) or a bundle (``{ bundle_id }``). */
+export async function take(what: { item_id: number } | { bundle_id: number }, resident: Schemas["TakeTicket"]["resident"],
+                           priority: Priority | null, situationId: number | null = null): Promise<Ticket> {
   const ticket = await request("post", "/api/tickets", {
-    body: { item_id: itemId, resident, ...(priority ? { priority } : {}), ...(situationId ? { situation_id: situationId } : {}) },
+    body: { ...what, resident, ...(priority ? { priority } : {}), ...(situationId ? { situation_id: situationId } : {}) },
   });
   desk.previousNumber = "";
   await setTicket(ticket);
