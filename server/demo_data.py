@@ -879,6 +879,17 @@ BUNDLES: list[dict[str, Any]] = [
     },
 ]
 
+# What an item issues that a later item of a bundle asks for: passed on inside the government
+# (居住登记 → 居住登记凭证 for the 居住证; 设立登记 → 营业执照 for the 食品经营许可 and the 公章).
+PRODUCES: dict[str, list[str]] = {
+    "GA-002": ["居住登记凭证"],
+    "GA-001": ["居住证"],
+    "GA-004": ["户口簿"],
+    "SC-001": ["营业执照"],
+    "SC-004": ["食品经营许可证"],
+    "SB-003": ["职工退休审批表"],
+}
+
 # ---------------------------------------------------------------- sanity checks
 _DEPT_CODES = {code for code, _ in DEPARTMENTS}
 _ALL_POINTS = [p for points in EXTENSION_POINTS.values() for p in points]
@@ -896,6 +907,7 @@ assert all(i["code"].startswith(i["department"] + "-") for i in ITEMS)
 assert all(i["level"] in ("district", "town") for i in ITEMS)
 assert all(1 <= len(i["materials"]) <= 7 for i in ITEMS)
 assert len({b["code"] for b in BUNDLES}) == len(BUNDLES)
+assert set(PRODUCES) <= {i["code"] for i in ITEMS}
 assert all(code in {i["code"] for i in ITEMS} for b in BUNDLES for code in b["items"])
 assert all(
     i["initials"].isascii() and i["initials"].islower() and len(i["initials"]) == len(i["name"])

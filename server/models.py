@@ -209,6 +209,9 @@ class ServiceItem(Base):
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
     level: Mapped[CentreLevel] = mapped_column(_enum(CentreLevel, "item_level"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The certificates / results the item issues (营业执照, 居住证 …): a later item of a bundle
+    # that asks for one gets it from the earlier one inside the government, not from the resident.
+    produces: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     # The item's general checklist: its lines that belong to no situation.
     materials: Mapped[list[Material]] = relationship(
         lazy="raise", order_by="Material.position", cascade="all, delete-orphan",

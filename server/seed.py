@@ -87,11 +87,13 @@ async def seed_demo(db: Database) -> dict[str, int]:
                 s.add(ServiceItem(
                     code=spec["code"], name=spec["name"], initials=spec.get("initials", ""),
                     description=spec.get("description", ""), department_id=departments[spec["department"]].id,
-                    level=CentreLevel(spec["level"]), active=True,
+                    level=CentreLevel(spec["level"]), active=True, produces=demo_data.PRODUCES.get(spec["code"], []),
                     materials=[Material(position=i, name=m["name"], required=m["required"], note=m.get("note", ""))
                                for i, m in enumerate(spec["materials"])],
                 ))
                 count("items")
+            elif not existing.produces and spec["code"] in demo_data.PRODUCES:  # seeded before items issued
+                existing.produces = demo_data.PRODUCES[spec["code"]]
         await s.flush()
         for code, spec in demo_situations.SITUATIONS.items():
             await _add_situations(s, code, spec, count)

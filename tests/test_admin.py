@@ -9,6 +9,8 @@ from server.config import Settings
 from server.keys import MONITOR
 from tests.conftest import Platform
 from tests.helpers import district_item, take, window_of
+from tests.media import phone_photo
+from tests.test_documents import upload
 
 DESIGN_PATHS = {
     ("get", "/api/health"), ("post", "/api/auth/login"), ("get", "/api/me"), ("get", "/api/org"),
@@ -99,3 +101,37 @@ async def test_a_restart_loses_no_ticket_position_alert_or_audit(platform: Platf
         assert third["number"] == "MZ003"
     finally:
         await server.close()
+
+
+async def test_editing_an_items_checklist_keeps_documents_filed_under_its_lines(platform: Platform) -> None:
+    """The admin renames, reorders and adds lines of an item some case has filed documents
+    under: the lines keep their ids, the case's documents stay filed; dropping a line a document
+    is filed under is refused (409 material_in_use) and changes nothing. (It used to delete and
+    recreate every line, which PostgreSQL refused once a document pointed at one.)"""
+    admin, worker, clerk = [await platform.login(u) for u in ("admin", "worker1", "clerk1")]
+    item = await district_item(worker, "MZ")
+    page = (await admin.get(f"/api/items/{item['id']}")).body
+    ticket = await take(worker, item["id"], "改清单群众")
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).body["id"] == ticket["id"]
+    first = page["materials"][0]
+    filed = await upload(clerk, ticket["id"], first["id"], phone_photo())
+    assert filed.status == 201, filed
+    fields = {k: page[k] for k in ("code", "name", "department_id", "level", "description", "initials", "active")}
+    lines = [{"name": m["name"], "required": m["required"], "note": m["note"]} for m in page["materials"]]
+
+    dropped = await admin.put(f"/api/items/{item['id']}", {**fields, "materials": lines[1:]})
+    assert (dropped.status, dropped.code) == (409, "material_in_use"), dropped
+    assert (await admin.get(f"/api/items/{item['id']}")).body == page, "nothing changed"
+
+    renamed = [{**lines[0], "id": first["id"], "name": first["name"] + "（原件）"}, *lines[1:], {"name": "新增材料", "required": False}]
+    changed = await admin.put(f"/api/items/{item['id']}", {**fields, "materials": renamed, "produces": ["测试证"]})
+    assert changed.status == 200, changed
+    assert [m["id"] for m in changed.body["materials"][:-1]] == [m["id"] for m in page["materials"]]
+    assert changed.body["materials"][0]["name"] == first["name"] + "（原件）"
+    assert changed.body["produces"] == ["测试证"]
+    checklist = (await clerk.get(f"/api/tickets/{ticket['id']}/checklist")).body
+    line = next(c for c in checklist if c["material_id"] == first["id"])
+    assert line["name"] == first["name"] + "（原件）" and line["document_ids"] == [filed.body["id"]]
+
+    unfiled = await admin.put(f"/api/items/{item['id']}", {**fields, "materials": renamed[:-1]})
+    assert unfiled.status == 200 and len(unfiled.body["materials"]) == len(page["materials"]), unfiled

@@ -76,6 +76,9 @@ async def test_the_demo_has_real_bundles_with_a_merged_checklist_asking_a_shared
     assert (await resident.get(f"/api/bundles/{after['id']}")).body == after
     for bundle in bundles:
         assert bundle["materials_saved"] >= 1, bundle["name"]
+    living = await bundle_named(resident, "流动人口居住一件事")
+    issued = {line["name"]: line["issued_by"] for line in living["checklist"] if line["issued_by"]}
+    assert issued == {"居住登记凭证": ids_of(living, "GA-002")[0], "居住证": ids_of(living, "GA-001")[0]}
     missing = await resident.get("/api/bundles/999999")
     assert (missing.status, missing.code) == (404, "bundle_not_found")
 
@@ -145,12 +148,20 @@ async def test_a_window_serving_all_its_departments_completes_the_whole_case(pla
     assert len(bundle["department_ids"]) == 2
     licence = next(line for line in bundle["checklist"] if line["name"] == "营业执照")
     assert licence["item_ids"] == ids_of(bundle, "SC-004", "GA-008")
+    assert (licence["issued_by"], licence["required"]) == (ids_of(bundle, "SC-001")[0], False), \
+        "the 设立登记 issues the licence the later items ask for: never asked of the resident"
+    brought = [line for line in bundle["checklist"] if line["issued_by"] is None]
+    assert bundle["materials_merged"] == len(brought) == len(bundle["checklist"]) - 1
     ticket = await take_bundle(worker, bundle["id"], "李老板", priority="elderly")
     await called(clerk, ticket["id"])
     items = (await clerk.get(f"/api/tickets/{ticket['id']}/items")).body
     assert all(i["mine"] for i in items)
     every = {i["item_id"] for i in items}
-    await provide(clerk, ticket["id"], every)
+    assert "营业执照" not in await provide(clerk, ticket["id"], every)
+    case_licence = next(line for line in (await clerk.get(f"/api/tickets/{ticket['id']}/checklist")).body
+                        if line["name"] == "营业执照")
+    assert (case_licence["state"], case_licence["required"], case_licence["issued_by"]) == (
+        "missing", False, ids_of(bundle, "SC-001")[0])
     done = await clerk.post(f"/api/tickets/{ticket['id']}/items/complete",
                             {"items": [{"item_id": i} for i in sorted(every)]})
     assert done.status == 200 and (done.body["status"], done.body["result"]) == ("completed", "done"), done

@@ -128,7 +128,7 @@ def editable(situation: dict[str, Any]) -> dict[str, Any]:
     return {"name": situation["name"], "conditions": situation["conditions"], "fee": situation["fee"],
             "pickup": situation["pickup"], "time_limit_days": situation["time_limit_days"],
             "active": situation["active"],
-            "materials": [{"name": m["name"], "required": m["required"], "note": m["note"]}
+            "materials": [{"id": m["id"], "name": m["name"], "required": m["required"], "note": m["note"]}
                           for m in situation["materials"]]}
 
 
@@ -164,8 +164,11 @@ async def test_the_admin_edits_questions_and_situations_and_others_may_not(platf
     assert renamed.status == 200 and [q["text"] for q in renamed.body["questions"]] == ["由谁来办理"], renamed
     lines = [m["id"] for m in proxy.body["materials"]]
     edited = await admin.put(f"/api/situations/{proxy.body['id']}", {**body, "name": "家属代办", "conditions": {
-        who: "家属代办"}, "materials": [{"name": "老人身份证"}, {"name": "社保卡"}, {"name": "代办人身份证"}]})
+        who: "家属代办"}, "materials": [{"id": lines[0], "name": "老人身份证"}, {"name": "社保卡"}, {"name": "代办人身份证"}]})
     assert edited.status == 200 and [m["id"] for m in edited.body["materials"]] == lines[:3], "lines keep their ids"
+    foreign = await admin.put(f"/api/situations/{proxy.body['id']}", {**body, "name": "家属代办", "conditions": {
+        who: "家属代办"}, "materials": [{"id": made.body["materials"][0]["id"], "name": "别的情形的材料"}]})
+    assert (foreign.status, foreign.code) == (422, "material_not_found"), "a line of another situation"
     seen = await item_named(worker, "高龄津贴申领")
     assert {s["name"] for s in seen["situations"]} == {"本人申领", "家属代办"}
     resolved = await worker.post(f"/api/items/{item['id']}/resolve", {"answers": {who: "家属代办"}})

@@ -132,6 +132,8 @@ class ServiceItem(Answer):
     department_id: int
     level: CentreLevel
     active: bool
+    produces: list[str] = Field(description="the certificates / results it issues (营业执照 …): a later item of a "
+                                            "一事联办 bundle gets them inside the government")
     materials: list[Material]
     questions: list[ItemQuestion]
     situations: list[Situation] = Field(description="in a list: the active ones (an admin may ask for all); "
@@ -514,6 +516,8 @@ class MergedLine(Answer):
     note: str
     material_ids: list[int]
     item_ids: list[int]
+    issued_by: int | None = Field(description="the earlier item of the bundle that issues this material: "
+                                  "passed on inside the government, not asked of the resident")
 
 
 class Bundle(Answer):
@@ -529,7 +533,7 @@ class Bundle(Answer):
     department_ids: list[int] = Field(description="in the order they serve a case")
     checklist: list[MergedLine]
     materials_total: int = Field(description="the items' checklist lines together")
-    materials_merged: int = Field(description="lines of the merged checklist")
+    materials_merged: int = Field(description="lines of the merged checklist the resident brings")
     materials_saved: int
     trips_saved: int = Field(description="departments − 1: one visit instead of one per department")
 
@@ -591,6 +595,8 @@ class ChecklistLine(Answer):
     document_ids: list[int]
     reason: str | None
     item_ids: list[int] = absent("一事联办: the case's items that need it (a shared material is asked once)")
+    issued_by: int | None = absent("一事联办: the earlier item of the case that issues this material "
+                                   "(passed on inside the government; not required of the resident)")
 
 
 # --- experts -------------------------------------------------------------------------------------

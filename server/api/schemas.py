@@ -143,6 +143,8 @@ class OpenTidal(Body):
 
 
 class MaterialIn(Body):
+    id: Id | None = Field(default=None, description="the existing line this changes (documents filed under it stay "
+                                                    "filed); omit for a new line or one of the same name")
     name: str = Field(min_length=1, max_length=100)
     required: bool = True
     note: str = Field(default="", max_length=200)
@@ -157,6 +159,8 @@ class ItemIn(Body):
     description: str = Field(default="", max_length=2000)
     initials: str = Field(default="", max_length=40)
     active: bool = True
+    produces: list[Annotated[str, Field(max_length=50)]] = Field(
+        default_factory=list, max_length=10, description="the certificates / results the item issues (营业执照 …)")
 
 
 class QuestionIn(Body):

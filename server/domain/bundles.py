@@ -47,26 +47,44 @@ def normalised(name: str) -> str:
 
 @dataclass
 class MergedLine:
-    """One line of a merged checklist: the material, and every item (and its line) that needs it."""
+    """One line of a merged checklist: the material, and every item (and its line) that needs it.
+    ``issued_by`` names the bundle's earlier item that issues the material (its 营业执照, 居住证 …):
+    the government passes it on to the later items, so the resident is not asked for it."""
 
     name: str
     required: bool
     note: str
     material_ids: list[int] = field(default_factory=list)
     item_ids: list[int] = field(default_factory=list)
+    issued_by: int | None = None
+
+    @property
+    def asked(self) -> bool:
+        """Whether the resident brings it (not issued inside the case)."""
+        return self.issued_by is None
 
 
-def merge(lines: Iterable[tuple[int, Material]]) -> list[MergedLine]:
-    """(item id, checklist line) in serving order → the merged checklist, in first-asked order.
-    A merged line is required when any item requires it; its note is the first non-empty one."""
+def merge(items: Iterable[tuple[int, Sequence[str], Iterable[Material]]]) -> list[MergedLine]:
+    """(item id, what it issues, its checklist lines), in serving order → the merged checklist, in
+    first-asked order. A merged line is required when any item requires it; its note is the first
+    non-empty one. A material first asked for by an item served after the one that issues it is
+    issued inside the case (``issued_by``) and is never required of the resident; one an earlier
+    item already asked for stays asked."""
     merged: dict[str, MergedLine] = {}
-    for item_id, m in lines:
-        line = merged.setdefault(normalised(m.name), MergedLine(m.name, False, ""))
-        line.required = line.required or m.required
-        line.note = line.note or m.note
-        line.material_ids.append(m.id)
-        if item_id not in line.item_ids:
-            line.item_ids.append(item_id)
+    issued: dict[str, int] = {}
+    for item_id, produces, lines in items:
+        for m in lines:
+            key = normalised(m.name)
+            line = merged.get(key)
+            if line is None:
+                line = merged[key] = MergedLine(m.name, False, "", issued_by=issued.get(key))
+            line.required = line.asked and (line.required or m.required)
+            line.note = line.note or m.note
+            line.material_ids.append(m.id)
+            if item_id not in line.item_ids:
+                line.item_ids.append(item_id)
+        for name in produces:
+            issued.setdefault(normalised(name), item_id)
     return list(merged.values())
 
 
@@ -93,12 +111,13 @@ class Joint:
         return next((i for i in self.items if i.level is CentreLevel.district), self.items[0])
 
     def checklist(self) -> list[MergedLine]:
-        return merge((i.id, m) for i in self.items for m in i.materials)
+        return merge((i.id, i.produces, i.materials) for i in self.items)
 
     def figures(self) -> dict[str, int]:
-        """What one case of this bundle saves the resident."""
+        """What one case of this bundle saves the resident: the items' lines together, against the
+        merged lines the resident still brings (a shared one once, an issued one never)."""
         total = sum(len(i.materials) for i in self.items)
-        merged = len(self.checklist())
+        merged = sum(1 for line in self.checklist() if line.asked)
         return {"materials_total": total, "materials_merged": merged, "materials_saved": total - merged,
                 "trips_saved": max(0, len(self.departments) - 1)}
 
@@ -143,10 +162,10 @@ async def items_of_case(uow: Uow, ticket_id: int) -> list[CaseItem]:
 
 async def case_checklist(uow: Uow, ticket_id: int) -> list[MergedLine]:
     """A bundle case's merged checklist, from its items' general checklists."""
-    order = {ci.item_id: ci.position for ci in await items_of_case(uow, ticket_id)}
-    rows = (await uow.session.scalars(
-        select(Material).where(Material.item_id.in_(order), Material.situation_id.is_(None)))).all()
-    return merge((m.item_id, m) for m in sorted(rows, key=lambda m: (order[m.item_id], m.position)))
+    order = [ci.item_id for ci in await items_of_case(uow, ticket_id)]
+    items = {i.id: i for i in (await uow.session.scalars(
+        select(ServiceItem).options(selectinload(ServiceItem.materials)).where(ServiceItem.id.in_(order)))).all()}
+    return merge((items[i].id, items[i].produces, items[i].materials) for i in order)
 
 
 def bundle_view(joint: Joint) -> dict[str, Any]:
@@ -164,7 +183,7 @@ def bundle_view(joint: Joint) -> dict[str, Any]:
 
 def merged_line_view(line: MergedLine) -> dict[str, Any]:
     return {"name": line.name, "required": line.required, "note": line.note, "material_ids": line.material_ids,
-            "item_ids": line.item_ids}
+            "item_ids": line.item_ids, "issued_by": line.issued_by}
 
 
 async def report(uow: Uow, actor: Actor) -> dict[str, Any]:

@@ -298,7 +298,7 @@ async def checklist(uow: Uow, ticket_id: int) -> list[dict[str, Any]]:
     if ticket.bundle_id is not None:  # 一事联办: the merged checklist, a shared material asked once
         merged = await bundles.case_checklist(uow, ticket.id)
         wanted = [(line.material_ids[0], line.name, line.required, line.note, set(line.material_ids),
-                   {"item_ids": line.item_ids}) for line in merged]
+                   {"item_ids": line.item_ids, "issued_by": line.issued_by}) for line in merged]
     else:
         wanted = [(m.id, m.name, m.required, m.note, {m.id}, {}) for m in await case_materials(uow, ticket)]
     documents = (await uow.session.scalars(select(Document).where(Document.ticket_id == ticket.id))).all()

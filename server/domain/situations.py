@@ -20,13 +20,11 @@ from server.domain import audit, catalog
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Invalid, NotFound
 from server.models import (
-    Document,
     ItemQuestion,
     Material,
     Role,
     ServiceItem,
     Situation,
-    UploadSession,
 )
 
 MAX_QUESTIONS = 6
@@ -171,21 +169,7 @@ async def save_situation(
         position = 0 if last is None else last + 1
         situation = Situation(item_id=item.id, position=position, materials=[])
         uow.session.add(situation)
-    lines = list(situation.materials)
-    dropped = [m.id for m in lines[len(materials):] if m.id is not None]
-    if dropped and (
-        await uow.session.scalar(select(Document.id).where(Document.material_id.in_(dropped)).limit(1))
-        or await uow.session.scalar(select(UploadSession.id).where(UploadSession.material_id.in_(dropped)).limit(1))
-    ):
-        raise Conflict("material_in_use", "删去的材料项已有办件上传了材料，不能删除；可修改其名称或说明")
-    for i, spec in enumerate(materials):
-        line = lines[i] if i < len(lines) else Material(item_id=item.id)
-        line.position, line.name = i, spec["name"]
-        line.required, line.note = bool(spec.get("required", True)), spec.get("note", "")
-        if i >= len(lines):
-            situation.materials.append(line)
-    for line in lines[len(materials):]:
-        situation.materials.remove(line)
+    await catalog.rewrite_lines(uow, situation.materials, materials, lambda: Material(item_id=item.id))
     situation.name, situation.conditions = name, dict(conditions)
     situation.time_limit_days, situation.fee, situation.pickup, situation.active = time_limit_days, fee, pickup, active
     await uow.session.flush()

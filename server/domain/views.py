@@ -57,6 +57,7 @@ def item_view(item: ServiceItem, *, inactive_situations: bool = False) -> dict[s
         "department_id": item.department_id,
         "level": item.level.value,
         "active": item.active,
+        "produces": list(item.produces or []),
         "materials": [material_view(m) for m in item.materials],
         "questions": [{"id": q.id, "text": q.text, "options": list(q.options)} for q in item.questions],
         "situations": [situation_view(s) for s in item.situations if s.active or inactive_situations],
