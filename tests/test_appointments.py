@@ -4,6 +4,7 @@ cancelled or missed in words; bad input changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -133,3 +134,24 @@ async def test_a_booking_is_cancelled_or_missed_and_only_its_owner_sees_it(platf
     staff = await platform.login("worker1")
     assert (await staff.get("/api/appointments")).code == "role_forbidden"
 
+
+
+async def test_residents_racing_for_a_slots_last_places_never_overfill_it(platform: Platform) -> None:
+    """Five residents book the same slot at once with two places left: two get it, three are
+    told it is full, and the slot holds exactly its three places (PostgreSQL too)."""
+    first = await resident_sign_in(platform)
+    item = await district_item(first, "MZ")
+    slot = (await slots(first, item["id"], TUESDAY))[4]["start"]
+    assert (await first.post("/api/appointments", {"item_id": item["id"], "slot_start": slot, "name": "先约的"})).status == 201
+    racing = [await resident_sign_in(platform, f"1370013701{n}") for n in range(5)]
+    replies = await asyncio.gather(*(who.post("/api/appointments", {
+        "item_id": item["id"], "slot_start": slot, "name": f"群众{n}"}) for n, who in enumerate(racing)))
+    assert sorted(r.status for r in replies) == [201, 201, 409, 409, 409], replies
+    assert {r.code for r in replies if r.status == 409} == {"slot_full"}
+    assert (await slots(first, item["id"], TUESDAY))[4]["left"] == 0
+    tuesday = await slots(first, item["id"], TUESDAY)
+    tapper = await resident_sign_in(platform, "13700137020")
+    double = await asyncio.gather(*(tapper.post("/api/appointments", {
+        "item_id": item["id"], "slot_start": s["start"], "name": "连点"}) for s in tuesday[5:8]))
+    assert sorted((r.status, r.code) for r in double) == [(201, None), (409, "appointment_exists"),
+                                                          (409, "appointment_exists")], double

@@ -4,7 +4,10 @@ are served by a clerk exactly like a ticket taken at an extension point."""
 
 from __future__ import annotations
 
+import asyncio
+
 from server.domain import residents
+from server.keys import SETTINGS
 from tests.conftest import Platform
 from tests.helpers import district_item, resident_sign_in, take, texted_code, window_of
 
@@ -170,3 +173,23 @@ async def test_a_town_item_needs_the_town_and_bad_input_changes_nothing(platform
     assert served, "some town serves it"
     mine = (await me.get("/api/tickets")).body
     assert len(mine) == 1 and mine[0]["centre_id"] == served[0]["id"]
+
+
+async def test_a_burst_of_code_requests_for_one_number_texts_one_code(platform: Platform) -> None:
+    """Ten taps on 获取验证码 at once (or ten scripts) send one text: the resend wait holds
+    across concurrent requests, on PostgreSQL too (each request's transaction reads the count
+    before the others have written theirs)."""
+    anyone = platform.anonymous()
+    replies = await asyncio.gather(*(anyone.post("/api/resident/code", {"phone": PHONE}) for _ in range(10)))
+    assert sorted(r.status for r in replies) == [201] + [429] * 9, replies
+    assert {r.code for r in replies if r.status == 429} == {"code_too_soon"}
+    assert await codes_sent(platform) == 1
+
+
+async def test_a_burst_from_one_address_for_many_numbers_stops_at_the_address_limit(platform: Platform) -> None:
+    anyone = platform.anonymous()
+    limit = platform.app[SETTINGS].login.codes_per_address_hour
+    replies = await asyncio.gather(*(anyone.post("/api/resident/code", {"phone": f"137{n:08d}"})
+                                     for n in range(limit + 5)))
+    assert sorted(r.status for r in replies) == [201] * limit + [429] * 5, replies
+    assert {r.code for r in replies if r.status == 429} == {"codes_per_address"}

@@ -121,10 +121,13 @@ async def book(uow: Uow, actor: Actor, *, item_id: int, centre_id: int | None, s
         raise Invalid("slot_invalid", "不是可预约的时段，请在服务时间内选择")
     if slot[0] <= now or day > hours.local_day(uow.rules, now) + timedelta(days=uow.rules.appointment_days_ahead):
         raise Invalid("slot_unavailable", f"只能预约今后 {uow.rules.appointment_days_ahead} 天内尚未开始的时段")
+    await uow.serialize(f"appointment-user:{actor.user_id}")  # a double tap books once (user, then slot: one order)
     held = await uow.session.scalar(select(Appointment).where(Appointment.user_id == actor.user_id,
                                                               Appointment.state == BOOKED).limit(1))
     if held is not None:
         raise Conflict("appointment_exists", "您已有一个预约，请先办理或取消", appointment_id=held.id)
+    # Bookings of one slot of one queue one at a time, so the last place goes to one of them.
+    await uow.serialize(f"appointment-slot:{centre}:{item.department_id}:{slot[0].isoformat()}")
     taken = await _taken(uow, centre, item.department_id, slot[0], slot[1])
     if sum(taken.values()) >= uow.rules.appointments_per_slot:
         raise Conflict("slot_full", "该时段已约满，请选择其他时段")

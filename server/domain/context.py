@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.dml import UpdateBase
@@ -77,6 +79,16 @@ class Uow:
         result = await self.session.execute(statement)
         assert isinstance(result, CursorResult)
         return result.rowcount
+
+    async def serialize(self, key: str) -> None:
+        """Hold ``key`` until this transaction ends: another transaction serializing on the same
+        key waits here until this one has committed, so a read-count-then-write rule (a resend
+        wait, a slot's last place) sees the other's row. PostgreSQL: a transaction-scoped
+        advisory lock on the key's hash; SQLite: writes already run one at a time
+        (``Database.write``), so nothing to do."""
+        if self.dialect == "postgresql":
+            number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
 
     def emit(self, name: str, payload: dict[str, Any], audience: Audience,
              watchers_payload: dict[str, Any] | None = None) -> None:

@@ -75,6 +75,10 @@ async def send_code(uow: Uow, phone: str, ip: str) -> dict[str, Any]:
     phone = _phone(phone)
     rules, now = uow.login, uow.clock.now()
     key = _phone_hash(uow, phone)
+    # Concurrent requests for one number, or from one address, one at a time (number, then address:
+    # one order), so each limit counts the others' codes.
+    await uow.serialize(f"sign-in-code:{key}")
+    await uow.serialize(f"sign-in-code-ip:{ip[:64]}")
     hour_ago = now - timedelta(hours=1)
     mine = (await uow.session.execute(
         select(func.count(), func.min(SignInCode.created_at), func.max(SignInCode.created_at))
