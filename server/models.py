@@ -415,6 +415,9 @@ class Ticket(Base):
     callback: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus, "ticket_status"))
     taken_at: Mapped[datetime]
+    # When it entered the queue it waits in now, if after its take (a transfer, a bundle case's next
+    # department): its wait alert counts from here; its place in line still from ``taken_at``.
+    queued_at: Mapped[datetime | None]
     called_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -193,3 +193,28 @@ async def test_a_supervisor_lists_the_clerks_of_their_departments_to_pick_one_fo
     assert (refused.status, refused.body["error"]["code"]) == (403, "role_forbidden")
     everyone = (await (await platform.login("admin")).get("/api/clerks")).body
     assert {"clerk1", "clerk2", "clerk3", "clerk4"} <= {c["username"] for c in everyone}
+
+
+async def test_a_transferred_ticket_waits_afresh_in_its_new_queue(platform: Platform) -> None:
+    """Its time in the first queue and at the window is no wait in the new one: the wait alert
+    counts from the transfer (it used to fire at once, saying it had waited 30 minutes), while
+    its place in line still counts from its take."""
+    worker, clerk = await platform.login("worker1"), await platform.login("clerk1")
+    ga = next(d for d in (await worker.get("/api/org")).body["departments"] if d["code"] == "GA")
+    ticket = await take(worker, (await district_item(worker, "MZ"))["id"], "转办群众")
+    platform.clock.advance(minutes=10)
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).body["id"] == ticket["id"]
+    await clerk.post(f"/api/tickets/{ticket['id']}/start")
+    platform.clock.advance(minutes=20)
+    moved = await clerk.post(f"/api/tickets/{ticket['id']}/transfer", {"department_id": ga["id"]})
+    assert moved.status == 200 and moved.body["taken_at"] == ticket["taken_at"], moved
+
+    def mine(alerts: list) -> list:  # type: ignore[type-arg]
+        return [a for a in alerts if a["kind"] == "wait_timeout" and a["ticket_id"] == ticket["id"]]
+
+    assert mine(await platform.app[MONITOR].run_once()) == []
+    platform.clock.advance(minutes=14, seconds=50)
+    assert mine(await platform.app[MONITOR].run_once()) == []
+    platform.clock.advance(seconds=20)
+    raised = mine(await platform.app[MONITOR].run_once())
+    assert len(raised) == 1 and "已等候 15 分钟" in raised[0]["message"], raised

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -131,7 +131,8 @@ async def _wait_timeouts(uow: Uow, limit: int) -> list[Alert]:
     threshold = timedelta(minutes=uow.rules.wait_alert_minutes)
     cutoff = now - threshold
     today = hours.local_day(uow.rules, now)
-    late = and_(Ticket.callback.is_(False), Ticket.taken_at <= cutoff)
+    # A ticket handed to this queue (transfer, a bundle's next department) waits from then.
+    late = and_(Ticket.callback.is_(False), func.coalesce(Ticket.queued_at, Ticket.taken_at) <= cutoff)
     if stats.opening_time(uow.rules, today) <= cutoff:
         late = or_(late, Ticket.callback.is_(True))
     tickets = (
@@ -155,7 +156,7 @@ async def _wait_timeouts(uow: Uow, limit: int) -> list[Alert]:
         )
         if claimed != 1:
             continue
-        waited = now - stats.wait_start(uow.rules, t.taken_at, t.callback, today)
+        waited = now - stats.wait_start(uow.rules, t.queued_at or t.taken_at, t.callback, today)
         alert = Alert(
             kind="wait_timeout",
             level="yellow",

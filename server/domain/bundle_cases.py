@@ -19,19 +19,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server.domain import alerts, audit, bundles, documents, hours
+from server.domain import audit, bundles, documents
 from server.domain.calls import role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
-from server.domain.queue import (
-    RESULTS,
-    _announce,
-    _changed,
-    _for_action,
-    _next_number,
-    placement_of,
-)
-from server.events import Audience
+from server.domain.queue import RESULTS, announce, for_action, record_change, requeue
 from server.models import (
     CaseItem,
     CloudWindow,
@@ -102,7 +94,7 @@ async def complete_items(uow: Uow, actor: Actor, ticket_id: int, results: Sequen
     the next department's queue, or is completed. Refused as a whole, changing nothing: a ticket
     that is no bundle, an item not of the case, already completed or of another department, a
     required material of a ``done`` item not accepted."""
-    ticket = await _for_action(uow, actor, ticket_id, "complete")
+    ticket = await for_action(uow, actor, ticket_id, "complete")
     if ticket.bundle_id is None:
         raise Conflict("not_a_bundle", "该号不是一事联办件，请直接办结")
     if not results:
@@ -148,11 +140,11 @@ async def complete_items(uow: Uow, actor: Actor, ticket_id: int, results: Sequen
         ticket.result = _overall(rows)
         ticket.result_note = "；".join(r.note for r in rows if r.note)
         ticket.finished_at = now
-        _changed(uow, actor, ticket, "complete", result=ticket.result)
+        record_change(uow, actor, ticket, "complete", result=ticket.result)
         uow.touch_queue(ticket.centre_id, ticket.department_id)
     elif any(r.department_id in mine for r in pending):
         ticket.item_id = next(r.item_id for r in pending if r.department_id in mine)
-        _announce(uow, "ticket.updated", ticket)
+        announce(uow, "ticket.updated", ticket)
     else:
         await _hand_on(uow, actor, ticket, pending[0])
     return ticket
@@ -162,25 +154,5 @@ async def _hand_on(uow: Uow, actor: Actor, ticket: Ticket, nxt: CaseItem) -> Non
     """To the queue of the next pending item's department, keeping the take time, waiting."""
     target = await uow.session.get(Department, nxt.department_id)
     assert target is not None
-    origin = (ticket.centre_id, ticket.department_id, ticket.number)
-    today = hours.local_day(uow.rules, uow.clock.now())
-    ticket.number = await _next_number(uow, ticket.centre_id, target, today)
-    ticket.department_id, ticket.item_id = target.id, nxt.item_id
-    ticket.service_day = min(ticket.service_day, today)
-    ticket.status = TicketStatus.waiting
-    old_clerk = ticket.clerk_id
-    ticket.window_id = ticket.clerk_id = None
-    ticket.called_at = ticket.started_at = None
-    ticket.recalls = 0
-    ticket.wait_alerted_at = None
-    audit.record(uow, actor, "ticket.bundle_next", "ticket", ticket.id, from_number=origin[2],
-                 to_number=ticket.number, department_id=target.id)
-    extra = {**(await placement_of(uow, ticket)).as_dict(), "previous_number": origin[2]}
-    audience = Audience(
-        users=tuple(sorted({ticket.worker_id, *((old_clerk,) if old_clerk else ())})),
-        queue_supervisors=((origin[0], origin[1]), (ticket.centre_id, target.id)),
-    )
-    _announce(uow, "ticket.updated", ticket, audience, **extra)
-    uow.touch_queue(origin[0], origin[1])
-    uow.touch_queue(ticket.centre_id, target.id)
-    await alerts.evaluate_queue(uow, ticket.centre_id, target.id)
+    await requeue(uow, actor, ticket, centre_id=ticket.centre_id, department=target, item_id=nxt.item_id,
+                  action="bundle_next")

@@ -86,7 +86,7 @@ STATUS_NAMES = {
     S.cancelled: "已取消",
 }
 RECENT_FOR_ESTIMATE = 20
-#: The events of the actions that end a ticket (``_changed`` names them ``ticket.<action>``).
+#: The events of the actions that end a ticket (``record_change`` names them ``ticket.<action>``).
 ENDING_EVENTS = frozenset({"ticket.complete", "ticket.no-show", "ticket.cancel"})
 
 
@@ -131,7 +131,7 @@ def ticket_audience(t: Ticket, *users: int | None) -> Audience:
     return Audience(users=ids, queue_supervisors=((t.centre_id, t.department_id),))
 
 
-def _announce(uow: Uow, name: str, t: Ticket, audience: Audience | None = None, **extra: object) -> None:
+def announce(uow: Uow, name: str, t: Ticket, audience: Audience | None = None, **extra: object) -> None:
     """A ticket event: in full to the people serving the case, without personal data to watchers."""
     uow.emit(name, ticket_view(t, personal=True, **extra), audience or ticket_audience(t),
              watchers_payload=ticket_view(t, personal=False, **extra))
@@ -328,7 +328,7 @@ async def take_ticket(
     audit.record(uow, actor, "ticket.take", "ticket", ticket.id, number=ticket.number, item_id=item.id,
                  situation_id=ticket.situation_id, callback=ticket.callback, priority=priority, source=ticket.source,
                  appointment=appointment_at is not None, bundle_id=ticket.bundle_id)
-    _announce(uow, "ticket.created", ticket, None, **placement.as_dict())
+    announce(uow, "ticket.created", ticket, None, **placement.as_dict())
     uow.touch_queue(centre_id, department.id)
     await alerts.evaluate_queue(uow, centre_id, department.id)
     return ticket, placement
@@ -468,7 +468,7 @@ async def call_next(uow: Uow, actor: Actor, window_id: int) -> Ticket | None:
         raise Conflict("queue_busy", "叫号繁忙，请重试")
     ticket = claimed
     audit.record(uow, actor, "ticket.call", "ticket", ticket.id, number=ticket.number, window_id=window.id)
-    _announce(uow, "ticket.called", ticket, window_name=window.name)
+    announce(uow, "ticket.called", ticket, window_name=window.name)
     uow.touch_queue(ticket.centre_id, ticket.department_id)
     return ticket
 
@@ -531,7 +531,7 @@ async def list_tickets(
     return tickets
 
 
-async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ticket:
+async def for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ticket:
     """Load and lock a ticket, check the actor may do ``action`` to it and that it is legal."""
     ticket = await _load(uow, ticket_id, lock=True)
     if not can_see(actor, ticket):
@@ -556,39 +556,39 @@ async def _for_action(uow: Uow, actor: Actor, ticket_id: int, action: str) -> Ti
     return ticket
 
 
-def _changed(uow: Uow, actor: Actor, ticket: Ticket, action: str, **detail: Any) -> None:
+def record_change(uow: Uow, actor: Actor, ticket: Ticket, action: str, **detail: Any) -> None:
     audit.record(uow, actor, f"ticket.{action}", "ticket", ticket.id, number=ticket.number, **detail)
-    _announce(uow, f"ticket.{action.replace('_', '-')}", ticket)
-    _announce(uow, "ticket.updated", ticket)
+    announce(uow, f"ticket.{action.replace('_', '-')}", ticket)
+    announce(uow, "ticket.updated", ticket)
 
 
 async def start_service(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
     """开始办理 — the call is up; the clerk is serving this resident."""
-    ticket = await _for_action(uow, actor, ticket_id, "start")
+    ticket = await for_action(uow, actor, ticket_id, "start")
     ticket.status = TicketStatus.in_service
     ticket.started_at = uow.clock.now()
-    _changed(uow, actor, ticket, "start")
+    record_change(uow, actor, ticket, "start")
     return ticket
 
 
 async def recall(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
     """重呼 — call the same ticket again."""
-    ticket = await _for_action(uow, actor, ticket_id, "recall")
+    ticket = await for_action(uow, actor, ticket_id, "recall")
     ticket.recalls += 1
-    _changed(uow, actor, ticket, "recall", recalls=ticket.recalls)
+    record_change(uow, actor, ticket, "recall", recalls=ticket.recalls)
     return ticket
 
 
 async def no_show(uow: Uow, actor: Actor, ticket_id: int) -> Ticket:
     """过号 — after N recalls nobody answered at the extension point."""
-    ticket = await _for_action(uow, actor, ticket_id, "no_show")
+    ticket = await for_action(uow, actor, ticket_id, "no_show")
     needed = uow.rules.no_show_after_recalls
     if ticket.recalls < needed:
         raise Conflict("recall_first", f"请先重呼 {needed} 次（已重呼 {ticket.recalls} 次）再标记过号",
                        recalls=ticket.recalls, needed=needed)
     ticket.status = TicketStatus.no_show
     ticket.finished_at = uow.clock.now()
-    _changed(uow, actor, ticket, "no_show")
+    record_change(uow, actor, ticket, "no_show")
     return ticket
 
 
@@ -597,7 +597,7 @@ async def transfer(
     reason: str = "",
 ) -> Ticket:
     """转办 — hand the case to another department's queue, keeping the original take time."""
-    ticket = await _for_action(uow, actor, ticket_id, "transfer")
+    ticket = await for_action(uow, actor, ticket_id, "transfer")
     if ticket.bundle_id is not None:
         raise Conflict("bundle_case", "一事联办件按部门依次办理：办结本部门事项后自动转到下一个部门，不能转办")
     target = await uow.session.get(Department, department_id)
@@ -608,38 +608,53 @@ async def transfer(
         raise Invalid("transfer_to_same_queue", "不能转办到同一部门")
     if await org.windows_serving(uow, target_centre, department_id) == 0:
         raise Conflict("no_window_for_department", f"{target.name} 暂无云窗口受理，无法转办")
+    ticket.transfers += 1
+    await requeue(uow, actor, ticket, centre_id=target_centre, department=target, action="transfer", reason=reason)
+    return ticket
+
+
+async def requeue(uow: Uow, actor: Actor, ticket: Ticket, *, centre_id: int, department: Department,
+                  item_id: int | None = None, action: str, **detail: Any) -> None:
+    """Put a ticket being served into another queue (a transfer; a bundle case on to its next
+    department), waiting: a new number there, the original take time kept (its place in line),
+    its wait for the wait alert counted from now (``queued_at``: its time in the earlier
+    queue and at the window is not a wait in this one). Audited as ``ticket.{action}``; the
+    resident's worker, the clerk who let it go and both queues' supervisors are told."""
     origin = (ticket.centre_id, ticket.department_id, ticket.number)
-    today = hours.local_day(uow.rules, uow.clock.now())
-    ticket.number = await _next_number(uow, target_centre, target, today)
-    ticket.centre_id, ticket.department_id = target_centre, department_id
+    now = uow.clock.now()
+    today = hours.local_day(uow.rules, now)
+    ticket.number = await _next_number(uow, centre_id, department, today)
+    ticket.centre_id, ticket.department_id = centre_id, department.id
+    if item_id is not None:
+        ticket.item_id = item_id
     ticket.service_day = min(ticket.service_day, today)
     ticket.status = TicketStatus.waiting
     old_clerk = ticket.clerk_id
     ticket.window_id = ticket.clerk_id = None
     ticket.called_at = ticket.started_at = None
     ticket.recalls = 0
-    ticket.transfers += 1
     ticket.wait_alerted_at = None
-    audit.record(uow, actor, "ticket.transfer", "ticket", ticket.id, from_number=origin[2],
-                 to_number=ticket.number, department_id=department_id, reason=reason)
+    ticket.queued_at = now
+    audit.record(uow, actor, f"ticket.{action}", "ticket", ticket.id, from_number=origin[2],
+                 to_number=ticket.number, department_id=department.id, **detail)
     extra = {**(await placement_of(uow, ticket)).as_dict(), "previous_number": origin[2]}
     audience = Audience(
         users=tuple(sorted({ticket.worker_id, *((old_clerk,) if old_clerk else ())})),
-        queue_supervisors=((origin[0], origin[1]), (target_centre, department_id)),
+        queue_supervisors=((origin[0], origin[1]), (centre_id, department.id)),
     )
-    _announce(uow, "ticket.transfer", ticket, audience, **extra)
-    _announce(uow, "ticket.updated", ticket, audience, **extra)
+    if action == "transfer":
+        announce(uow, "ticket.transfer", ticket, audience, **extra)
+    announce(uow, "ticket.updated", ticket, audience, **extra)
     uow.touch_queue(origin[0], origin[1])
-    uow.touch_queue(target_centre, department_id)
-    await alerts.evaluate_queue(uow, target_centre, department_id)
-    return ticket
+    uow.touch_queue(centre_id, department.id)
+    await alerts.evaluate_queue(uow, centre_id, department.id)
 
 
 async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note: str = "") -> Ticket:
     """办结 — the case is finished with a result."""
     if result not in RESULTS:
         raise Invalid("unknown_result", "办理结果不正确", allowed=sorted(RESULTS))
-    ticket = await _for_action(uow, actor, ticket_id, "complete")
+    ticket = await for_action(uow, actor, ticket_id, "complete")
     if ticket.bundle_id is not None:
         raise Conflict("bundle_case", "一事联办件请逐项办结本窗口的事项（POST /api/tickets/{id}/items/complete）")
     if result == "done":
@@ -654,17 +669,17 @@ async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note:
     ticket.status = TicketStatus.completed
     ticket.result, ticket.result_note = result, note
     ticket.finished_at = uow.clock.now()
-    _changed(uow, actor, ticket, "complete", result=result)
+    record_change(uow, actor, ticket, "complete", result=result)
     uow.touch_queue(ticket.centre_id, ticket.department_id)
     return ticket
 
 
 async def cancel(uow: Uow, actor: Actor, ticket_id: int, *, reason: str = "") -> Ticket:
     """取消 — the worker withdraws a waiting ticket, or the clerk cancels the one at the window."""
-    ticket = await _for_action(uow, actor, ticket_id, "cancel")
+    ticket = await for_action(uow, actor, ticket_id, "cancel")
     ticket.status = TicketStatus.cancelled
     ticket.finished_at = uow.clock.now()
-    _changed(uow, actor, ticket, "cancel", reason=reason)
+    record_change(uow, actor, ticket, "cancel", reason=reason)
     uow.touch_queue(ticket.centre_id, ticket.department_id)
     return ticket
 
@@ -684,7 +699,7 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     ticket.rating_score, ticket.rating_comment = score, comment
     ticket.rated_at = uow.clock.now()
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
-    _announce(uow, "ticket.rated", ticket)
+    announce(uow, "ticket.rated", ticket)
     return ticket
 
 
@@ -714,7 +729,7 @@ async def set_situation(uow: Uow, actor: Actor, ticket_id: int, situation_id: in
     before, ticket.situation_id = ticket.situation_id, situation.id if situation is not None else None
     audit.record(uow, actor, "ticket.situation", "ticket", ticket.id, situation_id=ticket.situation_id,
                  previous_situation_id=before)
-    _announce(uow, "ticket.updated", ticket)
+    announce(uow, "ticket.updated", ticket)
     return ticket
 
 
