@@ -20,6 +20,7 @@ from server.api import (  # noqa: F401  (routes)
     checklists,
     documents,
     experts,
+    ledger,
     notifications,
     openapi,
     residents,

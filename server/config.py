@@ -101,6 +101,12 @@ class QueueRules:
     appointment_slot_minutes: int = 30
     appointments_per_slot: int = 3
     appointment_days_ahead: int = 7
+    # 督办 ledger (server/domain/ledger.py, docs/ledger.md): a follow-up item is due so many hours
+    # after it is raised (a bad rating's rectification sooner); once overdue and unanswered it
+    # goes to the department's supervisors, and so many hours later to the centre's head
+    ledger_deadline_hours: float = 72
+    rectify_deadline_hours: float = 48
+    ledger_escalate_hours: float = 24
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import socketio
 
-from server.domain import alerts, appointments, experts, org, queue
+from server.domain import alerts, appointments, experts, ledger, org, queue
 from server.domain.context import SYSTEM
 from server.domain.errors import DomainError
 from server.events import Audience, Event, QueueTouched
@@ -107,6 +107,8 @@ class Monitor:
             due = await org.due_tidal_windows(uow)
         async with self.domain.unit() as uow:
             await experts.expire_due(uow)
+        async with self.domain.unit() as uow:
+            await ledger.escalate_due(uow)
         async with self.domain.unit(write=False) as uow:
             booked = await appointments.due(uow)
         for appointment_id in booked:  # 预约: each in its own transaction (one failing stops none)

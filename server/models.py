@@ -480,6 +480,52 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None]
 
 
+class LedgerItem(Base):
+    """督办事项 — a problem followed through: raised from a case, an extension point or by a
+    supervisor (or a bad rating's 整改 work order), claimed, answered, visited, closed."""
+
+    __tablename__ = "ledger_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(100))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    extension_point_id: Mapped[int | None] = mapped_column(ForeignKey("extension_points.id"))
+    centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"))
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"))
+    raised_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    raised_by_name: Mapped[str] = mapped_column(String(50))
+    raised_at: Mapped[datetime] = mapped_column(index=True)
+    deadline: Mapped[datetime] = mapped_column(index=True)
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    claimed_at: Mapped[datetime | None]
+    answer: Mapped[str | None] = mapped_column(Text)
+    action_taken: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None]
+    visit_verdict: Mapped[str | None] = mapped_column(String(20))
+    visit_note: Mapped[str | None] = mapped_column(Text)
+    visited_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+    escalation: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[datetime | None]
+
+
+class LedgerStep(Base):
+    """One step of a 督办事项's history: who did what, when, saying what."""
+
+    __tablename__ = "ledger_steps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("ledger_items.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_name: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
 class CaseMessage(Base):
     """通话内文字消息 — in-call chat, stored on the case (the ticket)."""
 

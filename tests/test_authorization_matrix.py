@@ -192,6 +192,15 @@ MATRIX: dict[str, Row] = {
     "GET /api/appointments": Row(resident=ANY),
     "POST /api/appointments/{appointment_id}/cancel": Row(resident=ANY, body={}),
     # --- the outbox
+    # --- 督办 ledger (tests/test_ledger.py): the domain scopes items to queues and points
+    "GET /api/ledger": Row(worker=ANY, clerk=ANY, supervisor=ANY, admin=ANY, auditor=ANY),
+    "GET /api/ledger/summary": Row(supervisor=ANY, admin=ANY, auditor=ANY),
+    "POST /api/ledger": Row(worker=ANY, clerk=ANY, supervisor=ANY, body={}),
+    "GET /api/ledger/{ledger_id}": Row(worker=ANY, clerk=ANY, supervisor=ANY, admin=ANY, auditor=ANY),
+    "POST /api/ledger/{ledger_id}/claim": Row(clerk=ANY, supervisor=ANY, body={}),
+    "POST /api/ledger/{ledger_id}/answer": Row(clerk=ANY, supervisor=ANY, body={}),
+    "POST /api/ledger/{ledger_id}/visit": Row(supervisor=ANY, body={}),
+    "POST /api/ledger/{ledger_id}/close": Row(supervisor=ANY, body={}),
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
     "POST /api/notifications/{notification_id}/resend": Row(admin=ANY, body={}),
@@ -354,7 +363,8 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
                   role: str) -> Reply:
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
-                              "situation_id": 1, "bundle_id": 1, "token": "no-such-link-token", "appointment_id": 1}
+                              "situation_id": 1, "bundle_id": 1, "token": "no-such-link-token", "appointment_id": 1,
+                              "ledger_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

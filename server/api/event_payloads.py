@@ -70,6 +70,13 @@ class TidalClosed(CloudWindow):
     reason: Literal["manual", "expired"]
 
 
+class LedgerUpdated(Answer):
+    id: int
+    state: Literal["open", "claimed", "answered", "visited", "closed"]
+    centre_id: int
+    department_id: int
+
+
 class SessionRevoked(Answer):
     user_id: int
     session_ids: list[str]
@@ -203,6 +210,7 @@ class ServerEvents(BaseModel):
     alert_raised: Alert = _event("alert.raised")
     tidal_opened: TidalOpened = _event("tidal.opened")
     tidal_closed: TidalClosed = _event("tidal.closed")
+    ledger_updated: LedgerUpdated = _event("ledger.updated")
     session_revoked: SessionRevoked = _event("session.revoked")
     subscribe_offer: SubscribeOffer = _event("subscribe_offer")
     participant_joined: Participant = _event("participant_joined")

@@ -881,3 +881,73 @@ class PublicChecklist(Answer):
     materials: list[ChecklistMaterial]
     sent_at: datetime
     expires_at: datetime
+
+
+# --- 督办 ledger -----------------------------------------------------------------------------------
+
+
+class LedgerStep(Answer):
+    action: Literal["raise", "claim", "answer", "visit", "reopen", "close", "escalate"]
+    action_name: str
+    actor: str
+    note: str
+    at: datetime
+
+
+class LedgerItem(Answer):
+    """督办事项 (``ledger.view``): open → claimed → answered → visited → closed; a bad return visit
+    reopens it (``reopened`` counts)."""
+
+    id: int
+    source: Literal["case", "point", "supervisor", "rating"]
+    source_name: str
+    category: str
+    category_name: str
+    title: str
+    detail: str
+    ticket_id: int | None
+    extension_point_id: int | None
+    centre_id: int
+    department_id: int
+    raised_by: str
+    raised_at: datetime
+    deadline: datetime
+    state: Literal["open", "claimed", "answered", "visited", "closed"]
+    state_name: str
+    overdue: bool = Field(description="past the deadline and not answered yet")
+    claimed_by_id: int | None
+    answer: str | None
+    action_taken: str | None
+    answered_at: datetime | None
+    visit_verdict: Literal["satisfied", "unsatisfied"] | None
+    visit_note: str | None
+    closed_at: datetime | None
+    reopened: int
+    escalation: int = Field(description="0; 1: sent to the department's supervisors; 2: to the centre's head")
+    history: list[LedgerStep] = absent("the item's steps (one item's page)")
+
+
+class LedgerDepartment(Answer):
+    department_id: int
+    department_name: str
+    open: int
+    claimed: int
+    answered: int
+    visited: int
+    closed: int
+    overdue: int
+    oldest_open_hours: float | None
+
+
+class Rectification(Answer):
+    bad_ratings: int
+    answered: int
+    on_time: int
+    on_time_rate: float | None = Field(description="answered by the deadline / bad ratings (null: none)")
+
+
+class LedgerSummary(Answer):
+    departments: list[LedgerDepartment]
+    total: int
+    overdue: int
+    rectification: Rectification

@@ -353,3 +353,44 @@ class ChecklistLinkIn(Body):
                               description="群众的 11 位手机号；从办件发送时可省略，发到群众登记的手机号")
     ticket_id: Id | None = Field(default=None, description="从办件发送时：记入该办件（事项和情形以办件为准）")
     situation_id: Id | None = Field(default=None, description="只发该办理情形的材料、时限、收费和取件地点")
+
+
+# --- 督办 ledger (server/domain/ledger.py) ---------------------------------------------------------
+
+LedgerSource = Literal["case", "point", "supervisor"]
+LedgerCategory = Literal["materials_incomplete", "not_eligible", "cannot_handle", "complaint", "no_permission",
+                         "dont_know", "cant_answer", "other"]
+LedgerState = Literal["open", "claimed", "answered", "visited", "closed"]
+
+
+class LedgerIn(Body):
+    source: LedgerSource = Field(description="case: from a case (ticket_id); point: from the worker's extension point "
+                                             "(item_id or department_id); supervisor: 交办 to a queue they oversee")
+    category: LedgerCategory
+    title: str = Field(min_length=1, max_length=100)
+    detail: str = Field(default="", max_length=2000)
+    ticket_id: Id | None = None
+    item_id: Id | None = None
+    centre_id: Id | None = None
+    department_id: Id | None = None
+
+
+class LedgerAnswerIn(Body):
+    answer: str = Field(min_length=1, max_length=2000, description="the answer given to the resident")
+    action_taken: str = Field(default="", max_length=2000, description="what was done about it")
+
+
+class LedgerVisitIn(Body):
+    verdict: Literal["satisfied", "unsatisfied"] = Field(description="the resident's verdict, asked by phone")
+    note: str = Field(default="", max_length=2000)
+
+
+class LedgerCloseIn(Body):
+    note: str = Field(default="", max_length=2000)
+
+
+class LedgerQuery(Query):
+    state: LedgerState | None = None
+    department_id: Id | None = None
+    source: Literal["case", "point", "supervisor", "rating"] | None = None
+    overdue: bool | None = Field(default=None, description="true: past the deadline and not answered yet")

@@ -24,6 +24,7 @@ from server.domain import (
     bundles,
     documents,
     hours,
+    ledger,
     org,
     personal,
     residents,
@@ -700,6 +701,7 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     ticket.rated_at = uow.clock.now()
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
     announce(uow, "ticket.rated", ticket)
+    await ledger.rectification(uow, ticket)  # 差评 (1 or 2): a 整改 work order for the department
     return ticket
 
 
