@@ -44,6 +44,12 @@ const routes: RouteRecordRaw[] = [
     props: { direct: true },
     meta: { roles: ["resident"] },
   },
+  {
+    path: "/ledger",
+    name: "ledger",
+    component: () => import("@/views/ledger/LedgerView.vue"),
+    meta: { roles: ["worker", "clerk", "supervisor", "admin", "auditor"], wide: true },
+  },
   { path: "/outbox", name: "outbox", component: () => import("@/views/admin/OutboxView.vue"), meta: { roles: ["admin"] } },
   { path: "/audit", name: "audit", component: () => import("@/views/auditor/AuditView.vue"), meta: { roles: ["auditor"] } },
   { path: "/expert", name: "expert", component: () => import("@/views/expert/ExpertView.vue"), meta: { roles: ["expert"] } },

@@ -24,6 +24,9 @@ export type LoginResult = Schemas["SignedIn"];
 export type Notification = Schemas["Notification"];
 export type Outbox = Schemas["Outbox"];
 export type PublicChecklist = Schemas["PublicChecklist"];
+/** 督办台账: a follow-up item, its steps, and the per-department summary. */
+export type LedgerItem = Schemas["LedgerItem"];
+export type LedgerSummary = Schemas["LedgerSummary"];
 
 export type Window = Schemas["CloudWindow"];
 export type Org = Schemas["Org"];
