@@ -293,6 +293,8 @@ async def test_a_case_done_for_the_renewing_item_renews_and_the_report_counts_wh
     december = (await admin.get("/api/certificates/report", start="2026-12-01", end="2026-12-31")).body
     assert december["total"] == {"reminders": 1, "certificates": 1, "renewed": 1, "renewal_rate": 1.0, "opted_out": 0}
     assert (await admin.get("/api/certificates/report", start="2026-12-31", end="2026-12-01")).code == "period_invalid"
+    assert (await admin.get("/api/certificates/report", end="0001-01-02")).code == "period_invalid"
+    assert (await admin.get("/api/certificates/report", start="2026-01-01", end="9999-12-31")).code == "period_invalid"
 
 
 async def test_the_demo_certificates_expire_in_the_coming_weeks(platform: Platform) -> None:

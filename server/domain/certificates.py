@@ -65,6 +65,7 @@ MAX_IMPORT_BYTES = 2 * 1024 * 1024
 MAX_IMPORT_ROWS = 5000
 MAX_XLSX_UNPACKED = 40 * 1024 * 1024  # a zip bomb is refused before it is opened
 KIND = "certificate_reminder"
+EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)  # a report's period; dates past these overflow
 
 # The import's columns: the header names each is known by (the first is the one we write).
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -707,6 +708,8 @@ async def report(uow: Uow, actor: Actor, *, start: date | None = None, end: date
     many holders opted out."""
     actor.require(Role.admin, Role.supervisor)
     end = end or _today(uow)
+    if not EARLIEST <= end <= LATEST or (start is not None and not EARLIEST <= start <= LATEST):
+        raise Invalid("period_invalid", f"统计时段应在 {EARLIEST.year} 至 {LATEST.year} 年之间")
     start = start or end - timedelta(days=89)
     if start > end or (end - start).days > 3660:
         raise Invalid("period_invalid", "统计时段无效：开始日期应不晚于结束日期，且不超过 10 年")
