@@ -17,6 +17,7 @@ from server.api import (  # noqa: F401  (routes)
     appointments,
     bundles,
     catalog,
+    certificates,
     checklists,
     documents,
     experts,

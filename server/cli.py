@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -174,14 +175,19 @@ def _objects(settings: Settings, command: str, directory: Path) -> int:
 
 
 async def _seed(settings: Settings) -> int:
+    from server.crypto import AesGcmSealer
     from server.db import Database
+    from server.domain import hours
     from server.migrate import upgrade_async
-    from server.seed import demo_accounts_text, seed_demo
+    from server.seed import demo_accounts_text, seed_demo, seed_demo_certificates
 
     await upgrade_async(settings.effective_database_url, data_key=settings.resolved_data_key())
     db = Database(settings.effective_database_url)
     try:
         added = await seed_demo(db)
+        today = hours.local_day(settings.queue, datetime.now(UTC))
+        if certificates := await seed_demo_certificates(db, AesGcmSealer(settings.resolved_data_key()), today):
+            added["certificates"] = certificates
     finally:
         await db.dispose()
     print("演示数据已就绪 / demo data ready" + (f"（新增 {json.dumps(added, ensure_ascii=False)}）" if added else "（无变化）"))

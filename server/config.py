@@ -243,6 +243,7 @@ class Settings:
     web_client_dir: Path = Path(__file__).resolve().parent.parent / "web-client"
     trusted_proxies: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    public_url: str = ""  # where residents open the app, for links the server texts by itself
     hsts: str = "auto"
     dev_pages: bool = False
     check_responses: bool = False  # validate every JSON answer against its route's model (the tests)
@@ -255,6 +256,17 @@ class Settings:
     consultations: ConsultationRules = field(default_factory=ConsultationRules)
     chat: ChatRules = field(default_factory=ChatRules)
     notify: NotifyRules = field(default_factory=NotifyRules)
+
+    @property
+    def link_origin(self) -> str:
+        """The address written into links the server texts on its own (certificate reminders):
+        ``YUNBANG_PUBLIC_URL``, else the first allowed origin, else this node's own address."""
+        if self.public_url:
+            return self.public_url
+        if self.allowed_origins:
+            return self.allowed_origins[0]
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def effective_database_url(self) -> str:
@@ -368,6 +380,7 @@ class Settings:
             web_dist=Path(get("WEB_DIST", str(cls.web_dist))),
             trusted_proxies=csv("TRUSTED_PROXIES"),
             allowed_origins=tuple(_origin(o) for o in csv("ALLOWED_ORIGINS")),
+            public_url=_origin(get("PUBLIC_URL"), "PUBLIC_URL") if get("PUBLIC_URL") else "",
             hsts=_choice("HSTS", get("HSTS", cls.hsts).lower(), ("auto", "always", "off")),
             dev_pages=flag("DEV_PAGES", cls.dev_pages),
             check_responses=flag("CHECK_RESPONSES", cls.check_responses),
@@ -446,12 +459,12 @@ class Settings:
         return value
 
 
-def _origin(value: str) -> str:
+def _origin(value: str, name: str = "ALLOWED_ORIGINS") -> str:
     """``https://host[:port]`` as browsers send it in ``Origin`` (lower case, no path)."""
     parts = urlsplit(value.strip().lower())
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/") or parts.query:
         raise SettingsError(
-            f"YUNBANG_ALLOWED_ORIGINS: {value!r} is not an origin like https://yunbang.example.gov.cn")
+            f"YUNBANG_{name}: {value!r} is not an origin like https://yunbang.example.gov.cn")
     return f"{parts.scheme}://{parts.netloc}"
 
 

@@ -913,3 +913,26 @@ assert all(
     i["initials"].isascii() and i["initials"].islower() and len(i["initials"]) == len(i["name"])
     for i in ITEMS
 )
+
+
+# 证照到期提醒 (server/domain/certificates.py): certificate types, the item that renews each and
+# the days before expiry their holders are texted.
+CERTIFICATE_TYPES: list[dict[str, Any]] = [
+    {"name": "食品经营许可证", "item": "SC-004", "reminder_days": [90, 30, 7]},
+    {"name": "居住证", "item": "GA-001", "reminder_days": [30, 7]},
+    {"name": "老年人优待证", "item": "MZ-007", "reminder_days": [30, 7]},
+    {"name": "社会保障卡", "item": "SB-002", "reminder_days": [60, 15]},
+]
+
+# Demo holders (`yunbang seed --demo` only, with expiries counted from the day it runs): the
+# names and numbers are made up; the phones are in the 170 range, used for no real subscriber.
+DEMO_CERTIFICATES: list[dict[str, Any]] = [
+    {"type": "食品经营许可证", "number": "JY13302030012871", "holder": "海曙区鼓楼小吃店", "phone": "17000000001", "in_days": 6},
+    {"type": "食品经营许可证", "number": "JY13302030020456", "holder": "宁波市海曙区月湖茶餐厅", "phone": "17000000002", "in_days": 26},
+    {"type": "食品经营许可证", "number": "JY13302030031190", "holder": "海曙区白云面馆", "phone": "17000000003", "in_days": 75},
+    {"type": "食品经营许可证", "number": "JY13302030045512", "holder": "海曙区段塘烘焙坊", "phone": "17000000004", "in_days": 180},
+    {"type": "居住证", "number": "330203202400118", "holder": "张晓梅", "phone": "17000000005", "in_days": 12},
+    {"type": "居住证", "number": "330203202400362", "holder": "刘建国", "phone": "17000000006", "in_days": 29},
+    {"type": "老年人优待证", "number": "YD3302030001923", "holder": "王桂英", "phone": "17000000007", "in_days": 4},
+    {"type": "社会保障卡", "number": "SSC330203887612", "holder": "陈立", "phone": "17000000008", "in_days": 40},
+]

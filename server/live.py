@@ -11,7 +11,7 @@ from typing import Any
 
 import socketio
 
-from server.domain import alerts, appointments, experts, ledger, org, queue
+from server.domain import alerts, appointments, certificates, experts, ledger, org, queue
 from server.domain.context import SYSTEM
 from server.domain.errors import DomainError
 from server.events import Audience, Event, QueueTouched
@@ -92,8 +92,9 @@ class QueuePositions:
 
 
 class Monitor:
-    """Runs the alert checks, closes tidal windows and expires expert invitations whose time is
-    up, every few seconds."""
+    """Runs the alert checks, closes tidal windows, expires expert invitations whose time is up,
+    puts booked appointments in their queue and texts certificate expiry reminders, every few
+    seconds."""
 
     def __init__(self, domain: Domain, interval: float,
                  housekeeping: list[Callable[[], Awaitable[int]]] | None = None) -> None:
@@ -117,6 +118,14 @@ class Monitor:
                     await appointments.enter(uow, appointment_id)
             except Exception:
                 log.exception("appointment %s could not enter its queue; next pass", appointment_id)
+        async with self.domain.unit(write=False) as uow:
+            reminders = await certificates.due(uow)
+        for wanted in reminders:  # 证照到期提醒: each in its own transaction, sent once
+            try:
+                async with self.domain.unit() as uow:
+                    await certificates.remind(uow, wanted, origin=self.domain.settings.link_origin)
+            except Exception:
+                log.exception("certificate %s reminder not sent; next pass", wanted.certificate_id)
         for window_id in due:
             try:
                 async with self.domain.unit() as uow:

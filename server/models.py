@@ -61,7 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON}
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[str]: JSON, list[int]: JSON}
 
 
 class Role(enum.StrEnum):
@@ -762,6 +762,68 @@ class SignInCode(Base):
     used_at: Mapped[datetime | None]
 
 
+class CertificateType(Base):
+    """证照类型 — a kind of licence or certificate (食品经营许可证, 居住证 …): the item that renews
+    it, and how many days before expiry its holders are texted (``reminder_days``, e.g. [90, 30, 7])."""
+
+    __tablename__ = "certificate_types"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_items.id"))
+    reminder_days: Mapped[list[int]] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+
+
+class Certificate(Base):
+    """证照 — one licence or certificate held by a person or firm, imported by an administrator.
+    The holder's phone and ID numbers are sealed (AES-256-GCM, like a ticket's resident), found
+    again by their keyed hashes and shown masked. ``renewed_at`` and ``opted_out_at`` stop its
+    reminders; a later expiry (re-imported) begins a new round of reminders."""
+
+    __tablename__ = "certificates"
+    __table_args__ = (Index("ix_certificates_type_number", "type_id", "number", unique=True),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("certificate_types.id"))
+    number: Mapped[str] = mapped_column(String(64))
+    holder_name: Mapped[str] = mapped_column(String(100))
+    holder_sealed: Mapped[str] = mapped_column(Text)  # {"phone", "id_number"?}
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    id_number_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    expires_on: Mapped[date] = mapped_column(Date, index=True)
+    opted_out_at: Mapped[datetime | None]
+    opted_out_by: Mapped[str | None] = mapped_column(String(10))  # holder | admin
+    renewed_at: Mapped[datetime | None]
+    renewal_source: Mapped[str | None] = mapped_column(String(10))  # case | admin | import
+    renewal_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"))
+    imported_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CertificateReminder(Base):
+    """到期提醒 — one SMS for one rule (days before expiry) of one certificate's expiry, with the
+    link it carries (only the token's hash is kept). Unique per (certificate, expiry, rule): sent
+    once, even when two nodes scan at the same moment. ``renewed_at``: the renewal that followed."""
+
+    __tablename__ = "certificate_reminders"
+    __table_args__ = (
+        Index("ix_certificate_reminders_once", "certificate_id", "expires_on", "days_before", unique=True),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id", ondelete="CASCADE"))
+    type_id: Mapped[int] = mapped_column(ForeignKey("certificate_types.id"))
+    expires_on: Mapped[date] = mapped_column(Date)
+    days_before: Mapped[int] = mapped_column(Integer)
+    notification_id: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    sent_at: Mapped[datetime] = mapped_column(index=True)
+    link_expires_at: Mapped[datetime]
+    opens: Mapped[int] = mapped_column(Integer, default=0)
+    renewed_at: Mapped[datetime | None]
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -773,7 +835,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 
 
 __all__ = [
-    "Alert", "AppendOnly", "Appointment", "AuditChainHead", "AuditEntry", "Base", "Bundle", "BundleItem", "CaseItem", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
+    "Alert", "AppendOnly", "Appointment", "Certificate", "CertificateReminder", "CertificateType", "AuditChainHead", "AuditEntry", "Base", "Bundle", "BundleItem", "CaseItem", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",

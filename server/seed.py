@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import select
@@ -18,12 +18,15 @@ from sqlalchemy.orm import selectinload
 from server import demo_data, demo_situations
 from server.db import Database
 from server.domain.logins import hash_password
+from server.domain.personal import Sealer, mask_phone
 from server.models import (
     Base,
     Bundle,
     BundleItem,
     Centre,
     CentreLevel,
+    Certificate,
+    CertificateType,
     CloudWindow,
     Department,
     ExtensionPoint,
@@ -104,6 +107,12 @@ async def seed_demo(db: Database) -> dict[str, int]:
                 s.add(Bundle(code=spec["code"], name=spec["name"], description=spec["description"], active=True,
                              items=[BundleItem(item_id=ids[code], position=i) for i, code in enumerate(spec["items"])]))
                 count("bundles")
+        for spec in demo_data.CERTIFICATE_TYPES:
+            if await s.scalar(select(CertificateType.id).where(CertificateType.name == spec["name"])) is None:
+                item_id = await s.scalar(select(ServiceItem.id).where(ServiceItem.code == spec["item"]))
+                s.add(CertificateType(name=spec["name"], item_id=item_id, reminder_days=spec["reminder_days"],
+                                      active=True, created_at=datetime.now(UTC)))
+                count("certificate_types")
         await s.flush()
 
         async def window(name: str, centre: Centre, codes: list[str]) -> CloudWindow:
@@ -209,6 +218,28 @@ async def _get_or_add(session: AsyncSession, model: type[M], count: Callable[[st
         await session.flush()
         count(model.__tablename__)
     return found
+
+
+async def seed_demo_certificates(db: Database, sealer: Sealer, today: date) -> int:
+    """Demo certificates expiring in the coming weeks (counted from ``today``), so the demo's
+    monitor texts reminders at once. Only ``yunbang seed --demo``: the tests' databases have the
+    types but no holders, and set up their own. Returns how many were added."""
+    added = 0
+    async with db.write() as s:
+        kinds = {t.name: t.id for t in (await s.scalars(select(CertificateType))).all()}
+        now = datetime.now(UTC)
+        for spec in demo_data.DEMO_CERTIFICATES:
+            type_id = kinds.get(spec["type"])
+            if type_id is None or await s.scalar(select(Certificate.id).where(
+                    Certificate.type_id == type_id, Certificate.number == spec["number"])) is not None:
+                continue
+            s.add(Certificate(type_id=type_id, number=spec["number"], holder_name=spec["holder"],
+                              holder_sealed=sealer.seal({"phone": spec["phone"]}),
+                              phone_hash=sealer.search_hash(f"phone:{spec['phone']}"),
+                              phone_masked=mask_phone(spec["phone"]) or "", id_number_hash=None, id_number_masked=None,
+                              expires_on=today + timedelta(days=spec["in_days"]), imported_at=now, updated_at=now))
+            added += 1
+    return added
 
 
 def demo_accounts_text() -> str:

@@ -191,6 +191,17 @@ MATRIX: dict[str, Row] = {
     "POST /api/appointments": Row(resident=ANY, body={}),
     "GET /api/appointments": Row(resident=ANY),
     "POST /api/appointments/{appointment_id}/cancel": Row(resident=ANY, body={}),
+    # --- 证照到期提醒 (tests/test_certificates.py): the registry is the administrators'; the link anyone's
+    "GET /api/certificate-types": Row(admin=ANY),
+    "POST /api/certificate-types": Row(admin=ANY, body={}),
+    "PUT /api/certificate-types/{type_id}": Row(admin=ANY, body={}),
+    "POST /api/certificates/import": Row(admin=ANY, body={}),
+    "GET /api/certificates": Row(admin=ANY),
+    "POST /api/certificates/{certificate_id}/opt-out": Row(admin=ANY, body={"opted_out": True}),
+    "POST /api/certificates/{certificate_id}/renewed": Row(admin=ANY, body={}),
+    "GET /api/certificates/report": Row(supervisor=ANY, admin=ANY),
+    "GET /api/certificate-links/{token}": Row(**EVERYONE, anonymous=True),
+    "POST /api/certificate-links/{token}/opt-out": Row(**EVERYONE, anonymous=True, body={}),
     # --- the outbox
     # --- 督办 ledger (tests/test_ledger.py): the domain scopes items to queues and points
     "GET /api/ledger": Row(worker=ANY, clerk=ANY, supervisor=ANY, admin=ANY, auditor=ANY),
@@ -364,7 +375,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
                               "situation_id": 1, "bundle_id": 1, "token": "no-such-link-token", "appointment_id": 1,
-                              "ledger_id": 1}
+                              "ledger_id": 1, "type_id": 1, "certificate_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

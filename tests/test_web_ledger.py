@@ -63,7 +63,9 @@ async def test_a_bad_rating_is_rectified_answered_and_closed_after_a_return_visi
 async def test_a_worker_raises_their_extension_points_problem(platform: Platform, browser: Browser) -> None:
     _, page = await person(browser, platform)
     await log_in(page, "worker1")
-    await page.goto("/app/ledger")
+    await page.wait_for_url("**/app/worker/check")  # the worker's first page: the device check
+    await page.click("[data-testid=nav-ledger]")
+    await page.wait_for_url("**/app/ledger")
     await page.click("[data-testid=ledger-new]")
     dialog = page.locator("[data-testid=ledger-raise]")
     await dialog.locator("[data-testid=ledger-raise-category]").click()

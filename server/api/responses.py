@@ -951,3 +951,129 @@ class LedgerSummary(Answer):
     total: int
     overdue: int
     rectification: Rectification
+
+
+# --- 证照到期提醒 (server/domain/certificates.py, docs/reminders.md)
+
+
+class CertificateType(Answer):
+    """证照类型: the item that renews it and its reminder rules (days before expiry, tightest last)."""
+
+    id: int
+    name: str
+    item_id: int
+    item_name: str
+    item_code: str
+    reminder_days: list[int]
+    active: bool
+    certificates: int = Field(description="certificates of this type in the registry")
+
+
+class ImportProblem(Answer):
+    row: int = Field(description="the row number as the spreadsheet shows it (the header is row 1)")
+    column: str
+    reason: str
+
+
+class CertificateImport(Answer):
+    """导入结果: the good rows imported (created, updated or unchanged), each bad row's problems."""
+
+    rows: int = Field(description="data rows read (blank rows left out)")
+    imported: int
+    created: int
+    updated: int
+    unchanged: int
+    bad_rows: int
+    errors: list[ImportProblem]
+
+
+class SentReminder(Answer):
+    days_before: int
+    sent_at: datetime
+
+
+class Certificate(Answer):
+    """证照 in the registry: holder, phone and ID number masked."""
+
+    id: int
+    type_id: int
+    type: str
+    number: str
+    holder: str
+    phone: str
+    id_number: str | None
+    expires_on: date
+    days_left: int
+    opted_out_at: datetime | None
+    opted_out_by: Literal["holder", "admin"] | None
+    renewed_at: datetime | None
+    renewal_source: Literal["case", "admin", "import"] | None
+    renewal_ticket_id: int | None
+    reminders: list[SentReminder] = Field(description="sent for the current expiry")
+    updated_at: datetime
+
+
+class Certificates(Answer):
+    certificates: list[Certificate]
+    total: int = Field(description="all that match the filters")
+
+
+class ReminderFigures(Answer):
+    reminders: int
+    certificates: int = Field(description="rounds of reminders: a certificate's expiry reminded")
+    renewed: int = Field(description="of those, renewed within within_days of a reminder")
+    renewal_rate: float
+    opted_out: int
+
+
+class RuleCount(Answer):
+    days_before: int
+    reminders: int
+
+
+class ReminderTypeLine(ReminderFigures):
+    type_id: int
+    name: str
+    by_rule: list[RuleCount]
+
+
+class ReminderMonthLine(ReminderFigures):
+    month: str = Field(description="YYYY-MM, local time")
+
+
+class ReminderReport(Answer):
+    start: date
+    end: date
+    within_days: int
+    types: list[ReminderTypeLine]
+    months: list[ReminderMonthLine]
+    total: ReminderFigures
+
+
+class ReminderCertificate(Answer):
+    type: str
+    number: str = Field(description="masked")
+    holder: str = Field(description="masked")
+    expires_on: date
+    days_left: int
+    opted_out: bool
+    renewed: bool
+
+
+class ReminderItem(Answer):
+    id: int
+    name: str
+    description: str
+    level: CentreLevel
+    active: bool
+
+
+class PublicReminder(Answer):
+    """What a reminder's link shows, without login."""
+
+    certificate: ReminderCertificate
+    item: ReminderItem
+    department: str
+    materials: list[ChecklistMaterial]
+    sent_at: datetime
+    expires_at: datetime

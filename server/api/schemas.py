@@ -394,3 +394,29 @@ class LedgerQuery(Query):
     department_id: Id | None = None
     source: Literal["case", "point", "supervisor", "rating"] | None = None
     overdue: bool | None = Field(default=None, description="true: past the deadline and not answered yet")
+
+
+class CertificateTypeIn(Body):
+    name: str = Field(min_length=1, max_length=50, description="证照类型名称，如 食品经营许可证")
+    item_id: Id = Field(description="续办该证照的事项")
+    reminder_days: list[Annotated[int, Field(ge=0, le=366)]] = Field(
+        min_length=1, max_length=6, description="到期前多少天提醒，如 [90, 30, 7]")
+    active: bool = True
+
+
+class CertificateQuery(Query):
+    type_id: Id | None = None
+    q: str | None = Field(default=None, max_length=64, description="11 位手机号（精确），或证照编号、持证人的一部分")
+    state: Literal["current", "opted_out", "renewed", "expired"] | None = None
+    before_id: Id | None = Field(default=None, description="只看 id 小于此值的（向前翻页）")
+    limit: int | None = Field(default=None, ge=1, le=500)
+
+
+class CertificateOptOut(Body):
+    opted_out: bool = Field(description="true 不再提醒；false 恢复提醒")
+
+
+class ReminderReportQuery(Query):
+    start: date | None = Field(default=None, description="起始日（含），默认结束日前 89 天")
+    end: date | None = Field(default=None, description="结束日（含），默认今天")
+    within_days: int | None = Field(default=None, ge=1, le=365, description="提醒后多少天内续办计为“提醒后续办”（默认 30）")

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from server.domain import audit, bundles, documents
+from server.domain import audit, bundles, certificates, documents
 from server.domain.calls import role_in_case
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
@@ -134,6 +134,8 @@ async def complete_items(uow: Uow, actor: Actor, ticket_id: int, results: Sequen
         row.window_id, row.completed_at = ticket.window_id, now
     audit.record(uow, actor, "ticket.items_complete", "ticket", ticket.id, number=ticket.number,
                  items={str(r.item_id): r.result for r in results})
+    for item_id in sorted(done):  # 证照到期提醒: the holder's certificates these items renew
+        await certificates.renewed_by_case(uow, actor, ticket, item_id)
     pending = [r for r in rows if r.state == "pending"]
     if not pending:
         ticket.status = TicketStatus.completed

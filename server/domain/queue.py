@@ -22,6 +22,7 @@ from server.domain import (
     alerts,
     audit,
     bundles,
+    certificates,
     documents,
     hours,
     ledger,
@@ -671,6 +672,8 @@ async def complete(uow: Uow, actor: Actor, ticket_id: int, *, result: str, note:
     ticket.result, ticket.result_note = result, note
     ticket.finished_at = uow.clock.now()
     record_change(uow, actor, ticket, "complete", result=result)
+    if result == "done":  # 证照到期提醒: the holder's certificate this item renews
+        await certificates.renewed_by_case(uow, actor, ticket, ticket.item_id)
     uow.touch_queue(ticket.centre_id, ticket.department_id)
     return ticket
 

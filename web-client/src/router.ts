@@ -35,6 +35,18 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/public/ChecklistView.vue"),
     meta: { public: true },
   },
+  {
+    path: "/r/:token",
+    name: "public-reminder",
+    component: () => import("@/views/public/ReminderView.vue"),
+    meta: { public: true },
+  },
+  {
+    path: "/certificates",
+    name: "certificates",
+    component: () => import("@/views/admin/CertificatesView.vue"),
+    meta: { roles: ["admin"], wide: true },
+  },
   { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
   { path: "/m/login", name: "resident-sign-in", component: () => import("@/views/resident/ResidentSignIn.vue"), meta: { public: true } },
   {

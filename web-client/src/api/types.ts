@@ -83,3 +83,11 @@ export type ConsultationCreated = Schemas["ConsultationCreated"];
 export type TimelineKind = Schemas["TimelineEntry"]["kind"];
 export type TimelineEntry = Schemas["TimelineEntry"];
 export type ConsultationRecord = Schemas["ConsultationRecord"];
+
+/** 证照到期提醒: a certificate type with its rules, the registry (masked), an import's result,
+ * the report, and what the holder's link shows. */
+export type CertificateType = Schemas["CertificateType"];
+export type Certificate = Schemas["Certificate"];
+export type CertificateImport = Schemas["CertificateImport"];
+export type ReminderReport = Schemas["ReminderReport"];
+export type PublicReminder = Schemas["PublicReminder"];
