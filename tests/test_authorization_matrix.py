@@ -115,6 +115,8 @@ MATRIX: dict[str, Row] = {
     # --- 一事联办 (tests/test_bundles.py)
     "GET /api/bundles": Row(**READERS),
     "GET /api/bundles/{bundle_id}": Row(**READERS),
+    "POST /api/bundles": Row(admin=ANY, body={}),
+    "PUT /api/bundles/{bundle_id}": Row(admin=ANY, body={}),
     "GET /api/bundles/report": Row(supervisor=ANY, admin=ANY),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),

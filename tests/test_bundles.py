@@ -228,3 +228,131 @@ async def test_the_report_counts_cases_and_what_the_completed_ones_saved(platfor
     assert line["materials_saved"] == bundle["materials_saved"] and line["trips_saved"] == 1
     assert report.body["totals"]["cases"] == 2
     assert (await worker.get("/api/bundles/report")).code == "role_forbidden"
+
+
+async def items_coded(api: Api, *codes: str) -> list[int]:
+    every = {i["code"]: i["id"] for i in (await api.get("/api/items", include_inactive="true")).body}
+    return [every[code] for code in codes]
+
+
+async def every_bundle(admin: Api) -> list[dict[str, Any]]:
+    reply = await admin.get("/api/bundles", include_inactive="true")
+    assert reply.status == 200, reply
+    return list(reply.body)
+
+
+async def test_the_admin_creates_edits_and_stops_a_bundle(platform: Platform) -> None:
+    admin, worker, auditor = [await platform.login(u) for u in ("admin", "worker1", "auditor1")]
+    setup, change, seal = await items_coded(admin, "SC-001", "SC-002", "GA-008")
+    created = await admin.post("/api/bundles", {"code": "LB-101", "name": "个体户开业一件事",
+                                                "description": "设立登记后刻制公章。", "item_ids": [setup, seal]})
+    assert created.status == 201, created
+    bundle = created.body
+    assert [i["id"] for i in bundle["items"]] == [setup, seal] and bundle["active"] is True
+    assert bundle["trips_saved"] == 1 and bundle["level"] == "district"
+    licence = next(line for line in bundle["checklist"] if line["name"] == "营业执照")
+    assert (licence["item_ids"], licence["issued_by"]) == ([seal], setup), "the 设立登记 issues it for the 公章"
+    assert (await bundle_named(worker, "个体户开业一件事")) == bundle, "offered to the worker at once"
+    ticket = await take_bundle(worker, bundle["id"], "开业的人")
+    assert [i["item_id"] for i in (await worker.get(f"/api/tickets/{ticket['id']}/items")).body] == [setup, seal]
+
+    edited = await admin.put(f"/api/bundles/{bundle['id']}", {
+        "code": "LB-101", "name": "个体户开业变更一件事", "item_ids": [change, setup, seal]})
+    assert edited.status == 200, edited
+    assert [i["id"] for i in edited.body["items"]] == [change, setup, seal]
+    assert edited.body["description"] == "" and edited.body["materials_total"] > bundle["materials_total"]
+    assert (await worker.get(f"/api/bundles/{bundle['id']}")).body == edited.body
+
+    stopped = await admin.put(f"/api/bundles/{bundle['id']}", {
+        "code": "LB-101", "name": "个体户开业变更一件事", "item_ids": [change, setup, seal], "active": False})
+    assert stopped.status == 200 and stopped.body["active"] is False, stopped
+    assert bundle["id"] not in [b["id"] for b in (await worker.get("/api/bundles")).body]
+    assert bundle["id"] not in [b["id"] for b in (await worker.get("/api/bundles", include_inactive="true")).body], \
+        "stopped bundles are listed to administrators only"
+    assert bundle["id"] not in [b["id"] for b in (await admin.get("/api/bundles")).body]
+    assert bundle["id"] in [b["id"] for b in await every_bundle(admin)]
+    assert (await worker.get(f"/api/bundles/{bundle['id']}")).code == "bundle_not_found"
+    refused = await worker.post("/api/tickets", {"bundle_id": bundle["id"], "resident": {"name": "又一个人"}})
+    assert (refused.status, refused.code) == (404, "bundle_not_found"), refused
+    resumed = await admin.put(f"/api/bundles/{bundle['id']}", {
+        "code": "LB-101", "name": "个体户开业变更一件事", "item_ids": [change, setup, seal], "active": True})
+    assert resumed.status == 200 and (await bundle_named(worker, "个体户开业变更一件事"))["active"] is True
+
+    trail = (await auditor.get("/api/audit", action="bundle.save")).body
+    assert [(e["target_id"], e["detail"]["active"]) for e in sorted(trail, key=lambda e: e["seq"])] == [
+        (str(bundle["id"]), True), (str(bundle["id"]), True), (str(bundle["id"]), False), (str(bundle["id"]), True)]
+
+
+async def test_bad_bundle_edits_are_refused_with_stable_codes_and_change_nothing(platform: Platform) -> None:
+    admin = await platform.login("admin")
+    restaurant = await bundle_named(admin, RESTAURANT)
+    setup, licence, seal, change = await items_coded(admin, "SC-001", "SC-004", "GA-008", "SC-002")
+    mz = next(d for d in (await admin.get("/api/org")).body["departments"] if d["code"] == "MZ")
+    stopped = await admin.post("/api/items", {"code": "MZ-998", "name": "已停用的事项", "department_id": mz["id"],
+                                              "level": "district", "active": False})
+    assert stopped.status == 201, stopped
+    before = await every_bundle(admin)
+    fields = {"code": "LB-102", "name": "试试", "item_ids": [setup, seal]}
+    for path, body, status, code in (
+        ("/api/bundles", {**fields, "item_ids": [setup, 999999]}, 404, "item_not_found"),
+        ("/api/bundles", {**fields, "item_ids": [setup, seal, setup]}, 422, "duplicate_item"),
+        ("/api/bundles", {**fields, "item_ids": [setup]}, 422, "bundle_too_small"),
+        ("/api/bundles", {**fields, "item_ids": []}, 422, "bundle_too_small"),
+        ("/api/bundles", {**fields, "item_ids": [setup, stopped.body["id"]]}, 422, "item_inactive"),
+        ("/api/bundles", {**fields, "code": restaurant["code"]}, 409, "bundle_code_taken"),
+        ("/api/bundles", {**fields, "item_ids": ["1", "2"]}, 422, "invalid_input"),
+        ("/api/bundles", {**fields, "code": ""}, 422, "invalid_input"),
+        ("/api/bundles/999999", fields, 404, "bundle_not_found"),
+        (f"/api/bundles/{restaurant['id']}", {**fields, "code": "LB-001"}, 409, "bundle_code_taken"),
+        (f"/api/bundles/{restaurant['id']}", {**fields, "item_ids": [change, change]}, 422, "duplicate_item"),
+        (f"/api/bundles/{restaurant['id']}", {**fields, "item_ids": [licence, stopped.body["id"]]}, 422,
+         "item_inactive"),
+    ):
+        reply = await admin.call("POST" if path == "/api/bundles" else "PUT", path, json=body)
+        assert (reply.status, reply.code) == (status, code), (path, body, reply)
+    assert await every_bundle(admin) == before, "nothing changed"
+    for who in ("worker1", "clerk2", "supervisor1", "auditor1"):
+        api = await platform.login(who)
+        for method, path in (("POST", "/api/bundles"), ("PUT", f"/api/bundles/{restaurant['id']}")):
+            reply = await api.call(method, path, json=fields)
+            assert (reply.status, reply.code) == (403, "role_forbidden"), (who, method, reply)
+    resident = await resident_sign_in(platform)
+    assert (await resident.post("/api/bundles", fields)).code == "role_forbidden"
+    assert await every_bundle(admin) == before
+
+    parked = await admin.put(f"/api/bundles/{restaurant['id']}", {
+        "code": restaurant["code"], "name": restaurant["name"], "item_ids": [setup, stopped.body["id"]],
+        "active": False})
+    assert parked.status == 200, "a stopped bundle may name a stopped item (to be resumed later)"
+
+
+async def test_an_open_case_keeps_the_items_it_was_taken_with_when_its_bundle_is_edited(platform: Platform) -> None:
+    admin, worker, clerk = [await platform.login(u) for u in ("admin", "worker1", "clerk2")]
+    bundle = await bundle_named(worker, RESTAURANT)
+    setup, licence, seal = ids_of(bundle, "SC-001", "SC-004", "GA-008")
+    (change,) = await items_coded(admin, "SC-002")
+    ticket = await take_bundle(worker, bundle["id"], "早来的老板")
+    items_then = (await worker.get(f"/api/tickets/{ticket['id']}/items")).body
+    checklist_then = (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body
+
+    edited = await admin.put(f"/api/bundles/{bundle['id']}", {
+        "code": bundle["code"], "name": bundle["name"], "description": bundle["description"],
+        "item_ids": [change, seal]})
+    assert edited.status == 200, edited
+    assert (await worker.get(f"/api/tickets/{ticket['id']}/items")).body == items_then
+    assert (await worker.get(f"/api/tickets/{ticket['id']}/checklist")).body == checklist_then
+    later = await take_bundle(worker, bundle["id"], "晚来的老板")
+    assert [i["item_id"] for i in (await worker.get(f"/api/tickets/{later['id']}/items")).body] == [change, seal]
+    stopped = await admin.put(f"/api/bundles/{bundle['id']}", {
+        "code": bundle["code"], "name": bundle["name"], "item_ids": [change, seal], "active": False})
+    assert stopped.status == 200, stopped
+
+    await called(clerk, ticket["id"])
+    every = {setup, licence, seal}
+    assert {i["item_id"] for i in (await clerk.get(f"/api/tickets/{ticket['id']}/items")).body} == every
+    await provide(clerk, ticket["id"], every)
+    done = await clerk.post(f"/api/tickets/{ticket['id']}/items/complete",
+                            {"items": [{"item_id": i} for i in (setup, licence, seal)]})
+    assert done.status == 200 and (done.body["status"], done.body["result"]) == ("completed", "done"), done
+    assert (await clerk.post(f"/api/windows/{window_of(clerk)}/call-next")).body["id"] == later["id"], \
+        "the stopped bundle's waiting case is still served"

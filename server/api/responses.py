@@ -506,6 +506,7 @@ class BundleItemRef(Answer):
     name: str
     department_id: int
     level: CentreLevel
+    active: bool = Field(description="false: the item is stopped, and the bundle is not offered until it is back")
 
 
 class MergedLine(Answer):

@@ -163,6 +163,14 @@ class ItemIn(Body):
         default_factory=list, max_length=10, description="the certificates / results the item issues (营业执照 …)")
 
 
+class BundleIn(Body):
+    code: str = Field(min_length=1, max_length=20)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=2000)
+    item_ids: list[Id] = Field(max_length=10, description="the items in the order a case is served (at least two)")
+    active: bool = True
+
+
 class QuestionIn(Body):
     id: Id | None = Field(default=None, description="an existing question's id (situations name it); omit for a new one")
     text: str = Field(min_length=1, max_length=200)
@@ -294,6 +302,10 @@ class ItemQuery(Query):
     department_id: Id | None = None
     level: CentreLevel | None = None
     include_inactive: bool = Field(default=False, description="管理员：含已停用的事项和情形（其他角色忽略）")
+
+
+class BundleQuery(Query):
+    include_inactive: bool = Field(default=False, description="管理员：含已停办的联办事项（其他角色忽略）")
 
 
 class ExpertQuery(Query):

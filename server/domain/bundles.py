@@ -19,11 +19,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from server.domain import audit
 from server.domain.access import visible_tickets
 from server.domain.context import Actor, Uow
-from server.domain.errors import NotFound
+from server.domain.errors import Conflict, Invalid, NotFound
 from server.models import (
     Bundle,
+    BundleItem,
     CaseItem,
     CentreLevel,
     Material,
@@ -130,10 +132,12 @@ async def _joints(uow: Uow, bundles: Sequence[Bundle]) -> list[Joint]:
 
 
 async def list_bundles(uow: Uow, *, include_inactive: bool = False) -> list[Joint]:
+    """The bundles on offer (active, every item of them active), or every one."""
     stmt = select(Bundle).options(selectinload(Bundle.items)).order_by(Bundle.code)
     if not include_inactive:
         stmt = stmt.where(Bundle.active.is_(True))
-    return await _joints(uow, list((await uow.session.scalars(stmt)).all()))
+    joints = await _joints(uow, list((await uow.session.scalars(stmt)).all()))
+    return joints if include_inactive else [j for j in joints if all(i.active for i in j.items)]
 
 
 async def get_bundle(uow: Uow, bundle_id: int, *, active: bool = True) -> Joint:
@@ -174,7 +178,7 @@ def bundle_view(joint: Joint) -> dict[str, Any]:
         "id": b.id, "code": b.code, "name": b.name, "description": b.description, "active": b.active,
         "level": joint.level.value,
         "items": [{"id": i.id, "code": i.code, "name": i.name, "department_id": i.department_id,
-                   "level": i.level.value} for i in joint.items],
+                   "level": i.level.value, "active": i.active} for i in joint.items],
         "department_ids": joint.departments,
         "checklist": [merged_line_view(line) for line in joint.checklist()],
         **joint.figures(),
@@ -213,3 +217,57 @@ async def report(uow: Uow, actor: Actor) -> dict[str, Any]:
                       "trips_saved": c["completed"] * f["trips_saved"]})
     totals = {k: sum(line[k] for line in lines) for k in ("cases", "completed", "materials_saved", "trips_saved")}
     return {"bundles": lines, "totals": totals}
+
+
+async def save_bundle(
+    uow: Uow,
+    actor: Actor,
+    *,
+    bundle_id: int | None,
+    code: str,
+    name: str,
+    item_ids: Sequence[int],
+    description: str = "",
+    active: bool = True,
+) -> Joint:
+    """Create a bundle, or replace an existing one's fields and items (in serving order); the
+    admin stops one with ``active`` false. Its open cases keep the items they were taken with
+    (``case_items``), so an edit changes new cases only. Refused, changing nothing: an unknown
+    bundle or item (404), an item twice (``duplicate_item``), fewer than two items
+    (``bundle_too_small``), a stopped item in an offered bundle (``item_inactive``), a code
+    another bundle has (409 ``bundle_code_taken``)."""
+    actor.require(Role.admin)
+    bundle: Bundle | None = None
+    if bundle_id is not None:
+        bundle = (await uow.session.scalars(
+            select(Bundle).options(selectinload(Bundle.items)).where(Bundle.id == bundle_id))).first()
+        if bundle is None:
+            raise NotFound("bundle_not_found", "联办事项不存在", bundle_id=bundle_id)
+    twice = next((i for n, i in enumerate(item_ids) if i in item_ids[:n]), None)
+    if twice is not None:
+        raise Invalid("duplicate_item", "同一事项在联办事项中出现了两次", item_id=twice)
+    if len(item_ids) < 2:
+        raise Invalid("bundle_too_small", "一事联办至少包含两个事项")
+    found = {i.id: i for i in (await uow.session.scalars(
+        select(ServiceItem).options(selectinload(ServiceItem.materials)).where(ServiceItem.id.in_(item_ids)))).all()}
+    missing = next((i for i in item_ids if i not in found), None)
+    if missing is not None:
+        raise NotFound("item_not_found", "事项不存在", item_id=missing)
+    stopped = next((found[i] for i in item_ids if not found[i].active), None)
+    if active and stopped is not None:
+        raise Invalid("item_inactive", f"事项「{stopped.name}」已停用，不能放入办理中的联办事项", item_id=stopped.id)
+    clash = await uow.session.scalar(select(Bundle.id).where(Bundle.code == code))
+    if clash is not None and clash != bundle_id:
+        raise Conflict("bundle_code_taken", f"联办事项编码 {code} 已存在")
+    if bundle is None:
+        bundle = Bundle(code=code, items=[])
+        uow.session.add(bundle)
+    kept = {bi.item_id: bi for bi in bundle.items}
+    bundle.items = [kept.get(item_id) or BundleItem(item_id=item_id) for item_id in item_ids]
+    for position, bi in enumerate(bundle.items):
+        bi.position = position
+    bundle.code, bundle.name, bundle.description, bundle.active = code, name, description, active
+    await uow.session.flush()
+    audit.record(uow, actor, "bundle.save", "bundle", bundle.id, code=code, name=name, item_ids=list(item_ids),
+                 active=active)
+    return await get_bundle(uow, bundle.id, active=False)
