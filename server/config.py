@@ -207,6 +207,11 @@ class NotifyRules:
     retry_seconds: float = 10
     retry_max_seconds: float = 3600
     timeout_seconds: float = 10
+    # Alerts that reach people: which alerts also go by SMS to the responsible supervisors'
+    # mobiles (``red`` warnings only, ``all``, or ``none``: the staff robot only), and every how
+    # many minutes an unacknowledged red warning is sent again (0: never)
+    alert_sms: str = "red"
+    alert_renotify_minutes: float = 10
 
     def provider(self, channel: str) -> str:
         return self.sms if channel == "sms" else self.staff
@@ -408,6 +413,8 @@ class Settings:
                 max_attempts=int(number("NOTIFY_MAX_ATTEMPTS", N.max_attempts, int)),
                 retry_seconds=number("NOTIFY_RETRY_SECONDS", N.retry_seconds),
                 retry_max_seconds=number("NOTIFY_RETRY_MAX_SECONDS", N.retry_max_seconds),
+                alert_sms=_choice("ALERT_SMS", get("ALERT_SMS", N.alert_sms).lower(), ("red", "all", "none")),
+                alert_renotify_minutes=number("ALERT_RENOTIFY_MINUTES", N.alert_renotify_minutes),
             )),
         )
 

@@ -110,6 +110,8 @@ class Monitor:
             await experts.expire_due(uow)
         async with self.domain.unit() as uow:
             await ledger.escalate_due(uow)
+        async with self.domain.unit() as uow:
+            await alerts.renotify_due(uow)
         async with self.domain.unit(write=False) as uow:
             booked = await appointments.due(uow)
         for appointment_id in booked:  # 预约: each in its own transaction (one failing stops none)

@@ -325,6 +325,9 @@ class User(Base):
     firm_name: Mapped[str | None] = mapped_column(String(100))
     consent_version: Mapped[str | None] = mapped_column(String(20))
     consent_at: Mapped[datetime | None]
+    # Staff (supervisors): a mobile for alerts that reach people (docs/queue.md "Alerts that
+    # reach people") — sealed in ``phone_sealed`` like a resident's, shown only masked.
+    mobile_masked: Mapped[str | None] = mapped_column(String(20))
 
 
 class AuthSession(Base):
@@ -478,6 +481,10 @@ class Alert(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     acknowledged_at: Mapped[datetime | None]
+    # Pushed to the responsible supervisors through the notifier: when last, how many times
+    # (an unacknowledged red warning is sent again every ``alert_renotify_minutes``).
+    notified_at: Mapped[datetime | None]
+    notify_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LedgerItem(Base):

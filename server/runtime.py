@@ -41,6 +41,7 @@ class Domain:
                 consultations=self.settings.consultations,
                 notify=self.settings.notify,
                 sealer=self.sealer,
+                link_origin=self.settings.link_origin,
             )
             yield uow
         if uow.events:

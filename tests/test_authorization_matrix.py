@@ -214,6 +214,9 @@ MATRIX: dict[str, Row] = {
     "POST /api/ledger/{ledger_id}/answer": Row(clerk=ANY, supervisor=ANY, body={}),
     "POST /api/ledger/{ledger_id}/visit": Row(supervisor=ANY, body={}),
     "POST /api/ledger/{ledger_id}/close": Row(supervisor=ANY, body={}),
+    # --- alerts pushed to supervisors (tests/test_alert_push.py): the link is the key
+    "GET /api/alert-links/{token}": Row(**EVERYONE, anonymous=True),
+    "POST /api/alert-links/{token}/acknowledge": Row(**EVERYONE, anonymous=True, body={}),
     "GET /api/notifications": Row(admin=ANY),
     "POST /api/notifications/test": Row(admin=ANY, body={"channel": "staff"}),
     "POST /api/notifications/{notification_id}/resend": Row(admin=ANY, body={}),

@@ -170,6 +170,7 @@ class User(Answer):
     windows: list[UserWindow]
     departments: list[DepartmentRef]
     centre_ids: list[int]
+    mobile: str | None = Field(description="staff: the mobile alerts reach, masked (138****5678)")
 
 
 class TwoFactorStatus(Answer):
@@ -374,6 +375,14 @@ class Alert(Answer):
     created_at: datetime
     acknowledged_at: datetime | None
     acknowledged_by_id: int | None
+
+
+class AlertByLink(Alert):
+    """An alert as its pushed link shows it: with its queue's names and whom it was sent to."""
+
+    centre_name: str
+    department_name: str
+    sent_to: str = Field(description="the supervisor the link was sent to")
 
 
 class DashboardRow(Answer):

@@ -236,6 +236,7 @@ class UserPatch(Body):
     department_ids: list[Id] | None = None
     centre_ids: list[Id] | None = None
     specialties: list[str] | None = None
+    mobile: str | None = Field(default=None, max_length=11, description="工作人员手机（接收预警短信、浙政钉@提醒）；空串清除")
 
 
 class PasswordChange(Body):

@@ -7,9 +7,10 @@ import asyncio
 from aiohttp import web
 
 from server import preflight
-from server.api.base import STAFF, actor, int_param, ok, parse, query, route
+from server.api.base import STAFF, actor, client_ip, int_param, ok, parse, query, route
 from server.api.responses import (
     Alert,
+    AlertByLink,
     AuditEntry,
     AuditVerdict,
     CloudWindow,
@@ -95,6 +96,20 @@ async def acknowledge(request: web.Request) -> web.Response:
     who = await actor(request)
     async with request.app[DOMAIN].unit() as uow:
         return ok(alerts.alert_view(await alerts.acknowledge(uow, who, int_param(request, "alert_id"))))
+
+
+@route("GET", "/api/alert-links/{token}", "推送给负责人的提醒链接：提醒内容及是否已确认（无需登录；24 小时内有效）",
+       auth=False, tag="supervision", response=AlertByLink)
+async def read_alert_link(request: web.Request) -> web.Response:
+    async with request.app[DOMAIN].unit(write=False) as uow:
+        return ok(await alerts.read_by_link(uow, request.match_info["token"][:200]))
+
+
+@route("POST", "/api/alert-links/{token}/acknowledge", "从推送链接确认收到提醒（无需登录，记为链接所发给的负责人确认）",
+       auth=False, tag="supervision", response=AlertByLink)
+async def acknowledge_alert_link(request: web.Request) -> web.Response:
+    async with request.app[DOMAIN].unit() as uow:
+        return ok(await alerts.acknowledge_by_link(uow, request.match_info["token"][:200], client_ip(request)))
 
 
 @route("POST", "/api/tidal-windows", "开启潮汐窗口（指派云窗口人员支援某部门）", body=OpenTidal,

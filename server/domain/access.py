@@ -23,9 +23,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy.orm import selectinload
 
 from server.domain.context import Actor, Uow
-from server.models import Centre, Role, Ticket, TicketStatus
+from server.models import Centre, Department, Role, Ticket, TicketStatus, User
 
 
 def serves(actor: Actor, ticket: Ticket) -> Role | None:
@@ -99,6 +100,26 @@ def watched(actor: Actor, centre: Any, department: Any) -> ColumnElement[bool]:
     if actor.role is Role.admin:
         return and_(True)
     return in_queues(actor.queues, centre, department)
+
+
+async def supervisors_of(uow: Uow, centre_id: int, department_id: int) -> tuple[list[User], list[User]]:
+    """Who answers for a queue: the department's supervisors over the centre (the department
+    among theirs, not overseeing every department), and the centre's heads (over the centre,
+    overseeing every department); each list falls back to the other when empty. Active ones."""
+    users = list((await uow.session.scalars(
+        select(User).options(selectinload(User.departments), selectinload(User.centres))
+        .where(User.role == Role.supervisor, User.active.is_(True)).order_by(User.id))).all())
+    every = set((await uow.session.scalars(select(Department.id))).all())
+    department, heads = [], []
+    for user in users:
+        if centre_id not in await centre_scope(uow, {c.id for c in user.centres}):
+            continue
+        mine = {d.id for d in user.departments}
+        if every <= mine:
+            heads.append(user)
+        elif department_id in mine:
+            department.append(user)
+    return department or heads, heads or department
 
 
 async def centre_scope(uow: Uow, centre_ids: set[int]) -> frozenset[int]:

@@ -12,6 +12,8 @@ from server.domain.access import centre_scope
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Invalid, NotFound, Unauthorized
 from server.domain.logins import hash_password
+from server.domain.notify import PHONE
+from server.domain.personal import mask_phone
 from server.models import (
     Centre,
     CloudWindow,
@@ -105,6 +107,7 @@ def user_view(user: User) -> dict[str, Any]:
             for d in sorted(user.departments, key=lambda d: d.id)
         ],
         "centre_ids": sorted(c.id for c in user.centres),
+        "mobile": user.mobile_masked if user.role is not Role.resident else None,
     }
     return view
 
@@ -176,9 +179,11 @@ async def update_user(
     department_ids: list[int] | None = None,
     centre_ids: list[int] | None = None,
     specialties: list[str] | None = None,
+    mobile: str | None = None,
 ) -> User:
     """Change an account. A new password, a new role or disabling end every open session of
-    the account at once (its sockets are disconnected)."""
+    the account at once (its sockets are disconnected). ``mobile`` (staff: where alerts reach
+    them; "" clears it) is sealed, shown masked."""
     actor.require(Role.admin)
     user = await load_user(uow, user_id)
     if user is None:
@@ -208,6 +213,15 @@ async def update_user(
     if specialties is not None:
         user.specialties = specialties
         changed["specialties"] = specialties
+    if mobile is not None:
+        if user.role is Role.resident:
+            raise Invalid("mobile_resident", "群众账号的手机号即其登录号码，不能修改")
+        mobile = mobile.strip()
+        if mobile and not PHONE.match(mobile):
+            raise Invalid("phone_invalid", "手机号格式不正确（11 位，以 1 开头）")
+        user.phone_sealed = uow.sealer.seal({"phone": mobile}) if mobile else None
+        user.mobile_masked = mask_phone(mobile) if mobile else None
+        changed["mobile"] = user.mobile_masked or ""
     await _bind(uow, user, extension_point_id, window_ids, department_ids, centre_ids)
     for name, value in (("extension_point_id", extension_point_id), ("window_ids", window_ids),
                         ("department_ids", department_ids), ("centre_ids", centre_ids)):

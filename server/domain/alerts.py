@@ -3,11 +3,16 @@
 A ticket waiting longer than the threshold (15 minutes by default) raises one alert. A queue's
 warning level is computed from its waiting count and longest wait; a rise in level raises one
 alert per crossing (the level last raised is kept in ``queue_states``, so a restart or a
-second node does not raise it again). Alerts go to the department's supervisors.
+second node does not raise it again). Alerts go to the department's supervisors: live on the
+wall, and pushed through the notifier (``_push``: the department's supervisors, a red warning
+the centre's heads too; each with a link that acknowledges it without logging in), once per
+alert; an unacknowledged red warning whose queue is still red is pushed again every
+``alert_renotify_minutes`` (``renotify_due``).
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,14 +20,16 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from server.domain import audit, hours, stats
-from server.domain.access import watched, watches
+from server.domain import audit, hours, paging, stats
+from server.domain.access import supervisors_of, watched, watches
 from server.domain.context import Actor, Uow
-from server.domain.errors import NotFound
+from server.domain.errors import Gone, NotFound
 from server.events import Audience
-from server.models import Alert, Department, QueueState, Role, Ticket, TicketStatus
+from server.models import Alert, Centre, Department, QueueState, Role, Ticket, TicketStatus, User
 
 LEVEL_NAMES = {"yellow": "黄色预警", "red": "红色预警"}
+ACK_PATH = "/app/a/"  # the page a pushed alert links to: acknowledge without logging in
+ACK_HOURS = 24  # how long that link acknowledges
 
 
 def alert_view(a: Alert) -> dict[str, Any]:
@@ -53,6 +60,90 @@ async def _publish(uow: Uow, alerts: list[Alert]) -> None:
     await uow.session.flush()
     for a in alerts:
         uow.emit("alert.raised", alert_view(a), Audience(queue_supervisors=((a.centre_id, a.department_id),), admins=True))
+        await _push(uow, a)
+
+
+def ack_token(uow: Uow, alert_id: int, user_id: int) -> str:
+    """The link's token: which alert, for whom, keyed (only the server can make one)."""
+    return f"{alert_id}-{user_id}-{_signature(uow, alert_id, user_id)}"
+
+
+def _signature(uow: Uow, alert_id: int, user_id: int) -> str:
+    return uow.sealer.search_hash(f"alert-ack:{alert_id}:{user_id}")[:24]
+
+
+async def _push(uow: Uow, alert: Alert) -> None:
+    """到人 — send the alert to who answers for its queue: the department's supervisors (a red
+    warning: the centre's heads too), through the staff channel, and by SMS as
+    ``alert_sms`` says; each with its link to acknowledge. Once per alert and round."""
+    department, heads = await supervisors_of(uow, alert.centre_id, alert.department_id)
+    people = [*department, *heads] if alert.level == "red" else department
+    round_ = alert.notify_count + 1
+    centre = await uow.session.get(Centre, alert.centre_id)
+    title = "等候超时提醒" if alert.kind == "wait_timeout" else LEVEL_NAMES.get(alert.level, "预警")
+    head = f"【云帮办·{title}{'·再次提醒' if round_ > 1 else ''}】{centre.name if centre else ''} {alert.message}"
+    sms = uow.notify.alert_sms == "all" or (uow.notify.alert_sms == "red" and alert.level == "red")
+
+    def text(person: User | None) -> str:
+        if person is None:
+            return f"{head}。请 {{names}} 处理（在大屏确认：{uow.link_origin}/app/wall）"
+        return f"{head}。确认收到：{uow.link_origin}{ACK_PATH}{ack_token(uow, alert.id, person.id)}"
+
+    await paging.page(uow, people, kind=f"alert_{alert.kind}", key=f"alert:{alert.id}:{round_}", text=text, sms=sms)
+    alert.notified_at, alert.notify_count = uow.clock.now(), round_
+
+
+async def renotify_due(uow: Uow) -> list[int]:
+    """再次提醒 — red warnings not acknowledged ``alert_renotify_minutes`` after they were last
+    pushed, their queue still red (the newest one of it), pushed again. The monitor's pass."""
+    minutes = uow.notify.alert_renotify_minutes
+    if minutes <= 0:
+        return []
+    now = uow.clock.now()
+    due = list((await uow.session.scalars(
+        select(Alert).join(QueueState, and_(QueueState.centre_id == Alert.centre_id,
+                                            QueueState.department_id == Alert.department_id))
+        .where(Alert.kind == "warning", Alert.level == "red", Alert.acknowledged_at.is_(None),
+               Alert.notified_at <= now - timedelta(minutes=minutes), QueueState.level == "red",
+               Alert.created_at >= QueueState.changed_at)
+        .order_by(Alert.id).limit(100).with_for_update(skip_locked=True, of=Alert))).all())
+    for alert in due:
+        await _push(uow, alert)
+    return [a.id for a in due]
+
+
+async def _by_link(uow: Uow, token: str) -> tuple[Alert, User]:
+    parts = token.split("-")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise NotFound("alert_link_not_found", "链接无效")
+    alert_id, user_id = int(parts[0]), int(parts[1])
+    if not hmac.compare_digest(parts[2], _signature(uow, alert_id, user_id)):
+        raise NotFound("alert_link_not_found", "链接无效")
+    alert, user = await uow.session.get(Alert, alert_id), await uow.session.get(User, user_id)
+    if alert is None or user is None or not user.active or user.role is not Role.supervisor:
+        raise NotFound("alert_link_not_found", "链接无效")
+    if uow.clock.now() > alert.created_at + timedelta(hours=ACK_HOURS):
+        raise Gone("alert_link_expired", "链接已过期，请在大屏上确认")
+    return alert, user
+
+
+async def read_by_link(uow: Uow, token: str) -> dict[str, Any]:
+    """What the pushed link shows, to who holds it: the alert, its queue, whether acknowledged."""
+    alert, user = await _by_link(uow, token)
+    centre = await uow.session.get(Centre, alert.centre_id)
+    department = await uow.session.get(Department, alert.department_id)
+    return {**alert_view(alert), "centre_name": centre.name if centre else "",
+            "department_name": department.name if department else "", "sent_to": user.display_name}
+
+
+async def acknowledge_by_link(uow: Uow, token: str, ip: str = "") -> dict[str, Any]:
+    """确认收到 from the pushed link: acknowledged as the supervisor it was sent to."""
+    alert, user = await _by_link(uow, token)
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by_id = uow.clock.now(), user.id
+        audit.record(uow, Actor(user.id, user.username, Role.supervisor, ip=ip), "alert.acknowledge", "alert",
+                     alert.id, via="link")
+    return await read_by_link(uow, token)
 
 
 async def evaluate_queue(uow: Uow, centre_id: int, department_id: int) -> Alert | None:

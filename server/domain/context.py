@@ -72,6 +72,7 @@ class Uow:
     notify: NotifyRules = field(default_factory=NotifyRules)
     events: list[Event | QueueTouched] = field(default_factory=list)
     sealer: Sealer = field(default_factory=lambda: _NoSealer())
+    link_origin: str = ""  # where links the server texts by itself open (Settings.link_origin)
 
     async def changed(self, statement: UpdateBase) -> int:
         """Run an UPDATE or DELETE and say how many rows it changed: a conditional update's one

@@ -22,14 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, false, or_, select
-from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.domain import audit, notify
-from server.domain.access import centre_scope, in_queues, serves
+from server.domain import audit, paging
+from server.domain.access import in_queues, serves, supervisors_of
 from server.domain.context import Actor, Uow
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound
 from server.events import Audience
@@ -352,25 +352,6 @@ async def summary(uow: Uow, actor: Actor) -> dict[str, Any]:
     }
 
 
-async def _supervisors(uow: Uow, centre_id: int, department_id: int) -> tuple[list[User], list[User]]:
-    """The department's supervisors over the centre, and the centre's heads (who oversee every
-    department there); each list falls back to the other when empty."""
-    users = list((await uow.session.scalars(
-        select(User).options(selectinload(User.departments), selectinload(User.centres))
-        .where(User.role == Role.supervisor, User.active.is_(True)).order_by(User.id))).all())
-    every = set((await uow.session.scalars(select(Department.id))).all())
-    department, heads = [], []
-    for user in users:
-        if centre_id not in await centre_scope(uow, {c.id for c in user.centres}):
-            continue
-        mine = {d.id for d in user.departments}
-        if every <= mine:
-            heads.append(user)
-        elif department_id in mine:
-            department.append(user)
-    return department or heads, heads or department
-
-
 async def escalate_due(uow: Uow) -> list[int]:
     """超期督办 — items past their deadline and unanswered: to the department's supervisors at
     once, to the centre's head ``ledger_escalate_hours`` later; each once per reopening
@@ -387,19 +368,24 @@ async def escalate_due(uow: Uow) -> list[int]:
         level = item.escalation + 1
         if level == 2 and now < item.deadline + later:
             continue
-        department, heads = await _supervisors(uow, item.centre_id, item.department_id)
+        department, heads = await supervisors_of(uow, item.centre_id, item.department_id)
         to = department if level == 1 else heads
         hours = int((now - item.deadline).total_seconds() // 3600)
         who = "、".join(u.display_name for u in to) or "负责人"
         text = (f"【督办超期】{centres.get(item.centre_id, '')} 督办事项 #{item.id}“{item.title}”"
                 f"已超过办理时限{f' {hours} 小时' if hours else ''}仍未答复（{STATE_NAMES[item.state]}），"
-                f"请 {who} 督促处理。")
-        await notify.queue(uow, channel="staff", kind="ledger_overdue", to="", text=text[:notify.MAX_TEXT],
-                           dedupe_key=f"ledger:{item.id}:{item.reopened}:{level}")
+                f"请 {{names}} 督促处理：{uow.link_origin}/app/ledger")
+        await paging.page(uow, to, kind="ledger_overdue", key=f"ledger:{item.id}:{item.reopened}:{level}",
+                          text=partial(_addressed, text))
         item.escalation, item.escalated_at = level, now
         await _step(uow, SYSTEM_ACTOR, item, "escalate", f"{'部门负责人' if level == 1 else '中心负责人'}：{who}")
         escalated.append(item.id)
     return escalated
+
+
+def _addressed(text: str, person: User | None) -> str:
+    """The message to one person (named), or to the group ("{names}": whom it names)."""
+    return text.replace("{names}", person.display_name) if person is not None else text
 
 
 def view(item: LedgerItem, now: datetime, *, history: Sequence[LedgerStep] | None = None) -> dict[str, Any]:

@@ -47,6 +47,12 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/admin/CertificatesView.vue"),
     meta: { roles: ["admin"], wide: true },
   },
+  {
+    path: "/a/:token",
+    name: "alert-link",
+    component: () => import("@/views/public/AlertLinkView.vue"),
+    meta: { public: true },
+  },
   { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
   { path: "/m/login", name: "resident-sign-in", component: () => import("@/views/resident/ResidentSignIn.vue"), meta: { public: true } },
   {

@@ -51,6 +51,8 @@ export type Message = Schemas["Message"];
 
 export type Queue = Schemas["Queue"];
 export type Alert = Schemas["Alert"];
+/** An alert as the link pushed to a supervisor's phone shows it (no login). */
+export type AlertByLink = Schemas["AlertByLink"];
 export type Dashboard = Schemas["Dashboard"];
 export type LinkGrade = Schemas["LinkParticipant"]["grade"];
 export type LinkWall = Schemas["LinkWall"];

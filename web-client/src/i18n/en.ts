@@ -649,6 +649,10 @@ const en: Messages<typeof zhCN> = {
     phoneNeeded: "Enter the resident's 11-digit mobile number first",
     sent: "Checklist sent to {to}",
   },
+  alertLink: {
+    title: "Yunbang · alert", waitTimeout: "Wait-timeout alert", level: { yellow: "Yellow warning", red: "Red warning" },
+    sentTo: "Sent to {name}", acknowledge: "Acknowledge", done: "Acknowledged ({at})",
+  },
   ledger: {
     title: "Follow-up ledger",
     intro: "Problems from cases (materials incomplete, not eligible, could not be handled, complaints), from extension points (no permission, don't know how, can't answer) and bad ratings: claimed and answered by the department, closed after a satisfied return call; reopened when the resident is not satisfied. Overdue items are sent to the department's supervisors, then the centre's head.",

@@ -646,6 +646,10 @@ export default {
     phoneNeeded: "请先填写群众的 11 位手机号",
     sent: "已把材料清单发送到 {to}",
   },
+  alertLink: {
+    title: "云帮办 · 提醒", waitTimeout: "等候超时提醒", level: { yellow: "黄色预警", red: "红色预警" },
+    sentTo: "发给：{name}", acknowledge: "确认收到", done: "已确认收到（{at}）",
+  },
   ledger: {
     title: "督办台账",
     intro: "办件中材料不全、不符合条件、办不成事、群众投诉，延伸点无权限、不会办、答不上，以及群众差评，都登记在这里：由部门认领、答复，经电话回访群众满意后办结；回访不满意则重新交办。超过时限未答复的，自动通知部门负责人，再通知中心负责人。",
