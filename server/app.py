@@ -22,6 +22,7 @@ from server.api import (  # noqa: F401  (routes)
     experts,
     notifications,
     openapi,
+    reports,
     residents,
     rtc,
     supervision,

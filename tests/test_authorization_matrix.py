@@ -116,6 +116,9 @@ MATRIX: dict[str, Row] = {
     "GET /api/bundles": Row(**READERS),
     "GET /api/bundles/{bundle_id}": Row(**READERS),
     "GET /api/bundles/report": Row(supervisor=ANY, admin=ANY),
+    # --- 统计报表 (tests/test_reports.py)
+    "GET /api/reports": Row(supervisor=ANY, admin=ANY),
+    "GET /api/reports/export": Row(supervisor=ANY, admin=ANY),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets
