@@ -208,6 +208,10 @@ async def test_the_report_figures_are_the_ones_counted_by_hand(platform: Platfor
     assert series["buckets"][10] == "11月" and len(series["buckets"]) == 12
     assert series["current"]["tickets"][10] == 5 and series["previous"]["tickets"][10] == 1
     assert series["current"]["tickets"][9] == 0 and series["current"]["wait_avg_s"][10] == 1500.0
+    assert series["current"]["tickets"][11] is None and series["previous"]["tickets"][11] == 0  # December: to come
+    week = (await supervisor.get("/api/reports", period="week")).body["series"]
+    assert week["current"]["tickets"] == [5, None, None, None, None, None, None]
+    assert week["previous"]["tickets"] == [1, 0, 0, 0, 0, 0, 0]
     assert "wait_p90_s" not in series["current"]
 
 

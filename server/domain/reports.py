@@ -434,7 +434,7 @@ def _bucket_labels(p: Period) -> list[str]:
 async def _series(uow: Uow, actor: Actor, metrics: list[Metric], cur: Period,
                   prev: Period) -> dict[str, Any]:
     """The ticket metrics' trend within the period (by month in a year, else by day), this year
-    and last, for the whole scope."""
+    and last, for the whole scope; blank for days still to come."""
     parts: dict[str, ColumnElement[Any]] = {}
     for m in metrics:
         parts.update(m.parts(uow.dialect))
@@ -451,7 +451,9 @@ async def _series(uow: Uow, actor: Actor, metrics: list[Metric], cur: Period,
         bucket = _bucket(cur if which else prev, day)
         for n, v in zip(names, row[1:], strict=True):
             sums[(which, bucket)][n] += float(v or 0)
-    last_bucket = {1: _bucket(cur, cur.end - timedelta(days=1)), 0: _bucket(prev, prev.end - timedelta(days=1))}
+    today = hours.local_day(uow.rules, uow.clock.now())
+    last_day = min(cur.end - timedelta(days=1), max(today, cur.start))
+    last_bucket = {1: _bucket(cur, last_day), 0: _bucket(prev, prev.end - timedelta(days=1))}
 
     def line(which: int, m: Metric) -> list[float | None]:
         return [m.value(sums.get((which, b), {})) if b <= last_bucket[which] else None for b in range(len(labels))]

@@ -80,3 +80,6 @@ export type ConsultationCreated = Schemas["ConsultationCreated"];
 export type TimelineKind = Schemas["TimelineEntry"]["kind"];
 export type TimelineEntry = Schemas["TimelineEntry"];
 export type ConsultationRecord = Schemas["ConsultationRecord"];
+export type Report = Schemas["Report"];
+export type ReportCell = Schemas["ReportCell"];
+export type ReportMetric = Schemas["ReportMetric"];
