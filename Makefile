@@ -109,6 +109,7 @@ bench: install chromium fonts web netshape services prodstack
 	$(PY) bench/relay.py $(BENCH_ARGS)
 	$(PY) bench/uploads.py $(BENCH_ARGS)
 	$(PY) bench/login.py $(BENCH_ARGS)
+	$(PY) -m tests.services -- $(PY) bench/reports.py $(BENCH_ARGS)
 	$(PY) bench/join.py $(BENCH_ARGS)
 	$(PY) bench/join.py --topology production $(BENCH_ARGS)
 	$(PY) bench/weak_link.py $(BENCH_ARGS)

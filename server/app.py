@@ -24,6 +24,7 @@ from server.api import (  # noqa: F401  (routes)
     ledger,
     notifications,
     openapi,
+    reports,
     residents,
     rtc,
     supervision,

@@ -190,7 +190,7 @@ class CloudWindow(Base):
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     tidal: Mapped[bool] = mapped_column(Boolean, default=False)
-    opened_at: Mapped[datetime | None]
+    opened_at: Mapped[datetime | None] = mapped_column(index=True)
     closes_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", use_alter=True))
@@ -394,6 +394,7 @@ class Ticket(Base):
     __table_args__ = (
         Index("ix_tickets_queue", "status", "centre_id", "department_id", "service_day"),
         Index("ix_tickets_window_status", "window_id", "status"),
+        Index("ix_tickets_report", "service_day", "centre_id", "department_id"),  # 统计报表: period, scope
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(12))
@@ -620,7 +621,7 @@ class Invitation(Base):
     expert_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     invited_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     status: Mapped[InvitationStatus] = mapped_column(_enum(InvitationStatus, "invitation_status"))
-    created_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(index=True)
     expires_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
     joined_at: Mapped[datetime | None]

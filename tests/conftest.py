@@ -311,7 +311,7 @@ MEDIA_MODULES = {"test_bandwidth", "test_call", "test_consultation_call", "test_
 REDIS_MODULES = {"test_live", "test_preflight", "test_production", "test_services"}
 POSTGRES_MODULES = {"test_audit_chain", "test_backup", "test_concurrency", "test_production", "test_services"}
 POSTGRES_DATABASE_MODULES = {"test_logs"}  # their database_url is PostgreSQL
-SLOW_MODULES = {"test_schemathesis", "test_weak_link_bench", "test_hardening"}
+SLOW_MODULES = {"test_schemathesis", "test_weak_link_bench", "test_hardening", "test_reports_bench"}
 SLOW_TESTS = {"test_the_matrix_holds_for_every_route_event_role_and_case",  # 12 s
               "test_one_address_cannot_try_unlimited_usernames"}  # 3 s
 

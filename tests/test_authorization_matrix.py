@@ -118,6 +118,9 @@ MATRIX: dict[str, Row] = {
     "POST /api/bundles": Row(admin=ANY, body={}),
     "PUT /api/bundles/{bundle_id}": Row(admin=ANY, body={}),
     "GET /api/bundles/report": Row(supervisor=ANY, admin=ANY),
+    # --- 统计报表 (tests/test_reports.py)
+    "GET /api/reports": Row(supervisor=ANY, admin=ANY),
+    "GET /api/reports/export": Row(supervisor=ANY, admin=ANY),
     "POST /api/windows": Row(admin=ANY, body={}),
     "PUT /api/windows/{window_id}": Row(admin=ANY, body={}),
     # --- queue and tickets

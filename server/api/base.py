@@ -40,6 +40,7 @@ class Route:
     headers: dict[str, dict[str, Any]] = field(default_factory=dict)  # request headers: JSON Schemas
     response: Any = None  # the success body: a model, list[model], or None for 204 without a body
     no_content: str = ""  # when a route with a body answers 204 instead (and why)
+    files: tuple[str, ...] = ()  # a route answering a file: its content types (``response`` is then None)
     answer: TypeAdapter[Any] | None = field(init=False, repr=False)  # validates the body: `checked`
 
     def __post_init__(self) -> None:
@@ -75,6 +76,7 @@ def route(
     headers: dict[str, dict[str, Any]] | None = None,
     response: Any,
     no_content: str = "",
+    files: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Register a route. An authenticated route must name the roles it admits: that list is the
     first gate (403 ``role_forbidden`` for any other role) and what OpenAPI's ``x-roles`` says;
@@ -86,7 +88,9 @@ def route(
     ``response`` is the model of its JSON success body (``list[Model]`` for a list; models in
     ``server/api/responses.py``), or None for a 204 without a body; ``no_content`` says when a
     route with a body answers 204 instead. Clients are generated from that, and with
-    ``check_responses`` on (the tests) each answer is validated against it (`checked`)."""
+    ``check_responses`` on (the tests) each answer is validated against it (`checked`). A route
+    that answers a file (an export) names its content types in ``files`` instead, with
+    ``response=None``."""
     if auth and not roles:
         raise ValueError(f"{method} {path}: an authenticated route must name its roles")
     unknown = set(roles) - set(EVERYONE)
@@ -104,7 +108,7 @@ def route(
 
         guarded.__name__, guarded.__module__ = handler.__name__, handler.__module__
         entry = Route(method, path, guarded, summary, body, auth, roles, query, tag, during_enrolment,
-                      content or {}, headers or {}, response, no_content)
+                      content or {}, headers or {}, response, no_content, files)
         ROUTES.append(entry)
         return handler
 
@@ -117,7 +121,11 @@ def checked(r: Route, answer: web.StreamResponse) -> web.StreamResponse:
     declared. On in the tests (``YUNBANG_CHECK_RESPONSES``), so every API test checks the contract."""
     if not 200 <= answer.status < 300:
         return answer
-    if answer.status == 204:
+    if r.files:
+        if answer.status == 200 and isinstance(answer, web.Response) and answer.content_type in r.files:
+            return answer
+        problem = [{"field": "", "problem": f"not one of the declared files {list(r.files)}"}]
+    elif answer.status == 204:
         if r.answer is None or r.no_content:
             return answer
         problem = [{"field": "", "problem": "204 without a body, but the route declares one"}]

@@ -67,6 +67,11 @@ def _reference(model: Any, schemas: dict[str, Any]) -> dict[str, Any]:
 def _responses(r: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     """What the route answers: its body (any 2xx), a 204 without one, and the errors."""
     success: dict[str, Any] = {}
+    if r.files:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        success["200"] = {"description": "文件（Content-Disposition 给出文件名）",
+                          "content": {kind: binary for kind in r.files}}
+        return {**success, **{status: {"$ref": f"#/components/responses/Error{status}"} for status in ERROR_STATUSES}}
     if r.response is not None:
         success["2XX"] = {"description": "成功",
                           "content": {"application/json": {"schema": _reference(r.response, schemas)}}}

@@ -574,6 +574,67 @@ class BundleReport(Answer):
     totals: BundleReportTotals
 
 
+ReportDimension = Literal["centre", "town", "extension_point", "department", "clerk", "item"]
+ReportPeriodKind = Literal["day", "week", "month", "year"]
+
+
+class ReportPeriod(Answer):
+    start: date
+    end: date = Field(description="the period's last day (inclusive)")
+    label: str
+
+
+class ReportMetric(Answer):
+    """One metric of the report, as docs/reports.md defines it."""
+
+    key: str
+    label: str
+    unit: Literal["count", "seconds", "percent"]
+    source: str = Field(description="the table it is counted over")
+    dimensions: list[ReportDimension] = Field(description="the dimensions its source knows (blank in the others)")
+    series: bool = Field(description="whether the trend series has it")
+
+
+class ReportCell(Answer):
+    current: float | None
+    previous: float | None = Field(description="the same period last year")
+    delta: float | None = Field(description="current − previous")
+    change_pct: float | None = Field(description="同比: (current − previous) / previous × 100; null when previous is 0 or null")
+
+
+class ReportRow(Answer):
+    key: int | None = Field(description="the dimension's id; null: none (a 屏对屏 ticket's point, an uncalled ticket's clerk)")
+    name: str
+    values: dict[str, ReportCell] = Field(description="metric key → its cell")
+
+
+class ReportPending(Answer):
+    key: str
+    label: str
+
+
+class ReportSeries(Answer):
+    buckets: list[str] = Field(description="months of a year, days of a month or week, the day itself")
+    current: dict[str, list[float | None]]
+    previous: dict[str, list[float | None]]
+
+
+class Report(Answer):
+    """统计报表 — every metric per row of the dimension and in total, this period and last year's."""
+
+    dimension: ReportDimension
+    dimension_label: str
+    period: ReportPeriodKind
+    period_label: str
+    current: ReportPeriod
+    previous: ReportPeriod
+    metrics: list[ReportMetric]
+    pending: list[ReportPending] = Field(description="metrics whose tables are not there yet")
+    rows: list[ReportRow]
+    total: ReportRow
+    series: ReportSeries | None
+
+
 class CaseItem(Answer):
     """联办事项 — one item of a bundle case, and once handled, how, by whom and when."""
 

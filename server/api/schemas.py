@@ -324,6 +324,17 @@ class QueueQuery(Query):
     department_id: Id | None = None
 
 
+class ReportQuery(Query):
+    dimension: Literal["centre", "town", "extension_point", "department", "clerk", "item"] = Field(
+        default="department", description="统计维度：受理中心、镇街、延伸点、部门、云窗口人员、事项")
+    period: Literal["day", "week", "month", "year"] = Field(default="month", description="统计周期：日、周、月、年")
+    day: date | None = Field(default=None, description="周期所含的某一天（默认今天）")
+
+
+class ReportExportQuery(ReportQuery):
+    format: Literal["csv", "xlsx"] = Field(default="csv", description="导出格式")
+
+
 class CentreQuery(Query):
     centre_id: Id | None = None
 

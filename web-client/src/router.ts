@@ -30,6 +30,12 @@ const routes: RouteRecordRaw[] = [
     meta: { roles: ["supervisor", "admin"], wide: true },
   },
   {
+    path: "/reports",
+    name: "reports",
+    component: () => import("@/views/supervisor/ReportsView.vue"),
+    meta: { roles: ["supervisor", "admin"], wide: true },
+  },
+  {
     path: "/c/:token",
     name: "public-checklist",
     component: () => import("@/views/public/ChecklistView.vue"),

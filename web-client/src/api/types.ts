@@ -93,3 +93,6 @@ export type Certificate = Schemas["Certificate"];
 export type CertificateImport = Schemas["CertificateImport"];
 export type ReminderReport = Schemas["ReminderReport"];
 export type PublicReminder = Schemas["PublicReminder"];
+export type Report = Schemas["Report"];
+export type ReportCell = Schemas["ReportCell"];
+export type ReportMetric = Schemas["ReportMetric"];
