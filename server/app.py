@@ -22,6 +22,7 @@ from server.api import (  # noqa: F401  (routes)
     documents,
     experts,
     ledger,
+    network,
     notifications,
     openapi,
     reports,

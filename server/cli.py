@@ -179,7 +179,12 @@ async def _seed(settings: Settings) -> int:
     from server.db import Database
     from server.domain import hours
     from server.migrate import upgrade_async
-    from server.seed import demo_accounts_text, seed_demo, seed_demo_certificates
+    from server.seed import (
+        demo_accounts_text,
+        seed_demo,
+        seed_demo_certificates,
+        seed_demo_connections,
+    )
 
     await upgrade_async(settings.effective_database_url, data_key=settings.resolved_data_key())
     db = Database(settings.effective_database_url)
@@ -188,6 +193,8 @@ async def _seed(settings: Settings) -> int:
         today = hours.local_day(settings.queue, datetime.now(UTC))
         if certificates := await seed_demo_certificates(db, AesGcmSealer(settings.resolved_data_key()), today):
             added["certificates"] = certificates
+        if connections := await seed_demo_connections(db, datetime.now(UTC)):
+            added["point_connections"] = connections
     finally:
         await db.dispose()
     print("演示数据已就绪 / demo data ready" + (f"（新增 {json.dumps(added, ensure_ascii=False)}）" if added else "（无变化）"))

@@ -164,12 +164,19 @@ class Centre(Base):
 
 
 class ExtensionPoint(Base):
-    """延伸点 — a community office, park or mall where a worker helps residents."""
+    """延伸点 — a community office, park or mall where a worker helps residents. Named uniquely
+    within its town centre; a point stopped (``active`` false) takes no tickets. ``last_connected_at``:
+    when one of its workers last logged in or had a live connection (docs/network.md)."""
 
     __tablename__ = "extension_points"
+    __table_args__ = (Index("ix_extension_points_centre_name", "centre_id", "name", unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
     centre_id: Mapped[int] = mapped_column(ForeignKey("centres.id"), index=True)
+    address: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    contact_phone: Mapped[str] = mapped_column(String(30), default="", server_default="")  # the office's, not a person's
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    last_connected_at: Mapped[datetime | None]
 
 
 class Department(Base):
@@ -395,6 +402,7 @@ class Ticket(Base):
         Index("ix_tickets_queue", "status", "centre_id", "department_id", "service_day"),
         Index("ix_tickets_window_status", "window_id", "status"),
         Index("ix_tickets_report", "service_day", "centre_id", "department_id"),  # 统计报表: period, scope
+        Index("ix_tickets_point_day", "extension_point_id", "service_day"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(12))

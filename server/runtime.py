@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, audit, logins, residents, two_factor
+from server.domain import accounts, audit, logins, network, residents, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
 from server.events import EventSink
-from server.models import AuthSession, User
+from server.models import AuthSession, Role, User
+
+log = logging.getLogger("yunbang.domain")
 
 
 class Domain:
@@ -79,9 +84,21 @@ class Domain:
                 await two_factor.check_login(uow, self.two_factor_keys, attempt, otp, recovery_code)
             user = await logins.finish_attempt(uow, attempt, ok)
             session = await logins.open_session(uow, user, ip)
+            if user.role is Role.worker and user.extension_point_id is not None:
+                await network.seen(uow, user.extension_point_id)
             loaded = await accounts.load_user(uow, user.id)
         assert loaded is not None
         return loaded, session
+
+    async def point_seen(self, point_id: int) -> None:
+        """A worker of this point connected or disconnected a socket: its last connection is now
+        (docs/network.md). Not recorded is logged, never the socket's failure: the connection
+        itself does not depend on it (a disconnect while the server stops, say)."""
+        try:
+            async with self.unit() as uow:
+                await network.seen(uow, point_id)
+        except (SQLAlchemyError, OSError):
+            log.warning("could not record extension point %s as connected", point_id, exc_info=True)
 
     async def resident_sign_in(self, phone: str, code: str, ip: str, *, consent: bool,
                                firm: dict[str, str] | None) -> tuple[User, AuthSession]:

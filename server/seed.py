@@ -242,6 +242,26 @@ async def seed_demo_certificates(db: Database, sealer: Sealer, today: date) -> i
     return added
 
 
+async def seed_demo_connections(db: Database, now: datetime) -> int:
+    """When the demo's extension points last connected (counted back from ``now``), so the network
+    wall (docs/network.md) has a few points silent for more than a week among ones used in the
+    last two days, instead of 288 never connected. Only ``yunbang seed --demo``, and only while no
+    point has ever connected: the tests' databases set up their own. Returns how many were set."""
+    set_ = 0
+    async with db.write() as s:
+        if await s.scalar(select(ExtensionPoint.id).where(ExtensionPoint.last_connected_at.is_not(None)).limit(1)):
+            return 0
+        points = (await s.scalars(select(ExtensionPoint).where(ExtensionPoint.last_connected_at.is_(None))
+                                  .order_by(ExtensionPoint.id))).all()
+        for i, point in enumerate(points):
+            if i % 97 == 41:
+                continue  # never connected yet
+            days_silent = 8 + i % 23 if i % 23 == 7 else 0
+            point.last_connected_at = now - timedelta(days=days_silent, hours=(i * 37) % 44, minutes=(i * 13) % 60)
+            set_ += 1
+    return set_
+
+
 def demo_accounts_text() -> str:
     return (
         "演示账号（密码均为 demo12345）/ demo accounts, password demo12345:\n"

@@ -24,6 +24,7 @@ from server import logs
 from server.auth import TokenSigner
 from server.domain.context import Actor
 from server.domain.errors import DomainError
+from server.models import Role
 from server.runtime import Domain
 from signaling.audience import rooms_for_actor, user_room
 from signaling.calls import CallService
@@ -205,12 +206,15 @@ class LiveNamespace(socketio.AsyncNamespace):
             raise socketio.exceptions.ConnectionRefusedError({"code": exc.code, "message": exc.message}) from exc
         self.observe("connect", "ok")
         rooms = rooms_for_actor(actor)
+        point = actor.extension_point_id if actor.role is Role.worker else None
         await self.save_session(sid, {"user_id": actor.user_id, "role": actor.role.value, "rooms": sorted(rooms),
-                                      "auth_session": actor.session_id, "ip": actor.ip})
+                                      "auth_session": actor.session_id, "ip": actor.ip, "point": point})
         for room in rooms:
             await self.enter_room(sid, room)
         self.sockets.add(sid)
         self.presence.connected(actor.user_id)
+        if point is not None:  # the point's last connection (docs/network.md)
+            await self.domain.point_seen(point)
 
     async def on_refresh(self, sid: str, data: Any = None) -> dict[str, Any]:
         """Re-read the user's bindings (a tidal window was opened for them) and re-join rooms."""
@@ -241,6 +245,8 @@ class LiveNamespace(socketio.AsyncNamespace):
             logs.bind(user_id=session["user_id"])
             self.presence.disconnected(session["user_id"])
         await self.calls.socket_gone(sid)
+        if session and session.get("point") is not None:
+            await self.domain.point_seen(session["point"])
 
     # --- the call: every handler validates, checks who asks, and hands over ---------------
     async def _call(self, sid: str, data: Any, model: type[M], act: Callable[[Actor, M], Awaitable[dict[str, Any]]]) -> dict[str, Any]:

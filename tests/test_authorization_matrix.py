@@ -174,6 +174,11 @@ MATRIX: dict[str, Row] = {
     # --- supervision and audit
     "GET /api/dashboard": Row(supervisor=ANY, admin=ANY),
     "GET /api/dashboard/links": Row(supervisor=ANY, admin=ANY),
+    # --- 网点一览 and 延伸点管理 (tests/test_network.py)
+    "GET /api/network": Row(supervisor=ANY, admin=ANY),
+    "POST /api/extension-points": Row(admin=ANY, body={}),
+    "PATCH /api/extension-points/{point_id}": Row(admin=ANY, body={}),
+    "POST /api/extension-points/import": Row(admin=ANY, body={}),
     "GET /api/alerts": Row(supervisor=ANY, admin=ANY),
     "POST /api/alerts/{alert_id}/acknowledge": Row(supervisor="A", admin=ALL, refusal=(404, "alert_not_found"),
                                                    case="alert", body={}),
@@ -383,7 +388,7 @@ async def request(world: World, api: Api, method: str, template: str, row: Row, 
     params: dict[str, Any] = {"user_id": world.people["expert2"].user["id"], "item_id": 1,
                               "window_id": world.cases["window"]["A"], "notification_id": 1,
                               "situation_id": 1, "bundle_id": 1, "token": "no-such-link-token", "appointment_id": 1,
-                              "ledger_id": 1, "type_id": 1, "certificate_id": 1}
+                              "ledger_id": 1, "type_id": 1, "certificate_id": 1, "point_id": 1}
     if row.case:
         value = world.param(row.case, case or "A", role)
         params.update({f"{row.case}_id": value, "ticket_id": value} if row.case == "ticket" else

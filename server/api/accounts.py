@@ -136,12 +136,13 @@ async def turn_off_two_factor(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@route("GET", "/api/users", "用户列表（管理员）", roles=("admin",), query=UserQuery, tag="admin", response=list[User])
+@route("GET", "/api/users", "用户列表（管理员）：可按角色、所绑定的延伸点筛选", roles=("admin",), query=UserQuery, tag="admin", response=list[User])
 async def list_users(request: web.Request) -> web.Response:
     who = await actor(request)
-    role = query(request, UserQuery).role
+    q = query(request, UserQuery)
     async with request.app[DOMAIN].unit() as uow:
-        users = await accounts.list_users(uow, who, Role(role) if role else None)
+        users = await accounts.list_users(uow, who, Role(q.role) if q.role else None,
+                                          extension_point_id=q.extension_point_id)
         return ok([accounts.user_view(u) for u in users])
 
 

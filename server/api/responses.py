@@ -455,6 +455,64 @@ class LinkWall(Answer):
     extension_points: list[PointLinks]
 
 
+# --- the network (1 + 17 + 288) and extension points ---------------------------------------------
+
+
+class ExtensionPoint(Answer):
+    """延伸点 (``points.point_view``): its town centre, the office's contact phone, whether it is in
+    use, and when a worker of it last logged in or had a live connection."""
+
+    id: int
+    name: str
+    centre_id: int
+    address: str
+    contact_phone: str
+    active: bool
+    last_connected_at: datetime | None = Field(description="none: never connected")
+
+
+class NetworkPoint(ExtensionPoint):
+    """One point on the network view (``network.network``)."""
+
+    staff: int = Field(description="active worker accounts bound to the point")
+    online: int = Field(description="of them, connected now")
+    online_names: list[str] = Field(description="the display names of those connected now")
+    calls_now: int = Field(description="its tickets called or being served")
+    tickets_today: int = Field(description="its tickets of today's service day")
+    silent: bool = Field(description="in use, nobody online, and not connected for silent_days (or never)")
+
+
+class NetworkFigures(Answer):
+    points: int = Field(description="points in use (stopped ones not counted)")
+    online_points: int = Field(description="points in use with a worker connected now")
+    silent_points: int
+    disabled_points: int
+    staff: int
+    online: int = Field(description="workers connected now")
+    calls_now: int
+    tickets_today: int
+
+
+class NetworkTown(NetworkFigures):
+    centre_id: int
+    name: str
+    extension_points: list[NetworkPoint]
+
+
+class NetworkTotals(NetworkFigures):
+    towns: int
+
+
+class Network(Answer):
+    """网点一览 — each town centre in view with its points, and the totals."""
+
+    at: datetime
+    service_day: date
+    silent_days: int
+    towns: list[NetworkTown]
+    totals: NetworkTotals
+
+
 # --- documents -----------------------------------------------------------------------------------
 
 
@@ -1046,7 +1104,7 @@ class ImportProblem(Answer):
     reason: str
 
 
-class CertificateImport(Answer):
+class ImportResult(Answer):
     """导入结果: the good rows imported (created, updated or unchanged), each bad row's problems."""
 
     rows: int = Field(description="data rows read (blank rows left out)")
@@ -1056,6 +1114,14 @@ class CertificateImport(Answer):
     unchanged: int
     bad_rows: int
     errors: list[ImportProblem]
+
+
+class CertificateImport(ImportResult):
+    """证照导入结果 (server/domain/certificates.py)."""
+
+
+class PointImport(ImportResult):
+    """延伸点导入结果 (server/domain/points.py)."""
 
 
 class SentReminder(Answer):

@@ -292,6 +292,27 @@ class TicketQuery(Query):
 
 class UserQuery(Query):
     role: RoleName | None = None
+    extension_point_id: Id | None = Field(default=None, description="只列绑定该延伸点的账号")
+
+
+class NetworkQuery(Query):
+    centre_id: Id | None = Field(default=None, description="只看该中心（及其下级）")
+    silent_days: int = Field(default=7, ge=1, le=365, description="多少天未连接算“长期未连接”（默认 7）")
+
+
+class PointIn(Body):
+    name: str = Field(min_length=1, max_length=100, description="延伸点名称（同一镇街内不重复）")
+    centre_id: Id = Field(description="所属镇（街道）便民服务中心")
+    address: str = Field(default="", max_length=200)
+    contact_phone: str = Field(default="", max_length=30, description="办公电话，如 0574-87654321")
+
+
+class PointPatch(Body):
+    name: str | None = Field(default=None, min_length=1, max_length=100, description="改名")
+    centre_id: Id | None = Field(default=None, description="迁移到另一个镇（街道）便民服务中心")
+    address: str | None = Field(default=None, max_length=200)
+    contact_phone: str | None = Field(default=None, max_length=30)
+    active: bool | None = Field(default=None, description="停用（其工作人员不能取号）或启用")
 
 
 class ClerkQuery(Query):

@@ -309,11 +309,15 @@ async def list_clerks(uow: Uow, actor: Actor, department_id: int | None = None) 
     return views
 
 
-async def list_users(uow: Uow, actor: Actor, role: Role | None = None) -> list[User]:
+async def list_users(uow: Uow, actor: Actor, role: Role | None = None, *,
+                     extension_point_id: int | None = None) -> list[User]:
     actor.require(Role.admin)
     stmt = _user_query().order_by(User.id)
     if role is not None:
         stmt = stmt.where(User.role == role)
+    if extension_point_id is not None:
+        stmt = stmt.where(User.extension_point_id == extension_point_id)
     users = list((await uow.session.scalars(stmt)).all())
-    audit.record(uow, actor, "user.list", "user", "", role=role.value if role else None)
+    audit.record(uow, actor, "user.list", "user", "", role=role.value if role else None,
+                 extension_point_id=extension_point_id)
     return users

@@ -25,14 +25,11 @@ renew in time (docs/reminders.md).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import re
 import secrets
-import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,10 +37,11 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from server.domain import audit, catalog, hours, notify
+from server.domain import audit, catalog, hours, notify, tables
 from server.domain.context import SYSTEM, Actor, Uow
-from server.domain.errors import Conflict, Gone, Invalid, NotFound, TooLarge
+from server.domain.errors import Conflict, Gone, Invalid, NotFound
 from server.domain.personal import mask_id_number, mask_name, mask_phone, normalise_id_number
+from server.domain.tables import Cell, TableRow
 from server.models import (
     Certificate,
     CertificateReminder,
@@ -61,9 +59,7 @@ SEND_FROM_HOUR, SEND_UNTIL_HOUR = 9, 20  # local time: no reminder texted at nig
 MAX_RULE_DAYS = 366
 MAX_RULES = 6
 RENEWAL_DAYS_AFTER_EXPIRY = 90  # a case completed this long after expiry still renews it
-MAX_IMPORT_BYTES = 2 * 1024 * 1024
-MAX_IMPORT_ROWS = 5000
-MAX_XLSX_UNPACKED = 40 * 1024 * 1024  # a zip bomb is refused before it is opened
+MAX_IMPORT_BYTES = tables.MAX_IMPORT_BYTES
 KIND = "certificate_reminder"
 EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)  # a report's period; dates past these overflow
 
@@ -77,7 +73,6 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "expires_on": ("到期日期", "有效期至", "到期日", "expires_on"),
 }
 REQUIRED = ("holder", "phone", "type", "number", "expires_on")
-COLUMN_NAMES = {key: names[0] for key, names in COLUMNS.items()}
 ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK = "10X98765432"
 DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?$")
@@ -177,111 +172,17 @@ async def save_type(uow: Uow, actor: Actor, type_id: int | None, *, name: str, i
     return _type_view(row, item, int(count or 0))
 
 
-# --- reading the import file ----------------------------------------------------------------
+# --- reading the import file (server/domain/tables.py) -------------------------------------
 
-Cell = str | date | int | float | None
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One data row of the file: its row number as the spreadsheet shows it (the header is 1)."""
-
-    line: int
-    cells: dict[str, Cell]
+HEADER = "持证人、手机号、身份证号（可选）、证照类型、证照编号、到期日期"
 
 
 def read_table(data: bytes) -> list[TableRow]:
-    """The rows of a CSV (UTF-8, or GBK/GB18030 as Excel saves it in China) or XLSX file (its
-    first sheet), keyed by column; blank rows left out. Blocking: call it in a thread."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise TooLarge("import_too_large", f"文件过大：不超过 {MAX_IMPORT_BYTES // 1024 // 1024} MB")
-    if not data.strip():
-        raise Invalid("import_empty", "文件是空的")
-    grid = _xlsx(data) if data[:4] == b"PK\x03\x04" else _csv(data)
-    header = next(grid, None)
-    if header is None:
-        raise Invalid("import_empty", "文件是空的")
-    where: dict[str, int] = {}
-    for index, title in enumerate(header):
-        text = str(title or "").strip().lstrip("\ufeff").replace(" ", "")
-        for key, names in COLUMNS.items():
-            if text in names and key not in where:
-                where[key] = index
-    missing = [COLUMN_NAMES[k] for k in REQUIRED if k not in where]
-    if missing:
-        raise Invalid("import_columns", f"缺少列：{'、'.join(missing)}（第 1 行应为表头：持证人、手机号、身份证号（可选）、"
-                                        "证照类型、证照编号、到期日期）", missing=missing)
-    rows: list[TableRow] = []
-    for line, values in enumerate(grid, start=2):
-        cells = {key: values[i] if i < len(values) else None for key, i in where.items()}
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells.values()):
-            continue
-        if len(rows) >= MAX_IMPORT_ROWS:
-            raise TooLarge("import_too_many_rows", f"一次最多导入 {MAX_IMPORT_ROWS} 行，请分批导入")
-        rows.append(TableRow(line, cells))
-    if not rows:
-        raise Invalid("import_empty", "文件只有表头，没有数据行")
-    return rows
+    """The certificates' rows of a CSV or XLSX file (``tables.read_table``). Blocking: call it in a thread."""
+    return tables.read_table(data, COLUMNS, REQUIRED, HEADER)
 
 
-UNREADABLE = "无法读取文件：请上传 CSV（UTF-8 或 GBK 编码）或 Excel（.xlsx）文件"
-
-
-def _csv(data: bytes) -> Iterator[Sequence[Cell]]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError as exc:
-            raise Invalid("import_unreadable", UNREADABLE) from exc
-    if "\x00" in text:
-        raise Invalid("import_unreadable", UNREADABLE)
-    try:
-        return iter(list(csv.reader(io.StringIO(text, newline=""))))
-    except csv.Error as exc:
-        raise Invalid("import_unreadable", UNREADABLE) from exc
-
-
-def _xlsx(data: bytes) -> Iterator[Sequence[Cell]]:
-    from openpyxl import load_workbook  # only for XLSX files
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(i.file_size for i in archive.infolist()) > MAX_XLSX_UNPACKED:
-                raise TooLarge("import_too_large", "文件解压后过大，请删去多余的工作表或格式后再导入")
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        try:
-            sheet = book.worksheets[0]
-            out: list[Sequence[Cell]] = []
-            for values in sheet.iter_rows(max_col=30, values_only=True):
-                out.append([_cell(v) for v in values])
-                if len(out) > MAX_IMPORT_ROWS + 100:  # blank rows aside, more than may be imported
-                    break
-        finally:
-            book.close()
-    except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError, TypeError, IndexError, OSError) as exc:
-        raise Invalid("import_unreadable", UNREADABLE) from exc
-    return iter(out)
-
-
-def _cell(value: object) -> Cell:
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return str(value)
-
-
-def _text(value: Cell) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))  # a phone number Excel kept as a number
-    return str(value).strip()
+_text = tables.text
 
 
 def _date(value: Cell) -> date | None:
@@ -354,7 +255,7 @@ async def import_rows(uow: Uow, actor: Actor, rows: Sequence[TableRow]) -> dict[
                 problems = [("证照编号", f"与第 {earlier.line} 行的证照重复")]
             else:
                 good[(checked.type_id, checked.number)] = checked
-        errors.extend({"row": row.line, "column": column, "reason": reason} for column, reason in problems)
+        errors.extend(tables.problem(row.line, column, reason) for column, reason in problems)
     created = updated = unchanged = 0
     now = uow.clock.now()
     existing: dict[tuple[int, str], Certificate] = {}

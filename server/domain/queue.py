@@ -262,6 +262,9 @@ async def take_ticket(
         point = await uow.session.get(ExtensionPoint, actor.extension_point_id)
         if point is None:
             raise Forbidden("no_extension_point", "您的账号未绑定延伸点，请联系管理员")
+        if not point.active:
+            raise Forbidden("extension_point_disabled", f"{point.name}已停用，暂不能取号，请联系管理员",
+                            extension_point_id=point.id)
         centre_id = await queue_centre(uow, where, point)
     for department_id in joint.departments if joint is not None else [department.id]:
         if await org.windows_serving(uow, centre_id, department_id) == 0:

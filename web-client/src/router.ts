@@ -59,6 +59,7 @@ const routes: RouteRecordRaw[] = [
     component: () => import("@/views/public/AlertLinkView.vue"),
     meta: { public: true },
   },
+  { path: "/points", name: "points", component: () => import("@/views/admin/PointsView.vue"), meta: { roles: ["admin"] } },
   { path: "/catalog", name: "catalog", component: () => import("@/views/admin/CatalogView.vue"), meta: { roles: ["admin"], wide: true } },
   { path: "/m/login", name: "resident-sign-in", component: () => import("@/views/resident/ResidentSignIn.vue"), meta: { public: true } },
   {

@@ -56,6 +56,13 @@ export type AlertByLink = Schemas["AlertByLink"];
 export type Dashboard = Schemas["Dashboard"];
 export type LinkGrade = Schemas["LinkParticipant"]["grade"];
 export type LinkWall = Schemas["LinkWall"];
+/** 网点一览: the towns with their extension points, who is online, calls, today's tickets, silent points. */
+export type Network = Schemas["Network"];
+export type NetworkTown = Schemas["NetworkTown"];
+export type NetworkPoint = Schemas["NetworkPoint"];
+/** 延伸点管理: a point as the administrator edits it, and an import's result. */
+export type ExtensionPoint = Schemas["ExtensionPoint"];
+export type PointImport = Schemas["PointImport"];
 
 export type DocumentStatus = Schemas["CaseDocument"]["status"];
 export type CaseDocument = Schemas["CaseDocument"];

@@ -18,6 +18,15 @@ export function minutes(t: T, seconds: number | null | undefined): string {
   return t("time.minutes", { n: Math.round(seconds / 60) });
 }
 
+/** "3 天前" / "2 小时前" / "刚刚": how long before ``now`` (epoch milliseconds) a moment was. */
+export function ago(t: T, at: string, now: number): string {
+  const seconds = Math.max(0, (now - Date.parse(at)) / 1000);
+  if (seconds < 60) return t("time.justNow");
+  if (seconds < 3600) return t("time.minutesAgo", { n: Math.floor(seconds / 60) });
+  if (seconds < 86_400) return t("time.hoursAgo", { n: Math.floor(seconds / 3600) });
+  return t("time.daysAgo", { n: Math.floor(seconds / 86_400) });
+}
+
 /** "14:05": a moment (ISO text or epoch milliseconds) as a clock time in the service's zone. */
 export function clock(at: string | number | null | undefined): string {
   if (at === null || at === undefined || at === "") return "";
