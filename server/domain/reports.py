@@ -28,15 +28,18 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
     and_,
     case,
     cast,
+    delete,
+    false,
     func,
+    insert,
     literal,
     or_,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.sql.expression import FromClause
 
@@ -45,17 +48,21 @@ from server.domain.access import watched
 from server.domain.context import Actor, Uow
 from server.domain.errors import Invalid
 from server.models import (
+    ROLLUP_SUMS,
     Alert,
     Centre,
     CloudWindow,
     Department,
     ExtensionPoint,
     Invitation,
+    ReportRollupDay,
     Role,
     ServiceItem,
     Ticket,
     TicketStatus,
     User,
+    report_rollup_waits,
+    report_rollups,
     window_departments,
 )
 
@@ -335,12 +342,18 @@ BY_KEY = {m.key: m for m in METRICS}
 
 Key = int | None
 Sums = dict[str, float]
+Spans = list[tuple[date, date]]  # [start, end) runs of local days
+Hist = dict[int, list[float]]  # wait bucket → [waits, their sum in seconds]
 
 
 def _bounds(source: Source, p: Period, rules: Any) -> ColumnElement[bool]:
     if source.local_day:
         return and_(source.when >= p.start, source.when < p.end)
     return and_(source.when >= hours.day_start_utc(rules, p.start), source.when < hours.day_start_utc(rules, p.end))
+
+
+def _in_spans(column: Any, spans: Spans) -> ColumnElement[bool]:
+    return or_(*[and_(column >= a, column < b) for a, b in spans]) if spans else false()
 
 
 def _parts(metrics: list[Metric], dialect: str) -> dict[str, ColumnElement[Any]]:
@@ -355,14 +368,14 @@ def _sums(names: list[str], values: Any) -> Sums:
 
 
 async def _additive(uow: Uow, actor: Actor, source: Source, metrics: list[Metric], dimension: str,
-                    cur: Period, prev: Period, *, by_day: bool = False,
+                    in_cur: ColumnElement[bool], in_prev: ColumnElement[bool], *, by_day: bool = False,
                     ) -> tuple[dict[tuple[int, Key], Sums], dict[date, Sums]]:
-    """(1 this period | 0 last year, dimension key) → the metrics' sums; with ``by_day``, also
-    each local day → the sums (the trend; a source placed by local day only). Two queries: one
-    scan with both as GROUPING SETS measured no faster on PostgreSQL, and cannot run in parallel."""
+    """(1 this period | 0 last year, dimension key) → the metrics' sums over the rows where
+    ``in_cur`` or ``in_prev``; with ``by_day``, also each local day → the sums (the trend; a
+    source placed by local day only). Two queries: one scan with both as GROUPING SETS measured
+    no faster on PostgreSQL, and cannot run in parallel."""
     parts = _parts(metrics, uow.dialect)
     names = list(parts)
-    in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
     flag = case((in_cur, 1), else_=0)
     key = source.dimensions.get(dimension)
     keycol = key if key is not None else literal(None)
@@ -378,9 +391,12 @@ async def _additive(uow: Uow, actor: Actor, source: Source, metrics: list[Metric
     if by_day:
         by = select(source.when, *aggregates).select_from(source.frm(None)).where(scope).group_by(source.when)
         for row in (await uow.session.execute(by)).all():
-            day = row[0] if isinstance(row[0], date) else date.fromisoformat(row[0])
-            days[day] = _sums(names, row[1:])
+            days[_as_date(row[0])] = _sums(names, row[1:])
     return rows, days
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -393,33 +409,219 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, cur: Period,
-               prev: Period) -> dict[tuple[int, Key | str], float | None]:
-    """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope."""
+# --- waits by bucket: the 90th percentile, mergeable across days ----------------------------------
+
+#: Waits are counted by the minute for the first hour, by ten minutes up to three hours, and
+#: in one bucket beyond; a bucket's waits stand for their mean (docs/reports.md, "Rollups").
+WAIT_BUCKETS = 73
+
+
+def wait_bucket(seconds: float) -> int:
+    """The bucket of a wait (the SQL in ``_bucket_sql`` says the same)."""
+    if seconds < 3600:
+        return max(0, int(seconds // 60))
+    return 60 + int((seconds - 3600) // 600) if seconds < 10800 else WAIT_BUCKETS - 1
+
+
+def _bucket_sql(wait: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    def floor(x: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(func.floor(x), Integer) if dialect == "postgresql" else cast(x, Integer)
+    return case((wait < 60, 0), (wait < 3600, floor(wait / 60)), (wait < 10800, 60 + floor((wait - 3600) / 600)),
+                else_=WAIT_BUCKETS - 1)
+
+
+def histogram_percentile(hist: Mapping[int, list[float]], q: float) -> float | None:
+    """``percentile_cont`` over the waits of a histogram, each wait standing for its bucket's
+    mean: exact when the waits of the two buckets the rank falls in are each alike."""
+    buckets = sorted((b, n, total) for b, (n, total) in hist.items() if n)
+    count = sum(n for _b, n, _t in buckets)
+    if not count:
+        return None
+    pos = q * (count - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+
+    def at(rank: int) -> float:
+        seen = 0.0
+        for _b, n, total in buckets:
+            seen += n
+            if rank < seen:
+                return total / n
+        raise AssertionError(rank)
+
+    low = at(lo)
+    return low + (at(hi) - low) * (pos - lo)
+
+
+def _merge(into: dict[tuple[int, Key | str], Hist], flag: int, key: Key | str, bucket: int, n: float,
+           total: float) -> None:
+    cell = into.setdefault((flag, key), {}).setdefault(int(bucket), [0.0, 0.0])
+    cell[0] += float(n)
+    cell[1] += float(total)
+
+
+async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Spans, Spans],
+               rolled: tuple[Spans, Spans]) -> dict[tuple[int, Key | str], float | None]:
+    """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope: from the
+    waits by bucket of the live days' tickets and of the rolled days' rollups, merged."""
     source = m.source
-    assert m.expr is not None and m.where is not None
-    in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
+    assert m.expr is not None and m.where is not None and source is TICKETS
+    hists: dict[tuple[int, Key | str], Hist] = {}
+    key = source.dimensions[dimension]
+    if live[0] or live[1]:
+        in_cur, in_prev = _in_spans(source.when, live[0]), _in_spans(source.when, live[1])
+        flag = case((in_cur, 1), else_=0)
+        value = m.expr(uow.dialect)
+        bucket = _bucket_sql(value, uow.dialect)
+        scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department), m.where(uow.dialect))
+        stmt = (select(flag, key, bucket, func.count(), func.sum(value)).select_from(source.frm(dimension))
+                .where(scope).group_by(flag, key, bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+    if rolled[0] or rolled[1]:
+        w = report_rollup_waits.c
+        in_cur, in_prev = _in_spans(w.service_day, rolled[0]), _in_spans(w.service_day, rolled[1])
+        flag = case((in_cur, 1), else_=0)
+        scope = and_(w.dimension == dimension, or_(in_cur, in_prev), watched(actor, w.centre_id, w.department_id))
+        stmt = (select(flag, w.key, w.bucket, func.sum(w.n), func.sum(w.total)).where(scope)
+                .group_by(flag, w.key, w.bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+    totals: dict[tuple[int, Key | str], Hist] = {}
+    for (f, _k), hist in hists.items():
+        for b, (n, total) in hist.items():
+            _merge(totals, f, "total", b, n, total)
+    return {g: histogram_percentile(h, 0.9) for g, h in {**hists, **totals}.items()}
+
+
+# --- rollups: the settled days' ticket figures, kept so a year need not read its tickets ---------
+
+#: A service day is settled — rolled up, and read from its rollups — once this many days have
+#: passed: its tickets called back, completed or transferred after midnight are in by then. A
+#: rating given later unrolls its day (``unroll``) until the next roll.
+SETTLE_DAYS = 3
+ROLLUP_TREND_DIMENSION = "centre"  # every ticket has one centre: its rows sum to the whole scope
+#: The additive parts of the ticket metrics → the rollup column that keeps their sum.
+ROLLUP_COLUMNS: dict[str, str] = {
+    "tickets.n": "tickets_n", "served.n": "served_n", "no_shows.n": "no_shows_n", "transfers.sum": "transfers_sum",
+    "wait_avg_s.sum": "wait_sum", "wait_avg_s.n": "wait_n", "handling_avg_s.sum": "handling_sum",
+    "handling_avg_s.n": "handling_n", "ratings.n": "ratings_n", "good_rate.part": "good_part",
+    "good_rate.n": "ratings_n", "bad_ratings.n": "bad_n",
+}
+
+
+def settled_before(uow: Uow) -> date:
+    """The first day not settled yet: days before it are rolled up."""
+    return hours.local_day(uow.rules, uow.clock.now()) - timedelta(days=SETTLE_DAYS - 1)
+
+
+def _runs(days: list[date]) -> Spans:
+    spans: Spans = []
+    for d in sorted(days):
+        if spans and spans[-1][1] == d:
+            spans[-1] = (spans[-1][0], d + timedelta(days=1))
+        else:
+            spans.append((d, d + timedelta(days=1)))
+    return spans
+
+
+def _days(p: Period) -> list[date]:
+    return [p.start + timedelta(days=i) for i in range(p.days)]
+
+
+async def rolled_days(uow: Uow, start: date, end: date) -> set[date]:
+    found = await uow.session.scalars(select(ReportRollupDay.service_day).where(
+        ReportRollupDay.service_day >= start, ReportRollupDay.service_day < end))
+    return {_as_date(d) for d in found}
+
+
+async def roll(uow: Uow, start: date, end: date) -> int:
+    """Build the rollups of the service days [start, end) from their tickets, replacing what was
+    there (rolling a day again is harmless). Say how many days."""
+    if end <= start:
+        return 0
+    t = TICKETS
+    await uow.session.execute(delete(report_rollups).where(
+        report_rollups.c.service_day >= start, report_rollups.c.service_day < end))
+    await uow.session.execute(delete(report_rollup_waits).where(
+        report_rollup_waits.c.service_day >= start, report_rollup_waits.c.service_day < end))
+    await uow.session.execute(delete(ReportRollupDay).where(
+        ReportRollupDay.service_day >= start, ReportRollupDay.service_day < end))
+    metrics = [m for m in METRICS if m.source is t and m.additive]
+    parts = _parts(metrics, uow.dialect)
+    assert set(parts) == set(ROLLUP_COLUMNS), "every additive ticket part needs its rollup column"
+    by_column = {ROLLUP_COLUMNS[name]: expr for name, expr in parts.items()}
+    in_days = and_(t.when >= start, t.when < end)
+    wait = BY_KEY["wait_p90_s"]
+    assert wait.expr is not None and wait.where is not None
+    value = wait.expr(uow.dialect)
+    bucket = _bucket_sql(value, uow.dialect)
+    for dimension, key in t.dimensions.items():
+        head = [t.when, literal(dimension), key, t.centre, t.department]
+        keys = ["service_day", "dimension", "key", "centre_id", "department_id"]
+        sums = [func.coalesce(by_column[c], 0) for c in ROLLUP_SUMS]
+        rows = select(*head, *sums).select_from(t.frm(dimension)).where(in_days).group_by(
+            t.when, key, t.centre, t.department)
+        await uow.session.execute(insert(report_rollups).from_select([*keys, *ROLLUP_SUMS], rows))
+        waits = (select(*head, bucket, func.count(), func.coalesce(func.sum(value), 0))
+                 .select_from(t.frm(dimension)).where(and_(in_days, wait.where(uow.dialect)))
+                 .group_by(t.when, key, t.centre, t.department, bucket))
+        await uow.session.execute(insert(report_rollup_waits).from_select([*keys, "bucket", "n", "total"], waits))
+    now = uow.clock.now()
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
+    uow.session.add_all([ReportRollupDay(service_day=d, rolled_at=now) for d in days])
+    await uow.session.flush()
+    return len(days)
+
+
+async def roll_missing(uow: Uow, start: date, end: date) -> int:
+    """Roll the settled days of [start, end) that have no rollups (never rolled, or unrolled
+    by a late change). Say how many days."""
+    end = min(end, settled_before(uow))
+    if end <= start:
+        return 0
+    have = await rolled_days(uow, start, end)
+    missing = [start + timedelta(days=i) for i in range((end - start).days)]
+    rolled = 0
+    for a, b in _runs([d for d in missing if d not in have]):
+        rolled += await roll(uow, a, b)
+    return rolled
+
+
+async def roll_for_report(uow: Uow, period: str, day: date | None = None) -> int:
+    """Lazily, before a report: roll the settled days it spans (and last year's) that lack rollups."""
+    cur = period_of(period if period in PERIODS else "day", day or hours.local_day(uow.rules, uow.clock.now()))
+    prev = same_period_last_year(cur)
+    return await roll_missing(uow, prev.start, prev.end) + await roll_missing(uow, cur.start, cur.end)
+
+
+async def unroll(uow: Uow, service_day: date) -> None:
+    """A ticket of a rolled day changed (a late rating): its day is read live until rolled again."""
+    await uow.session.execute(delete(ReportRollupDay).where(ReportRollupDay.service_day == service_day))
+
+
+async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Spans, Spans], *, by_day: bool,
+                       ) -> tuple[dict[tuple[int, Key], Sums], dict[date, Sums]]:
+    """The ticket sums of the rolled days, like ``_additive``'s, from the rollups."""
+    r = report_rollups.c
+    names = list(ROLLUP_COLUMNS)
+    aggregates = [func.sum(r[ROLLUP_COLUMNS[n]]) for n in names]
+    in_cur, in_prev = _in_spans(r.service_day, rolled[0]), _in_spans(r.service_day, rolled[1])
     flag = case((in_cur, 1), else_=0)
-    key = source.dimensions.get(dimension)
-    keycol = key if key is not None else literal(None)
-    value = m.expr(uow.dialect)
-    scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department), m.where(uow.dialect))
-    frm = source.frm(dimension)
-    out: dict[tuple[int, Key | str], float | None] = {}
-    if uow.dialect == "postgresql":
-        agg = func.percentile_cont(0.9).within_group(value)
-        sets = [tuple_(flag, key), tuple_(flag)] if key is not None else [tuple_(flag)]
-        stmt = (select(flag, keycol, func.grouping(keycol) if key is not None else literal(1), agg)
-                .select_from(frm).where(scope).group_by(func.grouping_sets(*sets)))
-        for f, k, total, v in (await uow.session.execute(stmt)).all():
-            out[(int(f), "total" if total else k)] = float(v) if v is not None else None
-        return out
-    groups: dict[tuple[int, Key | str], list[float]] = defaultdict(list)
-    for f, k, v in (await uow.session.execute(select(flag, keycol, value).select_from(frm).where(scope))).all():
-        groups[(int(f), "total")].append(float(v))
-        if key is not None:
-            groups[(int(f), k)].append(float(v))
-    return {g: percentile(vs, 0.9) for g, vs in groups.items()}
+    scope = and_(or_(in_cur, in_prev), watched(actor, r.centre_id, r.department_id))
+    rows: dict[tuple[int, Key], Sums] = {}
+    days: dict[date, Sums] = {}
+    if not (rolled[0] or rolled[1]):
+        return rows, days
+    stmt = select(flag, r.key, *aggregates).where(r.dimension == dimension, scope).group_by(flag, r.key)
+    for row in (await uow.session.execute(stmt)).all():
+        rows[(int(row[0]), row[1])] = _sums(names, row[2:])
+    if by_day:
+        by = (select(r.service_day, *aggregates).where(r.dimension == ROLLUP_TREND_DIMENSION, scope)
+              .group_by(r.service_day))
+        for row in (await uow.session.execute(by)).all():
+            days[_as_date(row[0])] = _sums(names, row[1:])
+    return rows, days
+
 
 
 def _cell(current: float | None, previous: float | None) -> dict[str, float | None]:
@@ -491,30 +693,42 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
         raise Invalid("unknown_dimension", "统计维度不正确", allowed=list(DIMENSIONS))
     if period not in PERIODS:
         raise Invalid("unknown_period", "统计周期须为日、周、月或年", allowed=list(PERIODS))
-    if uow.dialect == "postgresql":  # the percentile's sort of a year's waits in memory, not on disk
-        await uow.session.execute(text("SET LOCAL work_mem = '64MB'"))
     cur = period_of(period, day or hours.local_day(uow.rules, uow.clock.now()))
     prev = same_period_last_year(cur)
-    sums: dict[tuple[int, Key], Sums] = defaultdict(dict)
+    rolled_set = await rolled_days(uow, min(cur.start, prev.start), max(cur.end, prev.end))
+    rolled = (_runs([d for d in _days(cur) if d in rolled_set]), _runs([d for d in _days(prev) if d in rolled_set]))
+    live = (_runs([d for d in _days(cur) if d not in rolled_set]),
+            _runs([d for d in _days(prev) if d not in rolled_set]))
+    sums: dict[tuple[int, Key], Sums] = defaultdict(lambda: defaultdict(float))
     totals: dict[int, Sums] = {1: defaultdict(float), 0: defaultdict(float)}
     keys: set[Key] = set()
-    sources = list(dict.fromkeys(m.source for m in METRICS))
     days: dict[date, Sums] = {}
-    for source in sources:
-        mine = [m for m in METRICS if m.source is source and m.additive]
-        found, by_day = await _additive(uow, actor, source, mine, dimension, cur, prev,
-                                        by_day=series and source is TICKETS)
+
+    def add(source: Source, found: Mapping[tuple[int, Key], Sums], by_day: Mapping[date, Sums]) -> None:
         days.update(by_day)
         for (flag, key), values in found.items():
             for n, v in values.items():
                 totals[flag][n] += v
+                if dimension in source.dimensions:
+                    sums[(flag, key)][n] += v
             if dimension in source.dimensions:
-                sums[(flag, key)].update(values)
                 keys.add(key)
+
+    for source in dict.fromkeys(m.source for m in METRICS):
+        mine = [m for m in METRICS if m.source is source and m.additive]
+        trend = series and source is TICKETS
+        if source is not TICKETS:
+            in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
+            add(source, *await _additive(uow, actor, source, mine, dimension, in_cur, in_prev, by_day=trend))
+            continue
+        if live[0] or live[1]:  # today, and days not rolled up: from the tickets
+            in_cur, in_prev = _in_spans(source.when, live[0]), _in_spans(source.when, live[1])
+            add(source, *await _additive(uow, actor, source, mine, dimension, in_cur, in_prev, by_day=trend))
+        add(source, *await _rolled_sums(uow, actor, dimension, rolled, by_day=trend))
     quantiles: dict[str, dict[tuple[int, Key | str], float | None]] = {}
     for m in METRICS:
         if not m.additive:
-            quantiles[m.key] = await _p90(uow, actor, m, dimension, cur, prev)
+            quantiles[m.key] = await _p90(uow, actor, m, dimension, live, rolled)
             keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))
 
     def cells(pick: Callable[[Metric, int], float | None]) -> dict[str, dict[str, float | None]]:
