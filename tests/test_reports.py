@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
 
 from server.domain import alerts, reports
 from server.domain.reports import Period, percentile, period_of, same_period_last_year
@@ -301,3 +302,81 @@ def test_every_metric_is_documented() -> None:
         assert f"`{m.key}`" in doc and m.label in doc, m.key
     for key, label in reports.PENDING:
         assert f"`{key}`" in doc and label in doc, key
+
+
+def test_the_wait_percentile_from_buckets_is_exact_when_each_bucket_holds_alike_waits() -> None:
+    """The documented bucket rule: by the minute for an hour, by ten minutes to three hours, then
+    one bucket; a bucket's waits stand for their mean."""
+    assert [reports.wait_bucket(s) for s in (0, 59.9, 60, 3599, 3600, 4199, 4200, 10799, 10800, 99999)] == \
+        [0, 0, 1, 59, 60, 60, 61, 71, 72, 72]
+
+    def hist(*waits: float) -> dict[int, list[float]]:
+        h: dict[int, list[float]] = {}
+        for w in waits:
+            cell = h.setdefault(reports.wait_bucket(w), [0.0, 0.0])
+            cell[0] += 1
+            cell[1] += w
+        return h
+
+    assert reports.histogram_percentile({}, 0.9) is None
+    assert reports.histogram_percentile(hist(300, 1200, 1800, 2700), 0.9) == pytest.approx(2430)
+    # 610 and 650 share a bucket and stand for 630: percentile_cont would say 646
+    assert reports.histogram_percentile(hist(100, 610, 650), 0.9) == pytest.approx(630)
+
+
+async def report_of(platform: Platform, username: str, **ask: Any) -> dict[str, Any]:
+    domain = platform.app[DOMAIN]
+    async with domain.db.read() as s:
+        user_id = (await s.execute(text("SELECT id FROM users WHERE username = :u"), {"u": username})).scalar_one()
+    actor = await domain.actor(user_id)
+    async with domain.unit(write=False) as uow:
+        return await reports.report(uow, actor, **ask)
+
+
+async def test_a_report_from_rollups_equals_the_one_from_tickets(platform: Platform) -> None:
+    await play_the_story(platform)
+    asks = [{"dimension": d, "period": p} for d in reports.DIMENSIONS for p in reports.PERIODS]
+    live = [await report_of(platform, who, **ask) for who in ("supervisor1", "admin") for ask in asks]
+    domain = platform.app[DOMAIN]
+    async with domain.unit(write=False) as uow:
+        assert await reports.rolled_days(uow, date(2025, 1, 1), date(2027, 1, 1)) == set()
+    async with domain.unit() as uow:  # this day and last year's, every day between: from rollups now
+        assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692
+        assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692  # again: replaced
+    async with domain.db.read() as s:
+        rows = (await s.execute(text("SELECT dimension, sum(tickets_n) FROM report_rollups GROUP BY dimension"))).all()
+    assert sorted((d, int(n)) for d, n in rows) == sorted((d, 6) for d in reports.DIMENSIONS)
+    rolled = [await report_of(platform, who, **ask) for who in ("supervisor1", "admin") for ask in asks]
+    assert rolled == live
+
+    # the report reads the rollups, not the tickets, for rolled days ...
+    async with domain.db.write() as s:
+        await s.execute(text("UPDATE tickets SET status = 'cancelled' WHERE service_day = '2026-11-23'"))
+    ask = {"dimension": "department", "period": "week"}
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 3
+    # ... until the day is rolled again
+    async with domain.unit() as uow:
+        await reports.roll(uow, date(2026, 11, 23), date(2026, 11, 24))
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 0
+
+
+async def test_a_rating_given_after_its_day_was_rolled_up_is_counted(platform: Platform) -> None:
+    story = await play_the_story(platform)
+    worker, clerk1 = story["worker"], await platform.login("clerk1")
+    at(platform, MONDAY_10, 70)
+    d = await clerk1.post(f"/api/windows/{window_of(clerk1)}/call-next")  # D, in 社保 since its transfer
+    assert d.status == 200 and d.body["transfers"] == 1, d
+    assert (await clerk1.post(f"/api/tickets/{d.body['id']}/start")).status == 200
+    at(platform, MONDAY_10, 80)
+    await completed(clerk1, d.body["id"])
+    supervisor = await platform.login("supervisor1")
+    platform.clock.set(MONDAY_10 + timedelta(days=4))  # Friday: Monday has settled
+    ask = {"dimension": "department", "period": "week", "day": "2026-11-23"}
+    first = (await supervisor.get("/api/reports", **ask)).body  # rolls Monday up on the way
+    async with platform.app[DOMAIN].unit(write=False) as uow:
+        assert date(2026, 11, 23) in await reports.rolled_days(uow, date(2026, 11, 23), date(2026, 11, 24))
+    assert now_and_then(first["total"]["values"]["ratings"]) == (3, 1)
+    await rated(worker, d.body["id"], 1)  # Friday's rating of Monday's ticket
+    after = (await supervisor.get("/api/reports", **ask)).body
+    assert now_and_then(after["total"]["values"]["ratings"]) == (4, 1)
+    assert now_and_then(after["total"]["values"]["bad_ratings"]) == (2, 0)
