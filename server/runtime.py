@@ -10,7 +10,7 @@ from functools import cached_property
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, audit, logins, residents, two_factor
+from server.domain import accounts, audit, logins, reports, residents, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -66,6 +66,11 @@ class Domain:
     async def sweep_logins(self) -> int:
         async with self.unit() as uow:
             return await logins.sweep(uow)
+
+    async def roll_reports(self) -> int:
+        """统计报表: roll up the settled days that lack rollups (docs/reports.md, "Rollups")."""
+        async with self.unit() as uow:
+            return await reports.roll_settled(uow)
 
     async def login(self, username: str, password: str, ip: str, *, otp: str | None = None,
                     recovery_code: str | None = None) -> tuple[User, AuthSession]:

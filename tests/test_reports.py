@@ -4,6 +4,7 @@ and PostgreSQL; the scope of a town supervisor; the CSV and XLSX exports; bad in
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date, datetime, timedelta
@@ -14,9 +15,11 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from server import cli
+from server.config import Settings
 from server.domain import alerts, reports
 from server.domain.reports import Period, percentile, period_of, same_period_last_year
-from server.keys import DOMAIN
+from server.keys import DOMAIN, MONITOR
 from tests.conftest import MONDAY_10, Api, Platform
 from tests.helpers import district_item, item_named, take, window_of
 
@@ -380,3 +383,30 @@ async def test_a_rating_given_after_its_day_was_rolled_up_is_counted(platform: P
     after = (await supervisor.get("/api/reports", **ask)).body
     assert now_and_then(after["total"]["values"]["ratings"]) == (4, 1)
     assert now_and_then(after["total"]["values"]["bad_ratings"]) == (2, 0)
+
+
+async def test_the_monitor_rolls_settled_days_up_and_the_command_line_rolls_them_again(
+        platform: Platform, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    await play_the_story(platform)
+    domain = platform.app[DOMAIN]
+    monday = date(2026, 11, 23)
+
+    async def rolled() -> set[date]:
+        async with domain.unit(write=False) as uow:
+            return await reports.rolled_days(uow, monday, monday + timedelta(days=7))
+
+    platform.clock.set(MONDAY_10 + timedelta(days=2, hours=12))
+    await platform.app[MONITOR].run_once()
+    assert await rolled() == set()  # Monday has not settled on Wednesday
+    platform.clock.set(MONDAY_10 + timedelta(days=3))
+    await platform.app[MONITOR].run_once()
+    assert await rolled() == {monday}  # on Thursday it has
+    ask = {"dimension": "department", "period": "day", "day": monday}
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 3
+
+    async with domain.db.write() as s:  # a fix made in the database by hand ...
+        await s.execute(text("UPDATE tickets SET status = 'cancelled' WHERE service_day = '2026-11-23'"))
+    monkeypatch.setenv("YUNBANG_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("YUNBANG_DATA_DIR", str(settings.data_dir))
+    assert await asyncio.to_thread(cli.main, ["rollup", "--since", "2026-11-23", "--until", "2026-11-23"]) == 0
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 0

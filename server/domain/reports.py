@@ -573,18 +573,31 @@ async def roll(uow: Uow, start: date, end: date) -> int:
     return len(days)
 
 
-async def roll_missing(uow: Uow, start: date, end: date) -> int:
+async def roll_missing(uow: Uow, start: date, end: date, *, limit: int | None = None) -> int:
     """Roll the settled days of [start, end) that have no rollups (never rolled, or unrolled
-    by a late change). Say how many days."""
+    by a late change), the newest first, at most ``limit`` of them. Say how many days."""
     end = min(end, settled_before(uow))
     if end <= start:
         return 0
     have = await rolled_days(uow, start, end)
-    missing = [start + timedelta(days=i) for i in range((end - start).days)]
+    missing = [d for d in (start + timedelta(days=i) for i in range((end - start).days)) if d not in have]
+    missing = sorted(missing, reverse=True)[:limit]
     rolled = 0
-    for a, b in _runs([d for d in missing if d not in have]):
+    for a, b in _runs(missing):
         rolled += await roll(uow, a, b)
     return rolled
+
+
+#: How far back the monitor keeps rollups, and how many days one of its passes rolls at most.
+KEEP_ROLLED_DAYS, DAYS_PER_PASS = 400, 31
+
+
+async def roll_settled(uow: Uow) -> int:
+    """The monitor's chore: the settled days of the last ``KEEP_ROLLED_DAYS`` that lack
+    rollups (a month of them per pass, so a first pass on a long history does not hold the
+    monitor up). Nothing missing: one small read."""
+    end = settled_before(uow)
+    return await roll_missing(uow, end - timedelta(days=KEEP_ROLLED_DAYS), end, limit=DAYS_PER_PASS)
 
 
 async def roll_for_report(uow: Uow, period: str, day: date | None = None) -> int:
