@@ -126,7 +126,7 @@ async def play_the_story(platform: Platform) -> dict[str, Any]:
     moved = await clerk1.post(f"/api/tickets/{d['id']}/transfer", {"department_id": sb["id"]})
     assert moved.status == 200, moved
     at(platform, start, 60)
-    return {"clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"], "mz": district_mz["department_id"],
+    return {"a": a["id"], "clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"], "mz": district_mz["department_id"],
             "sb": sb["id"], "district": district_mz, "town_item": town_mz["id"], "worker": worker}
 
 
@@ -158,12 +158,14 @@ async def test_the_report_figures_are_the_ones_counted_by_hand(platform: Platfor
         "ratings": (3, 1), "good_rate": (66.7, 100.0), "bad_ratings": (1, 0),
         "wait_alerts": (4, 0), "yellow_warnings": (2, 0), "red_warnings": (1, 0),
         "tidal_opened": (1, 0), "experts_invited": (2, 0), "expert_response_avg_s": (75.0, None),
+        # B's bad rating opened a 差评整改 work order, not answered yet; no certificate reminders
+        "ledger_opened": (1, 0), "ledger_closed": (0, 0), "ledger_overdue": (0, 0), "bad_ratings_rectified": (0, 0),
+        "rectified_on_time_rate": (0.0, None), "reminders_sent": (0, 0),
     }
     assert {k: now_and_then(total[k]) for k in expected_total} == expected_total
     assert total["tickets"]["change_pct"] == 400.0 and total["tickets"]["delta"] == 4
     assert total["good_rate"]["delta"] == -33.3 and total["no_shows"]["change_pct"] is None
     assert [m["key"] for m in r["metrics"]] == list(expected_total)
-    assert {p["key"] for p in r["pending"]} >= {"ledger_opened", "ledger_overdue", "reminders_sent"}
 
     rows = by_name(r)
     mz, sb = rows["民政"], rows["社保"]
@@ -410,3 +412,52 @@ async def test_the_monitor_rolls_settled_days_up_and_the_command_line_rolls_them
     monkeypatch.setenv("YUNBANG_DATA_DIR", str(settings.data_dir))
     assert await asyncio.to_thread(cli.main, ["rollup", "--since", "2026-11-23", "--until", "2026-11-23"]) == 0
     assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 0
+
+
+async def test_the_ledger_and_reminder_figures_are_the_ones_counted_by_hand(platform: Platform) -> None:
+    """After the story (B rated 2 at 10:40: a 差评整改 work order for 民政, due in 48 hours):
+
+    11:00 clerk1 raises a 督办 item about A (due Thursday 11:00) that nobody answers
+    11:10 clerk1 claims and answers B's work order (on time); 11:20 supervisor1 visits and closes it
+    11:30 the monitor texts two certificate reminders (居住证, 20 and 5 days left)
+    and the next Monday the week is looked at again: A's item went overdue on Thursday."""
+    story = await play_the_story(platform)
+    clerk1, supervisor = await platform.login("clerk1"), await platform.login("supervisor1")
+    (rectify,) = (await supervisor.get("/api/ledger", source="rating")).body
+    raised = await clerk1.post("/api/ledger", {"source": "case", "category": "materials_incomplete",
+                                               "title": "缺少户籍证明", "ticket_id": story["a"]})
+    assert raised.status == 201, raised
+    at(platform, MONDAY_10, 70)
+    assert (await clerk1.post(f"/api/ledger/{rectify['id']}/claim")).status == 200
+    assert (await clerk1.post(f"/api/ledger/{rectify['id']}/answer", {"answer": "已向群众致歉并改进"})).status == 200
+    at(platform, MONDAY_10, 80)
+    assert (await supervisor.post(f"/api/ledger/{rectify['id']}/visit", {"verdict": "satisfied"})).status == 200
+    assert (await supervisor.post(f"/api/ledger/{rectify['id']}/close", {})).status == 200
+    at(platform, MONDAY_10, 90)
+    admin = await platform.login("admin")
+    imported = await admin.call("POST", "/api/certificates/import", headers_extra={"Content-Type": "text/csv"}, data=(
+        "持证人,手机号,身份证号,证照类型,证照编号,到期日期\n"
+        "甲,13900139001,,居住证,A-20,2026-12-13\n乙,13900139002,,居住证,B-5,2026-11-28\n").encode())
+    assert imported.body["created"] == 2, imported
+    await platform.app[MONITOR].run_once()
+
+    keys = ("ledger_opened", "ledger_closed", "ledger_overdue", "bad_ratings_rectified", "rectified_on_time_rate")
+    week = (await supervisor.get("/api/reports", dimension="department", period="week")).body
+    total = week["total"]["values"]
+    assert {k: now_and_then(total[k]) for k in keys} == {
+        "ledger_opened": (2, 0), "ledger_closed": (1, 0), "ledger_overdue": (0, 0),  # nothing due yet
+        "bad_ratings_rectified": (1, 0), "rectified_on_time_rate": (100.0, None)}
+    assert now_and_then(by_name(week)["民政"]["ledger_opened"]) == (2, 0)
+    assert week["pending"] == []
+    everything = (await admin.get("/api/reports", dimension="item", period="week")).body
+    assert now_and_then(everything["total"]["values"]["reminders_sent"]) == (2, 0)
+    (residence,) = [r for r in everything["rows"] if r["name"] == "居住证办理"]
+    assert now_and_then(residence["values"]["reminders_sent"]) == (2, 0)
+    assert residence["values"]["ledger_opened"]["current"] is None  # the ledger knows no item
+
+    platform.clock.set(MONDAY_10 + timedelta(days=7))
+    later = (await supervisor.get("/api/reports", dimension="department", period="week", day="2026-11-23")).body
+    assert now_and_then(later["total"]["values"]["ledger_overdue"]) == (1, 0)  # A's, since Thursday 11:00
+    this_week = (await supervisor.get("/api/reports", dimension="department", period="week")).body
+    assert now_and_then(this_week["total"]["values"]["ledger_overdue"]) == (1, 0)  # and still
+    assert now_and_then(this_week["total"]["values"]["ledger_opened"]) == (0, 0)

@@ -22,7 +22,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -51,10 +51,13 @@ from server.models import (
     ROLLUP_SUMS,
     Alert,
     Centre,
+    CertificateReminder,
+    CertificateType,
     CloudWindow,
     Department,
     ExtensionPoint,
     Invitation,
+    LedgerItem,
     ReportRollupDay,
     Role,
     ServiceItem,
@@ -216,6 +219,27 @@ INVITATIONS = Source(
      "department": Ticket.department_id, "clerk": Invitation.invited_by_id, "item": Ticket.item_id},
     _invitations_from,
 )
+LEDGER_DIMENSIONS = {"centre": LedgerItem.centre_id, "town": LedgerItem.centre_id,
+                     "department": LedgerItem.department_id}
+LEDGER = Source("ledger_items", LedgerItem.raised_at, False, LedgerItem.centre_id, LedgerItem.department_id,
+                LEDGER_DIMENSIONS, lambda _d: LedgerItem.__table__)
+LEDGER_CLOSED = Source("ledger_items_closed", LedgerItem.closed_at, False, LedgerItem.centre_id,
+                       LedgerItem.department_id, LEDGER_DIMENSIONS, lambda _d: LedgerItem.__table__)
+#: 证照到期提醒: a certificate belongs to no queue, only to its type's item's department; a
+#: supervisor sees the reminders of their departments whatever the centre (``centre`` None).
+REMINDERS = Source(
+    "certificate_reminders", CertificateReminder.sent_at, False, None, ServiceItem.department_id,
+    {"department": ServiceItem.department_id, "item": CertificateType.item_id},
+    lambda _d: CertificateReminder.__table__.join(CertificateType, CertificateType.id == CertificateReminder.type_id)
+    .join(ServiceItem, ServiceItem.id == CertificateType.item_id),
+)
+
+
+def _watched(actor: Actor, source: Source) -> ColumnElement[bool]:
+    if source.centre is not None or actor.role is Role.admin:
+        return watched(actor, source.centre, source.department)
+    mine: ColumnElement[bool] = source.department.in_(sorted({d for _c, d in actor.queues}))
+    return mine
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -224,8 +248,9 @@ INVITATIONS = Source(
 class Metric:
     """One figure. ``kind``: ``count`` (rows where ``where``), ``total`` (sum of ``expr``),
     ``mean`` (of ``expr`` over rows where ``where``), ``share`` (per cent of the rows where
-    ``where`` that also meet ``part``) or ``p90`` (percentile_cont(0.9) of ``expr`` over rows
-    where ``where``). ``unit``: count, seconds or percent."""
+    ``where`` that also meet ``part``), ``p90`` (the 90th percentile of ``expr`` over rows
+    where ``where``) or ``at_end`` (rows meeting ``at`` at each period's end — or now, if
+    sooner — whenever they began). ``unit``: count, seconds or percent."""
 
     key: str
     label: str
@@ -235,10 +260,11 @@ class Metric:
     where: Cond | None = None
     expr: Expr | None = None
     part: Cond | None = None
+    at: Callable[[datetime], ColumnElement[bool]] | None = None
 
     @property
     def additive(self) -> bool:
-        return self.kind != "p90"
+        return self.kind not in ("p90", "at_end")
 
     def parts(self, dialect: str) -> dict[str, ColumnElement[Any]]:
         """The sums its value is made of; a total is their sum over the rows."""
@@ -302,6 +328,20 @@ def _answered(_d: str) -> ColumnElement[bool]:
     return Invitation.answered_at.is_not(None)
 
 
+def _rectified_on_time(_d: str) -> ColumnElement[bool]:
+    """A bad rating's 整改 work order answered by its deadline."""
+    return and_(LedgerItem.source == "rating", LedgerItem.answered_at.is_not(None),
+                LedgerItem.answered_at <= LedgerItem.deadline)
+
+
+def _overdue_at(moment: datetime) -> ColumnElement[bool]:
+    """督办 overdue at ``moment`` (ledger.overdue, as it stood then): raised before it, its
+    deadline passed, and neither answered nor closed by then."""
+    return and_(LedgerItem.raised_at < moment, LedgerItem.deadline < moment,
+                or_(LedgerItem.answered_at.is_(None), LedgerItem.answered_at >= moment),
+                or_(LedgerItem.closed_at.is_(None), LedgerItem.closed_at >= moment))
+
+
 METRICS: tuple[Metric, ...] = (
     Metric("tickets", "取号量", "count", TICKETS, "count"),
     Metric("served", "办结量", "count", TICKETS, "count", where=_completed),
@@ -325,16 +365,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("experts_invited", "专家邀请", "count", INVITATIONS, "count"),
     Metric("expert_response_avg_s", "专家平均响应时长", "seconds", INVITATIONS, "mean", where=_answered,
            expr=lambda d: seconds_between(Invitation.created_at, Invitation.answered_at, d)),
+    Metric("ledger_opened", "督办台账新增", "count", LEDGER, "count"),
+    Metric("ledger_closed", "督办台账办结", "count", LEDGER_CLOSED, "count"),
+    Metric("ledger_overdue", "督办台账逾期", "count", LEDGER, "at_end", at=_overdue_at),
+    Metric("bad_ratings_rectified", "差评整改按时答复", "count", LEDGER, "count", where=_rectified_on_time),
+    Metric("rectified_on_time_rate", "差评整改按时率", "percent", LEDGER, "share",
+           where=lambda _d: LedgerItem.source == "rating", part=_rectified_on_time),
+    Metric("reminders_sent", "证照到期提醒发送", "count", REMINDERS, "count"),
 )
 
-#: Slots for metrics over tables other parts of issue 15 add; docs/reports.md says how to fill them.
-PENDING: tuple[tuple[str, str], ...] = (
-    ("bad_ratings_rectified", "差评整改办结"),
-    ("ledger_opened", "督办台账新增"),
-    ("ledger_closed", "督办台账办结"),
-    ("ledger_overdue", "督办台账逾期"),
-    ("reminders_sent", "证照到期提醒发送"),
-)
+#: Slots for metrics over tables still to come; docs/reports.md says how to fill them.
+PENDING: tuple[tuple[str, str], ...] = ()
 BY_KEY = {m.key: m for m in METRICS}
 
 
@@ -381,7 +422,7 @@ async def _additive(uow: Uow, actor: Actor, source: Source, metrics: list[Metric
     keycol = key if key is not None else literal(None)
     grouped = [flag, *([key] if key is not None else [])]
     aggregates = [p.label(f"p{i}") for i, p in enumerate(parts.values())]
-    scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department))
+    scope = and_(or_(in_cur, in_prev), _watched(actor, source))
     frm = source.frm(dimension)
     rows: dict[tuple[int, Key], Sums] = {}
     days: dict[date, Sums] = {}
@@ -637,6 +678,26 @@ async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Spa
 
 
 
+async def _at_end(uow: Uow, actor: Actor, m: Metric, dimension: str, cur: Period,
+                  prev: Period) -> dict[tuple[int, Key | str], float | None]:
+    """(flag, key) → the rows meeting ``m.at`` at the end of the period (now, if sooner), and
+    (flag, "total")."""
+    assert m.at is not None
+    source = m.source
+    key = source.dimensions.get(dimension)
+    keycol = key if key is not None else literal(None)
+    now = uow.clock.now()
+    out: dict[tuple[int, Key | str], float | None] = {(1, "total"): 0, (0, "total"): 0}
+    for flag, p in ((1, cur), (0, prev)):
+        moment = min(now, hours.day_start_utc(uow.rules, p.end))
+        stmt = (select(keycol, func.count()).select_from(source.frm(dimension))
+                .where(m.at(moment), _watched(actor, source)).group_by(keycol))
+        for k, n in (await uow.session.execute(stmt)).all():
+            out[(flag, k)] = int(n)
+            out[(flag, "total")] = (out[(flag, "total")] or 0) + int(n)
+    return out
+
+
 def _cell(current: float | None, previous: float | None) -> dict[str, float | None]:
     delta = round(current - previous, 1) if current is not None and previous is not None else None
     change = round(100 * (current - previous) / previous, 1) \
@@ -741,8 +802,10 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
     quantiles: dict[str, dict[tuple[int, Key | str], float | None]] = {}
     for m in METRICS:
         if not m.additive:
-            quantiles[m.key] = await _p90(uow, actor, m, dimension, live, rolled)
-            keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))
+            quantiles[m.key] = (await _p90(uow, actor, m, dimension, live, rolled) if m.kind == "p90"
+                                else await _at_end(uow, actor, m, dimension, cur, prev))
+            if dimension in m.source.dimensions:
+                keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))
 
     def cells(pick: Callable[[Metric, int], float | None]) -> dict[str, dict[str, float | None]]:
         return {m.key: _cell(pick(m, 1), pick(m, 0)) for m in METRICS}
@@ -752,7 +815,7 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
             if dimension not in m.source.dimensions:
                 return None
             if not m.additive:
-                q = quantiles[m.key].get((flag, key))
+                q = quantiles[m.key].get((flag, key), 0 if m.kind == "at_end" else None)
                 return round(q, 1) if q is not None else None
             return m.value(sums.get((flag, key), {}))
         return pick
