@@ -846,8 +846,9 @@ report_rollups = Table(
     Column("key", Integer),
     Column("centre_id", Integer, nullable=False),
     Column("department_id", Integer, nullable=False),
+    Column("monthly", Boolean, nullable=False),  # a whole month's row (service_day: its first day)
     *(Column(name, Float, nullable=False) for name in ROLLUP_SUMS),
-    Index("ix_report_rollups_day", "dimension", "service_day"),
+    Index("ix_report_rollups_day", "dimension", "monthly", "service_day"),
 )
 
 report_rollup_waits = Table(
@@ -858,10 +859,11 @@ report_rollup_waits = Table(
     Column("key", Integer),
     Column("centre_id", Integer, nullable=False),
     Column("department_id", Integer, nullable=False),
+    Column("monthly", Boolean, nullable=False),
     Column("bucket", Integer, nullable=False),
     Column("n", Integer, nullable=False),
     Column("total", Float, nullable=False),
-    Index("ix_report_rollup_waits_day", "dimension", "service_day"),
+    Index("ix_report_rollup_waits_day", "dimension", "monthly", "service_day"),
 )
 
 
@@ -871,6 +873,15 @@ class ReportRollupDay(Base):
     __tablename__ = "report_rollup_days"
 
     service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime]
+
+
+class ReportRollupMonth(Base):
+    """A month whose days are all rolled up and summed into its own rows (a year reads those)."""
+
+    __tablename__ = "report_rollup_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
     rolled_at: Mapped[datetime]
 
 
@@ -887,7 +898,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 __all__ = [
     "Alert", "AppendOnly", "Appointment", "Certificate", "CertificateReminder", "CertificateType", "AuditChainHead", "AuditEntry", "Base", "Bundle", "BundleItem", "CaseItem", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
-    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "ReportRollupDay", "Role", "ServiceItem",
+    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "ReportRollupDay", "ReportRollupMonth", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
     "report_rollup_waits", "report_rollups", "supervisor_centres", "supervisor_departments", "window_departments",
 ]

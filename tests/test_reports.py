@@ -349,8 +349,11 @@ async def test_a_report_from_rollups_equals_the_one_from_tickets(platform: Platf
         assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692
         assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692  # again: replaced
     async with domain.db.read() as s:
-        rows = (await s.execute(text("SELECT dimension, sum(tickets_n) FROM report_rollups GROUP BY dimension"))).all()
-    assert sorted((d, int(n)) for d, n in rows) == sorted((d, 6) for d in reports.DIMENSIONS)
+        rows = (await s.execute(text("SELECT dimension, monthly, sum(tickets_n) FROM report_rollups "
+                                     "GROUP BY dimension, monthly"))).all()
+    # by day: F and A–E; whole months: November 2025 (F) — November 2026 is not over
+    assert sorted((d, bool(m), int(n)) for d, m, n in rows) == sorted(
+        [(d, False, 6) for d in reports.DIMENSIONS] + [(d, True, 1) for d in reports.DIMENSIONS])
     rolled = [await report_of(platform, who, **ask) for who in ("supervisor1", "admin") for ask in asks]
     assert rolled == live
 

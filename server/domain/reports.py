@@ -26,7 +26,9 @@ from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Date,
     Float,
     Integer,
     and_,
@@ -40,6 +42,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.sql.expression import FromClause
 
@@ -59,6 +62,7 @@ from server.models import (
     Invitation,
     LedgerItem,
     ReportRollupDay,
+    ReportRollupMonth,
     Role,
     ServiceItem,
     Ticket,
@@ -384,6 +388,7 @@ BY_KEY = {m.key: m for m in METRICS}
 Key = int | None
 Sums = dict[str, float]
 Spans = list[tuple[date, date]]  # [start, end) runs of local days
+Rolled = tuple[list[date], Spans]  # rolled-up months (their first days) and days outside them
 Hist = dict[int, list[float]]  # wait bucket → [waits, their sum in seconds]
 
 
@@ -395,6 +400,18 @@ def _bounds(source: Source, p: Period, rules: Any) -> ColumnElement[bool]:
 
 def _in_spans(column: Any, spans: Spans) -> ColumnElement[bool]:
     return or_(*[and_(column >= a, column < b) for a, b in spans]) if spans else false()
+
+
+def _in_rolled(c: Any, part: Rolled) -> ColumnElement[bool]:
+    """The rollup rows (``c``: a rollup table's columns) of the months and days of ``part``."""
+    months, spans = part
+    either = [*([and_(c.monthly == true(), c.service_day.in_(months))] if months else []),
+              *([and_(c.monthly == false(), _in_spans(c.service_day, spans))] if spans else [])]
+    return or_(*either) if either else false()
+
+
+def _any(rolled: tuple[Rolled, Rolled]) -> bool:
+    return any(months or spans for months, spans in rolled)
 
 
 def _parts(metrics: list[Metric], dialect: str) -> dict[str, ColumnElement[Any]]:
@@ -501,7 +518,7 @@ def _merge(into: dict[tuple[int, Key | str], Hist], flag: int, key: Key | str, b
 
 
 async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Spans, Spans],
-               rolled: tuple[Spans, Spans]) -> dict[tuple[int, Key | str], float | None]:
+               rolled: tuple[Rolled, Rolled]) -> dict[tuple[int, Key | str], float | None]:
     """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope: from the
     waits by bucket of the live days' tickets and of the rolled days' rollups, merged."""
     source = m.source
@@ -518,9 +535,9 @@ async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Sp
                 .where(scope).group_by(flag, key, bucket))
         for f, k, b, n, total in (await uow.session.execute(stmt)).all():
             _merge(hists, int(f), k, b, n, total or 0)
-    if rolled[0] or rolled[1]:
+    if _any(rolled):
         w = report_rollup_waits.c
-        in_cur, in_prev = _in_spans(w.service_day, rolled[0]), _in_spans(w.service_day, rolled[1])
+        in_cur, in_prev = _in_rolled(w, rolled[0]), _in_rolled(w, rolled[1])
         flag = case((in_cur, 1), else_=0)
         scope = and_(w.dimension == dimension, or_(in_cur, in_prev), watched(actor, w.centre_id, w.department_id))
         stmt = (select(flag, w.key, w.bucket, func.sum(w.n), func.sum(w.total)).where(scope)
@@ -581,10 +598,12 @@ async def roll(uow: Uow, start: date, end: date) -> int:
     if end <= start:
         return 0
     t = TICKETS
-    await uow.session.execute(delete(report_rollups).where(
-        report_rollups.c.service_day >= start, report_rollups.c.service_day < end))
-    await uow.session.execute(delete(report_rollup_waits).where(
-        report_rollup_waits.c.service_day >= start, report_rollup_waits.c.service_day < end))
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
+    months = sorted({d.replace(day=1) for d in days})
+    await _drop_months(uow, months)
+    for table in (report_rollups, report_rollup_waits):
+        await uow.session.execute(delete(table).where(
+            table.c.monthly == false(), table.c.service_day >= start, table.c.service_day < end))
     await uow.session.execute(delete(ReportRollupDay).where(
         ReportRollupDay.service_day >= start, ReportRollupDay.service_day < end))
     metrics = [m for m in METRICS if m.source is t and m.additive]
@@ -597,8 +616,8 @@ async def roll(uow: Uow, start: date, end: date) -> int:
     value = wait.expr(uow.dialect)
     bucket = _bucket_sql(value, uow.dialect)
     for dimension, key in t.dimensions.items():
-        head = [t.when, literal(dimension), key, t.centre, t.department]
-        keys = ["service_day", "dimension", "key", "centre_id", "department_id"]
+        head = [t.when, literal(dimension), key, t.centre, t.department, literal(False, Boolean)]
+        keys = ["service_day", "dimension", "key", "centre_id", "department_id", "monthly"]
         sums = [func.coalesce(by_column[c], 0) for c in ROLLUP_SUMS]
         rows = select(*head, *sums).select_from(t.frm(dimension)).where(in_days).group_by(
             t.when, key, t.centre, t.department)
@@ -608,10 +627,38 @@ async def roll(uow: Uow, start: date, end: date) -> int:
                  .group_by(t.when, key, t.centre, t.department, bucket))
         await uow.session.execute(insert(report_rollup_waits).from_select([*keys, "bucket", "n", "total"], waits))
     now = uow.clock.now()
-    days = [start + timedelta(days=i) for i in range((end - start).days)]
     uow.session.add_all([ReportRollupDay(service_day=d, rolled_at=now) for d in days])
     await uow.session.flush()
+    for month in months:
+        following = _next_month(month)
+        if len(await rolled_days(uow, month, following)) == (following - month).days:
+            await _roll_month(uow, month, following)
     return len(days)
+
+
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+async def _drop_months(uow: Uow, months: list[date]) -> None:
+    for table in (report_rollups, report_rollup_waits):
+        await uow.session.execute(delete(table).where(table.c.monthly == true(), table.c.service_day.in_(months)))
+    await uow.session.execute(delete(ReportRollupMonth).where(ReportRollupMonth.month.in_(months)))
+
+
+async def _roll_month(uow: Uow, month: date, following: date) -> None:
+    """A month whose days are all rolled up: its rows summed, so a year reads 12 × its rows."""
+    for table, extra in ((report_rollups, ()), (report_rollup_waits, ("bucket",))):
+        c = table.c
+        keys = ["dimension", "key", "centre_id", "department_id", *extra]
+        summed = [name for name in (ROLLUP_SUMS if table is report_rollups else ("n", "total"))]
+        rows = (select(literal(month, Date), literal(True, Boolean), *[c[k] for k in keys],
+                       *[func.sum(c[name]) for name in summed])
+                .where(c.monthly == false(), c.service_day >= month, c.service_day < following)
+                .group_by(*[c[k] for k in keys]))
+        await uow.session.execute(insert(table).from_select(["service_day", "monthly", *keys, *summed], rows))
+    uow.session.add(ReportRollupMonth(month=month, rolled_at=uow.clock.now()))
+    await uow.session.flush()
 
 
 async def roll_missing(uow: Uow, start: date, end: date, *, limit: int | None = None) -> int:
@@ -651,20 +698,21 @@ async def roll_for_report(uow: Uow, period: str, day: date | None = None) -> int
 async def unroll(uow: Uow, service_day: date) -> None:
     """A ticket of a rolled day changed (a late rating): its day is read live until rolled again."""
     await uow.session.execute(delete(ReportRollupDay).where(ReportRollupDay.service_day == service_day))
+    await _drop_months(uow, [service_day.replace(day=1)])
 
 
-async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Spans, Spans], *, by_day: bool,
+async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Rolled, Rolled], *, by_day: bool,
                        ) -> tuple[dict[tuple[int, Key], Sums], dict[date, Sums]]:
     """The ticket sums of the rolled days, like ``_additive``'s, from the rollups."""
     r = report_rollups.c
     names = list(ROLLUP_COLUMNS)
     aggregates = [func.sum(r[ROLLUP_COLUMNS[n]]) for n in names]
-    in_cur, in_prev = _in_spans(r.service_day, rolled[0]), _in_spans(r.service_day, rolled[1])
+    in_cur, in_prev = _in_rolled(r, rolled[0]), _in_rolled(r, rolled[1])
     flag = case((in_cur, 1), else_=0)
     scope = and_(or_(in_cur, in_prev), watched(actor, r.centre_id, r.department_id))
     rows: dict[tuple[int, Key], Sums] = {}
     days: dict[date, Sums] = {}
-    if not (rolled[0] or rolled[1]):
+    if not _any(rolled):
         return rows, days
     stmt = select(flag, r.key, *aggregates).where(r.dimension == dimension, scope).group_by(flag, r.key)
     for row in (await uow.session.execute(stmt)).all():
@@ -769,8 +817,20 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
         raise Invalid("unknown_period", "统计周期须为日、周、月或年", allowed=list(PERIODS))
     cur = period_of(period, day or hours.local_day(uow.rules, uow.clock.now()))
     prev = same_period_last_year(cur)
-    rolled_set = await rolled_days(uow, min(cur.start, prev.start), max(cur.end, prev.end))
-    rolled = (_runs([d for d in _days(cur) if d in rolled_set]), _runs([d for d in _days(prev) if d in rolled_set]))
+    first, last = min(cur.start, prev.start), max(cur.end, prev.end)
+    rolled_set = await rolled_days(uow, first, last)
+    whole = {_as_date(m) for m in await uow.session.scalars(select(ReportRollupMonth.month).where(
+        ReportRollupMonth.month >= first, ReportRollupMonth.month < last))}
+
+    def split(p: Period) -> Rolled:
+        """A year: its rolled-up months from their month rows (the trend is by month), other
+        rolled days from their day rows."""
+        months = sorted(m for m in whole if p.kind == "year" and p.start <= m < p.end
+                        and all(d in rolled_set for d in _days(Period("month", m, _next_month(m)))))
+        taken = set(months)
+        return months, _runs([d for d in _days(p) if d in rolled_set and d.replace(day=1) not in taken])
+
+    rolled = (split(cur), split(prev))
     live = (_runs([d for d in _days(cur) if d not in rolled_set]),
             _runs([d for d in _days(prev) if d not in rolled_set]))
     sums: dict[tuple[int, Key], Sums] = defaultdict(lambda: defaultdict(float))

@@ -1,5 +1,6 @@
 """统计报表日汇总: the report's daily rollups of settled service days (ticket figures per
-dimension key and queue, waits by bucket) and the days they cover
+dimension key and queue, waits by bucket; by day, and whole months summed) and the days and
+months they cover
 
 Revision ID: 0023
 Revises: 0022
@@ -24,24 +25,30 @@ def _keys() -> list[sa.Column[object]]:
             sa.Column('dimension', sa.String(length=20), nullable=False),
             sa.Column('key', sa.Integer(), nullable=True),
             sa.Column('centre_id', sa.Integer(), nullable=False),
-            sa.Column('department_id', sa.Integer(), nullable=False)]
+            sa.Column('department_id', sa.Integer(), nullable=False),
+            sa.Column('monthly', sa.Boolean(), nullable=False)]
 
 
 def upgrade() -> None:
     op.create_table('report_rollups', *_keys(), *(sa.Column(name, sa.Float(), nullable=False) for name in SUMS))
-    op.create_index('ix_report_rollups_day', 'report_rollups', ['dimension', 'service_day'], unique=False)
+    op.create_index('ix_report_rollups_day', 'report_rollups', ['dimension', 'monthly', 'service_day'], unique=False)
     op.create_table('report_rollup_waits', *_keys(),
                     sa.Column('bucket', sa.Integer(), nullable=False),
                     sa.Column('n', sa.Integer(), nullable=False),
                     sa.Column('total', sa.Float(), nullable=False))
-    op.create_index('ix_report_rollup_waits_day', 'report_rollup_waits', ['dimension', 'service_day'], unique=False)
+    op.create_index('ix_report_rollup_waits_day', 'report_rollup_waits', ['dimension', 'monthly', 'service_day'], unique=False)
     op.create_table('report_rollup_days',
                     sa.Column('service_day', sa.Date(), nullable=False),
                     sa.Column('rolled_at', sa.DateTime(timezone=True), nullable=False),
                     sa.PrimaryKeyConstraint('service_day', name=op.f('pk_report_rollup_days')))
+    op.create_table('report_rollup_months',
+                    sa.Column('month', sa.Date(), nullable=False),
+                    sa.Column('rolled_at', sa.DateTime(timezone=True), nullable=False),
+                    sa.PrimaryKeyConstraint('month', name=op.f('pk_report_rollup_months')))
 
 
 def downgrade() -> None:
+    op.drop_table('report_rollup_months')
     op.drop_table('report_rollup_days')
     op.drop_index('ix_report_rollup_waits_day', table_name='report_rollup_waits')
     op.drop_table('report_rollup_waits')
