@@ -3,17 +3,16 @@ point, department, clerk, item) and period (day, week, month, year), each with t
 last year and the change (docs/reports.md defines every metric).
 
 A metric is a small definition over one source table (``Source``: tickets, alerts, tidal
-windows, expert invitations): what it counts, sums, averages or takes the 90th percentile of,
-and which rows. The engine runs one query per source for all of that source's additive
-metrics (counts and sums, grouped by period and dimension; a total is the sum of its rows),
-one per percentile metric (PostgreSQL's ``percentile_cont``; on SQLite the values are read
-and interpolated the same way here), and one per-day query over tickets for the trend series.
-Every query is scoped like the wall display: a supervisor sees the queues (centre ×
-department) they watch, an administrator every queue.
+windows, expert invitations, the 督办 ledger, certificate reminders): what it counts, sums,
+averages or takes the 90th percentile of, and which rows. The engine runs one query per source
+for all of that source's additive metrics (counts and sums, grouped by period and dimension; a
+total is the sum of its rows), the wait percentile from waits counted by bucket, and one per-day
+query for the trend series. Every query is scoped like the wall display: a supervisor sees the
+queues (centre × department) they watch, an administrator every queue.
 
-Metrics of tables other parts add (督办台账, 差评整改, 证照到期提醒) are ``PENDING`` slots: each
-becomes a ``Source`` for its table and a few ``Metric`` lines below (docs/reports.md, "Adding a
-metric").
+The ticket metrics of settled days come from daily rollups (and whole months summed), built by
+``roll``; the other days from the tickets, merged: a year reads its rollups, not 2 million
+tickets (docs/reports.md, "Rollups").
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    text,
     true,
 )
 from sqlalchemy.sql.expression import FromClause
