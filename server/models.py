@@ -866,6 +866,19 @@ report_rollup_waits = Table(
     Index("ix_report_rollup_waits_day", "dimension", "monthly", "service_day"),
 )
 
+#: A whole month's waits by bucket over every queue: a year read by whom sees every queue.
+report_rollup_month_waits = Table(
+    "report_rollup_month_waits",
+    Base.metadata,
+    Column("service_day", Date, nullable=False),  # the month's first day
+    Column("dimension", String(20), nullable=False),
+    Column("key", Integer),
+    Column("bucket", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Index("ix_report_rollup_month_waits_day", "dimension", "service_day"),
+)
+
 
 class ReportRollupDay(Base):
     """A service day whose rollups are built: the report reads them instead of its tickets."""
@@ -900,5 +913,5 @@ __all__ = [
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
     "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "ReportRollupDay", "ReportRollupMonth", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
-    "report_rollup_waits", "report_rollups", "supervisor_centres", "supervisor_departments", "window_departments",
+    "report_rollup_month_waits", "report_rollup_waits", "report_rollups", "supervisor_centres", "supervisor_departments", "window_departments",
 ]

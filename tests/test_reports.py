@@ -126,7 +126,8 @@ async def play_the_story(platform: Platform) -> dict[str, Any]:
     moved = await clerk1.post(f"/api/tickets/{d['id']}/transfer", {"department_id": sb["id"]})
     assert moved.status == 200, moved
     at(platform, start, 60)
-    return {"a": a["id"], "clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"], "mz": district_mz["department_id"],
+    return {"a": a["id"], "clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"],
+            "supervisor1": supervisor.user["id"], "supervisor2": (await platform.login("supervisor2")).user["id"], "mz": district_mz["department_id"],
             "sb": sb["id"], "district": district_mz, "town_item": town_mz["id"], "worker": worker}
 
 
@@ -339,9 +340,9 @@ async def report_of(platform: Platform, username: str, **ask: Any) -> dict[str, 
 
 
 async def test_a_report_from_rollups_equals_the_one_from_tickets(platform: Platform) -> None:
-    await play_the_story(platform)
+    story = await play_the_story(platform)
     asks = [{"dimension": d, "period": p} for d in reports.DIMENSIONS for p in reports.PERIODS]
-    live = [await report_of(platform, who, **ask) for who in ("supervisor1", "admin") for ask in asks]
+    live = [await report_of(platform, who, **ask) for who in ("supervisor1", "supervisor2", "admin") for ask in asks]
     domain = platform.app[DOMAIN]
     async with domain.unit(write=False) as uow:
         assert await reports.rolled_days(uow, date(2025, 1, 1), date(2027, 1, 1)) == set()
@@ -354,7 +355,10 @@ async def test_a_report_from_rollups_equals_the_one_from_tickets(platform: Platf
     # by day: F and A–E; whole months: November 2025 (F) — November 2026 is not over
     assert sorted((d, bool(m), int(n)) for d, m, n in rows) == sorted(
         [(d, False, 6) for d in reports.DIMENSIONS] + [(d, True, 1) for d in reports.DIMENSIONS])
-    rolled = [await report_of(platform, who, **ask) for who in ("supervisor1", "admin") for ask in asks]
+    async with domain.unit(write=False) as uow:  # whole months over every queue, or by queue for a town's
+        assert [await reports._sees_every_queue(uow, await domain.actor(user_id))
+                for user_id in (story["supervisor1"], story["supervisor2"])] == [True, False]
+    rolled = [await report_of(platform, who, **ask) for who in ("supervisor1", "supervisor2", "admin") for ask in asks]
     assert rolled == live
 
     # the report reads the rollups, not the tickets, for rolled days ...

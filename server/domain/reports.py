@@ -66,6 +66,7 @@ from server.models import (
     Ticket,
     TicketStatus,
     User,
+    report_rollup_month_waits,
     report_rollup_waits,
     report_rollups,
     window_departments,
@@ -516,7 +517,8 @@ def _merge(into: dict[tuple[int, Key | str], Hist], flag: int, key: Key | str, b
 
 
 async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Spans, Spans],
-               rolled: tuple[Rolled, Rolled]) -> dict[tuple[int, Key | str], float | None]:
+               rolled: tuple[Rolled, Rolled], *, every_queue: bool = False,
+               ) -> dict[tuple[int, Key | str], float | None]:
     """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope: from the
     waits by bucket of the live days' tickets and of the rolled days' rollups, merged."""
     source = m.source
@@ -533,6 +535,15 @@ async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Sp
                 .where(scope).group_by(flag, key, bucket))
         for f, k, b, n, total in (await uow.session.execute(stmt)).all():
             _merge(hists, int(f), k, b, n, total or 0)
+    if every_queue and (rolled[0][0] or rolled[1][0]):  # whole months, over every queue: no scope to keep
+        mw = report_rollup_month_waits.c
+        in_cur, in_prev = mw.service_day.in_(rolled[0][0] or [None]), mw.service_day.in_(rolled[1][0] or [None])
+        flag = case((in_cur, 1), else_=0)
+        stmt = (select(flag, mw.key, mw.bucket, func.sum(mw.n), func.sum(mw.total))
+                .where(mw.dimension == dimension, or_(in_cur, in_prev)).group_by(flag, mw.key, mw.bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+        rolled = (([], rolled[0][1]), ([], rolled[1][1]))
     if _any(rolled):
         w = report_rollup_waits.c
         in_cur, in_prev = _in_rolled(w, rolled[0]), _in_rolled(w, rolled[1])
@@ -641,6 +652,8 @@ def _next_month(month: date) -> date:
 async def _drop_months(uow: Uow, months: list[date]) -> None:
     for table in (report_rollups, report_rollup_waits):
         await uow.session.execute(delete(table).where(table.c.monthly == true(), table.c.service_day.in_(months)))
+    await uow.session.execute(delete(report_rollup_month_waits).where(
+        report_rollup_month_waits.c.service_day.in_(months)))
     await uow.session.execute(delete(ReportRollupMonth).where(ReportRollupMonth.month.in_(months)))
 
 
@@ -655,6 +668,12 @@ async def _roll_month(uow: Uow, month: date, following: date) -> None:
                 .where(c.monthly == false(), c.service_day >= month, c.service_day < following)
                 .group_by(*[c[k] for k in keys]))
         await uow.session.execute(insert(table).from_select(["service_day", "monthly", *keys, *summed], rows))
+    w = report_rollup_waits.c  # and over every queue
+    keys = ["dimension", "key", "bucket"]
+    rows = (select(literal(month, Date), *[w[k] for k in keys], func.sum(w.n), func.sum(w.total))
+            .where(w.monthly == false(), w.service_day >= month, w.service_day < following)
+            .group_by(*[w[k] for k in keys]))
+    await uow.session.execute(insert(report_rollup_month_waits).from_select(["service_day", *keys, "n", "total"], rows))
     uow.session.add(ReportRollupMonth(month=month, rolled_at=uow.clock.now()))
     await uow.session.flush()
 
@@ -722,6 +741,16 @@ async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Rol
             days[_as_date(row[0])] = _sums(names, row[1:])
     return rows, days
 
+
+
+async def _sees_every_queue(uow: Uow, actor: Actor) -> bool:
+    """Whether the reader's scope is every queue there is (an administrator, a district's
+    supervisor of every department): their figures need no queue."""
+    if actor.role is Role.admin:
+        return True
+    centres = (await uow.session.scalars(select(Centre.id))).all()
+    departments = (await uow.session.scalars(select(Department.id))).all()
+    return all((c, d) in actor.queues for c in centres for d in departments)
 
 
 async def _at_end(uow: Uow, actor: Actor, m: Metric, dimension: str, cur: Period,
@@ -860,7 +889,8 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
     quantiles: dict[str, dict[tuple[int, Key | str], float | None]] = {}
     for m in METRICS:
         if not m.additive:
-            quantiles[m.key] = (await _p90(uow, actor, m, dimension, live, rolled) if m.kind == "p90"
+            quantiles[m.key] = (await _p90(uow, actor, m, dimension, live, rolled,
+                                           every_queue=await _sees_every_queue(uow, actor)) if m.kind == "p90"
                                 else await _at_end(uow, actor, m, dimension, cur, prev))
             if dimension in m.source.dimensions:
                 keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))

@@ -37,6 +37,15 @@ def upgrade() -> None:
                     sa.Column('n', sa.Integer(), nullable=False),
                     sa.Column('total', sa.Float(), nullable=False))
     op.create_index('ix_report_rollup_waits_day', 'report_rollup_waits', ['dimension', 'monthly', 'service_day'], unique=False)
+    op.create_table('report_rollup_month_waits',
+                    sa.Column('service_day', sa.Date(), nullable=False),
+                    sa.Column('dimension', sa.String(length=20), nullable=False),
+                    sa.Column('key', sa.Integer(), nullable=True),
+                    sa.Column('bucket', sa.Integer(), nullable=False),
+                    sa.Column('n', sa.Integer(), nullable=False),
+                    sa.Column('total', sa.Float(), nullable=False))
+    op.create_index('ix_report_rollup_month_waits_day', 'report_rollup_month_waits', ['dimension', 'service_day'],
+                    unique=False)
     op.create_table('report_rollup_days',
                     sa.Column('service_day', sa.Date(), nullable=False),
                     sa.Column('rolled_at', sa.DateTime(timezone=True), nullable=False),
@@ -50,6 +59,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('report_rollup_months')
     op.drop_table('report_rollup_days')
+    op.drop_index('ix_report_rollup_month_waits_day', table_name='report_rollup_month_waits')
+    op.drop_table('report_rollup_month_waits')
     op.drop_index('ix_report_rollup_waits_day', table_name='report_rollup_waits')
     op.drop_table('report_rollup_waits')
     op.drop_index('ix_report_rollups_day', table_name='report_rollups')
