@@ -178,7 +178,8 @@ async def housekeeping_ctx(app: web.Application, *, run_monitor: bool) -> AsyncI
     and the metrics' own listener."""
     settings, domain = app[SETTINGS], app[DOMAIN]
     monitor = Monitor(domain, settings.monitor_interval_seconds,
-                      housekeeping=[app[UPLOADS].sweep, domain.sweep_logins, app[RETENTION].housekeeping])
+                      housekeeping=[app[UPLOADS].sweep, domain.sweep_logins, app[RETENTION].housekeeping,
+                                    domain.roll_reports])
     app[MONITOR] = monitor
     metrics_site = (await listener(app[METRICS], settings.metrics_token, *settings.metrics_listen)
                     if settings.metrics_listen else None)

@@ -1,4 +1,4 @@
-"""``yunbang serve|migrate|seed|create-user|reset-2fa|retention|audit|backup|restore``."""
+"""``yunbang serve|migrate|seed|create-user|reset-2fa|retention|rollup|audit|backup|restore``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     keep = sub.add_parser("retention", help="delete documents and anonymise residents of cases closed more than "
                                            "YUNBANG_RETENTION_DAYS ago")
     keep.add_argument("--dry-run", action="store_true", help="only list what would go")
+    rollup = sub.add_parser("rollup", help="统计报表: build again the daily rollups of the settled service days "
+                                           "from --since (after a data fix; the monitor keeps them otherwise)")
+    rollup.add_argument("--since", required=True, type=date.fromisoformat, metavar="YYYY-MM-DD")
+    rollup.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                        help="the last day (default: the last settled day)")
     reset = sub.add_parser("reset-2fa", help="clear an account's second factor and end its sessions "
                                               "(a lost phone, or the last administrator locked out)")
     reset.add_argument("--username", required=True)
@@ -88,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_audit(settings, args))
     if args.command == "retention":
         return asyncio.run(_retention(settings, dry_run=args.dry_run))
+    if args.command == "rollup":
+        return asyncio.run(_rollup(settings, args.since, args.until))
     if args.command in ("backup", "restore"):
         return _objects(settings, args.command, args.directory)
     return 1
@@ -261,6 +268,32 @@ async def _retention(settings: Settings, *, dry_run: bool) -> int:
                 break
         verb = "将匿名化 / would purge" if dry_run else "已匿名化 / purged"
         print(f"{verb}: {total} 件（办结超过 {settings.retention_days:g} 天）")
+        return 0
+    finally:
+        await db.dispose()
+
+
+async def _rollup(settings: Settings, since: date, until: date | None) -> int:
+    from server.db import Database
+    from server.domain import reports
+    from server.domain.clock import SystemClock
+    from server.events import MemorySink
+    from server.runtime import Domain
+
+    db = Database(settings.effective_database_url)
+    try:
+        domain = Domain(db, SystemClock(), settings, MemorySink())
+        async with domain.unit(write=False) as uow:
+            end = reports.settled_before(uow)
+        if until is not None:
+            end = min(end, until + timedelta(days=1))
+        start, total = since, 0
+        while start < end:  # a month per transaction
+            stop = min(end, start + timedelta(days=31))
+            async with domain.unit() as uow:
+                total += await reports.roll(uow, start, stop)
+            start = stop
+        print(f"已汇总 / rolled up: {total} 天（{since.isoformat()} 起，未满 {reports.SETTLE_DAYS} 天的日期除外）")
         return 0
     finally:
         await db.dispose()

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -840,6 +841,71 @@ class CertificateReminder(Base):
     renewed_at: Mapped[datetime | None]
 
 
+# 统计报表日汇总 — the report's daily rollups (server/domain/reports.py, docs/reports.md "Rollups"):
+# a settled service day's ticket figures per dimension key and queue, and its waits by bucket.
+ROLLUP_SUMS = ("tickets_n", "served_n", "no_shows_n", "transfers_sum", "wait_sum", "wait_n",
+               "handling_sum", "handling_n", "ratings_n", "good_part", "bad_n")
+
+report_rollups = Table(
+    "report_rollups",
+    Base.metadata,
+    Column("service_day", Date, nullable=False),
+    Column("dimension", String(20), nullable=False),
+    Column("key", Integer),
+    Column("centre_id", Integer, nullable=False),
+    Column("department_id", Integer, nullable=False),
+    Column("monthly", Boolean, nullable=False),  # a whole month's row (service_day: its first day)
+    *(Column(name, Float, nullable=False) for name in ROLLUP_SUMS),
+    Index("ix_report_rollups_day", "dimension", "monthly", "service_day"),
+)
+
+report_rollup_waits = Table(
+    "report_rollup_waits",
+    Base.metadata,
+    Column("service_day", Date, nullable=False),
+    Column("dimension", String(20), nullable=False),
+    Column("key", Integer),
+    Column("centre_id", Integer, nullable=False),
+    Column("department_id", Integer, nullable=False),
+    Column("monthly", Boolean, nullable=False),
+    Column("bucket", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Index("ix_report_rollup_waits_day", "dimension", "monthly", "service_day"),
+)
+
+#: A whole month's waits by bucket over every queue: a year read by whom sees every queue.
+report_rollup_month_waits = Table(
+    "report_rollup_month_waits",
+    Base.metadata,
+    Column("service_day", Date, nullable=False),  # the month's first day
+    Column("dimension", String(20), nullable=False),
+    Column("key", Integer),
+    Column("bucket", Integer, nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("total", Float, nullable=False),
+    Index("ix_report_rollup_month_waits_day", "dimension", "service_day"),
+)
+
+
+class ReportRollupDay(Base):
+    """A service day whose rollups are built: the report reads them instead of its tickets."""
+
+    __tablename__ = "report_rollup_days"
+
+    service_day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime]
+
+
+class ReportRollupMonth(Base):
+    """A month whose days are all rolled up and summed into its own rows (a year reads those)."""
+
+    __tablename__ = "report_rollup_months"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    rolled_at: Mapped[datetime]
+
+
 class AppendOnly(RuntimeError):
     """Audit rows are written once, by ``server.domain.audit``, and never changed."""
 
@@ -853,7 +919,7 @@ def _audit_rows_are_append_only(_mapper: Any, _connection: Any, entry: AuditEntr
 __all__ = [
     "Alert", "AppendOnly", "Appointment", "Certificate", "CertificateReminder", "CertificateType", "AuditChainHead", "AuditEntry", "Base", "Bundle", "BundleItem", "CaseItem", "CaseMessage", "ChecklistLink", "Consultation", "Document", "ExpertOpinion", "Invitation",
     "InvitationStatus", "Notification", "expert_departments", "UploadSession", "Centre", "CentreLevel", "CloudWindow", "Department",
-    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "Role", "ServiceItem",
+    "ExtensionPoint", "AuthSession", "ItemQuestion", "KnownAddress", "LoginThrottle", "Material", "QueueState", "ReportRollupDay", "ReportRollupMonth", "Role", "ServiceItem",
     "SignInCode", "Situation", "Ticket", "TicketCounter", "TicketStatus", "User", "clerk_windows",
-    "supervisor_centres", "supervisor_departments", "window_departments",
+    "report_rollup_month_waits", "report_rollup_waits", "report_rollups", "supervisor_centres", "supervisor_departments", "window_departments",
 ]

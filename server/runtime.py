@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.config import Settings
 from server.crypto import LazySealer
 from server.db import Database
-from server.domain import accounts, audit, logins, network, residents, two_factor
+from server.domain import accounts, audit, logins, network, reports, residents, two_factor
 from server.domain.clock import Clock
 from server.domain.context import Actor, Uow
 from server.domain.errors import Forbidden, Unauthorized
@@ -71,6 +71,11 @@ class Domain:
     async def sweep_logins(self) -> int:
         async with self.unit() as uow:
             return await logins.sweep(uow)
+
+    async def roll_reports(self) -> int:
+        """统计报表: roll up the settled days that lack rollups (docs/reports.md, "Rollups")."""
+        async with self.unit() as uow:
+            return await reports.roll_settled(uow)
 
     async def login(self, username: str, password: str, ip: str, *, otp: str | None = None,
                     recovery_code: str | None = None) -> tuple[User, AuthSession]:

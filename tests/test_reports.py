@@ -4,18 +4,22 @@ and PostgreSQL; the scope of a town supervisor; the CSV and XLSX exports; bad in
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import text
 
+from server import cli
+from server.config import Settings
 from server.domain import alerts, reports
 from server.domain.reports import Period, percentile, period_of, same_period_last_year
-from server.keys import DOMAIN
+from server.keys import DOMAIN, MONITOR
 from tests.conftest import MONDAY_10, Api, Platform
 from tests.helpers import district_item, item_named, take, window_of
 
@@ -122,7 +126,8 @@ async def play_the_story(platform: Platform) -> dict[str, Any]:
     moved = await clerk1.post(f"/api/tickets/{d['id']}/transfer", {"department_id": sb["id"]})
     assert moved.status == 200, moved
     at(platform, start, 60)
-    return {"clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"], "mz": district_mz["department_id"],
+    return {"a": a["id"], "clerk1": clerk1.user["id"], "clerk4": clerk4.user["id"],
+            "supervisor1": supervisor.user["id"], "supervisor2": (await platform.login("supervisor2")).user["id"], "mz": district_mz["department_id"],
             "sb": sb["id"], "district": district_mz, "town_item": town_mz["id"], "worker": worker}
 
 
@@ -154,12 +159,14 @@ async def test_the_report_figures_are_the_ones_counted_by_hand(platform: Platfor
         "ratings": (3, 1), "good_rate": (66.7, 100.0), "bad_ratings": (1, 0),
         "wait_alerts": (4, 0), "yellow_warnings": (2, 0), "red_warnings": (1, 0),
         "tidal_opened": (1, 0), "experts_invited": (2, 0), "expert_response_avg_s": (75.0, None),
+        # B's bad rating opened a 差评整改 work order, not answered yet; no certificate reminders
+        "ledger_opened": (1, 0), "ledger_closed": (0, 0), "ledger_overdue": (0, 0), "bad_ratings_rectified": (0, 0),
+        "rectified_on_time_rate": (0.0, None), "reminders_sent": (0, 0),
     }
     assert {k: now_and_then(total[k]) for k in expected_total} == expected_total
     assert total["tickets"]["change_pct"] == 400.0 and total["tickets"]["delta"] == 4
     assert total["good_rate"]["delta"] == -33.3 and total["no_shows"]["change_pct"] is None
     assert [m["key"] for m in r["metrics"]] == list(expected_total)
-    assert {p["key"] for p in r["pending"]} >= {"ledger_opened", "ledger_overdue", "reminders_sent"}
 
     rows = by_name(r)
     mz, sb = rows["民政"], rows["社保"]
@@ -301,3 +308,163 @@ def test_every_metric_is_documented() -> None:
         assert f"`{m.key}`" in doc and m.label in doc, m.key
     for key, label in reports.PENDING:
         assert f"`{key}`" in doc and label in doc, key
+
+
+def test_the_wait_percentile_from_buckets_is_exact_when_each_bucket_holds_alike_waits() -> None:
+    """The documented bucket rule: by the minute for an hour, by ten minutes to three hours, then
+    one bucket; a bucket's waits stand for their mean."""
+    assert [reports.wait_bucket(s) for s in (0, 59.9, 60, 3599, 3600, 4199, 4200, 10799, 10800, 99999)] == \
+        [0, 0, 1, 59, 60, 60, 61, 71, 72, 72]
+
+    def hist(*waits: float) -> dict[int, list[float]]:
+        h: dict[int, list[float]] = {}
+        for w in waits:
+            cell = h.setdefault(reports.wait_bucket(w), [0.0, 0.0])
+            cell[0] += 1
+            cell[1] += w
+        return h
+
+    assert reports.histogram_percentile({}, 0.9) is None
+    assert reports.histogram_percentile(hist(300, 1200, 1800, 2700), 0.9) == pytest.approx(2430)
+    # 610 and 650 share a bucket and stand for 630: percentile_cont would say 646
+    assert reports.histogram_percentile(hist(100, 610, 650), 0.9) == pytest.approx(630)
+
+
+async def report_of(platform: Platform, username: str, **ask: Any) -> dict[str, Any]:
+    domain = platform.app[DOMAIN]
+    async with domain.db.read() as s:
+        user_id = (await s.execute(text("SELECT id FROM users WHERE username = :u"), {"u": username})).scalar_one()
+    actor = await domain.actor(user_id)
+    async with domain.unit(write=False) as uow:
+        return await reports.report(uow, actor, **ask)
+
+
+async def test_a_report_from_rollups_equals_the_one_from_tickets(platform: Platform) -> None:
+    story = await play_the_story(platform)
+    asks = [{"dimension": d, "period": p} for d in reports.DIMENSIONS for p in reports.PERIODS]
+    live = [await report_of(platform, who, **ask) for who in ("supervisor1", "supervisor2", "admin") for ask in asks]
+    domain = platform.app[DOMAIN]
+    async with domain.unit(write=False) as uow:
+        assert await reports.rolled_days(uow, date(2025, 1, 1), date(2027, 1, 1)) == set()
+    async with domain.unit() as uow:  # this day and last year's, every day between: from rollups now
+        assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692
+        assert await reports.roll(uow, date(2025, 1, 1), date(2026, 11, 24)) == 692  # again: replaced
+    async with domain.db.read() as s:
+        rows = (await s.execute(text("SELECT dimension, monthly, sum(tickets_n) FROM report_rollups "
+                                     "GROUP BY dimension, monthly"))).all()
+    # by day: F and A–E; whole months: November 2025 (F) — November 2026 is not over
+    assert sorted((d, bool(m), int(n)) for d, m, n in rows) == sorted(
+        [(d, False, 6) for d in reports.DIMENSIONS] + [(d, True, 1) for d in reports.DIMENSIONS])
+    async with domain.unit(write=False) as uow:  # whole months over every queue, or by queue for a town's
+        assert [await reports._sees_every_queue(uow, await domain.actor(user_id))
+                for user_id in (story["supervisor1"], story["supervisor2"])] == [True, False]
+    rolled = [await report_of(platform, who, **ask) for who in ("supervisor1", "supervisor2", "admin") for ask in asks]
+    assert rolled == live
+
+    # the report reads the rollups, not the tickets, for rolled days ...
+    async with domain.db.write() as s:
+        await s.execute(text("UPDATE tickets SET status = 'cancelled' WHERE service_day = '2026-11-23'"))
+    ask = {"dimension": "department", "period": "week"}
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 3
+    # ... until the day is rolled again
+    async with domain.unit() as uow:
+        await reports.roll(uow, date(2026, 11, 23), date(2026, 11, 24))
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 0
+
+
+async def test_a_rating_given_after_its_day_was_rolled_up_is_counted(platform: Platform) -> None:
+    story = await play_the_story(platform)
+    worker, clerk1 = story["worker"], await platform.login("clerk1")
+    at(platform, MONDAY_10, 70)
+    d = await clerk1.post(f"/api/windows/{window_of(clerk1)}/call-next")  # D, in 社保 since its transfer
+    assert d.status == 200 and d.body["transfers"] == 1, d
+    assert (await clerk1.post(f"/api/tickets/{d.body['id']}/start")).status == 200
+    at(platform, MONDAY_10, 80)
+    await completed(clerk1, d.body["id"])
+    supervisor = await platform.login("supervisor1")
+    platform.clock.set(MONDAY_10 + timedelta(days=4))  # Friday: Monday has settled
+    ask = {"dimension": "department", "period": "week", "day": "2026-11-23"}
+    first = (await supervisor.get("/api/reports", **ask)).body  # rolls Monday up on the way
+    async with platform.app[DOMAIN].unit(write=False) as uow:
+        assert date(2026, 11, 23) in await reports.rolled_days(uow, date(2026, 11, 23), date(2026, 11, 24))
+    assert now_and_then(first["total"]["values"]["ratings"]) == (3, 1)
+    await rated(worker, d.body["id"], 1)  # Friday's rating of Monday's ticket
+    after = (await supervisor.get("/api/reports", **ask)).body
+    assert now_and_then(after["total"]["values"]["ratings"]) == (4, 1)
+    assert now_and_then(after["total"]["values"]["bad_ratings"]) == (2, 0)
+
+
+async def test_the_monitor_rolls_settled_days_up_and_the_command_line_rolls_them_again(
+        platform: Platform, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    await play_the_story(platform)
+    domain = platform.app[DOMAIN]
+    monday = date(2026, 11, 23)
+
+    async def rolled() -> set[date]:
+        async with domain.unit(write=False) as uow:
+            return await reports.rolled_days(uow, monday, monday + timedelta(days=7))
+
+    platform.clock.set(MONDAY_10 + timedelta(days=2, hours=12))
+    await platform.app[MONITOR].run_once()
+    assert await rolled() == set()  # Monday has not settled on Wednesday
+    platform.clock.set(MONDAY_10 + timedelta(days=3))
+    await platform.app[MONITOR].run_once()
+    assert await rolled() == {monday}  # on Thursday it has
+    ask = {"dimension": "department", "period": "day", "day": monday}
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 3
+
+    async with domain.db.write() as s:  # a fix made in the database by hand ...
+        await s.execute(text("UPDATE tickets SET status = 'cancelled' WHERE service_day = '2026-11-23'"))
+    monkeypatch.setenv("YUNBANG_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("YUNBANG_DATA_DIR", str(settings.data_dir))
+    assert await asyncio.to_thread(cli.main, ["rollup", "--since", "2026-11-23", "--until", "2026-11-23"]) == 0
+    assert (await report_of(platform, "supervisor1", **ask))["total"]["values"]["served"]["current"] == 0
+
+
+async def test_the_ledger_and_reminder_figures_are_the_ones_counted_by_hand(platform: Platform) -> None:
+    """After the story (B rated 2 at 10:40: a 差评整改 work order for 民政, due in 48 hours):
+
+    11:00 clerk1 raises a 督办 item about A (due Thursday 11:00) that nobody answers
+    11:10 clerk1 claims and answers B's work order (on time); 11:20 supervisor1 visits and closes it
+    11:30 the monitor texts two certificate reminders (居住证, 20 and 5 days left)
+    and the next Monday the week is looked at again: A's item went overdue on Thursday."""
+    story = await play_the_story(platform)
+    clerk1, supervisor = await platform.login("clerk1"), await platform.login("supervisor1")
+    (rectify,) = (await supervisor.get("/api/ledger", source="rating")).body
+    raised = await clerk1.post("/api/ledger", {"source": "case", "category": "materials_incomplete",
+                                               "title": "缺少户籍证明", "ticket_id": story["a"]})
+    assert raised.status == 201, raised
+    at(platform, MONDAY_10, 70)
+    assert (await clerk1.post(f"/api/ledger/{rectify['id']}/claim")).status == 200
+    assert (await clerk1.post(f"/api/ledger/{rectify['id']}/answer", {"answer": "已向群众致歉并改进"})).status == 200
+    at(platform, MONDAY_10, 80)
+    assert (await supervisor.post(f"/api/ledger/{rectify['id']}/visit", {"verdict": "satisfied"})).status == 200
+    assert (await supervisor.post(f"/api/ledger/{rectify['id']}/close", {})).status == 200
+    at(platform, MONDAY_10, 90)
+    admin = await platform.login("admin")
+    imported = await admin.call("POST", "/api/certificates/import", headers_extra={"Content-Type": "text/csv"}, data=(
+        "持证人,手机号,身份证号,证照类型,证照编号,到期日期\n"
+        "甲,13900139001,,居住证,A-20,2026-12-13\n乙,13900139002,,居住证,B-5,2026-11-28\n").encode())
+    assert imported.body["created"] == 2, imported
+    await platform.app[MONITOR].run_once()
+
+    keys = ("ledger_opened", "ledger_closed", "ledger_overdue", "bad_ratings_rectified", "rectified_on_time_rate")
+    week = (await supervisor.get("/api/reports", dimension="department", period="week")).body
+    total = week["total"]["values"]
+    assert {k: now_and_then(total[k]) for k in keys} == {
+        "ledger_opened": (2, 0), "ledger_closed": (1, 0), "ledger_overdue": (0, 0),  # nothing due yet
+        "bad_ratings_rectified": (1, 0), "rectified_on_time_rate": (100.0, None)}
+    assert now_and_then(by_name(week)["民政"]["ledger_opened"]) == (2, 0)
+    assert week["pending"] == []
+    everything = (await admin.get("/api/reports", dimension="item", period="week")).body
+    assert now_and_then(everything["total"]["values"]["reminders_sent"]) == (2, 0)
+    (residence,) = [r for r in everything["rows"] if r["name"] == "居住证办理"]
+    assert now_and_then(residence["values"]["reminders_sent"]) == (2, 0)
+    assert residence["values"]["ledger_opened"]["current"] is None  # the ledger knows no item
+
+    platform.clock.set(MONDAY_10 + timedelta(days=7))
+    later = (await supervisor.get("/api/reports", dimension="department", period="week", day="2026-11-23")).body
+    assert now_and_then(later["total"]["values"]["ledger_overdue"]) == (1, 0)  # A's, since Thursday 11:00
+    this_week = (await supervisor.get("/api/reports", dimension="department", period="week")).body
+    assert now_and_then(this_week["total"]["values"]["ledger_overdue"]) == (1, 0)  # and still
+    assert now_and_then(this_week["total"]["values"]["ledger_opened"]) == (0, 0)

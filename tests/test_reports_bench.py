@@ -20,3 +20,4 @@ async def test_the_reports_bench_loads_a_year_and_times_every_report(kind: str) 
     assert figures["year_report_tickets"] == 1500
     assert figures["reports_timed"] == 24 and len(figures["table"]) == 24
     assert 0 < figures["report_p50_ms"] <= figures["report_p95_ms"] <= figures["report_max_ms"]
+    assert figures["rolled_days"] >= 365 and figures["rollup_s"] > 0  # the year rolled up before timing

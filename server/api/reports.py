@@ -19,6 +19,8 @@ from server.keys import DOMAIN
 async def get_report(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ReportQuery)
+    async with request.app[DOMAIN].unit() as uow:  # the settled days it needs, rolled up once
+        await reports.roll_for_report(uow, q.period, q.day)
     async with request.app[DOMAIN].unit(write=False) as uow:
         return ok(await reports.report(uow, who, dimension=q.dimension, period=q.period, day=q.day))
 
@@ -30,6 +32,7 @@ async def export_report(request: web.Request) -> web.Response:
     who = await actor(request)
     q = query(request, ReportExportQuery)
     async with request.app[DOMAIN].unit() as uow:
+        await reports.roll_for_report(uow, q.period, q.day)
         found = await reports.report(uow, who, dimension=q.dimension, period=q.period, day=q.day, series=False)
         audit.record(uow, who, "report.export", "report", "", dimension=q.dimension, period=q.period,
                      start=found["current"]["start"], format=q.format)

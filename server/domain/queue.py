@@ -28,6 +28,7 @@ from server.domain import (
     ledger,
     org,
     personal,
+    reports,
     residents,
     situations,
     stats,
@@ -708,6 +709,7 @@ async def rate(uow: Uow, actor: Actor, ticket_id: int, *, score: int, comment: s
     audit.record(uow, actor, "ticket.rate", "ticket", ticket.id, score=score)
     announce(uow, "ticket.rated", ticket)
     await ledger.rectification(uow, ticket)  # 差评 (1 or 2): a 整改 work order for the department
+    await reports.unroll(uow, ticket.service_day)  # a late rating: its day's report figures live again
     return ticket
 
 

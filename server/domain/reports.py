@@ -3,17 +3,16 @@ point, department, clerk, item) and period (day, week, month, year), each with t
 last year and the change (docs/reports.md defines every metric).
 
 A metric is a small definition over one source table (``Source``: tickets, alerts, tidal
-windows, expert invitations): what it counts, sums, averages or takes the 90th percentile of,
-and which rows. The engine runs one query per source for all of that source's additive
-metrics (counts and sums, grouped by period and dimension; a total is the sum of its rows),
-one per percentile metric (PostgreSQL's ``percentile_cont``; on SQLite the values are read
-and interpolated the same way here), and one per-day query over tickets for the trend series.
-Every query is scoped like the wall display: a supervisor sees the queues (centre ×
-department) they watch, an administrator every queue.
+windows, expert invitations, the 督办 ledger, certificate reminders): what it counts, sums,
+averages or takes the 90th percentile of, and which rows. The engine runs one query per source
+for all of that source's additive metrics (counts and sums, grouped by period and dimension; a
+total is the sum of its rows), the wait percentile from waits counted by bucket, and one per-day
+query for the trend series. Every query is scoped like the wall display: a supervisor sees the
+queues (centre × department) they watch, an administrator every queue.
 
-Metrics of tables other parts add (督办台账, 差评整改, 证照到期提醒) are ``PENDING`` slots: each
-becomes a ``Source`` for its table and a few ``Metric`` lines below (docs/reports.md, "Adding a
-metric").
+The ticket metrics of settled days come from daily rollups (and whole months summed), built by
+``roll``; the other days from the tickets, merged: a year reads its rollups, not 2 million
+tickets (docs/reports.md, "Rollups").
 """
 
 from __future__ import annotations
@@ -22,21 +21,26 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
+    Date,
     Float,
+    Integer,
     and_,
     case,
     cast,
+    delete,
+    false,
     func,
+    insert,
     literal,
     or_,
     select,
-    text,
-    tuple_,
+    true,
 )
 from sqlalchemy.sql.expression import FromClause
 
@@ -45,17 +49,26 @@ from server.domain.access import watched
 from server.domain.context import Actor, Uow
 from server.domain.errors import Invalid
 from server.models import (
+    ROLLUP_SUMS,
     Alert,
     Centre,
+    CertificateReminder,
+    CertificateType,
     CloudWindow,
     Department,
     ExtensionPoint,
     Invitation,
+    LedgerItem,
+    ReportRollupDay,
+    ReportRollupMonth,
     Role,
     ServiceItem,
     Ticket,
     TicketStatus,
     User,
+    report_rollup_month_waits,
+    report_rollup_waits,
+    report_rollups,
     window_departments,
 )
 
@@ -209,6 +222,27 @@ INVITATIONS = Source(
      "department": Ticket.department_id, "clerk": Invitation.invited_by_id, "item": Ticket.item_id},
     _invitations_from,
 )
+LEDGER_DIMENSIONS = {"centre": LedgerItem.centre_id, "town": LedgerItem.centre_id,
+                     "department": LedgerItem.department_id}
+LEDGER = Source("ledger_items", LedgerItem.raised_at, False, LedgerItem.centre_id, LedgerItem.department_id,
+                LEDGER_DIMENSIONS, lambda _d: LedgerItem.__table__)
+LEDGER_CLOSED = Source("ledger_items_closed", LedgerItem.closed_at, False, LedgerItem.centre_id,
+                       LedgerItem.department_id, LEDGER_DIMENSIONS, lambda _d: LedgerItem.__table__)
+#: 证照到期提醒: a certificate belongs to no queue, only to its type's item's department; a
+#: supervisor sees the reminders of their departments whatever the centre (``centre`` None).
+REMINDERS = Source(
+    "certificate_reminders", CertificateReminder.sent_at, False, None, ServiceItem.department_id,
+    {"department": ServiceItem.department_id, "item": CertificateType.item_id},
+    lambda _d: CertificateReminder.__table__.join(CertificateType, CertificateType.id == CertificateReminder.type_id)
+    .join(ServiceItem, ServiceItem.id == CertificateType.item_id),
+)
+
+
+def _watched(actor: Actor, source: Source) -> ColumnElement[bool]:
+    if source.centre is not None or actor.role is Role.admin:
+        return watched(actor, source.centre, source.department)
+    mine: ColumnElement[bool] = source.department.in_(sorted({d for _c, d in actor.queues}))
+    return mine
 
 
 # --- metrics ------------------------------------------------------------------------------------
@@ -217,8 +251,9 @@ INVITATIONS = Source(
 class Metric:
     """One figure. ``kind``: ``count`` (rows where ``where``), ``total`` (sum of ``expr``),
     ``mean`` (of ``expr`` over rows where ``where``), ``share`` (per cent of the rows where
-    ``where`` that also meet ``part``) or ``p90`` (percentile_cont(0.9) of ``expr`` over rows
-    where ``where``). ``unit``: count, seconds or percent."""
+    ``where`` that also meet ``part``), ``p90`` (the 90th percentile of ``expr`` over rows
+    where ``where``) or ``at_end`` (rows meeting ``at`` at each period's end — or now, if
+    sooner — whenever they began). ``unit``: count, seconds or percent."""
 
     key: str
     label: str
@@ -228,10 +263,11 @@ class Metric:
     where: Cond | None = None
     expr: Expr | None = None
     part: Cond | None = None
+    at: Callable[[datetime], ColumnElement[bool]] | None = None
 
     @property
     def additive(self) -> bool:
-        return self.kind != "p90"
+        return self.kind not in ("p90", "at_end")
 
     def parts(self, dialect: str) -> dict[str, ColumnElement[Any]]:
         """The sums its value is made of; a total is their sum over the rows."""
@@ -295,6 +331,20 @@ def _answered(_d: str) -> ColumnElement[bool]:
     return Invitation.answered_at.is_not(None)
 
 
+def _rectified_on_time(_d: str) -> ColumnElement[bool]:
+    """A bad rating's 整改 work order answered by its deadline."""
+    return and_(LedgerItem.source == "rating", LedgerItem.answered_at.is_not(None),
+                LedgerItem.answered_at <= LedgerItem.deadline)
+
+
+def _overdue_at(moment: datetime) -> ColumnElement[bool]:
+    """督办 overdue at ``moment`` (ledger.overdue, as it stood then): raised before it, its
+    deadline passed, and neither answered nor closed by then."""
+    return and_(LedgerItem.raised_at < moment, LedgerItem.deadline < moment,
+                or_(LedgerItem.answered_at.is_(None), LedgerItem.answered_at >= moment),
+                or_(LedgerItem.closed_at.is_(None), LedgerItem.closed_at >= moment))
+
+
 METRICS: tuple[Metric, ...] = (
     Metric("tickets", "取号量", "count", TICKETS, "count"),
     Metric("served", "办结量", "count", TICKETS, "count", where=_completed),
@@ -318,16 +368,17 @@ METRICS: tuple[Metric, ...] = (
     Metric("experts_invited", "专家邀请", "count", INVITATIONS, "count"),
     Metric("expert_response_avg_s", "专家平均响应时长", "seconds", INVITATIONS, "mean", where=_answered,
            expr=lambda d: seconds_between(Invitation.created_at, Invitation.answered_at, d)),
+    Metric("ledger_opened", "督办台账新增", "count", LEDGER, "count"),
+    Metric("ledger_closed", "督办台账办结", "count", LEDGER_CLOSED, "count"),
+    Metric("ledger_overdue", "督办台账逾期", "count", LEDGER, "at_end", at=_overdue_at),
+    Metric("bad_ratings_rectified", "差评整改按时答复", "count", LEDGER, "count", where=_rectified_on_time),
+    Metric("rectified_on_time_rate", "差评整改按时率", "percent", LEDGER, "share",
+           where=lambda _d: LedgerItem.source == "rating", part=_rectified_on_time),
+    Metric("reminders_sent", "证照到期提醒发送", "count", REMINDERS, "count"),
 )
 
-#: Slots for metrics over tables other parts of issue 15 add; docs/reports.md says how to fill them.
-PENDING: tuple[tuple[str, str], ...] = (
-    ("bad_ratings_rectified", "差评整改办结"),
-    ("ledger_opened", "督办台账新增"),
-    ("ledger_closed", "督办台账办结"),
-    ("ledger_overdue", "督办台账逾期"),
-    ("reminders_sent", "证照到期提醒发送"),
-)
+#: Slots for metrics over tables still to come; docs/reports.md says how to fill them.
+PENDING: tuple[tuple[str, str], ...] = ()
 BY_KEY = {m.key: m for m in METRICS}
 
 
@@ -335,12 +386,31 @@ BY_KEY = {m.key: m for m in METRICS}
 
 Key = int | None
 Sums = dict[str, float]
+Spans = list[tuple[date, date]]  # [start, end) runs of local days
+Rolled = tuple[list[date], Spans]  # rolled-up months (their first days) and days outside them
+Hist = dict[int, list[float]]  # wait bucket → [waits, their sum in seconds]
 
 
 def _bounds(source: Source, p: Period, rules: Any) -> ColumnElement[bool]:
     if source.local_day:
         return and_(source.when >= p.start, source.when < p.end)
     return and_(source.when >= hours.day_start_utc(rules, p.start), source.when < hours.day_start_utc(rules, p.end))
+
+
+def _in_spans(column: Any, spans: Spans) -> ColumnElement[bool]:
+    return or_(*[and_(column >= a, column < b) for a, b in spans]) if spans else false()
+
+
+def _in_rolled(c: Any, part: Rolled) -> ColumnElement[bool]:
+    """The rollup rows (``c``: a rollup table's columns) of the months and days of ``part``."""
+    months, spans = part
+    either = [*([and_(c.monthly == true(), c.service_day.in_(months))] if months else []),
+              *([and_(c.monthly == false(), _in_spans(c.service_day, spans))] if spans else [])]
+    return or_(*either) if either else false()
+
+
+def _any(rolled: tuple[Rolled, Rolled]) -> bool:
+    return any(months or spans for months, spans in rolled)
 
 
 def _parts(metrics: list[Metric], dialect: str) -> dict[str, ColumnElement[Any]]:
@@ -355,20 +425,20 @@ def _sums(names: list[str], values: Any) -> Sums:
 
 
 async def _additive(uow: Uow, actor: Actor, source: Source, metrics: list[Metric], dimension: str,
-                    cur: Period, prev: Period, *, by_day: bool = False,
+                    in_cur: ColumnElement[bool], in_prev: ColumnElement[bool], *, by_day: bool = False,
                     ) -> tuple[dict[tuple[int, Key], Sums], dict[date, Sums]]:
-    """(1 this period | 0 last year, dimension key) → the metrics' sums; with ``by_day``, also
-    each local day → the sums (the trend; a source placed by local day only). Two queries: one
-    scan with both as GROUPING SETS measured no faster on PostgreSQL, and cannot run in parallel."""
+    """(1 this period | 0 last year, dimension key) → the metrics' sums over the rows where
+    ``in_cur`` or ``in_prev``; with ``by_day``, also each local day → the sums (the trend; a
+    source placed by local day only). Two queries: one scan with both as GROUPING SETS measured
+    no faster on PostgreSQL, and cannot run in parallel."""
     parts = _parts(metrics, uow.dialect)
     names = list(parts)
-    in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
     flag = case((in_cur, 1), else_=0)
     key = source.dimensions.get(dimension)
     keycol = key if key is not None else literal(None)
     grouped = [flag, *([key] if key is not None else [])]
     aggregates = [p.label(f"p{i}") for i, p in enumerate(parts.values())]
-    scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department))
+    scope = and_(or_(in_cur, in_prev), _watched(actor, source))
     frm = source.frm(dimension)
     rows: dict[tuple[int, Key], Sums] = {}
     days: dict[date, Sums] = {}
@@ -378,9 +448,12 @@ async def _additive(uow: Uow, actor: Actor, source: Source, metrics: list[Metric
     if by_day:
         by = select(source.when, *aggregates).select_from(source.frm(None)).where(scope).group_by(source.when)
         for row in (await uow.session.execute(by)).all():
-            day = row[0] if isinstance(row[0], date) else date.fromisoformat(row[0])
-            days[day] = _sums(names, row[1:])
+            days[_as_date(row[0])] = _sums(names, row[1:])
     return rows, days
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -393,33 +466,311 @@ def percentile(values: list[float], q: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, cur: Period,
-               prev: Period) -> dict[tuple[int, Key | str], float | None]:
-    """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope."""
+# --- waits by bucket: the 90th percentile, mergeable across days ----------------------------------
+
+#: Waits are counted by the minute for the first hour, by ten minutes up to three hours, and
+#: in one bucket beyond; a bucket's waits stand for their mean (docs/reports.md, "Rollups").
+WAIT_BUCKETS = 73
+
+
+def wait_bucket(seconds: float) -> int:
+    """The bucket of a wait (the SQL in ``_bucket_sql`` says the same)."""
+    if seconds < 3600:
+        return max(0, int(seconds // 60))
+    return 60 + int((seconds - 3600) // 600) if seconds < 10800 else WAIT_BUCKETS - 1
+
+
+def _bucket_sql(wait: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    def floor(x: ColumnElement[Any]) -> ColumnElement[Any]:
+        return cast(func.floor(x), Integer) if dialect == "postgresql" else cast(x, Integer)
+    return case((wait < 60, 0), (wait < 3600, floor(wait / 60)), (wait < 10800, 60 + floor((wait - 3600) / 600)),
+                else_=WAIT_BUCKETS - 1)
+
+
+def histogram_percentile(hist: Mapping[int, list[float]], q: float) -> float | None:
+    """``percentile_cont`` over the waits of a histogram, each wait standing for its bucket's
+    mean: exact when the waits of the two buckets the rank falls in are each alike."""
+    buckets = sorted((b, n, total) for b, (n, total) in hist.items() if n)
+    count = sum(n for _b, n, _t in buckets)
+    if not count:
+        return None
+    pos = q * (count - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+
+    def at(rank: int) -> float:
+        seen = 0.0
+        for _b, n, total in buckets:
+            seen += n
+            if rank < seen:
+                return total / n
+        raise AssertionError(rank)
+
+    low = at(lo)
+    return low + (at(hi) - low) * (pos - lo)
+
+
+def _merge(into: dict[tuple[int, Key | str], Hist], flag: int, key: Key | str, bucket: int, n: float,
+           total: float) -> None:
+    cell = into.setdefault((flag, key), {}).setdefault(int(bucket), [0.0, 0.0])
+    cell[0] += float(n)
+    cell[1] += float(total)
+
+
+async def _p90(uow: Uow, actor: Actor, m: Metric, dimension: str, live: tuple[Spans, Spans],
+               rolled: tuple[Rolled, Rolled], *, every_queue: bool = False,
+               ) -> dict[tuple[int, Key | str], float | None]:
+    """(flag, key) → the 90th percentile, and (flag, "total") → over the whole scope: from the
+    waits by bucket of the live days' tickets and of the rolled days' rollups, merged."""
     source = m.source
-    assert m.expr is not None and m.where is not None
-    in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
+    assert m.expr is not None and m.where is not None and source is TICKETS
+    hists: dict[tuple[int, Key | str], Hist] = {}
+    key = source.dimensions[dimension]
+    if live[0] or live[1]:
+        in_cur, in_prev = _in_spans(source.when, live[0]), _in_spans(source.when, live[1])
+        flag = case((in_cur, 1), else_=0)
+        value = m.expr(uow.dialect)
+        bucket = _bucket_sql(value, uow.dialect)
+        scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department), m.where(uow.dialect))
+        stmt = (select(flag, key, bucket, func.count(), func.sum(value)).select_from(source.frm(dimension))
+                .where(scope).group_by(flag, key, bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+    if every_queue and (rolled[0][0] or rolled[1][0]):  # whole months, over every queue: no scope to keep
+        mw = report_rollup_month_waits.c
+        in_cur, in_prev = mw.service_day.in_(rolled[0][0] or [None]), mw.service_day.in_(rolled[1][0] or [None])
+        flag = case((in_cur, 1), else_=0)
+        stmt = (select(flag, mw.key, mw.bucket, func.sum(mw.n), func.sum(mw.total))
+                .where(mw.dimension == dimension, or_(in_cur, in_prev)).group_by(flag, mw.key, mw.bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+        rolled = (([], rolled[0][1]), ([], rolled[1][1]))
+    if _any(rolled):
+        w = report_rollup_waits.c
+        in_cur, in_prev = _in_rolled(w, rolled[0]), _in_rolled(w, rolled[1])
+        flag = case((in_cur, 1), else_=0)
+        scope = and_(w.dimension == dimension, or_(in_cur, in_prev), watched(actor, w.centre_id, w.department_id))
+        stmt = (select(flag, w.key, w.bucket, func.sum(w.n), func.sum(w.total)).where(scope)
+                .group_by(flag, w.key, w.bucket))
+        for f, k, b, n, total in (await uow.session.execute(stmt)).all():
+            _merge(hists, int(f), k, b, n, total or 0)
+    totals: dict[tuple[int, Key | str], Hist] = {}
+    for (f, _k), hist in hists.items():
+        for b, (n, total) in hist.items():
+            _merge(totals, f, "total", b, n, total)
+    return {g: histogram_percentile(h, 0.9) for g, h in {**hists, **totals}.items()}
+
+
+# --- rollups: the settled days' ticket figures, kept so a year need not read its tickets ---------
+
+#: A service day is settled — rolled up, and read from its rollups — once this many days have
+#: passed: its tickets called back, completed or transferred after midnight are in by then. A
+#: rating given later unrolls its day (``unroll``) until the next roll.
+SETTLE_DAYS = 3
+ROLLUP_TREND_DIMENSION = "centre"  # every ticket has one centre: its rows sum to the whole scope
+#: The additive parts of the ticket metrics → the rollup column that keeps their sum.
+ROLLUP_COLUMNS: dict[str, str] = {
+    "tickets.n": "tickets_n", "served.n": "served_n", "no_shows.n": "no_shows_n", "transfers.sum": "transfers_sum",
+    "wait_avg_s.sum": "wait_sum", "wait_avg_s.n": "wait_n", "handling_avg_s.sum": "handling_sum",
+    "handling_avg_s.n": "handling_n", "ratings.n": "ratings_n", "good_rate.part": "good_part",
+    "good_rate.n": "ratings_n", "bad_ratings.n": "bad_n",
+}
+
+
+def settled_before(uow: Uow) -> date:
+    """The first day not settled yet: days before it are rolled up."""
+    return hours.local_day(uow.rules, uow.clock.now()) - timedelta(days=SETTLE_DAYS - 1)
+
+
+def _runs(days: list[date]) -> Spans:
+    spans: Spans = []
+    for d in sorted(days):
+        if spans and spans[-1][1] == d:
+            spans[-1] = (spans[-1][0], d + timedelta(days=1))
+        else:
+            spans.append((d, d + timedelta(days=1)))
+    return spans
+
+
+def _days(p: Period) -> list[date]:
+    return [p.start + timedelta(days=i) for i in range(p.days)]
+
+
+async def rolled_days(uow: Uow, start: date, end: date) -> set[date]:
+    found = await uow.session.scalars(select(ReportRollupDay.service_day).where(
+        ReportRollupDay.service_day >= start, ReportRollupDay.service_day < end))
+    return {_as_date(d) for d in found}
+
+
+async def roll(uow: Uow, start: date, end: date) -> int:
+    """Build the rollups of the service days [start, end) from their tickets, replacing what was
+    there (rolling a day again is harmless). Say how many days."""
+    if end <= start:
+        return 0
+    t = TICKETS
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
+    months = sorted({d.replace(day=1) for d in days})
+    await _drop_months(uow, months)
+    for table in (report_rollups, report_rollup_waits):
+        await uow.session.execute(delete(table).where(
+            table.c.monthly == false(), table.c.service_day >= start, table.c.service_day < end))
+    await uow.session.execute(delete(ReportRollupDay).where(
+        ReportRollupDay.service_day >= start, ReportRollupDay.service_day < end))
+    metrics = [m for m in METRICS if m.source is t and m.additive]
+    parts = _parts(metrics, uow.dialect)
+    assert set(parts) == set(ROLLUP_COLUMNS), "every additive ticket part needs its rollup column"
+    by_column = {ROLLUP_COLUMNS[name]: expr for name, expr in parts.items()}
+    in_days = and_(t.when >= start, t.when < end)
+    wait = BY_KEY["wait_p90_s"]
+    assert wait.expr is not None and wait.where is not None
+    value = wait.expr(uow.dialect)
+    bucket = _bucket_sql(value, uow.dialect)
+    for dimension, key in t.dimensions.items():
+        head = [t.when, literal(dimension), key, t.centre, t.department, literal(False, Boolean)]
+        keys = ["service_day", "dimension", "key", "centre_id", "department_id", "monthly"]
+        sums = [func.coalesce(by_column[c], 0) for c in ROLLUP_SUMS]
+        rows = select(*head, *sums).select_from(t.frm(dimension)).where(in_days).group_by(
+            t.when, key, t.centre, t.department)
+        await uow.session.execute(insert(report_rollups).from_select([*keys, *ROLLUP_SUMS], rows))
+        waits = (select(*head, bucket, func.count(), func.coalesce(func.sum(value), 0))
+                 .select_from(t.frm(dimension)).where(and_(in_days, wait.where(uow.dialect)))
+                 .group_by(t.when, key, t.centre, t.department, bucket))
+        await uow.session.execute(insert(report_rollup_waits).from_select([*keys, "bucket", "n", "total"], waits))
+    now = uow.clock.now()
+    uow.session.add_all([ReportRollupDay(service_day=d, rolled_at=now) for d in days])
+    await uow.session.flush()
+    for month in months:
+        following = _next_month(month)
+        if len(await rolled_days(uow, month, following)) == (following - month).days:
+            await _roll_month(uow, month, following)
+    return len(days)
+
+
+def _next_month(month: date) -> date:
+    return (month + timedelta(days=32)).replace(day=1)
+
+
+async def _drop_months(uow: Uow, months: list[date]) -> None:
+    for table in (report_rollups, report_rollup_waits):
+        await uow.session.execute(delete(table).where(table.c.monthly == true(), table.c.service_day.in_(months)))
+    await uow.session.execute(delete(report_rollup_month_waits).where(
+        report_rollup_month_waits.c.service_day.in_(months)))
+    await uow.session.execute(delete(ReportRollupMonth).where(ReportRollupMonth.month.in_(months)))
+
+
+async def _roll_month(uow: Uow, month: date, following: date) -> None:
+    """A month whose days are all rolled up: its rows summed, so a year reads 12 × its rows."""
+    for table, extra in ((report_rollups, ()), (report_rollup_waits, ("bucket",))):
+        c = table.c
+        keys = ["dimension", "key", "centre_id", "department_id", *extra]
+        summed = [name for name in (ROLLUP_SUMS if table is report_rollups else ("n", "total"))]
+        rows = (select(literal(month, Date), literal(True, Boolean), *[c[k] for k in keys],
+                       *[func.sum(c[name]) for name in summed])
+                .where(c.monthly == false(), c.service_day >= month, c.service_day < following)
+                .group_by(*[c[k] for k in keys]))
+        await uow.session.execute(insert(table).from_select(["service_day", "monthly", *keys, *summed], rows))
+    w = report_rollup_waits.c  # and over every queue
+    keys = ["dimension", "key", "bucket"]
+    rows = (select(literal(month, Date), *[w[k] for k in keys], func.sum(w.n), func.sum(w.total))
+            .where(w.monthly == false(), w.service_day >= month, w.service_day < following)
+            .group_by(*[w[k] for k in keys]))
+    await uow.session.execute(insert(report_rollup_month_waits).from_select(["service_day", *keys, "n", "total"], rows))
+    uow.session.add(ReportRollupMonth(month=month, rolled_at=uow.clock.now()))
+    await uow.session.flush()
+
+
+async def roll_missing(uow: Uow, start: date, end: date, *, limit: int | None = None) -> int:
+    """Roll the settled days of [start, end) that have no rollups (never rolled, or unrolled
+    by a late change), the newest first, at most ``limit`` of them. Say how many days."""
+    end = min(end, settled_before(uow))
+    if end <= start:
+        return 0
+    have = await rolled_days(uow, start, end)
+    missing = [d for d in (start + timedelta(days=i) for i in range((end - start).days)) if d not in have]
+    missing = sorted(missing, reverse=True)[:limit]
+    rolled = 0
+    for a, b in _runs(missing):
+        rolled += await roll(uow, a, b)
+    return rolled
+
+
+#: How far back the monitor keeps rollups, and how many days one of its passes rolls at most.
+KEEP_ROLLED_DAYS, DAYS_PER_PASS = 400, 31
+
+
+async def roll_settled(uow: Uow) -> int:
+    """The monitor's chore: the settled days of the last ``KEEP_ROLLED_DAYS`` that lack
+    rollups (a month of them per pass, so a first pass on a long history does not hold the
+    monitor up). Nothing missing: one small read."""
+    end = settled_before(uow)
+    return await roll_missing(uow, end - timedelta(days=KEEP_ROLLED_DAYS), end, limit=DAYS_PER_PASS)
+
+
+async def roll_for_report(uow: Uow, period: str, day: date | None = None) -> int:
+    """Lazily, before a report: roll the settled days it spans (and last year's) that lack rollups."""
+    cur = period_of(period if period in PERIODS else "day", day or hours.local_day(uow.rules, uow.clock.now()))
+    prev = same_period_last_year(cur)
+    return await roll_missing(uow, prev.start, prev.end) + await roll_missing(uow, cur.start, cur.end)
+
+
+async def unroll(uow: Uow, service_day: date) -> None:
+    """A ticket of a rolled day changed (a late rating): its day is read live until rolled again."""
+    await uow.session.execute(delete(ReportRollupDay).where(ReportRollupDay.service_day == service_day))
+    await _drop_months(uow, [service_day.replace(day=1)])
+
+
+async def _rolled_sums(uow: Uow, actor: Actor, dimension: str, rolled: tuple[Rolled, Rolled], *, by_day: bool,
+                       ) -> tuple[dict[tuple[int, Key], Sums], dict[date, Sums]]:
+    """The ticket sums of the rolled days, like ``_additive``'s, from the rollups."""
+    r = report_rollups.c
+    names = list(ROLLUP_COLUMNS)
+    aggregates = [func.sum(r[ROLLUP_COLUMNS[n]]) for n in names]
+    in_cur, in_prev = _in_rolled(r, rolled[0]), _in_rolled(r, rolled[1])
     flag = case((in_cur, 1), else_=0)
+    scope = and_(or_(in_cur, in_prev), watched(actor, r.centre_id, r.department_id))
+    rows: dict[tuple[int, Key], Sums] = {}
+    days: dict[date, Sums] = {}
+    if not _any(rolled):
+        return rows, days
+    stmt = select(flag, r.key, *aggregates).where(r.dimension == dimension, scope).group_by(flag, r.key)
+    for row in (await uow.session.execute(stmt)).all():
+        rows[(int(row[0]), row[1])] = _sums(names, row[2:])
+    if by_day:
+        by = (select(r.service_day, *aggregates).where(r.dimension == ROLLUP_TREND_DIMENSION, scope)
+              .group_by(r.service_day))
+        for row in (await uow.session.execute(by)).all():
+            days[_as_date(row[0])] = _sums(names, row[1:])
+    return rows, days
+
+
+
+async def _sees_every_queue(uow: Uow, actor: Actor) -> bool:
+    """Whether the reader's scope is every queue there is (an administrator, a district's
+    supervisor of every department): their figures need no queue."""
+    if actor.role is Role.admin:
+        return True
+    centres = (await uow.session.scalars(select(Centre.id))).all()
+    departments = (await uow.session.scalars(select(Department.id))).all()
+    return all((c, d) in actor.queues for c in centres for d in departments)
+
+
+async def _at_end(uow: Uow, actor: Actor, m: Metric, dimension: str, cur: Period,
+                  prev: Period) -> dict[tuple[int, Key | str], float | None]:
+    """(flag, key) → the rows meeting ``m.at`` at the end of the period (now, if sooner), and
+    (flag, "total")."""
+    assert m.at is not None
+    source = m.source
     key = source.dimensions.get(dimension)
     keycol = key if key is not None else literal(None)
-    value = m.expr(uow.dialect)
-    scope = and_(or_(in_cur, in_prev), watched(actor, source.centre, source.department), m.where(uow.dialect))
-    frm = source.frm(dimension)
-    out: dict[tuple[int, Key | str], float | None] = {}
-    if uow.dialect == "postgresql":
-        agg = func.percentile_cont(0.9).within_group(value)
-        sets = [tuple_(flag, key), tuple_(flag)] if key is not None else [tuple_(flag)]
-        stmt = (select(flag, keycol, func.grouping(keycol) if key is not None else literal(1), agg)
-                .select_from(frm).where(scope).group_by(func.grouping_sets(*sets)))
-        for f, k, total, v in (await uow.session.execute(stmt)).all():
-            out[(int(f), "total" if total else k)] = float(v) if v is not None else None
-        return out
-    groups: dict[tuple[int, Key | str], list[float]] = defaultdict(list)
-    for f, k, v in (await uow.session.execute(select(flag, keycol, value).select_from(frm).where(scope))).all():
-        groups[(int(f), "total")].append(float(v))
-        if key is not None:
-            groups[(int(f), k)].append(float(v))
-    return {g: percentile(vs, 0.9) for g, vs in groups.items()}
+    now = uow.clock.now()
+    out: dict[tuple[int, Key | str], float | None] = {(1, "total"): 0, (0, "total"): 0}
+    for flag, p in ((1, cur), (0, prev)):
+        moment = min(now, hours.day_start_utc(uow.rules, p.end))
+        stmt = (select(keycol, func.count()).select_from(source.frm(dimension))
+                .where(m.at(moment), _watched(actor, source)).group_by(keycol))
+        for k, n in (await uow.session.execute(stmt)).all():
+            out[(flag, k)] = int(n)
+            out[(flag, "total")] = (out[(flag, "total")] or 0) + int(n)
+    return out
 
 
 def _cell(current: float | None, previous: float | None) -> dict[str, float | None]:
@@ -491,31 +842,58 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
         raise Invalid("unknown_dimension", "统计维度不正确", allowed=list(DIMENSIONS))
     if period not in PERIODS:
         raise Invalid("unknown_period", "统计周期须为日、周、月或年", allowed=list(PERIODS))
-    if uow.dialect == "postgresql":  # the percentile's sort of a year's waits in memory, not on disk
-        await uow.session.execute(text("SET LOCAL work_mem = '64MB'"))
     cur = period_of(period, day or hours.local_day(uow.rules, uow.clock.now()))
     prev = same_period_last_year(cur)
-    sums: dict[tuple[int, Key], Sums] = defaultdict(dict)
+    first, last = min(cur.start, prev.start), max(cur.end, prev.end)
+    rolled_set = await rolled_days(uow, first, last)
+    whole = {_as_date(m) for m in await uow.session.scalars(select(ReportRollupMonth.month).where(
+        ReportRollupMonth.month >= first, ReportRollupMonth.month < last))}
+
+    def split(p: Period) -> Rolled:
+        """A year: its rolled-up months from their month rows (the trend is by month), other
+        rolled days from their day rows."""
+        months = sorted(m for m in whole if p.kind == "year" and p.start <= m < p.end
+                        and all(d in rolled_set for d in _days(Period("month", m, _next_month(m)))))
+        taken = set(months)
+        return months, _runs([d for d in _days(p) if d in rolled_set and d.replace(day=1) not in taken])
+
+    rolled = (split(cur), split(prev))
+    live = (_runs([d for d in _days(cur) if d not in rolled_set]),
+            _runs([d for d in _days(prev) if d not in rolled_set]))
+    sums: dict[tuple[int, Key], Sums] = defaultdict(lambda: defaultdict(float))
     totals: dict[int, Sums] = {1: defaultdict(float), 0: defaultdict(float)}
     keys: set[Key] = set()
-    sources = list(dict.fromkeys(m.source for m in METRICS))
     days: dict[date, Sums] = {}
-    for source in sources:
-        mine = [m for m in METRICS if m.source is source and m.additive]
-        found, by_day = await _additive(uow, actor, source, mine, dimension, cur, prev,
-                                        by_day=series and source is TICKETS)
+
+    def add(source: Source, found: Mapping[tuple[int, Key], Sums], by_day: Mapping[date, Sums]) -> None:
         days.update(by_day)
         for (flag, key), values in found.items():
             for n, v in values.items():
                 totals[flag][n] += v
+                if dimension in source.dimensions:
+                    sums[(flag, key)][n] += v
             if dimension in source.dimensions:
-                sums[(flag, key)].update(values)
                 keys.add(key)
+
+    for source in dict.fromkeys(m.source for m in METRICS):
+        mine = [m for m in METRICS if m.source is source and m.additive]
+        trend = series and source is TICKETS
+        if source is not TICKETS:
+            in_cur, in_prev = _bounds(source, cur, uow.rules), _bounds(source, prev, uow.rules)
+            add(source, *await _additive(uow, actor, source, mine, dimension, in_cur, in_prev, by_day=trend))
+            continue
+        if live[0] or live[1]:  # today, and days not rolled up: from the tickets
+            in_cur, in_prev = _in_spans(source.when, live[0]), _in_spans(source.when, live[1])
+            add(source, *await _additive(uow, actor, source, mine, dimension, in_cur, in_prev, by_day=trend))
+        add(source, *await _rolled_sums(uow, actor, dimension, rolled, by_day=trend))
     quantiles: dict[str, dict[tuple[int, Key | str], float | None]] = {}
     for m in METRICS:
         if not m.additive:
-            quantiles[m.key] = await _p90(uow, actor, m, dimension, cur, prev)
-            keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))
+            quantiles[m.key] = (await _p90(uow, actor, m, dimension, live, rolled,
+                                           every_queue=await _sees_every_queue(uow, actor)) if m.kind == "p90"
+                                else await _at_end(uow, actor, m, dimension, cur, prev))
+            if dimension in m.source.dimensions:
+                keys.update(k for (_f, k) in quantiles[m.key] if k != "total" and not isinstance(k, str))
 
     def cells(pick: Callable[[Metric, int], float | None]) -> dict[str, dict[str, float | None]]:
         return {m.key: _cell(pick(m, 1), pick(m, 0)) for m in METRICS}
@@ -525,7 +903,7 @@ async def report(uow: Uow, actor: Actor, *, dimension: str, period: str, day: da
             if dimension not in m.source.dimensions:
                 return None
             if not m.additive:
-                q = quantiles[m.key].get((flag, key))
+                q = quantiles[m.key].get((flag, key), 0 if m.kind == "at_end" else None)
                 return round(q, 1) if q is not None else None
             return m.value(sums.get((flag, key), {}))
         return pick
