@@ -76,6 +76,20 @@ OPEN_SOCKET = web.RequestKey("open_socket", web.WebSocketResponse)
 STATIC = Path(__file__).parent / "static"
 
 
+def router_path(path: str) -> str:
+    """The path as aiohttp routes it: an ``{…_id}`` placeholder where a sibling route has a
+    literal segment (``/api/bundles/{bundle_id}`` beside ``/api/bundles/report``) matches digits
+    only, so another method on the literal path is 405, not the id route's 422."""
+    parts = path.split("/")
+    for n, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("_id}"):
+            prefix = "/".join(parts[:n]) + "/"
+            if any(r.path.startswith(prefix) and not r.path[len(prefix):].startswith("{") for r in ROUTES
+                   if r.path != path and len(r.path) > len(prefix)):
+                parts[n] = part[:-1] + r":\d+}"
+    return "/".join(parts)
+
+
 def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: bool = True) -> web.Application:
     """The app with its routes. Its services are built when it starts, by its cleanup contexts
     in order (the database, storage, the live side, documents, housekeeping), and closed in
@@ -87,7 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, run_monitor: b
     app.on_response_prepare.append(security_headers)
     app.on_response_prepare.append(echo_request_id)
     for r in ROUTES:
-        app.router.add_route(r.method, r.path, r.handler)
+        app.router.add_route(r.method, router_path(r.path), r.handler)
     app.router.add_get("/api/objects/{key:.+}", serve_object)
     if settings.metrics_token:
         app.router.add_get("/metrics", scrape_handler(settings.metrics_token))
