@@ -606,6 +606,9 @@ async def roll(uow: Uow, start: date, end: date) -> int:
     there (rolling a day again is harmless). Say how many days."""
     if end <= start:
         return 0
+    # One roll at a time (monitors of several nodes, a report's lazy roll): the next one waits,
+    # then replaces what this one wrote instead of colliding with it.
+    await uow.serialize("report-rollup")
     t = TICKETS
     days = [start + timedelta(days=i) for i in range((end - start).days)]
     months = sorted({d.replace(day=1) for d in days})
@@ -714,6 +717,7 @@ async def roll_for_report(uow: Uow, period: str, day: date | None = None) -> int
 
 async def unroll(uow: Uow, service_day: date) -> None:
     """A ticket of a rolled day changed (a late rating): its day is read live until rolled again."""
+    await uow.serialize("report-rollup")
     await uow.session.execute(delete(ReportRollupDay).where(ReportRollupDay.service_day == service_day))
     await _drop_months(uow, [service_day.replace(day=1)])
 
