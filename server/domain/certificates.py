@@ -245,17 +245,8 @@ async def import_rows(uow: Uow, actor: Actor, rows: Sequence[TableRow]) -> dict[
     actor.require(Role.admin)
     kinds = {t.name: t for t in (await uow.session.scalars(
         select(CertificateType).where(CertificateType.active.is_(True)))).all()}
-    errors: list[dict[str, Any]] = []
-    good: dict[tuple[int, str], _Good] = {}
-    for row in rows:
-        checked, problems = _check(row, kinds)
-        if checked is not None:
-            earlier = good.get((checked.type_id, checked.number))
-            if earlier is not None:
-                problems = [("证照编号", f"与第 {earlier.line} 行的证照重复")]
-            else:
-                good[(checked.type_id, checked.number)] = checked
-        errors.extend(tables.problem(row.line, column, reason) for column, reason in problems)
+    good, errors = tables.sort_rows(rows, lambda row: _check(row, kinds), lambda g: (g.type_id, g.number),
+                                    "证照编号", "证照")
     created = updated = unchanged = 0
     now = uow.clock.now()
     existing: dict[tuple[int, str], Certificate] = {}

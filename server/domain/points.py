@@ -199,17 +199,8 @@ async def import_rows(uow: Uow, actor: Actor, rows: Sequence[TableRow]) -> dict[
     await uow.serialize(LOCK)
     town_rows = (await uow.session.scalars(select(Centre).where(Centre.level == CentreLevel.town))).all()
     towns = {c.name: c for c in town_rows}
-    errors: list[dict[str, Any]] = []
-    good: dict[tuple[int, str], _Good] = {}
-    for row in rows:
-        checked, problems = _check(row, towns)
-        if checked is not None:
-            earlier = good.get((checked.town_id, checked.name))
-            if earlier is not None:
-                problems = [("延伸点名称", f"与第 {earlier.line} 行的延伸点重复")]
-            else:
-                good[(checked.town_id, checked.name)] = checked
-        errors.extend(tables.problem(row.line, column, reason) for column, reason in problems)
+    good, errors = tables.sort_rows(rows, lambda row: _check(row, towns), lambda g: (g.town_id, g.name),
+                                    "延伸点名称", "延伸点")
     existing = {(p.centre_id, p.name): p for p in (await uow.session.scalars(select(ExtensionPoint))).all()}
     created = updated = unchanged = 0
     for key, g in good.items():

@@ -8,10 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from server.domain.errors import Invalid, TooLarge
 
@@ -34,6 +34,32 @@ class TableRow:
 def problem(line: int, column: str, reason: str) -> dict[str, Any]:
     """One bad row's problem, as every import reports it."""
     return {"row": line, "column": column, "reason": reason}
+
+
+class Checked(Protocol):
+    line: int
+
+
+G = TypeVar("G", bound=Checked)
+K = TypeVar("K", bound=Hashable)
+
+
+def sort_rows(rows: Sequence[TableRow], check: Callable[[TableRow], tuple[G | None, list[tuple[str, str]]]],
+              key: Callable[[G], K], column: str, what: str) -> tuple[dict[K, G], list[dict[str, Any]]]:
+    """An import's rows checked: the good ones by ``key`` (a second row of the same key is
+    reported as a duplicate of the first, under ``column``), and every problem by row and column."""
+    good: dict[K, G] = {}
+    errors: list[dict[str, Any]] = []
+    for row in rows:
+        checked, problems = check(row)
+        if checked is not None:
+            earlier = good.get(key(checked))
+            if earlier is not None:
+                problems = [(column, f"与第 {earlier.line} 行的{what}重复")]
+            else:
+                good[key(checked)] = checked
+        errors.extend(problem(row.line, c, reason) for c, reason in problems)
+    return good, errors
 
 
 def read_table(data: bytes, columns: Mapping[str, Sequence[str]], required: Sequence[str], header: str) -> list[TableRow]:
